@@ -1,0 +1,54 @@
+# The command index. `make help` lists every target.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+# A CPU build of torch, for the model-build tool and the parity tests only. A bare `torch` requirement
+# resolves to a multi-GB CUDA build; 2.13.0 CPU is the one this project is tested with.
+TORCH   ?= torch==2.13.0
+STAMP   := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast lint format model-tiny model-vit bench-embed clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[build,dev]"
+	# CLIP's BPE vocabulary ships inside open-clip-torch; only that file is used, so skip its
+	# dependencies (torchvision among them).
+	$(BIN)/pip install --quiet --no-deps open-clip-torch
+	touch $@
+
+install: $(STAMP) ## create .venv with the runtime, the build extra and the dev tools
+
+test: $(STAMP) ## lint, then every test tier (unit, parity incl. the slow ViT-B/32 check)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP) ## unit tests only (seconds)
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: $(STAMP) ## ruff lint + format check
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(STAMP) ## apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+model-tiny: $(STAMP) ## rebuild the committed test model in models/tiny
+	$(BIN)/visual-search build-model --preset tiny --seed 0 --precisions int8 --out models/tiny --force
+
+model-vit: $(STAMP) ## build the ViT-B/32 architecture with random weights into .cache/models/vit-b-32
+	$(BIN)/visual-search build-model --preset vit-b-32 --seed 0 --out .cache/models/vit-b-32 --force
+
+bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (writes bench/results/embed.json)
+	$(BIN)/python bench/embed.py
+
+clean: ## remove caches and build outputs (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache .hypothesis bench/results cdk.out

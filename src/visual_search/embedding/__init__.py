@@ -1,0 +1,7 @@
+"""Torch-free CLIP inference: manifest, image decoding, preprocessing, tokenizer and ONNX encoder."""
+
+from visual_search.embedding.decode import DecodedImage, DecodeLimits, decode_image
+from visual_search.embedding.encoder import Embedder
+from visual_search.embedding.manifest import Manifest
+
+__all__ = ["DecodeLimits", "DecodedImage", "Embedder", "Manifest", "decode_image"]

@@ -1,0 +1,127 @@
+"""The embedder: ONNX image and text towers behind batch APIs returning unit-length float32 rows.
+
+Sessions are created lazily (a search that only needs the text tower never loads the image tower) and
+kept for the life of the process, so a warm Lambda pays for them once. Each tower file is checked
+against the manifest's sha256 as it is read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from visual_search.embedding.decode import DecodeLimits, ImageSource, decode_image
+from visual_search.embedding.manifest import PRECISIONS, Manifest
+from visual_search.embedding.preprocess import preprocess_batch
+from visual_search.embedding.tokenizer import ClipTokenizer
+from visual_search.errors import ModelError
+
+
+class Embedder:
+    """CLIP embeddings from a model folder made by `visual-search build-model`.
+
+    >>> emb = Embedder.from_dir("models/tiny")
+    >>> emb.embed_texts(["a red shirt"]).shape
+    (1, 32)
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        precision: str = "int8",
+        threads: int = 1,
+        limits: DecodeLimits | None = None,
+    ):
+        if precision not in PRECISIONS:
+            raise ModelError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        self.manifest = manifest
+        self.precision = precision
+        self.threads = threads
+        self.limits = limits or DecodeLimits()
+        self._sessions: dict[str, ort.InferenceSession] = {}
+        self._tokenizer: ClipTokenizer | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_dir(cls, folder: str | Path, **kwargs) -> Embedder:
+        return cls(Manifest.load(folder), **kwargs)
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.manifest.embedding_dim
+
+    @property
+    def loaded_towers(self) -> frozenset[str]:
+        return frozenset(self._sessions)
+
+    def session_options(self, tower: str) -> ort.SessionOptions:
+        return self._session(tower).get_session_options()
+
+    def load(self, towers: Sequence[str] = ("image", "text")) -> None:
+        """Load towers now instead of on first use (e.g. during a Lambda's init phase)."""
+        for tower in towers:
+            self._session(tower)
+        if "text" in towers:
+            self._text_tokenizer()
+
+    def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
+        """float32 (N, 3, S, S) preprocessed pixels -> float32 (N, D) unit rows."""
+        if len(pixel_values) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._run("image", "pixel_values", np.ascontiguousarray(pixel_values, dtype=np.float32))
+
+    def embed_images(self, images: Sequence[ImageSource]) -> np.ndarray:
+        """Images (bytes, paths or PIL images) -> float32 (N, D). Raises ImageRejected on the first bad one;
+        callers that must isolate failures decode each image first with `decode_image`."""
+        side = self.manifest.image.resize_to
+        decoded = [decode_image(im, self.limits, min_side=side).image for im in images]
+        return self.embed_pixels(preprocess_batch(decoded, self.manifest.image))
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts -> float32 (N, D) unit rows; each text truncated to the model's context length."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._run("text", "input_ids", self.token_ids(texts))
+
+    def token_ids(self, texts: Sequence[str]) -> np.ndarray:
+        """The int64 (N, L) ids the text tower receives for `texts`."""
+        return self._text_tokenizer().encode_batch(texts)
+
+    def _run(self, tower: str, input_name: str, batch: np.ndarray) -> np.ndarray:
+        (out,) = self._session(tower).run(None, {input_name: batch})
+        # The graph already L2-normalises; renormalising in float32 keeps rows unit length after int8.
+        out = out.astype(np.float32, copy=False)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def _session(self, tower: str) -> ort.InferenceSession:
+        session = self._sessions.get(tower)
+        if session is None:
+            with self._lock:
+                session = self._sessions.get(tower)
+                if session is None:
+                    data = self.manifest.read_verified(self.manifest.tower_file(tower, self.precision))
+                    session = ort.InferenceSession(data, self._options(), providers=["CPUExecutionProvider"])
+                    self._sessions[tower] = session
+        return session
+
+    def _text_tokenizer(self) -> ClipTokenizer:
+        if self._tokenizer is None:
+            raw = self.manifest.read_verified(self.manifest.tokenizer_file).decode("utf-8")
+            self._tokenizer = ClipTokenizer(raw, self.manifest.text)
+        return self._tokenizer
+
+    def _options(self) -> ort.SessionOptions:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        return opts

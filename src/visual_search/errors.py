@@ -1,0 +1,55 @@
+"""Domain errors. The API layer maps these types (never their messages) to HTTP statuses.
+
+Every error that comes from bad input is *permanent*: retrying the same input cannot succeed, so the
+ingest pipeline records it as refused instead of retrying it.
+"""
+
+
+class VisualSearchError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class BadInput(VisualSearchError):
+    """The caller's input is invalid; retrying it unchanged cannot succeed."""
+
+
+class ImageRejected(BadInput):
+    """An image was refused. `reason` is a stable machine-readable code for logs and metrics."""
+
+    reason = "image_rejected"
+
+
+class EmptyImage(ImageRejected):
+    reason = "empty"
+
+
+class ImageTooLarge(ImageRejected):
+    """More bytes than the configured limit."""
+
+    reason = "too_many_bytes"
+
+
+class DecompressionBomb(ImageRejected):
+    """More pixels than the configured limit (checked from the header, before decoding)."""
+
+    reason = "too_many_pixels"
+
+
+class UnsupportedImageFormat(ImageRejected):
+    """Not an image, or a format outside the allow-list (SVG, HTML, PDF, ...)."""
+
+    reason = "unsupported_format"
+
+
+class CorruptImage(ImageRejected):
+    """Recognised as an allowed format but cannot be decoded (truncated, damaged)."""
+
+    reason = "corrupt"
+
+
+class ModelError(VisualSearchError):
+    """The model folder is missing, incomplete or does not match its manifest."""
+
+
+class ChecksumMismatch(ModelError):
+    """A model file's sha256 differs from the one recorded in the manifest."""

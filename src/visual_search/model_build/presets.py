@@ -1,0 +1,57 @@
+"""Architecture presets built with random weights: `tiny` for tests, `vit-b-32` for realistic benchmarks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CLIP_VOCAB_SIZE = 49408
+CLIP_CONTEXT_LENGTH = 77
+
+# The exact architecture of openai/clip-vit-base-patch32 (its config.json), so compute and file sizes
+# match the real model even though the weights are random.
+VIT_B_32: dict[str, Any] = {
+    "projection_dim": 512,
+    "text_config": {
+        "vocab_size": CLIP_VOCAB_SIZE,
+        "hidden_size": 512,
+        "intermediate_size": 2048,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 8,
+        "max_position_embeddings": CLIP_CONTEXT_LENGTH,
+        "hidden_act": "quick_gelu",
+        "bos_token_id": 49406,
+        "eos_token_id": 49407,
+        "pad_token_id": 1,
+    },
+    "vision_config": {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "image_size": 224,
+        "patch_size": 32,
+        "hidden_act": "quick_gelu",
+    },
+}
+
+# Small enough to build in seconds and commit (a few MB), but with CLIP's real vocabulary, context
+# length and 224-pixel input, so the tokenizer and preprocessing paths are the production ones.
+TINY: dict[str, Any] = {
+    "projection_dim": 32,
+    "text_config": {
+        **VIT_B_32["text_config"],
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+    },
+    "vision_config": {
+        **VIT_B_32["vision_config"],
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+    },
+}
+
+PRESETS = {"tiny": TINY, "vit-b-32": VIT_B_32}
