@@ -8,7 +8,8 @@ TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format model-tiny model-vit bench-embed clean
+RUNTIME := $(VENV)/.runtime
+.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,6 +23,15 @@ $(STAMP): pyproject.toml
 	# dependencies (torchvision among them).
 	$(BIN)/pip install --quiet --no-deps open-clip-torch
 	touch $@
+
+$(RUNTIME): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+demo: $(RUNTIME) ## main job: local server on the embedded index with the sample images indexed
+	$(BIN)/visual-search serve --with-samples
 
 install: $(STAMP) ## create .venv with the runtime, the build extra and the dev tools
 

@@ -140,6 +140,14 @@ def worker_variant(path: str, repeats: int) -> dict:
     }
 
 
+def peak_rss_mb() -> float:
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a worker would report its parent's peak.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker_main(args: argparse.Namespace) -> None:
     kind, _, arg = args.worker.partition(":")
     if kind == "torch":
@@ -148,7 +156,7 @@ def worker_main(args: argparse.Namespace) -> None:
         result = worker_onnx(arg, args.repeats)
     else:
         result = worker_variant(arg, args.repeats)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
 
@@ -208,10 +216,11 @@ def main() -> None:
     }
     results = {name: run_worker(spec, args.repeats) for name, spec in configs.items()}
     base = results["torch fp32"]
+    base_vectors = {"image": base["image"], "text": base["text"]}
     for r in results.values():
-        r["image_cos_vs_torch"] = cosine(r.pop("image"), base["image"])
+        r["image_cos_vs_torch"] = cosine(r.pop("image"), base_vectors["image"])
         if "text" in r:
-            r["text_cos_vs_torch"] = cosine(r.pop("text"), base["text"])
+            r["text_cos_vs_torch"] = cosine(r.pop("text"), base_vectors["text"])
     manifest = json.loads((MODEL / "manifest.json").read_text())
     sizes = {name: (MODEL / name).stat().st_size / 1e6 for name in manifest["files"]}
     sizes.update({p.name: p.stat().st_size / 1e6 for p in VARIANTS.glob("*.onnx")})

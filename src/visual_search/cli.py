@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build_model(commands)
     _add_verify_model(commands)
+    _add_service_commands(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -82,6 +83,101 @@ def _run_verify_model(args) -> int:
     manifest.verify_all()
     print(f"ok: {manifest.model_id}, dim {manifest.embedding_dim}, {len(manifest.files)} files verified")
     return 0
+
+
+def _add_service_commands(commands) -> None:
+    p = commands.add_parser("serve", help="run the local server (same API as the deployed one)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--with-samples", action="store_true", help="index the generated sample images first")
+    p.set_defaults(run=_run_serve)
+
+    p = commands.add_parser("add", help="index image files and folders")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--prefix", default="", help="store under this folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_add)
+
+    p = commands.add_parser("search", help="search and print a table of hits")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text")
+    source.add_argument("--file", type=Path)
+    source.add_argument("--url")
+    source.add_argument("--asset-id")
+    p.add_argument("--max-results", type=int, default=10)
+    p.add_argument("--threshold", type=float, default=0.0)
+    p.add_argument("--folder")
+    p.add_argument("--cursor")
+    p.set_defaults(run=_run_search)
+
+    p = commands.add_parser("duplicates", help="duplicates of one asset, or a report over the collection")
+    p.add_argument("--asset-id", help="only this asset's duplicates")
+    p.add_argument("--threshold", type=float, help="similarity floor of the 'similar' tier")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_duplicates)
+
+
+def _run_serve(args) -> int:
+    from visual_search import cli_commands
+    from visual_search.local_server import serve
+    from visual_search.samples import write_samples
+
+    services = cli_commands.services_from_env()
+    settings = services.settings
+    if args.with_samples:
+        folder = settings.data_dir / "samples"
+        if not folder.is_dir():
+            write_samples(folder)
+        totals = cli_commands.add_files(services, [folder], prefix="samples")
+        print(f"samples: {dict(totals)}", file=sys.stderr)
+    server = serve(services, args.host, args.port)
+    print(
+        f"Visual Search on http://{args.host}:{server.server_port}/v1_1/{settings.cloud_name}/resources/visual_search"
+        f"  ({services.index.count()} images; model {services.embedder.model_id};"
+        f" api_key {settings.api_key}, api_secret in {settings.data_dir / 'credentials.json'})",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        services.close()
+    return 0
+
+
+def _run_add(args) -> int:
+    from visual_search import cli_commands
+
+    services = cli_commands.services_from_env()
+    try:
+        totals = cli_commands.add_files(services, args.paths, args.prefix, progress=not args.quiet)
+    finally:
+        services.close()
+    print(", ".join(f"{k}: {v}" for k, v in sorted(totals.items())) or "nothing to add")
+    return 0
+
+
+def _run_search(args) -> int:
+    from visual_search import cli_commands
+
+    services = cli_commands.services_from_env()
+    try:
+        return cli_commands.run_search(services, args)
+    finally:
+        services.close()
+
+
+def _run_duplicates(args) -> int:
+    from visual_search import cli_commands
+
+    services = cli_commands.services_from_env()
+    try:
+        return cli_commands.run_duplicates(services, args)
+    finally:
+        services.close()
 
 
 if __name__ == "__main__":

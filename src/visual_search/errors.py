@@ -53,3 +53,35 @@ class ModelError(VisualSearchError):
 
 class ChecksumMismatch(ModelError):
     """A model file's sha256 differs from the one recorded in the manifest."""
+
+
+class InvalidCursor(BadInput):
+    """A next_cursor that is forged, truncated, of an old version, or from another query."""
+
+
+class NotFound(VisualSearchError):
+    """The named resource (asset, cloud) does not exist."""
+
+
+class Unauthorized(VisualSearchError):
+    """Missing or wrong credentials."""
+
+
+class DependencyUnavailable(VisualSearchError):
+    """The index or store cannot answer now; retrying later may succeed."""
+
+
+class ConfigurationError(VisualSearchError):
+    """Settings are missing or inconsistent; the process cannot serve."""
+
+
+class RemoteFetchRefused(BadInput):
+    """An image_url that may not be fetched: scheme, credentials, private address, too many redirects."""
+
+    reason = "url_refused"
+
+
+class RemoteFetchFailed(BadInput):
+    """An image_url that could not be fetched as an image: timeout, HTTP error, too large, not an image."""
+
+    reason = "url_failed"

@@ -1,0 +1,24 @@
+"""Search API Lambda: API Gateway proxy event -> the shared resolver -> response. Services are built on
+the first invocation and kept for the life of the execution environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+from visual_search.api.app import build_resolver
+from visual_search.bootstrap import build_services
+from visual_search.settings import service_settings
+
+logger = Logger(service="visual-search-api")
+_resolver: APIGatewayRestResolver | None = None
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    global _resolver
+    if _resolver is None:
+        _resolver = build_resolver(build_services(service_settings()))
+    return _resolver.resolve(event, context)

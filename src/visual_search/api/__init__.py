@@ -1,0 +1,1 @@
+"""The wire contract: Cloudinary-compatible routes, request parsing, auth, responses and errors."""

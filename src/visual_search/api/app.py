@@ -1,0 +1,242 @@
+"""The Cloudinary-compatible REST API on Powertools' resolver: the one implementation the search
+Lambda and the local server both run (the local server turns HTTP into API Gateway events)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from email.utils import formatdate
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from visual_search import __version__
+from visual_search.api import params
+from visual_search.api.auth import check_basic_auth
+from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
+from visual_search.api.responses import resource, search_response
+from visual_search.api.upload_signature import verify_upload
+from visual_search.bootstrap import Services
+from visual_search.errors import BadInput, DependencyUnavailable, NotFound, Unauthorized
+
+log = logging.getLogger(__name__)
+JSON = "application/json"
+SEARCH_PATH = "/v1_1/<cloud_name>/resources/visual_search"
+Opt = Annotated[str | None, Query()]
+
+
+class RateWindow:
+    """Advisory X-FeatureRateLimit-* figures, counted per process and hour (the SDKs expose them).
+    Enforcement is API Gateway's throttling, not this counter."""
+
+    def __init__(self, limit: int):
+        self.limit, self.window, self.used = limit, 0, 0
+
+    def headers(self) -> dict[str, str]:
+        window = int(time.time() // 3600)
+        if window != self.window:
+            self.window, self.used = window, 0
+        self.used += 1
+        return {
+            "X-FeatureRateLimit-Limit": str(self.limit),
+            "X-FeatureRateLimit-Remaining": str(max(0, self.limit - self.used)),
+            "X-FeatureRateLimit-Reset": formatdate((window + 1) * 3600, usegmt=True),
+        }
+
+
+class Routes:
+    """Route handlers. Each: authenticate, parse, one core call, Cloudinary-shaped response.
+    Handlers carry no return annotation: with validation on, Powertools would try to build a
+    response schema from `Response`."""
+
+    def __init__(self, app: APIGatewayRestResolver, services: Services):
+        self.app, self.services, self.settings = app, services, services.settings
+        self.rate = RateWindow(self.settings.rate_limit_per_hour)
+
+    # -- helpers
+    def respond(self, status: int, body: str, extra: dict[str, str] | None = None) -> Response:
+        context = self.app.current_event.get("requestContext") or {}
+        headers = {
+            "X-Request-Id": context.get("requestId") or uuid.uuid4().hex,
+            **self.rate.headers(),
+            **(extra or {}),
+        }
+        return Response(status_code=status, content_type=JSON, body=body, headers=headers)
+
+    def authenticate(self, cloud_name: str | None = None) -> None:
+        secret = self.settings.api_secret.get_secret_value() if self.settings.api_secret else ""
+        check_basic_auth(self.app.current_event.headers or {}, self.settings.api_key, secret)
+        if cloud_name is not None:
+            self.check_cloud(cloud_name)
+
+    def url_for(self, key: str) -> str:
+        base = self.settings.public_base_url
+        if base is None:
+            headers = self.app.current_event.headers or {}
+            host = next((v for k, v in headers.items() if k.lower() == "host"), "127.0.0.1")
+            base = f"http://{host}"
+        return self.services.store.url(key, base)
+
+    def check_cloud(self, cloud_name: str) -> None:
+        if cloud_name != self.settings.cloud_name:
+            raise NotFound(f"unknown cloud_name {cloud_name[:64]!r}")
+
+    def request_params(self) -> dict[str, str | bytes]:
+        event = self.app.current_event
+        query = event.resolved_query_string_parameters or {}
+        body = params.raw_body(event.raw_event)
+        return params.collect_params(query, event.headers or {}, body, self.settings.max_image_bytes)
+
+    # -- routes
+    def visual_search(self, cloud_name: str):
+        self.authenticate(cloud_name)
+        query = params.to_search_query(
+            self.request_params(), self.settings.default_max_results, self.settings.max_image_bytes
+        )
+        page = self.services.search.search(query)
+        return self.respond(200, json.dumps(search_response(page, self.url_for)))
+
+    def search_get(
+        self,
+        cloud_name: str,
+        text: Opt = None,
+        image_url: Opt = None,
+        image_asset_id: Opt = None,
+        image_file: Opt = None,
+        max_results: Opt = None,
+        next_cursor: Opt = None,
+        threshold: Opt = None,
+        asset_folder: Opt = None,
+        tags: Opt = None,
+        format: Opt = None,
+    ):
+        """Declared parameters document the API; values are read by `request_params` like every route."""
+        return self.visual_search(cloud_name)
+
+    def get_resource(self, cloud_name: str, asset_id: str):
+        self.authenticate(cloud_name)
+        stored = self.services.index.get(asset_id)
+        if stored is None:
+            raise NotFound(f"no asset with asset_id {asset_id[:64]}")
+        return self.respond(200, json.dumps(resource(stored.document, self.url_for)))
+
+    def upload(self, cloud_name: str):
+        self.check_cloud(cloud_name)
+        fields = self.request_params()
+        data = fields.pop("file", None)
+        text_fields = {k: v for k, v in fields.items() if isinstance(v, str)}
+        secret = self.settings.api_secret.get_secret_value() if self.settings.api_secret else ""
+        verify_upload(text_fields, self.settings.api_key, secret)
+        if isinstance(data, str):
+            data = (
+                params.decode_data_uri(data, self.settings.max_image_bytes)
+                if data.startswith("data:")
+                else None
+            )
+        if not data:
+            raise BadInput("file is required (a file part or a data: URI)")
+        document = self.services.uploads.upload(data, text_fields)
+        return self.respond(200, json.dumps(resource(document, self.url_for)))
+
+    def duplicates(self, cloud_name: str, asset_id: str):
+        """Extension (not in Cloudinary's API): the tiered duplicates of one asset."""
+        self.authenticate(cloud_name)
+        fields = self.request_params()
+        threshold = params.number(fields, "threshold", None, 0.0, 1.0)
+        found = self.services.duplicates.of_asset(asset_id, threshold)
+        body = {
+            "asset_id": asset_id,
+            "duplicates": [
+                {
+                    **resource(d.document, self.url_for),
+                    "score": round(max(0.0, d.score), 6),
+                    "tier": d.tier,
+                }
+                for d in found
+            ],
+        }
+        return self.respond(200, json.dumps(body))
+
+    def delete_resources(self, cloud_name: str):
+        """Cloudinary's DELETE /resources/image/upload?public_ids[]=...: removes files and vectors."""
+        self.authenticate(cloud_name)
+        public_ids = params.id_list(
+            self.app.current_event.multi_value_query_string_parameters or {}, "public_ids"
+        )
+        if not public_ids:
+            raise BadInput("public_ids is required")
+        deleted = {pid: self.services.uploads.delete(pid) for pid in public_ids}
+        return self.respond(200, json.dumps({"deleted": deleted, "partial": False}))
+
+    def health(self):
+        self.authenticate()
+        body = {
+            "status": "ok",
+            "model_id": self.services.embedder.model_id,
+            "assets": self.services.index.count(),
+        }
+        return self.respond(200, json.dumps(body))
+
+    # -- errors
+    def not_found(self, _exc: Exception) -> Response:
+        return self.respond(404, error_body("no such route"))
+
+    def invalid_request(self, _exc: RequestValidationError) -> Response:
+        return self.respond(400, error_body("invalid request parameters"))
+
+    def domain_error(self, exc: Exception) -> Response:
+        status = status_for(exc)
+        if status == 500:
+            log.exception("unhandled error")
+            return self.respond(500, error_body("internal error; the X-Request-Id identifies it in the logs"))
+        extra = None
+        if isinstance(exc, DependencyUnavailable):
+            extra = {"Retry-After": str(RETRY_AFTER_S)}
+        elif isinstance(exc, Unauthorized):
+            extra = {"WWW-Authenticate": 'Basic realm="visual-search"'}
+        return self.respond(status, error_body(str(exc)), extra)
+
+
+def _require_auth(routes: Routes):
+    def middleware(app: APIGatewayRestResolver, next_middleware):
+        routes.authenticate()
+        return next_middleware(app)
+
+    return middleware
+
+
+def build_resolver(services: Services) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    routes = Routes(app, services)
+    app.get(SEARCH_PATH, summary="Find images by what they show")(routes.search_get)
+    app.post(SEARCH_PATH, summary="Visual search with a form, multipart (image_file) or JSON body")(
+        routes.visual_search
+    )
+    # The Java SDK's path for the same search.
+    app.get(SEARCH_PATH + "/image", include_in_schema=False)(routes.visual_search)
+    app.post(SEARCH_PATH + "/image", include_in_schema=False)(routes.visual_search)
+    app.get("/v1_1/<cloud_name>/resources/<asset_id>", summary="One indexed image by asset_id")(
+        routes.get_resource
+    )
+    app.post("/v1_1/<cloud_name>/image/upload", summary="Upload an image (Cloudinary signed upload)")(
+        routes.upload
+    )
+    app.get("/v1_1/<cloud_name>/resources/<asset_id>/duplicates", summary="Tiered duplicates of one asset")(
+        routes.duplicates
+    )
+    app.delete("/v1_1/<cloud_name>/resources/image/upload", summary="Delete images by public_id")(
+        routes.delete_resources
+    )
+    app.get("/health", summary="Liveness and index size")(routes.health)
+    # The OpenAPI document (/docs?format=json) and its page; behind the same auth as every route.
+    app.enable_swagger(
+        path="/docs", title="Visual Search", version=__version__, middlewares=[_require_auth(routes)]
+    )
+    app.not_found(routes.not_found)
+    app.exception_handler(RequestValidationError)(routes.invalid_request)
+    app.exception_handler(Exception)(routes.domain_error)
+    return app

@@ -1,0 +1,210 @@
+"""Request parsing: the same parameters from a GET query string, a form, a multipart body or JSON.
+
+The SDKs differ in how they send a search: Python POSTs multipart with `image_file` as a file part,
+Node sends a data URI string, Java GETs everything in the query string. All arrive here as one dict
+of strings or bytes, then become a validated SearchQuery.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import multipart
+
+from visual_search.errors import BadInput
+from visual_search.index.port import Filters
+from visual_search.search import SearchQuery, decode_data_uri
+
+FIELDS = {
+    "text",
+    "image_url",
+    "image_file",
+    "image_asset_id",
+    "max_results",
+    "next_cursor",
+    "threshold",
+    "folder",
+    "asset_folder",
+    "tags",
+    "format",
+}
+MAX_PARTS = 32
+
+
+def raw_body(event: Mapping[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body)
+        except ValueError:
+            raise BadInput("request body is not valid base64") from None
+    return body.encode("utf-8")
+
+
+def collect_params(
+    query: Mapping[str, list[str]], headers: Mapping[str, str], body: bytes, max_bytes: int
+) -> dict[str, str | bytes]:
+    """Merge query-string and body parameters (the body wins). Values are str, or bytes for files."""
+    params: dict[str, str | bytes] = {k: v[-1] for k, v in query.items() if v}
+    if body:
+        params.update(_body_params(_content_type(headers), body, max_bytes))
+    return {k.removesuffix("[]"): v for k, v in params.items()}
+
+
+def _content_type(headers: Mapping[str, str]) -> str:
+    for name, value in headers.items():
+        if name.lower() == "content-type":
+            return value
+    return ""
+
+
+def _body_params(content_type: str, body: bytes, max_bytes: int) -> dict[str, str | bytes]:
+    mime, options = multipart.parse_options_header(content_type)
+    if mime == "multipart/form-data":
+        return _multipart(body, options.get("boundary", ""), max_bytes)
+    if mime == "application/json":
+        return _json(body)
+    if mime in ("application/x-www-form-urlencoded", ""):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput("form body is not UTF-8") from None
+        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    raise BadInput(f"unsupported Content-Type {mime!r}: use a query string, a form, multipart or JSON")
+
+
+def _multipart(body: bytes, boundary: str, max_bytes: int) -> dict[str, str | bytes]:
+    if not boundary:
+        raise BadInput("multipart body without a boundary")
+    parser = multipart.MultipartParser(
+        io.BytesIO(body),
+        boundary,
+        content_length=len(body),
+        part_limit=MAX_PARTS,
+        partsize_limit=max_bytes,
+        spool_limit=max_bytes + 1,
+        memory_limit=max_bytes + 1024 * 1024,
+        disk_limit=0,
+    )
+    out: dict[str, str | bytes] = {}
+    try:
+        for part in parser:
+            out[part.name] = part.raw if part.filename is not None else part.value
+    except multipart.MultipartError as exc:
+        raise BadInput(f"malformed multipart body: {exc}") from None
+    return out
+
+
+def _json(body: bytes) -> dict[str, str | bytes]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise BadInput("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadInput("JSON body must be an object")
+    out: dict[str, str | bytes] = {}
+    for key, value in data.items():
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        out[key] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def to_search_query(
+    params: Mapping[str, str | bytes], default_max_results: int, max_bytes: int
+) -> SearchQuery:
+    text = _text(params, "text")
+    image_url = _text(params, "image_url")
+    asset_id = _text(params, "image_asset_id")
+    image_bytes: bytes | None = None
+    file_value = params.get("image_file")
+    if isinstance(file_value, bytes):
+        image_bytes = file_value
+    elif isinstance(file_value, str) and file_value:
+        if file_value.startswith(("http://", "https://")):
+            if image_url is not None:
+                raise BadInput("give image_url or an image_file URL, not both")
+            image_url = file_value
+        else:
+            image_bytes = decode_data_uri(file_value, max_bytes)
+    if asset_id is not None and not _is_asset_id(asset_id):
+        raise BadInput("image_asset_id must be 32 lowercase hexadecimal characters")
+    return SearchQuery(
+        text=text,
+        image_url=image_url,
+        image_bytes=image_bytes,
+        asset_id=asset_id,
+        max_results=_int(params, "max_results", default_max_results, 1, 500),
+        next_cursor=_text(params, "next_cursor"),
+        threshold=_float(params, "threshold", 0.0, 0.0, 1.0),
+        filters=Filters(
+            folder=_text(params, "asset_folder") or _text(params, "folder"),
+            tags=_list(params, "tags"),
+            formats=tuple(f.lower() for f in _list(params, "format")),
+        ),
+    )
+
+
+def _text(params: Mapping[str, str | bytes], name: str) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput(f"{name} must be text") from None
+    return value
+
+
+def _int(params: Mapping[str, str | bytes], name: str, default: int, low: int, high: int) -> int:
+    raw = _text(params, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"{name} must be an integer from {low} to {high}") from None
+    if not low <= value <= high:
+        raise BadInput(f"{name} must be an integer from {low} to {high}")
+    return value
+
+
+def number(params: Mapping[str, str | bytes], name: str, default: float | None, low: float, high: float):
+    """An optional number parameter within [low, high]; `default` when absent."""
+    if _text(params, name) is None:
+        return default
+    return _float(params, name, low, low, high)
+
+
+def id_list(multi_query: Mapping[str, list[str]], name: str) -> list[str]:
+    """`public_ids[]=a&public_ids[]=b` (the SDKs' form) or `public_ids=a,b`."""
+    values = list(multi_query.get(name + "[]", [])) + list(multi_query.get(name, []))
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _float(params: Mapping[str, str | bytes], name: str, default: float, low: float, high: float) -> float:
+    raw = _text(params, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadInput(f"{name} must be a number from {low} to {high}") from None
+    if not low <= value <= high:  # also refuses NaN
+        raise BadInput(f"{name} must be a number from {low} to {high}")
+    return value
+
+
+def _list(params: Mapping[str, str | bytes], name: str) -> tuple[str, ...]:
+    raw = _text(params, name)
+    return tuple(t.strip() for t in raw.split(",") if t.strip()) if raw else ()
+
+
+def _is_asset_id(value: str) -> bool:
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)

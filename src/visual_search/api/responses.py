@@ -1,0 +1,55 @@
+"""Cloudinary's response shapes."""
+
+from __future__ import annotations
+
+from calendar import timegm
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from visual_search.search import SearchPage, clip_score
+
+
+def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict[str, Any]:
+    """A Cloudinary Admin API resource from a stored document."""
+    created = document.get("created_at", "")
+    url = url_for(document["key"])
+    return {
+        "asset_id": document["asset_id"],
+        "public_id": document["public_id"],
+        "format": document.get("format"),
+        "version": _version(created),
+        "resource_type": "image",
+        "type": "upload",
+        "created_at": created,
+        "bytes": document.get("bytes"),
+        "width": document.get("width"),
+        "height": document.get("height"),
+        "folder": document.get("folder", ""),
+        "asset_folder": document.get("folder", ""),
+        "display_name": PurePosixPath(document["public_id"]).name,
+        "tags": list(document.get("tags", [])),
+        "url": url,
+        "secure_url": url,
+    }
+
+
+def search_response(page: SearchPage, url_for: Callable[[str], str]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resources": [
+            {**resource(h.document, url_for), "score": round(clip_score(h.score), 6)} for h in page.hits
+        ],
+        "time": page.took_ms,
+    }
+    if page.next_cursor:
+        body["next_cursor"] = page.next_cursor
+    return body
+
+
+def _version(created_at: str) -> int:
+    # Cloudinary's version is the upload time in epoch seconds.
+    try:
+        return timegm(datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%SZ").timetuple())
+    except ValueError:
+        return 1

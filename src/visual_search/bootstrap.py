@@ -1,0 +1,141 @@
+"""The composition root: settings in, wired services out. The search Lambda, the local server, the
+CLI and the tests all build their services here, so there is one way the parts fit together."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from visual_search.assets import asset_id_for, public_id_for
+from visual_search.cursor import CursorCodec
+from visual_search.duplicates import DuplicateFinder
+from visual_search.embedding import Embedder
+from visual_search.embedding.decode import DecodeLimits, decode_image
+from visual_search.errors import BadInput, ConfigurationError
+from visual_search.index.port import VectorIndex
+from visual_search.ingest import IngestItem, Ingestor
+from visual_search.remote_fetch import FetchLimits, RemoteFetcher
+from visual_search.search import SearchService
+from visual_search.settings import ServiceSettings, with_local_secrets
+from visual_search.storage.local import LocalImageStore
+from visual_search.storage.port import ImageStore, validate_key
+
+
+@dataclass
+class Services:
+    settings: ServiceSettings
+    embedder: Embedder
+    index: VectorIndex
+    store: ImageStore
+    ingestor: Ingestor
+    search: SearchService
+    uploads: UploadService
+    duplicates: DuplicateFinder
+
+    def close(self) -> None:
+        self.index.close()
+
+
+class UploadService:
+    """Cloudinary-style uploads: store the file under `folder/public_id.format`, then index it now
+    (one machine) — on AWS the bucket's object event indexes it instead."""
+
+    def __init__(self, store: ImageStore, ingestor: Ingestor, index: VectorIndex, limits: DecodeLimits):
+        self._store, self._ingestor, self._index, self._limits = store, ingestor, index, limits
+
+    def upload(self, data: bytes, fields: dict[str, str]) -> dict[str, Any]:
+        decoded = decode_image(data, self._limits)  # refuse bad files before storing anything
+        public_id = fields.get("public_id") or secrets.token_hex(10)
+        folder = (fields.get("asset_folder") or fields.get("folder") or "").strip("/")
+        key = validate_key(
+            str(PurePosixPath(folder, f"{public_id}.{decoded.format}"))
+            if folder
+            else f"{public_id}.{decoded.format}"
+        )
+        tags = tuple(t.strip() for t in fields.get("tags", "").split(",") if t.strip())
+        self._store.put(key, data)
+        (result,) = self._ingestor.ingest([IngestItem(key, data, tags)])
+        if result.status != "indexed":
+            self._store.delete(key)
+            raise BadInput(result.message or "image refused")
+        stored = self._index.get(asset_id_for(self._store.name, key))
+        assert stored is not None  # just written by this call
+        return dict(stored.document)
+
+    def delete(self, public_id: str) -> str:
+        """Remove every stored file whose public_id matches, and its vector. "deleted" or "not_found"."""
+        folder = str(PurePosixPath(public_id).parent)
+        prefix = "" if folder == "." else folder + "/"
+        keys = [k for k in self._store.list(prefix) if public_id_for(k) == public_id]
+        for key in keys:
+            self._index.delete([asset_id_for(self._store.name, key)])
+            self._store.delete(key)
+        return "deleted" if keys else "not_found"
+
+
+def build_services(settings: ServiceSettings) -> Services:
+    if settings.store_backend == "local":
+        settings = with_local_secrets(settings)
+    if settings.api_secret is None or settings.cursor_secret is None:
+        raise ConfigurationError("VS_API_SECRET and VS_CURSOR_SECRET must be set outside local mode")
+    limits = DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    embedder = Embedder.from_dir(
+        settings.model_dir, precision=settings.model_precision, threads=settings.model_threads, limits=limits
+    )
+    index = _build_index(settings, embedder)
+    store = _build_store(settings)
+    ingestor = Ingestor(embedder, index, store.name, limits)
+    fetcher = RemoteFetcher(
+        FetchLimits(
+            max_bytes=settings.max_image_bytes,
+            total_timeout=settings.fetch_timeout_s,
+            max_redirects=settings.fetch_max_redirects,
+            allow_private=settings.allow_private_urls,
+        )
+    )
+    search = SearchService(
+        embedder,
+        index,
+        CursorCodec(_derive(settings.cursor_secret.get_secret_value(), "cursor")),
+        lambda url: fetcher.fetch(url).data,
+        limits,
+        max_hits=settings.max_hits_per_query,
+        max_text_chars=settings.max_text_chars,
+    )
+    uploads = UploadService(store, ingestor, index, limits)
+    duplicates = DuplicateFinder(index, settings.near_duplicate_threshold, settings.similar_threshold)
+    return Services(settings, embedder, index, store, ingestor, search, uploads, duplicates)
+
+
+def _build_index(settings: ServiceSettings, embedder: Embedder) -> VectorIndex:
+    if settings.index_backend == "embedded":
+        from visual_search.index.embedded import EmbeddedIndex
+
+        folder = settings.data_dir / "index" / _safe_name(embedder.model_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return EmbeddedIndex(folder / "index.sqlite", embedder.dim)
+    raise NotImplementedError("the OpenSearch adapter arrives with issue #5")
+
+
+def _build_store(settings: ServiceSettings) -> ImageStore:
+    if settings.store_backend == "local":
+        return LocalImageStore(
+            settings.data_dir / "images",
+            settings.public_base_url,
+            _derive(settings.cursor_secret.get_secret_value(), "files"),
+            name=settings.store_name,
+        )
+    raise NotImplementedError("the S3 store arrives with issue #4")
+
+
+def _derive(secret: str, purpose: str) -> bytes:
+    """Independent keys for independent uses, from one configured secret."""
+    return hashlib.sha256(f"{purpose}\x00{secret}".encode()).digest()
+
+
+def _safe_name(model_id: str) -> str:
+    # One index per model: a model change builds a new index instead of mixing embedding spaces.
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in model_id)

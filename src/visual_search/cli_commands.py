@@ -1,0 +1,129 @@
+"""The service commands of the CLI (serve, add, search, duplicates): argument wiring and printing
+only; every command is one call into the services built by `build_services`."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from visual_search.assets import asset_id_for
+from visual_search.bootstrap import Services, build_services
+from visual_search.duplicates import DuplicateGroup
+from visual_search.index.port import Filters
+from visual_search.ingest import IngestItem, IngestResult
+from visual_search.search import SearchQuery
+from visual_search.settings import ServiceSettings
+
+BATCH = 16
+
+
+def services_from_env() -> Services:
+    return build_services(ServiceSettings())
+
+
+def add_files(services: Services, sources: list[Path], prefix: str = "", progress: bool = True) -> Counter:
+    """Index files and folders: store each under its path relative to the folder given, then embed in
+    batches. Files already indexed with the same content are skipped, so re-running resumes."""
+    pairs = list(_walk(sources, prefix))
+    totals: Counter = Counter()
+    refused: list[IngestResult] = []
+    with tqdm(total=len(pairs), unit="img", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(pairs), BATCH):
+            batch = []
+            for path, key in pairs[start : start + BATCH]:
+                data = path.read_bytes()
+                if _already_indexed(services, key, data):
+                    totals["unchanged"] += 1
+                    continue
+                services.store.put(key, data)
+                batch.append(IngestItem(key, data))
+            for result in services.ingestor.ingest(batch):
+                totals[result.status] += 1
+                if result.status == "refused":
+                    services.store.delete(result.key)
+                    refused.append(result)
+            bar.update(len(pairs[start : start + BATCH]))
+    if refused:
+        print(f"refused {len(refused)} file(s):", file=sys.stderr)
+        for r in refused:
+            print(f"  {r.key}: {r.reason} — {r.message}", file=sys.stderr)
+    return totals
+
+
+def _walk(sources: list[Path], prefix: str) -> Iterator[tuple[Path, str]]:
+    for source in sources:
+        if source.is_dir():
+            for path in sorted(p for p in source.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                yield path, _key(prefix, path.relative_to(source).as_posix())
+        elif source.is_file():
+            yield source, _key(prefix, source.name)
+        else:
+            print(f"skipped {source}: no such file or folder", file=sys.stderr)
+
+
+def _key(prefix: str, relative: str) -> str:
+    return f"{prefix.strip('/')}/{relative}" if prefix.strip("/") else relative
+
+
+def _already_indexed(services: Services, key: str, data: bytes) -> bool:
+    import hashlib
+
+    stored = services.index.get(asset_id_for(services.store.name, key))
+    return (
+        stored is not None
+        and stored.document.get("etag") == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    )
+
+
+def run_search(services: Services, args) -> int:
+    image_bytes = Path(args.file).read_bytes() if args.file else None
+    query = SearchQuery(
+        text=args.text,
+        image_url=args.url,
+        image_bytes=image_bytes,
+        asset_id=args.asset_id,
+        max_results=args.max_results,
+        next_cursor=args.cursor,
+        threshold=args.threshold,
+        filters=Filters(folder=args.folder),
+    )
+    page = services.search.search(query)
+    print(f"{'score':>7}  {'asset_id':32}  {'size':>11}  public_id")
+    for hit in page.hits:
+        doc = hit.document
+        size = f"{doc.get('width')}x{doc.get('height')}"
+        print(f"{max(0.0, hit.score):7.4f}  {hit.asset_id}  {size:>11}  {doc.get('public_id')}")
+    print(
+        f"{len(page.hits)} hit(s) in {page.took_ms} ms"
+        + (f"; next_cursor {page.next_cursor}" if page.next_cursor else "")
+    )
+    return 0
+
+
+def run_duplicates(services: Services, args) -> int:
+    finder = services.duplicates
+    if args.asset_id:
+        for dup in finder.of_asset(args.asset_id, args.threshold):
+            print(f"{dup.tier:8} {dup.score:7.4f}  {dup.asset_id}  {dup.document.get('public_id')}")
+        return 0
+    ids = [asset_id_for(services.store.name, key) for key in services.store.list()]
+    groups = 0
+    with tqdm(total=len(ids), unit="img", file=sys.stderr, disable=args.quiet) as bar:
+        for item in finder.report(ids, args.threshold):
+            if isinstance(item, DuplicateGroup):
+                groups += 1
+                names = [_public_id(services, a) for a in item.asset_ids]
+                tqdm.write(f"{item.tier:8} {len(names)} assets: " + ", ".join(names))
+            else:
+                bar.update(1)
+    print(f"{groups} group(s)", file=sys.stderr)
+    return 0
+
+
+def _public_id(services: Services, asset_id: str) -> str:
+    stored = services.index.get(asset_id)
+    return str(stored.document.get("public_id")) if stored else asset_id

@@ -1,0 +1,95 @@
+"""Duplicates in three tiers, because one similarity cut-off lumps together what users tell apart:
+
+* exact: the same bytes (equal content hash);
+* near-identical: re-encodes and resizes (similarity >= near_threshold);
+* similar: visually alike (similarity >= similar_threshold, tunable per call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from visual_search.errors import NotFound
+from visual_search.index.port import Hit, VectorIndex
+
+Tier = Literal["exact", "near", "similar"]
+MAX_PER_ASSET = 100
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    asset_id: str
+    score: float
+    tier: Tier
+    document: dict
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    tier: Tier
+    asset_ids: tuple[str, ...]
+
+
+class DuplicateFinder:
+    def __init__(self, index: VectorIndex, near_threshold: float, similar_threshold: float):
+        self._index = index
+        self.near_threshold = near_threshold
+        self.similar_threshold = similar_threshold
+
+    def of_asset(self, asset_id: str, threshold: float | None = None) -> list[Duplicate]:
+        """The other assets that duplicate `asset_id`, most similar first."""
+        stored = self._index.get(asset_id)
+        if stored is None:
+            raise NotFound(f"no asset with asset_id {asset_id}")
+        floor = self.similar_threshold if threshold is None else threshold
+        hits = self._index.knn_page(
+            stored.vector, MAX_PER_ASSET + 1, min_score=floor, max_hits=MAX_PER_ASSET + 1
+        )
+        etag = stored.document.get("etag")
+        return [self._classify(h, etag) for h in hits if h.asset_id != asset_id][:MAX_PER_ASSET]
+
+    def _classify(self, hit: Hit, etag: str | None) -> Duplicate:
+        if etag and hit.document.get("etag") == etag:
+            tier: Tier = "exact"
+        elif hit.score >= self.near_threshold:
+            tier = "near"
+        else:
+            tier = "similar"
+        return Duplicate(hit.asset_id, hit.score, tier, dict(hit.document))
+
+    def report(
+        self, asset_ids: Iterable[str], threshold: float | None = None
+    ) -> Iterator[str | DuplicateGroup]:
+        """Walk the collection. Yields each asset id as it is done (for progress), then the groups:
+        connected components per tier, a tier including the stricter ones' links."""
+        links: dict[Tier, list[tuple[str, str]]] = {"exact": [], "near": [], "similar": []}
+        for asset_id in asset_ids:
+            for dup in self.of_asset(asset_id, threshold):
+                if asset_id < dup.asset_id:
+                    links[dup.tier].append((asset_id, dup.asset_id))
+            yield asset_id
+        strictness: list[Tier] = ["exact", "near", "similar"]
+        for i, tier in enumerate(strictness):
+            pairs = [p for stricter in strictness[: i + 1] for p in links[stricter]]
+            for group in _components(pairs):
+                yield DuplicateGroup(tier, group)
+
+
+def _components(pairs: list[tuple[str, str]]) -> list[tuple[str, ...]]:
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        parent[find(a)] = find(b)
+    groups: dict[str, list[str]] = {}
+    for x in list(parent):
+        groups.setdefault(find(x), []).append(x)
+    return sorted(tuple(sorted(g)) for g in groups.values() if len(g) > 1)

@@ -1,0 +1,173 @@
+"""The embedded index's source of truth: one SQLite file in WAL mode with synchronous=FULL, so a write
+that returned survives a kill -9 or a power cut.
+
+Every write transaction takes the next value of a monotonic change sequence and stamps it on the rows it
+inserts or replaces, so a cache built at sequence S can catch up by reading the rows with seq > S.
+Keys are AUTOINCREMENT, never reused: a key the cache knows and the table lacks was deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+# folder, format and tags repeat the document's, so opening reads them without parsing every document.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS assets (
+    key INTEGER PRIMARY KEY AUTOINCREMENT,
+    asset_id TEXT NOT NULL UNIQUE,
+    seq INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    document TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    format TEXT NOT NULL,
+    tags TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assets_by_seq ON assets (seq);
+"""
+# A 512-d float32 vector is 2 KiB: with the default 4 KiB pages each row would take a page of its own.
+_PAGE_SIZE = 16384
+_UPSERT = """
+INSERT INTO assets (asset_id, seq, vector, document, folder, format, tags) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (asset_id) DO UPDATE SET seq = excluded.seq, vector = excluded.vector,
+    document = excluded.document, folder = excluded.folder, format = excluded.format, tags = excluded.tags
+RETURNING key
+"""
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    asset_id: str
+    vector: np.ndarray  # float32, (dim,)
+    document_json: str
+    folder: str
+    format: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LoadedRows:
+    """Everything the in-memory mirror needs, column-wise, ordered by key."""
+
+    keys: np.ndarray  # int64, (n,)
+    asset_ids: list[str]
+    vectors: np.ndarray  # float32, (n, dim), writable
+    folders: list[str]
+    formats: list[str]
+    tags: list[tuple[str, ...]]
+
+
+class SqliteStore:
+    def __init__(self, path: Path, dim: int) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute(f"PRAGMA page_size={_PAGE_SIZE}")  # takes effect in a new file only
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self.dim = dim
+        stored_dim = self._meta("dim")
+        if stored_dim is None:
+            with self._transaction():
+                self._set_meta("dim", dim)
+                self._set_meta("schema_version", SCHEMA_VERSION)
+                self._set_meta("last_seq", 0)
+        elif stored_dim != dim:
+            self._db.close()
+            raise ValueError(f"index {path} holds vectors of dimension {stored_dim}, not {dim}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def last_seq(self) -> int:
+        return int(self._meta("last_seq") or 0)
+
+    def upsert(self, rows: Sequence[StoredRow]) -> list[int]:
+        """Insert or replace by asset_id in one transaction; returns each row's key."""
+        with self._transaction():
+            seq = self._next_seq()
+            return [
+                self._db.execute(_UPSERT, (row.asset_id, seq, *_columns(row))).fetchone()[0] for row in rows
+            ]
+
+    def delete(self, asset_ids: Sequence[str]) -> list[int]:
+        """Delete in one transaction; returns the keys that existed."""
+        sql = "DELETE FROM assets WHERE asset_id = ? RETURNING key"
+        with self._transaction():
+            keys = [row[0] for asset_id in asset_ids for row in self._db.execute(sql, (asset_id,))]
+            if keys:
+                self._next_seq()
+            return keys
+
+    def get(self, asset_id: str) -> tuple[np.ndarray, dict[str, Any]] | None:
+        sql = "SELECT vector, document FROM assets WHERE asset_id = ?"
+        row = self._db.execute(sql, (asset_id,)).fetchone()
+        if row is None:
+            return None
+        return np.frombuffer(row[0], dtype=np.float32).copy(), json.loads(row[1])
+
+    def documents(self, keys: Sequence[int]) -> dict[int, dict[str, Any]]:
+        found = {}
+        # Chunked to stay under SQLite's limit on bound parameters.
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT key, document FROM assets WHERE key IN ({marks})", chunk)
+            found.update((key, json.loads(document)) for key, document in rows)
+        return found
+
+    def load_all(self) -> LoadedRows:
+        cursor = self._db.execute(
+            "SELECT key, asset_id, vector, folder, format, tags FROM assets ORDER BY key"
+        )
+        keys, asset_ids, blobs, folders, formats, tags = list(zip(*cursor, strict=True)) or [()] * 6
+        # bytearray: a single copy, and the array over it is writable, so the mirror can adopt it.
+        vectors = np.frombuffer(bytearray().join(blobs), dtype=np.float32).reshape(len(keys), self.dim)
+        return LoadedRows(
+            keys=np.array(keys, dtype=np.int64),
+            asset_ids=list(asset_ids),
+            vectors=vectors,
+            folders=list(folders),
+            formats=list(formats),
+            tags=[tuple(json.loads(value)) if value != "[]" else () for value in tags],
+        )
+
+    def keys_changed_since(self, seq: int) -> list[int]:
+        return [row[0] for row in self._db.execute("SELECT key FROM assets WHERE seq > ?", (seq,))]
+
+    def _next_seq(self) -> int:
+        seq = self.last_seq + 1
+        self._set_meta("last_seq", seq)
+        return seq
+
+    def _meta(self, name: str) -> int | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _set_meta(self, name: str, value: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception, so each call is atomic."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def _columns(row: StoredRow) -> tuple[bytes, str, str, str, str]:
+    tags = json.dumps(list(row.tags), ensure_ascii=False)
+    return row.vector.tobytes(), row.document_json, row.folder, row.format, tags

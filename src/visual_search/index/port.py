@@ -1,0 +1,148 @@
+"""The vector-index port: what search and ingest need from an index, whatever technology holds it.
+
+Every implementation (embedded, OpenSearch) is held to the same conformance suite
+(`tests/conformance/test_vector_index.py`). The paging contract of `knn_page` is the part that matters:
+
+* the candidate list is the `max_hits` most similar assets that match the filters (and `min_score`),
+  ordered by score descending, then asset_id ascending, so ties break deterministically;
+* a page is the next `size` entries of that list strictly after the `after` cursor.
+
+Scores are recomputed from the stored vectors the same way on every call, so a score carried in a cursor
+compares exactly, and paging never repeats a hit. An implementation that answers large unfiltered queries
+with an approximate (ANN) search keeps order and no-repeat exactly; "never skips" then holds up to the ANN's
+recall, as "the max_hits most similar" means "as found by the ANN".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+ASSET_ID = re.compile(r"[0-9a-f]{32}")
+# Vectors come from an encoder that L2-normalises them; the slack absorbs float16/float32 round trips.
+UNIT_NORM_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class IndexedAsset:
+    """One asset as the index holds it. `vector`: float32, shape (dim,), unit length."""
+
+    asset_id: str
+    vector: np.ndarray
+    document: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrictions on a search; every given restriction must hold."""
+
+    folder: str | None = None
+    tags: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
+
+    def matches(self, document: Mapping[str, Any]) -> bool:
+        """The reference predicate; implementations that filter elsewhere must agree with it."""
+        if self.folder is not None and not folder_matches(str(document.get("folder") or ""), self.folder):
+            return False
+        if self.tags and not set(self.tags) <= set(document.get("tags") or ()):
+            return False
+        return not self.formats or document.get("format") in self.formats
+
+
+def folder_matches(folder: str, prefix: str) -> bool:
+    """Prefix match on whole path segments.
+
+    >>> folder_matches("a/b/c", "a/b"), folder_matches("a/bc", "a/b"), folder_matches("x", "")
+    (True, False, True)
+    """
+    prefix = prefix.strip("/")
+    return not prefix or folder == prefix or folder.startswith(prefix + "/")
+
+
+@dataclass(frozen=True)
+class SearchAfter:
+    """Cursor: the last hit of the previous page."""
+
+    score: float
+    asset_id: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    asset_id: str
+    score: float  # cosine similarity, raw, in [-1, 1]
+    document: Mapping[str, Any]
+
+
+class VectorIndex(Protocol):
+    dim: int
+
+    def upsert(self, assets: Sequence[IndexedAsset]) -> None:
+        """Insert or replace by asset_id; atomic per call; durable when it returns."""
+
+    def delete(self, asset_ids: Sequence[str]) -> None:
+        """Remove these assets; unknown ids are ignored."""
+
+    def get(self, asset_id: str) -> IndexedAsset | None: ...
+
+    def count(self) -> int: ...
+
+    def knn_page(
+        self,
+        vector: np.ndarray,
+        size: int,
+        after: SearchAfter | None = None,
+        filters: Filters | None = None,
+        min_score: float | None = None,
+        max_hits: int = 1000,
+    ) -> list[Hit]:
+        """The next `size` hits after `after`; see the module docstring for the exact contract."""
+
+    def close(self) -> None: ...
+
+
+def check_vector(vector: np.ndarray, dim: int, what: str = "query vector") -> np.ndarray:
+    """The vector as contiguous float32 of shape (dim,); ValueError if it cannot be one."""
+    array = np.ascontiguousarray(vector, dtype=np.float32)
+    if array.shape != (dim,):
+        raise ValueError(f"{what} has shape {array.shape}, expected ({dim},): wrong embedding dimension")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} contains NaN or infinity")
+    return array
+
+
+def check_asset(asset: IndexedAsset, dim: int) -> np.ndarray:
+    """Validate one asset before it is stored; returns its vector as contiguous float32."""
+    if not isinstance(asset.asset_id, str) or not ASSET_ID.fullmatch(asset.asset_id):
+        raise ValueError(f"asset_id {asset.asset_id!r} is not 32 lowercase hex characters")
+    vector = check_vector(asset.vector, dim, what=f"vector of asset {asset.asset_id}")
+    norm = float(np.linalg.norm(vector.astype(np.float64)))
+    if not math.isclose(norm, 1.0, abs_tol=UNIT_NORM_TOLERANCE):
+        raise ValueError(f"vector of asset {asset.asset_id} has norm {norm:.6f}, expected unit length")
+    _check_filter_fields(asset)
+    return vector
+
+
+def _check_filter_fields(asset: IndexedAsset) -> None:
+    """Filters read these fields, so their types must be the documented ones."""
+    document = asset.document
+    if not isinstance(document, Mapping):
+        raise ValueError(f"document of asset {asset.asset_id} is not a mapping")
+    for name in ("folder", "format"):
+        if document.get(name) is not None and not isinstance(document[name], str):
+            raise ValueError(f"document of asset {asset.asset_id}: {name} must be a string")
+    tags = document.get("tags")
+    if tags is not None and (not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags)):
+        raise ValueError(f"document of asset {asset.asset_id}: tags must be a list of strings")
+
+
+def check_page_args(size: int, max_hits: int) -> None:
+    if size < 1:
+        raise ValueError(f"page size must be at least 1, got {size}")
+    if max_hits < 1:
+        raise ValueError(f"max_hits must be at least 1, got {max_hits}")

@@ -1,0 +1,108 @@
+"""Indexing use case: images in, vectors and documents in the index out.
+
+A pipeline of small stages — decode and validate, embed (one batch), upsert — where a bad image fails
+alone: it is reported as refused with a stable reason and never blocks the others. Errors from the
+index (a dependency) propagate, so the caller can retry or dead-letter the whole batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+
+from visual_search.assets import asset_id_for, build_document
+from visual_search.embedding import Embedder
+from visual_search.embedding.decode import DecodeLimits, decode_image
+from visual_search.embedding.preprocess import preprocess
+from visual_search.errors import ImageRejected
+from visual_search.index.port import IndexedAsset, VectorIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    key: str
+    data: bytes
+    tags: tuple[str, ...] = ()
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    key: str
+    asset_id: str
+    status: Literal["indexed", "refused"]
+    reason: str | None = None  # stable code for refused items (ImageRejected.reason)
+    message: str | None = None
+
+
+@dataclass
+class StageTimings:
+    decode_s: float = 0.0
+    embed_s: float = 0.0
+    write_s: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class Ingestor:
+    def __init__(self, embedder: Embedder, index: VectorIndex, store_name: str, limits: DecodeLimits):
+        self._embedder = embedder
+        self._index = index
+        self._store_name = store_name
+        self._limits = limits
+        self.timings = StageTimings()
+
+    def ingest(self, items: Sequence[IngestItem]) -> list[IngestResult]:
+        """Index a batch; one result per item, in order."""
+        results: dict[int, IngestResult] = {}
+        pixels, documents, positions = [], [], []
+        started = time.perf_counter()
+        spec, side = self._embedder.manifest.image, self._embedder.manifest.image.resize_to
+        for i, item in enumerate(items):
+            asset_id = asset_id_for(self._store_name, item.key)
+            try:
+                decoded = decode_image(item.data, self._limits, min_side=side)
+            except ImageRejected as exc:
+                log.info("refused %s: %s (%s)", item.key, exc.reason, exc)
+                results[i] = IngestResult(item.key, asset_id, "refused", exc.reason, str(exc))
+                continue
+            pixels.append(preprocess(decoded.image, spec))
+            documents.append(
+                build_document(
+                    store_name=self._store_name,
+                    key=item.key,
+                    image=decoded,
+                    data=item.data,
+                    model_id=self._embedder.model_id,
+                    tags=item.tags,
+                    created_at=item.created_at,
+                )
+            )
+            positions.append(i)
+        decoded_at = time.perf_counter()
+        if pixels:
+            vectors = self._embedder.embed_pixels(np.stack(pixels))
+            embedded_at = time.perf_counter()
+            self._index.upsert(
+                [IndexedAsset(doc["asset_id"], vec, doc) for doc, vec in zip(documents, vectors, strict=True)]
+            )
+            written_at = time.perf_counter()
+            self.timings.embed_s += embedded_at - decoded_at
+            self.timings.write_s += written_at - embedded_at
+            for pos, doc in zip(positions, documents, strict=True):
+                results[pos] = IngestResult(items[pos].key, doc["asset_id"], "indexed")
+        self.timings.decode_s += decoded_at - started
+        return [results[i] for i in range(len(items))]
+
+    def remove(self, keys: Sequence[str]) -> list[str]:
+        """Delete the assets of these keys from the index; returns their asset ids."""
+        ids = [asset_id_for(self._store_name, k) for k in keys]
+        self._index.delete(ids)
+        return ids

@@ -1,0 +1,164 @@
+"""Search use case: a query (text, image URL, image bytes or an indexed asset) -> one page of hits.
+
+Pages are cut with `search_after` on (score desc, asset_id asc) and carried in a signed cursor bound
+to the query, so paging never repeats or skips a hit while the index is unchanged. A query can walk
+at most `max_hits_per_query` hits (the documented ceiling, below OpenSearch's k limit).
+
+A search by `image_asset_id` reuses the stored vector (no model call) and leaves the asset itself out
+of its results: "more like this" should not answer with the same picture.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from visual_search.cursor import CursorCodec, CursorState, query_key
+from visual_search.embedding import Embedder
+from visual_search.embedding.decode import DecodeLimits, decode_image
+from visual_search.embedding.preprocess import preprocess
+from visual_search.errors import BadInput, NotFound
+from visual_search.index.port import Filters, Hit, SearchAfter, VectorIndex
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """Exactly one of text, image_url, image_bytes, asset_id (checked by `validate`)."""
+
+    text: str | None = None
+    image_url: str | None = None
+    image_bytes: bytes | None = None
+    asset_id: str | None = None
+    max_results: int = 50
+    next_cursor: str | None = None
+    threshold: float = 0.0
+    filters: Filters = field(default_factory=Filters)
+
+    def source(self) -> tuple[str, Any]:
+        given = [
+            (name, value)
+            for name, value in (
+                ("text", self.text),
+                ("image_url", self.image_url),
+                ("image_file", self.image_bytes),
+                ("image_asset_id", self.asset_id),
+            )
+            if value is not None
+        ]
+        if len(given) != 1:
+            names = ", ".join(n for n, _ in given) or "none"
+            raise BadInput(
+                f"exactly one of text, image_url, image_file or image_asset_id is required (got {names})"
+            )
+        return given[0]
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    hits: list[Hit]
+    next_cursor: str | None
+    took_ms: int
+
+
+def clip_score(score: float) -> float:
+    """Cosine similarity clipped to [0, 1], the scale of `threshold`."""
+    return float(min(1.0, max(0.0, score)))
+
+
+class SearchService:
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: VectorIndex,
+        codec: CursorCodec,
+        fetch_image: Callable[[str], bytes],
+        limits: DecodeLimits,
+        max_hits: int,
+        max_text_chars: int,
+    ):
+        self._embedder = embedder
+        self._index = index
+        self._codec = codec
+        self._fetch_image = fetch_image
+        self._limits = limits
+        self._max_hits = max_hits
+        self._max_text_chars = max_text_chars
+
+    def search(self, query: SearchQuery) -> SearchPage:
+        started = time.perf_counter()
+        kind, value = query.source()
+        key = query_key(self._identity(query, kind, value))
+        after, served = None, 0
+        if query.next_cursor:
+            state = self._codec.decode(query.next_cursor, key)
+            after, served = SearchAfter(state.score, state.asset_id), state.served
+        exclude = query.asset_id
+        vector = self._query_vector(kind, value)
+        remaining = self._max_hits - served
+        size = min(query.max_results, remaining)
+        hits: list[Hit] = []
+        if size > 0:
+            raw = self._index.knn_page(
+                vector,
+                size + (1 if exclude else 0),
+                after=after,
+                filters=query.filters,
+                min_score=query.threshold if query.threshold > 0 else None,
+                max_hits=self._max_hits + (1 if exclude else 0),
+            )
+            hits = [h for h in raw if h.asset_id != exclude][:size]
+        served += len(hits)
+        cursor = None
+        if hits and len(hits) == size and served < self._max_hits:
+            last = hits[-1]
+            cursor = self._codec.encode(CursorState(key, last.score, last.asset_id, served))
+        return SearchPage(hits, cursor, int((time.perf_counter() - started) * 1000))
+
+    def _query_vector(self, kind: str, value: Any) -> np.ndarray:
+        if kind == "text":
+            text = value.strip()
+            if not text:
+                raise BadInput("text must not be empty")
+            if len(text) > self._max_text_chars:
+                raise BadInput(f"text is longer than {self._max_text_chars} characters")
+            return self._embedder.embed_texts([text])[0]
+        if kind == "image_asset_id":
+            stored = self._index.get(value)
+            if stored is None:
+                raise NotFound(f"no asset with asset_id {value}")
+            return stored.vector
+        data = self._fetch_image(value) if kind == "image_url" else value
+        decoded = decode_image(data, self._limits, min_side=self._embedder.manifest.image.resize_to)
+        pixels = preprocess(decoded.image, self._embedder.manifest.image)
+        return self._embedder.embed_pixels(pixels[None])[0]
+
+    def _identity(self, query: SearchQuery, kind: str, value: Any) -> dict[str, Any]:
+        """What defines the result list (the cursor is bound to it); uploaded bytes by their hash."""
+        if kind == "image_file":
+            value = hashlib.sha256(value).hexdigest()
+        return {
+            "kind": kind,
+            "value": value,
+            "threshold": query.threshold,
+            "filters": [query.filters.folder, list(query.filters.tags), list(query.filters.formats)],
+            "model": self._embedder.model_id,
+        }
+
+
+def decode_data_uri(value: str, max_bytes: int) -> bytes:
+    """`data:<mime>;base64,<payload>` -> bytes (how the SDKs send image_file as a string)."""
+    header, sep, payload = value.partition(",")
+    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
+        raise BadInput("image_file as a string must be a data:<mime>;base64,... URI or an http(s) URL")
+    if len(payload) > (max_bytes * 4) // 3 + 4:
+        raise BadInput(f"image_file is larger than {max_bytes:,} bytes")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except ValueError:
+        raise BadInput("image_file data URI is not valid base64") from None

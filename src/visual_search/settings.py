@@ -1,0 +1,87 @@
+"""Typed settings, read from `VS_*` environment variables and validated on first use.
+
+One model per process kind: the search service (API, local server, CLI) and, later, the ingest
+worker share `ServiceSettings`. CDK takes its environment variable names from these models, so the
+deployed functions and the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "VS_"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Model
+    model_dir: Path = Path("models/tiny")
+    model_precision: Literal["int8", "fp32"] = "int8"
+    model_threads: int = Field(1, ge=1, le=64)
+
+    # Storage and index (embedded defaults: one machine, everything under data_dir)
+    data_dir: Path = Path("var")
+    index_backend: Literal["embedded", "opensearch"] = "embedded"
+    store_backend: Literal["local", "s3"] = "local"
+    store_name: str = "local"  # part of every asset_id: the same key in another store is another asset
+
+    # API identity and credentials (Cloudinary style: cloud name + key:secret)
+    cloud_name: str = "demo"
+    api_key: str = "visual-search"
+    # Unset on one machine: generated once and kept in data_dir/credentials.json (mode 0600), so there
+    # is never a default secret. Deployed functions get them from Secrets Manager.
+    api_secret: SecretStr | None = None
+    cursor_secret: SecretStr | None = None
+    # Base of the file URLs the local store signs; unset, the URL the request came to is used.
+    public_base_url: str | None = None
+
+    # Bounds
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(50_000_000, ge=10_000)
+    max_text_chars: int = Field(1000, ge=1)
+    rate_limit_per_hour: int = Field(5000, ge=1)  # advertised in X-FeatureRateLimit-Limit
+    default_max_results: int = Field(50, ge=1, le=500)
+    max_hits_per_query: int = Field(1000, ge=1, le=9000)
+    fetch_timeout_s: float = Field(10.0, gt=0, le=60)
+    fetch_max_redirects: int = Field(3, ge=0, le=10)
+    allow_private_urls: bool = False  # local development only: lets image_url reach private addresses
+
+    # Duplicates: similarity at or above which two different files count as near-identical / similar
+    near_duplicate_threshold: float = Field(0.97, gt=0, le=1)
+    similar_threshold: float = Field(0.90, gt=0, le=1)
+
+
+def with_local_secrets(settings: ServiceSettings) -> ServiceSettings:
+    """Fill unset secrets from data_dir/credentials.json, creating it with random values if needed."""
+    if settings.api_secret is not None and settings.cursor_secret is not None:
+        return settings
+    path = settings.data_dir / "credentials.json"
+    if path.is_file():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        stored = {"api_secret": secrets.token_urlsafe(24), "cursor_secret": secrets.token_urlsafe(32)}
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(stored, fh)
+    return settings.model_copy(
+        update={
+            "api_secret": settings.api_secret or SecretStr(stored["api_secret"]),
+            "cursor_secret": settings.cursor_secret or SecretStr(stored["cursor_secret"]),
+        }
+    )
+
+
+@lru_cache(maxsize=1)
+def service_settings() -> ServiceSettings:
+    """Settings of this process, validated once (Lambda keeps them across invocations)."""
+    return ServiceSettings()

@@ -1,0 +1,84 @@
+"""A folder on disk as the image store: the embedded default. URLs are signed and expire, like S3
+presigned URLs, so a link in a search result never opens the whole store to anyone."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from visual_search.storage.port import ObjectNotFound, StoredObject, validate_key
+
+URL_TTL_S = 3600
+
+
+class LocalImageStore:
+    def __init__(self, root: Path, base_url: str | None, signing_key: bytes, name: str = "local"):
+        self.root = root
+        self.name = name
+        self._base_url = (base_url or "http://127.0.0.1:8000").rstrip("/")
+        self._signing_key = signing_key
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a reader (or a crash) never sees half a file.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> StoredObject:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+            mtime = path.stat().st_mtime
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFound(key) from None
+        return StoredObject(key, data, None, datetime.fromtimestamp(mtime, UTC))
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.startswith(".upload-"):
+                    continue
+                key = Path(dirpath, name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key
+
+    def url(self, key: str, base_url: str | None = None, now: float | None = None) -> str:
+        expires = int((now or time.time()) + URL_TTL_S)
+        base = (base_url or self._base_url).rstrip("/")
+        return f"{base}/files/{quote(key)}?expires={expires}&signature={self.sign(key, expires)}"
+
+    def sign(self, key: str, expires: int) -> str:
+        message = f"{key}\n{expires}".encode()
+        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()[:32]
+
+    def verify(self, key: str, expires: str, signature: str, now: float | None = None) -> bool:
+        """True when a /files URL was made by `url` and has not expired."""
+        try:
+            when = int(expires)
+        except ValueError:
+            return False
+        return when >= (now or time.time()) and hmac.compare_digest(self.sign(key, when), signature)

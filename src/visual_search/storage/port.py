@@ -1,0 +1,54 @@
+"""The image-store port owned by the core."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from visual_search.errors import BadInput, VisualSearchError
+
+
+class ObjectNotFound(VisualSearchError):
+    """No object under that key."""
+
+
+class InvalidKey(BadInput):
+    """A key that could escape the store or that no store accepts."""
+
+
+MAX_KEY_BYTES = 1024  # S3's limit, applied everywhere so a key valid locally is valid on AWS
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    data: bytes
+    content_type: str | None
+    last_modified: datetime
+
+
+class ImageStore(Protocol):
+    name: str
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
+
+    def get(self, key: str) -> StoredObject: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str = "") -> Iterator[str]: ...
+
+    def url(self, key: str, base_url: str | None = None) -> str:
+        """A URL the caller can open: signed and expiring (local server, S3 presigned) or a CDN URL.
+        `base_url` is where the request arrived, for stores served by this process."""
+        ...
+
+
+def validate_key(key: str) -> str:
+    if not key or len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise InvalidKey(f"object keys must be 1 to {MAX_KEY_BYTES} bytes")
+    if "\x00" in key or key.startswith("/") or any(part in ("", ".", "..") for part in key.split("/")):
+        raise InvalidKey(f"invalid object key {key[:80]!r}: no empty, '.' or '..' segments, no leading '/'")
+    return key

@@ -1,0 +1,61 @@
+"""The CLI through the same services: add (with refusals and resume), search, duplicates."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures import images
+from visual_search.cli import main as cli_main
+
+
+@pytest.fixture
+def env(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("VS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VS_MODEL_DIR", str(tiny_model_dir))
+    folder = tmp_path / "photos"
+    (folder / "trips").mkdir(parents=True)
+    for i in range(5):
+        (folder / "trips" / f"p{i}.jpg").write_bytes(images.jpeg(seed=i))
+    (folder / "copy-of-p0.jpg").write_bytes(images.jpeg(seed=0))
+    (folder / "notes.txt").write_bytes(images.text_file())
+    (folder / "broken.jpg").write_bytes(images.truncated_jpeg())
+    return folder
+
+
+def test_add_indexes_good_files_and_lists_refused_ones_with_reasons(env, capsys):
+    assert cli_main(["add", str(env), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "indexed: 6" in out
+    assert "refused: 2" in out
+    assert "notes.txt: unsupported_format" in err
+    assert "broken.jpg: corrupt" in err
+
+
+def test_re_running_add_skips_what_is_already_indexed(env, capsys):
+    cli_main(["add", str(env), "--quiet"])
+    capsys.readouterr()
+    assert cli_main(["add", str(env), "--quiet"]) == 0
+    out, _ = capsys.readouterr()
+    assert "unchanged: 6" in out
+    assert "indexed" not in out
+
+
+def test_search_prints_a_table_of_hits(env, capsys):
+    cli_main(["add", str(env), "--quiet"])
+    capsys.readouterr()
+    assert cli_main(["search", "--file", str(env / "trips" / "p3.jpg"), "--max-results", "3"]) == 0
+    out, _ = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["score", "asset_id", "size", "public_id"]
+    assert lines[1].endswith("trips/p3")
+    assert "3 hit(s)" in lines[-1]
+
+
+def test_duplicates_report_groups_exact_copies(env, capsys):
+    cli_main(["add", str(env), "--quiet"])
+    capsys.readouterr()
+    assert cli_main(["duplicates", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    exact = [line for line in out.splitlines() if line.startswith("exact")]
+    assert exact == ["exact    2 assets: copy-of-p0, trips/p0"]
+    assert "group(s)" in err

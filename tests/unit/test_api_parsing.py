@@ -1,0 +1,132 @@
+import base64
+import contextlib
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from visual_search.api.auth import check_basic_auth
+from visual_search.api.params import collect_params, to_search_query
+from visual_search.api.upload_signature import sign, verify_upload
+from visual_search.errors import BadInput, Unauthorized
+
+MAX = 1024 * 1024
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_body_parameters_override_the_query_string():
+    params = collect_params(
+        {"text": ["from-query"]},
+        {"Content-Type": "application/json"},
+        json.dumps({"text": "from-body"}).encode(),
+        MAX,
+    )
+    assert params["text"] == "from-body"
+
+
+def test_multipart_file_parts_arrive_as_bytes_and_fields_as_text():
+    body = (
+        b'--XX\r\nContent-Disposition: form-data; name="image_file"; filename="a.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff\x00\r\n"
+        b'--XX\r\nContent-Disposition: form-data; name="max_results"\r\n\r\n7\r\n--XX--\r\n'
+    )
+    params = collect_params({}, {"content-type": "multipart/form-data; boundary=XX"}, body, MAX)
+    assert params == {"image_file": b"\xff\xd8\xff\x00", "max_results": "7"}
+
+
+def test_bracketed_list_names_from_the_sdks_are_accepted():
+    params = collect_params({"tags[]": ["a"]}, {}, b"", MAX)
+    assert params == {"tags": "a"}
+
+
+def test_json_lists_become_comma_separated():
+    params = collect_params({}, {"Content-Type": "application/json"}, b'{"tags": ["a", "b"]}', MAX)
+    assert to_search_query({**params, "text": "x"}, 50, MAX).filters.tags == ("a", "b")
+
+
+def test_unsupported_content_type_is_bad_input():
+    with pytest.raises(BadInput, match="Content-Type"):
+        collect_params({}, {"Content-Type": "text/xml"}, b"<a/>", MAX)
+
+
+def test_defaults_make_the_first_page_useful_without_optional_parameters():
+    query = to_search_query({"text": "red shirt"}, 50, MAX)
+    assert (query.max_results, query.threshold, query.next_cursor) == (50, 0.0, None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "text",
+                "image_url",
+                "image_file",
+                "image_asset_id",
+                "max_results",
+                "threshold",
+                "next_cursor",
+                "tags",
+                "format",
+                "asset_folder",
+            ]
+        ),
+        st.one_of(st.text(max_size=50), st.binary(max_size=50)),
+    )
+)
+def test_any_parameters_parse_or_raise_bad_input(params):
+    with contextlib.suppress(BadInput):
+        to_search_query(params, 50, MAX)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=300),
+    st.sampled_from(
+        [
+            "multipart/form-data; boundary=b",
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "",
+            "image/png",
+        ]
+    ),
+)
+def test_any_body_parses_or_raises_bad_input(body, content_type):
+    with contextlib.suppress(BadInput):
+        collect_params({}, {"Content-Type": content_type}, body, MAX)
+
+
+def test_basic_auth_accepts_the_right_pair_only():
+    check_basic_auth(_basic("k", "s"), "k", "s")
+    for headers in (
+        {},
+        _basic("k", "x"),
+        _basic("x", "s"),
+        {"Authorization": "Bearer t"},
+        {"Authorization": "Basic !!!"},
+        {"Authorization": "Basic " + base64.b64encode(b"ks").decode()},
+    ):
+        with pytest.raises(Unauthorized):
+            check_basic_auth(headers, "k", "s")
+
+
+def test_upload_signature_matches_cloudinarys_algorithm():
+    import cloudinary.utils
+
+    params = {"timestamp": "1700000000", "public_id": "a/b", "tags": "x,y"}
+    assert sign(params, "secret") == cloudinary.utils.api_sign_request(params, "secret")
+
+
+def test_upload_signature_refuses_stale_and_wrong_signatures():
+    params = {"timestamp": "1700000000", "public_id": "p", "api_key": "k"}
+    params["signature"] = sign(params, "s")
+    verify_upload(params, "k", "s", now=1700000000)
+    with pytest.raises(Unauthorized, match="stale"):
+        verify_upload(params, "k", "s", now=1700000000 + 7200)
+    with pytest.raises(Unauthorized, match="signature"):
+        verify_upload({**params, "public_id": "other"}, "k", "s", now=1700000000)

@@ -1,0 +1,352 @@
+"""Embedded-only behaviour: persistence, the graph cache and its snapshots, crash safety, the ANN path.
+
+Shared VectorIndex behaviour is in tests/conformance. Here `exact_threshold=0` forces queries through the
+usearch graph, which the conformance suite's small indexes never reach.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from visual_search.index.embedded import EmbeddedIndex
+from visual_search.index.port import Filters, IndexedAsset, SearchAfter
+from visual_search.index.ranking import exact_scores
+
+DIM = 16
+LOGGER = "visual_search.index.embedded"
+
+
+def aid(number: int) -> str:
+    return f"{number:032x}"
+
+
+CENTRES = np.random.default_rng(99).standard_normal((20, DIM))
+
+
+def clustered(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Unit vectors around fixed centres, like real embeddings (uniform noise has no neighbourhoods)."""
+    vectors = CENTRES[rng.integers(0, len(CENTRES), count)] + 0.3 * rng.standard_normal((count, DIM))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def assets(vectors: np.ndarray, start: int = 0) -> list[IndexedAsset]:
+    return [
+        IndexedAsset(aid(start + n), vector, {"n": start + n, "folder": "odd" if n % 2 else "even"})
+        for n, vector in enumerate(vectors)
+    ]
+
+
+def exact_top(vectors: np.ndarray, query: np.ndarray, count: int, among: range | None = None) -> list[str]:
+    """Ids of the `count` best of `vectors` (asset n has vector n), optionally only among some numbers."""
+    scores = vectors.astype(np.float64) @ query.astype(np.float64)
+    numbers = range(len(vectors)) if among is None else among
+    return [aid(n) for n in sorted(numbers, key=lambda n: (-scores[n], n))[:count]]
+
+
+def snapshots(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.usearch"))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "index.sqlite3"
+
+
+@pytest.fixture
+def data() -> np.ndarray:
+    return clustered(np.random.default_rng(0), 2000)
+
+
+@pytest.fixture
+def queries() -> np.ndarray:
+    return clustered(np.random.default_rng(1), 8)
+
+
+def open_ann(db: Path, **options: object) -> EmbeddedIndex:
+    return EmbeddedIndex(db, DIM, exact_threshold=0, **options)
+
+
+# --- persistence --------------------------------------------------------------------------------------
+
+
+def test_reopened_index_sees_every_asset_and_answers_the_same(db, data, queries):
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+        index.delete([aid(3)])
+        before = [index.knn_page(query, 10) for query in queries]
+
+    with open_ann(db) as index:
+        assert index.count() == len(data) - 1
+        assert index.get(aid(3)) is None
+        assert index.get(aid(4)).document == {"n": 4, "folder": "even"}
+        assert [index.knn_page(query, 10) for query in queries] == before
+
+
+def test_close_writes_a_snapshot_of_the_graph(db, data):
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+
+    assert [path.name for path in snapshots(db.parent)] == ["index.sqlite3.1.usearch"]
+
+
+def test_a_snapshot_is_written_every_n_changes(db, data):
+    with open_ann(db, snapshot_every=100) as index:
+        index.upsert(assets(data[:60]))
+        assert snapshots(db.parent) == []
+
+        index.upsert(assets(data[60:120], start=60))
+
+        assert [path.name for path in snapshots(db.parent)] == ["index.sqlite3.2.usearch"]
+
+
+def test_reopen_without_a_snapshot_rebuilds_the_graph(db, data, queries, caplog):
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+    for path in snapshots(db.parent):
+        path.unlink()
+
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        hits = index.knn_page(queries[0], 10)
+
+    assert "building the ANN graph" in caplog.text
+    assert [hit.asset_id for hit in hits] == exact_top(data, queries[0], 10)
+
+
+def test_reopen_with_a_corrupt_snapshot_rebuilds_the_graph(db, data, queries, caplog):
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+    (snapshot,) = snapshots(db.parent)
+    snapshot.write_bytes(snapshot.read_bytes()[:1000])
+
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        hits = index.knn_page(queries[0], 10)
+
+    assert "building the ANN graph" in caplog.text
+    assert [hit.asset_id for hit in hits] == exact_top(data, queries[0], 10)
+
+
+def test_reopen_with_a_stale_snapshot_replays_the_later_changes(db, data, caplog):
+    # Given a snapshot taken before an insert, a replacement and a deletion
+    with open_ann(db, snapshot_every=10**9) as index:
+        index.upsert(assets(data[:1500]))
+        index.save_snapshot()
+        (stale,) = snapshots(db.parent)
+        kept = stale.read_bytes()
+        index.upsert(assets(data[1500:], start=1500))
+        index.upsert([IndexedAsset(aid(0), data[1999], {"n": "moved"})])
+        index.delete([aid(1999)])
+    for path in snapshots(db.parent):
+        path.unlink()
+    stale.write_bytes(kept)
+
+    # When reopening
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        # Then the graph caught up instead of being rebuilt, and serves every change
+        assert "building the ANN graph" not in caplog.text
+        assert index.count() == 1999
+        assert [hit.asset_id for hit in index.knn_page(data[1999], 1)] == [aid(0)]
+        assert [hit.asset_id for hit in index.knn_page(data[1800], 1)] == [aid(1800)]
+        assert aid(1999) not in [hit.asset_id for hit in index.knn_page(data[1999], 20)]
+
+
+def test_a_second_open_of_the_same_file_is_refused(db):
+    with EmbeddedIndex(db, DIM), pytest.raises(RuntimeError, match="already open"):
+        EmbeddedIndex(db, DIM)
+
+
+def test_opening_with_another_dimension_is_refused(db):
+    EmbeddedIndex(db, DIM).close()
+
+    with pytest.raises(ValueError, match="dimension 16"):
+        EmbeddedIndex(db, DIM * 2)
+
+
+def test_a_closed_index_refuses_calls(db):
+    index = EmbeddedIndex(db, DIM)
+    index.close()
+
+    with pytest.raises(RuntimeError, match="closed"):
+        index.count()
+
+
+# --- crash safety -------------------------------------------------------------------------------------
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import numpy as np
+    from visual_search.index.embedded import EmbeddedIndex
+    from visual_search.index.port import IndexedAsset
+
+    # Snapshots every few changes, so kills also land while one is being written.
+    index = EmbeddedIndex(Path(sys.argv[1]), 16, snapshot_every=7)
+    rng = np.random.default_rng(0)
+    for batch in range(100_000):
+        vectors = rng.standard_normal((3, 16)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        ids = [f"{3 * batch + n:032x}" for n in range(3)]
+        index.upsert([IndexedAsset(i, v, {"batch": batch}) for i, v in zip(ids, vectors)])
+        print(" ".join("+" + i for i in ids), flush=True)
+        if batch % 4 == 3:
+            index.delete([ids[0]])
+            print("-" + ids[0], flush=True)
+    """
+)
+
+
+def test_kill_9_mid_write_loses_nothing_acknowledged(db):
+    # Given a writer that prints "+id" once an upsert returned and "-id" once a delete returned
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True)
+    acknowledged: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(acknowledged) < 300 and time.monotonic() < deadline:
+        line = writer.stdout.readline()
+        if not line:
+            break
+        acknowledged += line.split()
+
+    # When it is killed mid-way
+    writer.send_signal(signal.SIGKILL)
+    rest, _ = writer.communicate()
+    acknowledged += rest.split()
+    assert writer.returncode == -signal.SIGKILL
+    assert len(acknowledged) >= 300
+
+    # Then every acknowledged write holds, and the graph agrees with the table
+    present = {token[1:]: token[0] == "+" for token in acknowledged}
+    with EmbeddedIndex(db, DIM, exact_threshold=0) as index:
+        assert {asset_id: index.get(asset_id) is not None for asset_id in present} == present
+        last = index.get(acknowledged[-2][1:] if acknowledged[-1][0] == "-" else acknowledged[-1][1:])
+        assert index.knn_page(last.vector, 1)[0].asset_id == last.asset_id
+
+
+# --- the ANN path -------------------------------------------------------------------------------------
+
+
+def test_graph_search_top_10_equals_exact_brute_force(db, data, queries):
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+
+        for query in queries:
+            assert [hit.asset_id for hit in index.knn_page(query, 10)] == exact_top(data, query, 10)
+
+
+def test_graph_search_pages_equal_one_big_call(db, data, queries):
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+        query = queries[0]
+
+        paged, after = [], None
+        while page := index.knn_page(query, 7, after=after, max_hits=100):
+            paged += page
+            after = SearchAfter(page[-1].score, page[-1].asset_id)
+
+        assert paged == index.knn_page(query, 100, max_hits=100)
+        assert [hit.asset_id for hit in paged] == exact_top(data, query, 100)
+
+
+def test_graph_search_with_a_broad_filter_equals_exact(db, data, queries):
+    # Given half the assets in folder "odd": too many to scan, so the graph is asked and post-filtered
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+        query = queries[1]
+
+        hits = index.knn_page(query, 10, filters=Filters(folder="odd"))
+
+        assert [hit.asset_id for hit in hits] == exact_top(data, query, 10, among=range(1, len(data), 2))
+
+
+def test_graph_search_respects_min_score(db, data, queries):
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+        query = queries[2]
+        scores = np.sort(data.astype(np.float64) @ query)[::-1]
+        threshold = float(scores[40] + scores[41]) / 2
+
+        hits = index.knn_page(query, 100, min_score=threshold)
+
+        assert [hit.asset_id for hit in hits] == exact_top(data, query, 41)
+
+
+# --- scores and threads -------------------------------------------------------------------------------
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    rows=st.integers(1, 3000),
+    dim=st.sampled_from([7, 16, 512]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_rows_score_does_not_depend_on_the_rows_scored_with_it(rows, dim, seed):
+    # A cursor's score must compare exactly with the same asset's score computed in another batch.
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((rows, dim)).astype(np.float32)
+    query = rng.standard_normal(dim).astype(np.float32)
+    subset = rng.choice(rows, size=int(rng.integers(1, rows + 1)), replace=False)
+
+    together, apart = exact_scores(vectors, query), exact_scores(vectors[subset], query)
+
+    np.testing.assert_array_equal(apart, together[subset])
+    np.testing.assert_array_equal(exact_scores(vectors[subset[:1]], query), together[subset[:1]])
+
+
+def test_concurrent_writes_and_searches_keep_the_index_consistent(db, data, queries):
+    errors: list[BaseException] = []
+
+    def guarded(work):
+        def run():
+            try:
+                work()
+            except BaseException as exc:  # collected, then re-raised by the test thread
+                errors.append(exc)
+
+        return run
+
+    with open_ann(db, snapshot_every=250) as index:
+
+        def write(start: int) -> None:
+            for offset in range(0, 500, 50):
+                index.upsert(assets(data[start + offset : start + offset + 50], start=start + offset))
+                index.delete([aid(start + offset)])
+
+        def search() -> None:
+            for query in np.tile(queries, (10, 1)):
+                hits = index.knn_page(query, 10, filters=Filters(folder="odd") if query[0] > 0 else None)
+                assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+
+        threads = [threading.Thread(target=guarded(lambda s=s: write(s))) for s in (0, 500, 1000)]
+        threads += [threading.Thread(target=guarded(search)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert errors == []
+        assert index.count() == 1500 - 30
+    with open_ann(db) as index:
+        assert index.count() == 1500 - 30
+
+
+# --- packaging ----------------------------------------------------------------------------------------
+
+
+def test_onnxruntime_can_be_imported_after_the_embedded_index():
+    # usearch's static libstdc++ used to crash onnxruntime's import in this order (see index/_preload.py)
+    script = "import visual_search.index.embedded, onnxruntime"
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr[-2000:]
