@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ class Embedder:
         self.limits = limits or DecodeLimits()
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._tokenizer: ClipTokenizer | None = None
-        self._lock = threading.Lock()
+        self._locks = {name: threading.Lock() for name in ("image", "text", "tokenizer")}
 
     @classmethod
     def from_dir(cls, folder: str | Path, **kwargs) -> Embedder:
@@ -66,11 +67,14 @@ class Embedder:
         return self._session(tower).get_session_options()
 
     def load(self, towers: Sequence[str] = ("image", "text")) -> None:
-        """Load towers now instead of on first use (e.g. during a Lambda's init phase)."""
-        for tower in towers:
-            self._session(tower)
+        """Load towers now instead of on first use (e.g. during a Lambda's init phase). The files are
+        read, verified and compiled concurrently: onnxruntime and hashlib release the GIL while they work."""
+        jobs = [lambda t=t: self._session(t) for t in towers]
         if "text" in towers:
-            self._text_tokenizer()
+            jobs.append(self._text_tokenizer)
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            for future in [pool.submit(job) for job in jobs]:
+                future.result()
 
     def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
         """float32 (N, 3, S, S) preprocessed pixels -> float32 (N, D) unit rows."""
@@ -104,7 +108,7 @@ class Embedder:
     def _session(self, tower: str) -> ort.InferenceSession:
         session = self._sessions.get(tower)
         if session is None:
-            with self._lock:
+            with self._locks[tower]:
                 session = self._sessions.get(tower)
                 if session is None:
                     data = self.manifest.read_verified(self.manifest.tower_file(tower, self.precision))
@@ -114,8 +118,10 @@ class Embedder:
 
     def _text_tokenizer(self) -> ClipTokenizer:
         if self._tokenizer is None:
-            raw = self.manifest.read_verified(self.manifest.tokenizer_file).decode("utf-8")
-            self._tokenizer = ClipTokenizer(raw, self.manifest.text)
+            with self._locks["tokenizer"]:
+                if self._tokenizer is None:
+                    raw = self.manifest.read_verified(self.manifest.tokenizer_file).decode("utf-8")
+                    self._tokenizer = ClipTokenizer(raw, self.manifest.text)
         return self._tokenizer
 
     def _options(self) -> ort.SessionOptions:
