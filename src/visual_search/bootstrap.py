@@ -38,6 +38,15 @@ class Services:
     def close(self) -> None:
         self.index.close()
 
+    def collection_ids(self, limit: int | None = None) -> list[str]:
+        """Asset ids of the stored images, in key order (at most `limit`)."""
+        ids = []
+        for key in self.store.list():
+            if limit is not None and len(ids) >= limit:
+                break
+            ids.append(asset_id_for(self.store.name, key))
+        return ids
+
 
 class UploadService:
     """Cloudinary-style uploads: store the file under `folder/public_id.format`, then index it now

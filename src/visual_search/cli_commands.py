@@ -110,7 +110,7 @@ def run_duplicates(services: Services, args) -> int:
         for dup in finder.of_asset(args.asset_id, args.threshold):
             print(f"{dup.tier:8} {dup.score:7.4f}  {dup.asset_id}  {dup.document.get('public_id')}")
         return 0
-    ids = [asset_id_for(services.store.name, key) for key in services.store.list()]
+    ids = services.collection_ids()
     groups = 0
     with tqdm(total=len(ids), unit="img", file=sys.stderr, disable=args.quiet) as bar:
         for item in finder.report(ids, args.threshold):

@@ -21,11 +21,13 @@ from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
 from visual_search.api.responses import resource, search_response
 from visual_search.api.upload_signature import verify_upload
 from visual_search.bootstrap import Services
+from visual_search.duplicates import DuplicateGroup
 from visual_search.errors import BadInput, DependencyUnavailable, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
 SEARCH_PATH = "/v1_1/<cloud_name>/resources/visual_search"
+REPORT_MAX_ASSETS = 10_000
 Opt = Annotated[str | None, Query()]
 
 
@@ -161,6 +163,23 @@ class Routes:
         }
         return self.respond(200, json.dumps(body))
 
+    def duplicates_report(self, cloud_name: str):
+        """Extension: duplicate groups over the whole collection, per tier. Bounded, because an HTTP
+        request has a deadline; `visual-search duplicates` streams larger collections."""
+        self.authenticate(cloud_name)
+        threshold = params.number(self.request_params(), "threshold", None, 0.0, 1.0)
+        ids = self.services.collection_ids(limit=REPORT_MAX_ASSETS + 1)
+        if len(ids) > REPORT_MAX_ASSETS:
+            raise BadInput(
+                f"the collection has over {REPORT_MAX_ASSETS:,} images: use `visual-search duplicates`"
+            )
+        groups = [g for g in self.services.duplicates.report(ids, threshold) if isinstance(g, DuplicateGroup)]
+        body = {
+            "assets": len(ids),
+            "groups": [{"tier": g.tier, "asset_ids": list(g.asset_ids)} for g in groups],
+        }
+        return self.respond(200, json.dumps(body))
+
     def delete_resources(self, cloud_name: str):
         """Cloudinary's DELETE /resources/image/upload?public_ids[]=...: removes files and vectors."""
         self.authenticate(cloud_name)
@@ -227,6 +246,9 @@ def build_resolver(services: Services) -> APIGatewayRestResolver:
     )
     app.get("/v1_1/<cloud_name>/resources/<asset_id>/duplicates", summary="Tiered duplicates of one asset")(
         routes.duplicates
+    )
+    app.get("/v1_1/<cloud_name>/duplicates", summary="Duplicate groups over the collection")(
+        routes.duplicates_report
     )
     app.delete("/v1_1/<cloud_name>/resources/image/upload", summary="Delete images by public_id")(
         routes.delete_resources
