@@ -1,0 +1,86 @@
+"""Amazon S3 as the image store. Reads are bounded (the object size is checked before the body is read),
+URLs are presigned GETs that expire, and every call has timeouts and standard retries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from visual_search.errors import DependencyUnavailable, ImageTooLarge
+from visual_search.storage.port import ObjectNotFound, StoredObject, validate_key
+
+URL_TTL_S = 3600
+CLIENT_CONFIG = Config(
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"mode": "standard", "max_attempts": 4},
+    signature_version="s3v4",
+)
+MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3ImageStore:
+    def __init__(self, bucket: str, max_bytes: int, client: Any = None, name: str | None = None):
+        self.bucket = bucket
+        self.name = name or f"s3:{bucket}"
+        self._max_bytes = max_bytes
+        self._s3 = client or boto3.client("s3", config=CLIENT_CONFIG)
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else {}
+        self._call("put_object", Bucket=self.bucket, Key=validate_key(key), Body=data, **extra)
+
+    def get(self, key: str, version_id: str | None = None) -> StoredObject:
+        kwargs = {"Bucket": self.bucket, "Key": validate_key(key)}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        response = self._call("get_object", **kwargs)
+        size = int(response.get("ContentLength") or 0)
+        if size > self._max_bytes:
+            response["Body"].close()
+            raise ImageTooLarge(f"object is {size:,} bytes; the limit is {self._max_bytes:,}")
+        data = response["Body"].read(self._max_bytes + 1)
+        if len(data) > self._max_bytes:
+            raise ImageTooLarge(f"object is larger than {self._max_bytes:,} bytes")
+        return StoredObject(key, data, response.get("ContentType"), response["LastModified"])
+
+    def tags(self, key: str) -> dict[str, str]:
+        response = self._call("get_object_tagging", Bucket=self.bucket, Key=validate_key(key))
+        return {t["Key"]: t["Value"] for t in response.get("TagSet", [])}
+
+    def delete(self, key: str) -> None:
+        self._call("delete_object", Bucket=self.bucket, Key=validate_key(key))
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        paginator = self._s3.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyUnavailable(f"listing s3://{self.bucket}/{prefix} failed: {_code(exc)}") from None
+
+    def url(self, key: str, base_url: str | None = None) -> str:
+        return self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=URL_TTL_S
+        )
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._s3, operation)(**kwargs)
+        except ClientError as exc:
+            if _code(exc) in MISSING:
+                raise ObjectNotFound(kwargs.get("Key", "")) from None
+            raise DependencyUnavailable(f"S3 {operation} failed: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise DependencyUnavailable(f"S3 {operation} failed: {type(exc).__name__}") from None
+
+
+def _code(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "unknown"))
+    return type(exc).__name__

@@ -1,0 +1,85 @@
+"""One suite for every ImageStore: the local folder and S3 (through moto)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+import urllib3
+from moto import mock_aws
+
+from visual_search.errors import ImageTooLarge
+from visual_search.storage.local import LocalImageStore
+from visual_search.storage.port import InvalidKey, ObjectNotFound
+from visual_search.storage.s3 import S3ImageStore
+
+LIMIT = 1000
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        yield LocalImageStore(tmp_path, "http://127.0.0.1:9", b"k" * 32)
+        return
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="images")
+        yield S3ImageStore("images", LIMIT, client=client)
+
+
+def test_put_then_get_returns_the_same_bytes(store):
+    store.put("a/b/photo one.jpg", b"\xff\xd8data")
+    obj = store.get("a/b/photo one.jpg")
+    assert obj.data == b"\xff\xd8data"
+    assert obj.key == "a/b/photo one.jpg"
+    assert obj.last_modified is not None
+
+
+def test_put_replaces(store):
+    store.put("k.jpg", b"old")
+    store.put("k.jpg", b"new")
+    assert store.get("k.jpg").data == b"new"
+
+
+def test_missing_key_is_object_not_found(store):
+    with pytest.raises(ObjectNotFound):
+        store.get("nope.jpg")
+
+
+def test_delete_removes_and_is_idempotent(store):
+    store.put("k.jpg", b"x")
+    store.delete("k.jpg")
+    store.delete("k.jpg")
+    with pytest.raises(ObjectNotFound):
+        store.get("k.jpg")
+
+
+def test_list_returns_keys_under_a_prefix(store):
+    for key in ("a/1.jpg", "a/2.jpg", "b/3.jpg", "ab.jpg"):
+        store.put(key, b"x")
+    assert sorted(store.list("a/")) == ["a/1.jpg", "a/2.jpg"]
+    assert sorted(store.list()) == ["a/1.jpg", "a/2.jpg", "ab.jpg", "b/3.jpg"]
+
+
+@pytest.mark.parametrize(
+    "key", ["", "../escape.jpg", "/abs.jpg", "a//b.jpg", "a/./b.jpg", "nul\x00.jpg", "x" * 1025]
+)
+def test_invalid_keys_are_refused(store, key):
+    with pytest.raises(InvalidKey):
+        store.put(key, b"x")
+
+
+def test_url_is_signed_and_names_the_key(store):
+    store.put("dir/pic.jpg", b"x")
+    url = store.url("dir/pic.jpg")
+    assert "dir/pic.jpg" in urllib3.util.parse_url(url).path
+    assert "ignature" in url  # signature= (local) or X-Amz-Signature= (S3)
+
+
+def test_s3_refuses_objects_over_the_byte_limit(tmp_path):
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="images")
+        store = S3ImageStore("images", LIMIT, client=client)
+        client.put_object(Bucket="images", Key="big.jpg", Body=b"x" * (LIMIT + 1))
+        with pytest.raises(ImageTooLarge):
+            store.get("big.jpg")
