@@ -7,7 +7,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from visual_search.assets import asset_id_for, public_id_for
 from visual_search.cursor import CursorCodec
@@ -19,9 +19,13 @@ from visual_search.index.port import VectorIndex
 from visual_search.ingest import IngestItem, Ingestor
 from visual_search.remote_fetch import FetchLimits, RemoteFetcher
 from visual_search.search import SearchService
-from visual_search.settings import ServiceSettings, with_local_secrets
+from visual_search.settings import CoreSettings, IngestSettings, ServiceSettings, with_local_secrets
 from visual_search.storage.local import LocalImageStore
 from visual_search.storage.port import ImageStore, validate_key
+
+if TYPE_CHECKING:  # the search service never imports the ingest worker's modules
+    from visual_search.ledger.port import AssetLedger
+    from visual_search.object_ingest import ObjectIngest
 
 
 @dataclass
@@ -85,17 +89,43 @@ class UploadService:
         return "deleted" if keys else "not_found"
 
 
+@dataclass
+class IngestServices:
+    settings: IngestSettings
+    index: VectorIndex
+    store: ImageStore
+    ledger: AssetLedger
+    pipeline: ObjectIngest
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def build_ingest(settings: IngestSettings) -> IngestServices:
+    """The ingest worker: S3 object events -> the same Ingestor the local server uses."""
+    from visual_search.object_ingest import IngestPolicy, ObjectIngest
+
+    limits = _limits(settings)
+    embedder = _build_embedder(settings, limits)
+    index = _build_index(settings, embedder)
+    store = _build_store(settings, signing_key=secrets.token_bytes(32))  # ingest signs no URLs
+    ledger = _build_ledger(settings)
+    ingestor = Ingestor(embedder, index, store.name, limits)
+    policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)
+    return IngestServices(
+        settings, index, store, ledger, ObjectIngest(store, ingestor, index, ledger, policy)
+    )
+
+
 def build_services(settings: ServiceSettings) -> Services:
     if settings.store_backend == "local":
         settings = with_local_secrets(settings)
     if settings.api_secret is None or settings.cursor_secret is None:
         raise ConfigurationError("VS_API_SECRET and VS_CURSOR_SECRET must be set outside local mode")
-    limits = DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-    embedder = Embedder.from_dir(
-        settings.model_dir, precision=settings.model_precision, threads=settings.model_threads, limits=limits
-    )
+    limits = _limits(settings)
+    embedder = _build_embedder(settings, limits)
     index = _build_index(settings, embedder)
-    store = _build_store(settings)
+    store = _build_store(settings, _derive(settings.cursor_secret.get_secret_value(), "files"))
     ingestor = Ingestor(embedder, index, store.name, limits)
     fetcher = RemoteFetcher(
         FetchLimits(
@@ -119,7 +149,30 @@ def build_services(settings: ServiceSettings) -> Services:
     return Services(settings, embedder, index, store, ingestor, search, uploads, duplicates)
 
 
-def _build_index(settings: ServiceSettings, embedder: Embedder) -> VectorIndex:
+def _limits(settings: CoreSettings) -> DecodeLimits:
+    return DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+
+
+def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
+    return Embedder.from_dir(
+        settings.model_dir, precision=settings.model_precision, threads=settings.model_threads, limits=limits
+    )
+
+
+def _build_ledger(settings: IngestSettings) -> AssetLedger:
+    if settings.ledger_backend == "dynamodb":
+        from visual_search.ledger.dynamodb import DynamoDbLedger
+
+        if not settings.ledger_table:
+            raise ConfigurationError("VS_LEDGER_TABLE is required with VS_LEDGER_BACKEND=dynamodb")
+        return DynamoDbLedger(settings.ledger_table)
+    from visual_search.ledger.sqlite import SqliteLedger
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteLedger(settings.data_dir / "ledger.sqlite")
+
+
+def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
     if settings.index_backend == "embedded":
         from visual_search.index.embedded import EmbeddedIndex
 
@@ -129,15 +182,15 @@ def _build_index(settings: ServiceSettings, embedder: Embedder) -> VectorIndex:
     raise NotImplementedError("the OpenSearch adapter arrives with issue #5")
 
 
-def _build_store(settings: ServiceSettings) -> ImageStore:
-    if settings.store_backend == "local":
-        return LocalImageStore(
-            settings.data_dir / "images",
-            settings.public_base_url,
-            _derive(settings.cursor_secret.get_secret_value(), "files"),
-            name=settings.store_name,
-        )
-    raise NotImplementedError("the S3 store arrives with issue #4")
+def _build_store(settings: CoreSettings, signing_key: bytes) -> ImageStore:
+    if settings.store_backend == "s3":
+        from visual_search.storage.s3 import S3ImageStore
+
+        if not settings.bucket:
+            raise ConfigurationError("VS_BUCKET is required with VS_STORE_BACKEND=s3")
+        return S3ImageStore(settings.bucket, settings.max_image_bytes)
+    base_url = getattr(settings, "public_base_url", None)
+    return LocalImageStore(settings.data_dir / "images", base_url, signing_key, name=settings.store_name)
 
 
 def _derive(secret: str, purpose: str) -> bytes:

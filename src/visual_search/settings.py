@@ -20,7 +20,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "VS_"
 
 
-class ServiceSettings(BaseSettings):
+class CoreSettings(BaseSettings):
+    """What every process kind needs: the model, where images and vectors live, and input bounds."""
+
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     # Model
@@ -33,6 +35,14 @@ class ServiceSettings(BaseSettings):
     index_backend: Literal["embedded", "opensearch"] = "embedded"
     store_backend: Literal["local", "s3"] = "local"
     store_name: str = "local"  # part of every asset_id: the same key in another store is another asset
+    bucket: str | None = None  # the image bucket, when store_backend is s3
+
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(50_000_000, ge=10_000)
+
+
+class ServiceSettings(CoreSettings):
+    """The search service: API, local server, CLI."""
 
     # API identity and credentials (Cloudinary style: cloud name + key:secret)
     cloud_name: str = "demo"
@@ -45,8 +55,6 @@ class ServiceSettings(BaseSettings):
     public_base_url: str | None = None
 
     # Bounds
-    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
-    max_image_pixels: int = Field(50_000_000, ge=10_000)
     max_text_chars: int = Field(1000, ge=1)
     rate_limit_per_hour: int = Field(5000, ge=1)  # advertised in X-FeatureRateLimit-Limit
     default_max_results: int = Field(50, ge=1, le=500)
@@ -58,6 +66,15 @@ class ServiceSettings(BaseSettings):
     # Duplicates: similarity at or above which two different files count as near-identical / similar
     near_duplicate_threshold: float = Field(0.97, gt=0, le=1)
     similar_threshold: float = Field(0.90, gt=0, le=1)
+
+
+class IngestSettings(CoreSettings):
+    """The ingest worker (S3 events -> index)."""
+
+    ingest_prefix: str = ""  # only keys under this prefix are indexed
+    ingest_opt_in: bool = False  # True: only objects tagged visual_search=true
+    ledger_backend: Literal["sqlite", "dynamodb"] = "sqlite"
+    ledger_table: str | None = None  # DynamoDB table name, when ledger_backend is dynamodb
 
 
 def with_local_secrets(settings: ServiceSettings) -> ServiceSettings:

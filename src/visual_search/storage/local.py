@@ -44,7 +44,11 @@ class LocalImageStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def get(self, key: str) -> StoredObject:
+    def tags(self, key: str) -> dict[str, str]:
+        return {}
+
+    def get(self, key: str, version_id: str | None = None) -> StoredObject:
+        """`version_id` is accepted for the port's sake; a folder keeps one version."""
         path = self._path(key)
         try:
             data = path.read_bytes()

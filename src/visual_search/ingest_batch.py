@@ -1,0 +1,76 @@
+"""Lambda-side batching for object ingest: Powertools' BatchProcessor with a batch stage.
+
+Powertools calls the record handler once per SQS message (parse + stage, so a bad message fails
+alone); then the staged images of the whole batch are embedded and written together, and if that
+batch stage fails, the messages it covered are reported as failed too. The partial batch response
+(`batchItemFailures`) is built by Powertools as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from visual_search.ingest_events import parse_lambda_event
+from visual_search.object_ingest import ObjectIngest, Staged
+
+log = logging.getLogger(__name__)
+
+
+class StagedBatchProcessor(BatchProcessor):
+    def __init__(self, pipeline: ObjectIngest):
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self.pipeline = pipeline
+        self._staged: dict[str, list[Staged]] = {}
+
+    def record_handler(self, record: SQSRecord) -> int:
+        """Parse one SQS message and stage its object events; returns how many were staged."""
+        staged: list[Staged] = []
+        for parsed in parse_lambda_event({"Records": [record.raw_event]}):
+            if parsed.ignored:
+                log.info("message %s ignored: %s", record.message_id, parsed.ignored)
+                continue
+            for event in parsed.events:
+                item = self.pipeline.stage(event)
+                if item is not None:
+                    staged.append(item)
+        self._staged[record.message_id] = staged
+        return len(staged)
+
+    def process(self) -> list[tuple]:
+        self._staged.clear()
+        results = super().process()
+        pending = [(r, self._staged.get(r.get("messageId"), [])) for r in list(self.success_messages)]
+        pending = [(r, s) for r, s in pending if s]
+        if pending:
+            try:
+                self.pipeline.apply([item for _, items in pending for item in items])
+            except Exception as exc:
+                log.exception("batch stage failed; %d message(s) go back to the queue", len(pending))
+                for record, _ in pending:
+                    self.success_messages.remove(record)
+                    self.failure_handler(record, (type(exc), exc, exc.__traceback__))
+        return results
+
+
+def handle_event(pipeline: ObjectIngest, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """The ingest Lambda's body: SQS batches get a partial batch response; direct S3 and EventBridge
+    events are applied whole and raise on failure (Lambda's async retries and on-failure destination)."""
+    records = event.get("Records") or []
+    if records and records[0].get("eventSource") == "aws:sqs":
+        processor = StagedBatchProcessor(pipeline)
+        with processor(records=records, handler=processor.record_handler, lambda_context=context):
+            processor.process()
+        return processor.response()
+    staged = [
+        item
+        for parsed in parse_lambda_event(event)
+        if not parsed.ignored
+        for e in parsed.events
+        if (item := pipeline.stage(e)) is not None
+    ]
+    pipeline.apply(staged)
+    return {"applied": len(staged)}
