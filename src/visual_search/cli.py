@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_build_model(commands)
     _add_verify_model(commands)
     _add_service_commands(commands)
+    _add_redrive(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -115,6 +116,26 @@ def _add_service_commands(commands) -> None:
     p.add_argument("--threshold", type=float, help="similarity floor of the 'similar' tier")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_duplicates)
+
+
+def _add_redrive(commands) -> None:
+    p = commands.add_parser("redrive", help="move messages from the ingest dead-letter queue back to the queue")
+    p.add_argument("--dlq-url", required=True)
+    p.add_argument("--queue-url", required=True)
+    p.add_argument("--max", type=int, help="move at most this many")
+    p.add_argument("--per-second", type=float, help="rate limit")
+    p.set_defaults(run=_run_redrive)
+
+
+def _run_redrive(args) -> int:
+    from tqdm import tqdm
+
+    from visual_search.redrive import redrive
+
+    with tqdm(unit="msg", file=sys.stderr) as bar:
+        result = redrive(args.dlq_url, args.queue_url, args.max, args.per_second, progress=bar.update)
+    print(f"moved {result.moved}; about {result.remaining_estimate} left in the dead-letter queue")
+    return 0
 
 
 def _run_serve(args) -> int:
