@@ -119,7 +119,9 @@ def _add_service_commands(commands) -> None:
 
 
 def _add_redrive(commands) -> None:
-    p = commands.add_parser("redrive", help="move messages from the ingest dead-letter queue back to the queue")
+    p = commands.add_parser(
+        "redrive", help="move messages from the dead-letter queue back to the ingest queue"
+    )
     p.add_argument("--dlq-url", required=True)
     p.add_argument("--queue-url", required=True)
     p.add_argument("--max", type=int, help="move at most this many")

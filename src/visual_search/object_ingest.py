@@ -21,6 +21,7 @@ external versioning on the same token, the embedded index has a single writer.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +86,12 @@ class ObjectIngest:
         self._store, self._ingestor, self._index, self._ledger = store, ingestor, index, ledger
         self._policy = policy
         self.tally = Tally()
+        self.fetch_s = 0.0
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Cumulative seconds per stage (fetch here; decode, embed, write in the Ingestor)."""
+        t = self._ingestor.timings
+        return {"fetch": self.fetch_s, "decode": t.decode_s, "embed": t.embed_s, "write": t.write_s}
 
     # -- stage 1: per record
     def stage(self, event: ObjectEvent) -> Staged | None:
@@ -102,6 +109,7 @@ class ObjectIngest:
             return None
         if event.kind == "removed":
             return Staged(event, asset_id, order)
+        started = time.perf_counter()
         try:
             obj = self._store.get(event.key, event.version_id)
             if self._policy.opt_in and self._store.tags(event.key).get(OPT_IN_TAG, "").lower() != "true":
@@ -116,6 +124,8 @@ class ObjectIngest:
         except ImageRejected as exc:
             self._refuse(Staged(event, asset_id, order), exc.reason)
             return None
+        finally:
+            self.fetch_s += time.perf_counter() - started
         return Staged(event, asset_id, order, obj.data)
 
     def _ignored(self, event: ObjectEvent) -> str | None:
