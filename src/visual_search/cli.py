@@ -183,24 +183,23 @@ def _run_add(args) -> int:
     return 0
 
 
-def _run_search(args) -> int:
-    from visual_search import cli_commands
+def _with_services(command_name: str):
+    """A command body that runs one cli_commands function with services built from the environment."""
 
-    services = cli_commands.services_from_env()
-    try:
-        return cli_commands.run_search(services, args)
-    finally:
-        services.close()
+    def run(args) -> int:
+        from visual_search import cli_commands
+
+        services = cli_commands.services_from_env()
+        try:
+            return getattr(cli_commands, command_name)(services, args)
+        finally:
+            services.close()
+
+    return run
 
 
-def _run_duplicates(args) -> int:
-    from visual_search import cli_commands
-
-    services = cli_commands.services_from_env()
-    try:
-        return cli_commands.run_duplicates(services, args)
-    finally:
-        services.close()
+_run_search = _with_services("run_search")
+_run_duplicates = _with_services("run_duplicates")
 
 
 if __name__ == "__main__":

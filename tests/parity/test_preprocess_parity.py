@@ -7,32 +7,15 @@ import io
 
 import numpy as np
 import pytest
-import skimage.data
 from PIL import Image
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+from tests.fixtures.photos import PHOTOS, photo_array, photo_png
 from visual_search.embedding.decode import decode_image
 from visual_search.embedding.manifest import ImageSpec
 from visual_search.embedding.preprocess import preprocess
 from visual_search.model_build.source import default_image_spec
 
-# Colour, greyscale, RGBA (logo: transparency composited on white by both) and a 1411 px retina scan.
-PHOTOS = [
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "immunohistochemistry",
-    "camera",
-    "moon",
-    "page",
-    "hubble_deep_field",
-    "retina",
-    "coins",
-    "colorwheel",
-    "logo",
-    "clock",
-]
 MAX_ABS_DIFF = 0.02
 
 
@@ -47,16 +30,9 @@ def reference() -> CLIPImageProcessorPil:
     return CLIPImageProcessorPil()
 
 
-def _png_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize("name", PHOTOS)
 def test_preprocessing_matches_clip_image_processor_on_real_photos(name, spec, reference):
-    array = getattr(skimage.data, name)()
-    data = _png_bytes(array)
+    data = photo_png(name)
     want = reference(images=Image.open(io.BytesIO(data)), return_tensors="np")["pixel_values"][0]
     got = preprocess(decode_image(data, min_side=224).image, spec)
     assert got.shape == want.shape == (3, 224, 224)
@@ -65,7 +41,7 @@ def test_preprocessing_matches_clip_image_processor_on_real_photos(name, spec, r
 
 @pytest.mark.parametrize(("width", "height"), [(225, 224), (224, 500), (1000, 333), (301, 999)])
 def test_odd_aspect_ratios_crop_like_transformers(width, height, spec, reference):
-    array = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((width, height)))
+    array = np.asarray(Image.fromarray(photo_array("astronaut")).resize((width, height)))
     want = reference(images=Image.fromarray(array), return_tensors="np")["pixel_values"][0]
     got = preprocess(Image.fromarray(array), spec)
     assert float(np.max(np.abs(got - want))) <= MAX_ABS_DIFF
@@ -74,7 +50,7 @@ def test_odd_aspect_ratios_crop_like_transformers(width, height, spec, reference
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
 def test_reduced_scale_jpeg_decoding_stays_within_the_parity_bar(name, spec, reference):
     """A 12 MP JPEG decoded with `draft` vs the reference on the fully decoded image."""
-    big = Image.fromarray(getattr(skimage.data, name)()).resize((4000, 3000), Image.Resampling.BICUBIC)
+    big = Image.fromarray(photo_array(name)).resize((4000, 3000), Image.Resampling.BICUBIC)
     buf = io.BytesIO()
     big.save(buf, format="JPEG", quality=92)
     data = buf.getvalue()

@@ -7,31 +7,15 @@ import io
 
 import numpy as np
 import pytest
-import skimage.data
 import torch
 from PIL import Image
 from transformers import CLIPTokenizer
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+from tests.fixtures.photos import PHOTOS, photo_png
 from visual_search.embedding import Embedder
 from visual_search.model_build.parity import compare
 
-PHOTOS = [
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "immunohistochemistry",
-    "camera",
-    "moon",
-    "page",
-    "hubble_deep_field",
-    "retina",
-    "coins",
-    "colorwheel",
-    "logo",
-    "clock",
-]
 TEXTS = [
     "a photo of an astronaut",
     "a cup of coffee",
@@ -47,12 +31,7 @@ TEXTS = [
 
 
 def _photo_bytes() -> list[bytes]:
-    out = []
-    for name in PHOTOS:
-        buf = io.BytesIO()
-        Image.fromarray(getattr(skimage.data, name)()).save(buf, format="PNG")
-        out.append(buf.getvalue())
-    return out
+    return [photo_png(name) for name in PHOTOS]
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-import skimage.data
 import torch
-from PIL import Image
 
+from tests.fixtures.photos import PHOTOS, photo_png
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import decode_image
 from visual_search.embedding.preprocess import preprocess_batch
@@ -19,18 +16,7 @@ from visual_search.model_build.source import load_preset
 
 pytestmark = pytest.mark.slow
 
-PHOTOS = [
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "immunohistochemistry",
-    "camera",
-    "hubble_deep_field",
-    "retina",
-    "coins",
-    "colorwheel",
-]
+SOME_PHOTOS = PHOTOS[:10]
 TEXTS = [
     "a photo of an astronaut",
     "a cup of coffee",
@@ -53,11 +39,7 @@ def vit(tmp_path_factory):
 
 
 def test_int8_vit_b_32_matches_torch_and_keeps_nearest_neighbours(vit):
-    photos = []
-    for name in PHOTOS:
-        buf = io.BytesIO()
-        Image.fromarray(getattr(skimage.data, name)()).save(buf, format="PNG")
-        photos.append(buf.getvalue())
+    photos = [photo_png(name) for name in SOME_PHOTOS]
     embedder = Embedder.from_dir(vit)
     reference = load_preset("vit-b-32", seed=0).model
     pixels = preprocess_batch([decode_image(p).image for p in photos], embedder.manifest.image)
