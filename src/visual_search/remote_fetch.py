@@ -80,9 +80,15 @@ def is_public_address(address: str) -> bool:
 
 
 class RemoteFetcher:
-    def __init__(self, limits: FetchLimits, resolve: Resolver = system_resolver):
+    def __init__(
+        self,
+        limits: FetchLimits,
+        resolve: Resolver = system_resolver,
+        address_allowed: Callable[[str], bool] = is_public_address,
+    ):
         self.limits = limits
         self._resolve = resolve
+        self._address_allowed = address_allowed
 
     def fetch(self, url: str) -> FetchedImage:
         deadline = time.monotonic() + self.limits.total_timeout
@@ -169,7 +175,7 @@ class RemoteFetcher:
         if not self.limits.allow_private:
             for address in addresses:
                 try:
-                    public = is_public_address(address)
+                    public = self._address_allowed(address)
                 except ValueError:
                     public = False
                 if not public:
