@@ -99,6 +99,7 @@ class IngestServices:
 
     def close(self) -> None:
         self.index.close()
+        self.ledger.close()
 
 
 def build_ingest(settings: IngestSettings) -> IngestServices:
@@ -109,7 +110,7 @@ def build_ingest(settings: IngestSettings) -> IngestServices:
     embedder = _build_embedder(settings, limits)
     index = _build_index(settings, embedder)
     store = _build_store(settings, signing_key=secrets.token_bytes(32))  # ingest signs no URLs
-    ledger = _build_ledger(settings)
+    ledger = _build_ledger(settings, scope=_safe_name(embedder.model_id))
     ingestor = Ingestor(embedder, index, store.name, limits)
     policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)
     return IngestServices(
@@ -159,17 +160,17 @@ def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
     )
 
 
-def _build_ledger(settings: IngestSettings) -> AssetLedger:
+def _build_ledger(settings: IngestSettings, scope: str) -> AssetLedger:
     if settings.ledger_backend == "dynamodb":
         from visual_search.ledger.dynamodb import DynamoDbLedger
 
         if not settings.ledger_table:
             raise ConfigurationError("VS_LEDGER_TABLE is required with VS_LEDGER_BACKEND=dynamodb")
-        return DynamoDbLedger(settings.ledger_table)
+        return DynamoDbLedger(settings.ledger_table, scope)
     from visual_search.ledger.sqlite import SqliteLedger
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteLedger(settings.data_dir / "ledger.sqlite")
+    return SqliteLedger(settings.data_dir / "ledger.sqlite", scope)
 
 
 def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:

@@ -52,7 +52,8 @@ class StagedBatchProcessor(BatchProcessor):
                 log.exception("batch stage failed; %d message(s) go back to the queue", len(pending))
                 for record, _ in pending:
                     self.success_messages.remove(record)
-                    self.failure_handler(record, (type(exc), exc, exc.__traceback__))
+                    as_record = self._to_batch_type(record, event_type=self.event_type, model=self.model)
+                    self.failure_handler(as_record, (type(exc), exc, exc.__traceback__))
         return results
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Literal
@@ -64,7 +64,8 @@ class Tally:
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: str, n: int = 1) -> None:
-        self.counts[outcome] = self.counts.get(outcome, 0) + n
+        if n:
+            self.counts[outcome] = self.counts.get(outcome, 0) + n
 
 
 def order_token(event: ObjectEvent) -> str:
@@ -98,24 +99,36 @@ class ObjectIngest:
         """Decide whether the event applies and fetch what it needs; None when it is dropped."""
         reason = self._ignored(event)
         if reason:
-            log.info("ignored %s: %s", event.key, reason)
+            log.info("ignored %s: %s", event.key, reason, extra={"key": event.key})
             self.tally.add("skipped")
             return None
         asset_id = asset_id_for(self._store.name, event.key)
         order = order_token(event)
         if not self._ledger.is_newer(asset_id, order):
-            log.info("dropped %s event for %s: not newer than the applied state", event.kind, event.key)
+            log.info(
+                "dropped %s: not newer than the state already applied",
+                event.name or event.kind,
+                extra={"key": event.key, "asset_id": asset_id},
+            )
             self.tally.add("skipped")
             return None
-        if event.kind == "removed":
-            return Staged(event, asset_id, order)
         started = time.perf_counter()
         try:
-            obj = self._store.get(event.key, event.version_id)
+            return self._fetch(event, asset_id, order)
+        finally:
+            self.fetch_s += time.perf_counter() - started
+
+    def _fetch(self, event: ObjectEvent, asset_id: str, order: str) -> Staged | None:
+        if event.kind == "removed":
+            if self._store.head(event.key) is None:
+                return Staged(event, asset_id, order)
+            # A non-current version was deleted, or the key was written again since: the bucket still
+            # holds an object under this key, so the index follows the bucket's current state.
+            event = replace(event, kind="created", version_id=None)
+        try:
             if self._policy.opt_in and self._store.tags(event.key).get(OPT_IN_TAG, "").lower() != "true":
-                log.info("ignored %s: not opted in (tag %s=true)", event.key, OPT_IN_TAG)
-                self.tally.add("skipped")
-                return None
+                return self._not_opted_in(event, asset_id, order)
+            obj = self._store.get(event.key, event.version_id)
         except ObjectNotFound:
             # Deleted or replaced since: its own removal/creation event carries the newer state.
             log.info("dropped created event for %s: the object is gone", event.key)
@@ -124,9 +137,17 @@ class ObjectIngest:
         except ImageRejected as exc:
             self._refuse(Staged(event, asset_id, order), exc.reason)
             return None
-        finally:
-            self.fetch_s += time.perf_counter() - started
         return Staged(event, asset_id, order, obj.data)
+
+    def _not_opted_in(self, event: ObjectEvent, asset_id: str, order: str) -> Staged | None:
+        """Untagged in opt-in mode: never indexed, or removed if it was (the tag went away)."""
+        entry = self._ledger.get(asset_id)
+        if entry is not None and entry.state == "indexed":
+            log.info("removing %s: no longer opted in (tag %s=true)", event.key, OPT_IN_TAG)
+            return Staged(replace(event, kind="removed"), asset_id, order)
+        log.info("ignored %s: not opted in (tag %s=true)", event.key, OPT_IN_TAG)
+        self.tally.add("skipped")
+        return None
 
     def _ignored(self, event: ObjectEvent) -> str | None:
         if not event.key.startswith(self._policy.prefix):
@@ -138,6 +159,7 @@ class ObjectIngest:
     # -- stage 2: per batch
     def apply(self, staged: Sequence[Staged]) -> None:
         """Apply a batch. Raises on a dependency failure (the caller retries the batch's messages)."""
+        staged = self._newest_per_asset(staged)
         removals = [s for s in staged if s.event.kind == "removed"]
         if removals:
             self._index.delete([s.asset_id for s in removals])
@@ -155,6 +177,16 @@ class ObjectIngest:
                 self._record(s, "indexed")
             else:
                 self._refuse(s, result.reason or "refused")
+
+    def _newest_per_asset(self, staged: Sequence[Staged]) -> list[Staged]:
+        """One batch may hold several events of one object (an overwrite burst): only the newest counts."""
+        newest: dict[str, Staged] = {}
+        for item in staged:
+            kept = newest.get(item.asset_id)
+            if kept is None or item.order > kept.order:
+                newest[item.asset_id] = item
+        self.tally.add("skipped", len(staged) - len(newest))
+        return list(newest.values())
 
     def _record(self, staged: Staged, state: Literal["indexed", "removed"]) -> None:
         applied = self._ledger.record(

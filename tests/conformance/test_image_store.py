@@ -83,3 +83,19 @@ def test_s3_refuses_objects_over_the_byte_limit(tmp_path):
         client.put_object(Bucket="images", Key="big.jpg", Body=b"x" * (LIMIT + 1))
         with pytest.raises(ImageTooLarge):
             store.get("big.jpg")
+
+
+def test_head_tells_whether_an_object_is_there_now(store):
+    assert store.head("k.jpg") is None
+    store.put("k.jpg", b"12345")
+    info = store.head("k.jpg")
+    assert (info.key, info.size) == ("k.jpg", 5)
+    assert info.last_modified is not None
+    store.delete("k.jpg")
+    assert store.head("k.jpg") is None
+
+
+def test_scan_lists_objects_under_a_prefix_in_key_order_with_sizes(store):
+    for key, body in (("a/2.jpg", b"22"), ("a/1.jpg", b"1"), ("b/3.jpg", b"333")):
+        store.put(key, body)
+    assert [(i.key, i.size) for i in store.scan("a/")] == [("a/1.jpg", 1), ("a/2.jpg", 2)]

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 import urllib3
+from moto import mock_aws
 
 from tests.fixtures import images
+from tests.fixtures.ingest_world import IngestWorld
 from tests.functional.helpers import ingest_keys
 from visual_search.bootstrap import Services, build_services
 from visual_search.local_server import LocalServer
@@ -88,3 +90,23 @@ class Api:
 @pytest.fixture(scope="module")
 def api(server) -> Api:
     return Api(server)
+
+
+@pytest.fixture
+def aws_env(monkeypatch) -> Iterator[None]:
+    """moto for every AWS client created inside the test."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def world(aws_env, tmp_path, tiny_model_dir) -> IngestWorld:
+    return IngestWorld(tiny_model_dir, tmp_path)
+
+
+@pytest.fixture
+def versioned_world(aws_env, tmp_path, tiny_model_dir) -> IngestWorld:
+    return IngestWorld(tiny_model_dir, tmp_path, versioned=True)

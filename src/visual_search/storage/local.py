@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from visual_search.storage.port import ObjectNotFound, StoredObject, validate_key
+from visual_search.storage.port import ObjectInfo, ObjectNotFound, StoredObject, validate_key
 
 URL_TTL_S = 3600
 
@@ -61,14 +61,24 @@ class LocalImageStore:
         self._path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[str]:
+        return (info.key for info in self.scan(prefix))
+
+    def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames.sort()
             for name in sorted(filenames):
                 if name.startswith(".upload-"):
                     continue
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
-                if key.startswith(prefix):
-                    yield key
+                if key.startswith(prefix) and (info := self.head(key)) is not None:
+                    yield info
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            stat = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
     def url(self, key: str, base_url: str | None = None, now: float | None = None) -> str:
         expires = int((now or time.time()) + URL_TTL_S)

@@ -29,6 +29,15 @@ class StoredObject:
     last_modified: datetime
 
 
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object's listing entry: enough to decide whether to fetch it."""
+
+    key: str
+    size: int
+    last_modified: datetime
+
+
 class ImageStore(Protocol):
     name: str
 
@@ -43,6 +52,14 @@ class ImageStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def list(self, prefix: str = "") -> Iterator[str]: ...
+
+    def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under the prefix, in a stable order, with its size and modification time."""
+        ...
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """The object's listing entry, or None when no object is under the key now."""
+        ...
 
     def url(self, key: str, base_url: str | None = None) -> str:
         """A URL the caller can open: signed and expiring (local server, S3 presigned) or a CDN URL.

@@ -11,7 +11,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from visual_search.errors import DependencyUnavailable, ImageTooLarge
-from visual_search.storage.port import ObjectNotFound, StoredObject, validate_key
+from visual_search.storage.port import ObjectInfo, ObjectNotFound, StoredObject, validate_key
 
 URL_TTL_S = 3600
 CLIENT_CONFIG = Config(
@@ -56,13 +56,23 @@ class S3ImageStore:
         self._call("delete_object", Bucket=self.bucket, Key=validate_key(key))
 
     def list(self, prefix: str = "") -> Iterator[str]:
+        return (info.key for info in self.scan(prefix))
+
+    def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self._s3.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    yield item["Key"]
+                    yield ObjectInfo(item["Key"], int(item.get("Size") or 0), item["LastModified"])
         except (ClientError, BotoCoreError) as exc:
             raise DependencyUnavailable(f"listing s3://{self.bucket}/{prefix} failed: {_code(exc)}") from None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            response = self._call("head_object", Bucket=self.bucket, Key=validate_key(key))
+        except ObjectNotFound:
+            return None
+        return ObjectInfo(key, int(response.get("ContentLength") or 0), response["LastModified"])
 
     def url(self, key: str, base_url: str | None = None) -> str:
         return self._s3.generate_presigned_url(

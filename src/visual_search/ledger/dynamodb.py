@@ -1,0 +1,109 @@
+"""The ledger on AWS: one DynamoDB item per (scope, asset id), written with a condition expression.
+
+`record` is a PutItem with `attribute_not_exists(pk) OR order_token < :order`, the conditional write
+DynamoDB documents for optimistic ordering, so concurrent ingest Lambdas never move an asset backwards.
+Throttling and service errors become DependencyUnavailable: the SQS message is retried, then parked in
+the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from visual_search.errors import DependencyUnavailable
+from visual_search.ledger.port import LedgerEntry, State
+
+CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 4, "mode": "adaptive"})
+FIELDS = ("asset_id", "key", "order_token", "state", "doc_id", "reason", "updated_at")
+
+
+def table_definition(name: str) -> dict[str, Any]:
+    """CreateTable arguments; the CDK stack declares the same key schema."""
+    return {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+class DynamoDbLedger:
+    def __init__(self, table: str, scope: str, client: Any = None):
+        self.scope = scope
+        self._table = table
+        self._client = client or boto3.client("dynamodb", config=CLIENT_CONFIG)
+
+    def _pk(self, asset_id: str) -> dict[str, str]:
+        return {"S": f"{self.scope}#{asset_id}"}
+
+    def get(self, asset_id: str) -> LedgerEntry | None:
+        item = self._call(
+            "get_item", TableName=self._table, Key={"pk": self._pk(asset_id)}, ConsistentRead=True
+        ).get("Item")
+        return _entry(item) if item else None
+
+    def is_newer(self, asset_id: str, order: str) -> bool:
+        entry = self.get(asset_id)
+        return entry is None or order > entry.order
+
+    def record(self, entry: LedgerEntry) -> bool:
+        item = {"pk": self._pk(entry.asset_id), "scope": {"S": self.scope}}
+        for name, value in zip(FIELDS, _values(entry), strict=True):
+            if value is not None:
+                item[name] = {"S": value}
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR order_token < :order",
+                ExpressionAttributeValues={":order": {"S": entry.order}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise DependencyUnavailable(f"asset ledger: {exc}") from exc
+        except BotoCoreError as exc:
+            raise DependencyUnavailable(f"asset ledger: {exc}") from exc
+        return True
+
+    def entries(self, state: State | None = None) -> Iterator[LedgerEntry]:
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "#scope = :scope",
+            "ExpressionAttributeNames": {"#scope": "scope"},
+            "ExpressionAttributeValues": {":scope": {"S": self.scope}},
+        }
+        if state is not None:
+            arguments["FilterExpression"] += " AND #state = :state"
+            arguments["ExpressionAttributeNames"]["#state"] = "state"
+            arguments["ExpressionAttributeValues"][":state"] = {"S": state}
+        paginator = self._client.get_paginator("scan")
+        try:
+            for page in paginator.paginate(**arguments):
+                for item in page.get("Items", []):
+                    yield _entry(item)
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyUnavailable(f"asset ledger: {exc}") from exc
+
+    def close(self) -> None:
+        """Nothing to release: boto3 clients pool their connections."""
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, operation)(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyUnavailable(f"asset ledger: {exc}") from exc
+
+
+def _values(entry: LedgerEntry) -> tuple[str | None, ...]:
+    return (entry.asset_id, entry.key, entry.order, entry.state, entry.doc_id, entry.reason, entry.updated_at)
+
+
+def _entry(item: dict[str, Any]) -> LedgerEntry:
+    values = [item[name]["S"] if name in item else None for name in FIELDS]
+    return LedgerEntry(*values)  # type: ignore[arg-type]

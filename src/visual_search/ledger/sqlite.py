@@ -1,0 +1,86 @@
+"""The ledger on one machine: a SQLite table next to the embedded index.
+
+The conditional write is a single upsert whose update is guarded by `WHERE excluded.order > order`,
+so it is atomic inside SQLite whatever the number of connections.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from visual_search.ledger.port import LedgerEntry, State
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger (
+    scope TEXT NOT NULL,
+    asset_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    order_token TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('indexed', 'removed', 'refused')),
+    doc_id TEXT,
+    reason TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (scope, asset_id)
+) WITHOUT ROWID
+"""
+COLUMNS = "asset_id, key, order_token, state, doc_id, reason, updated_at"
+
+
+class SqliteLedger:
+    def __init__(self, path: Path, scope: str):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.scope = scope
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(SCHEMA)
+
+    def get(self, asset_id: str) -> LedgerEntry | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {COLUMNS} FROM ledger WHERE scope = ? AND asset_id = ?", (self.scope, asset_id)
+            ).fetchone()
+        return LedgerEntry(*row) if row else None
+
+    def is_newer(self, asset_id: str, order: str) -> bool:
+        entry = self.get(asset_id)
+        return entry is None or order > entry.order
+
+    def record(self, entry: LedgerEntry) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                f"""INSERT INTO ledger (scope, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (scope, asset_id) DO UPDATE SET
+                    key = excluded.key, order_token = excluded.order_token, state = excluded.state,
+                    doc_id = excluded.doc_id, reason = excluded.reason, updated_at = excluded.updated_at
+                WHERE excluded.order_token > ledger.order_token""",
+                (
+                    self.scope,
+                    entry.asset_id,
+                    entry.key,
+                    entry.order,
+                    entry.state,
+                    entry.doc_id,
+                    entry.reason,
+                    entry.updated_at,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def entries(self, state: State | None = None) -> Iterator[LedgerEntry]:
+        query = f"SELECT {COLUMNS} FROM ledger WHERE scope = ?"
+        params: tuple[str, ...] = (self.scope,)
+        if state is not None:
+            query, params = query + " AND state = ?", (*params, state)
+        with self._lock:
+            rows = self._db.execute(query, params).fetchall()
+        for row in rows:
+            yield LedgerEntry(*row)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,135 @@
+"""Every AssetLedger implementation is held to these tests: SQLite (one machine) and DynamoDB (moto)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from visual_search.errors import DependencyUnavailable
+from visual_search.ledger.dynamodb import DynamoDbLedger, table_definition
+from visual_search.ledger.port import AssetLedger, LedgerEntry
+from visual_search.ledger.sqlite import SqliteLedger
+
+MakeLedger = Callable[[str], AssetLedger]
+
+
+@pytest.fixture
+def dynamodb_ledgers(monkeypatch) -> Iterator[MakeLedger]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        boto3.client("dynamodb").create_table(**table_definition("ledger"))
+        yield lambda scope: DynamoDbLedger("ledger", scope)
+
+
+@pytest.fixture
+def sqlite_ledgers(tmp_path: Path) -> Iterator[MakeLedger]:
+    opened: list[SqliteLedger] = []
+
+    def make(scope: str) -> SqliteLedger:
+        opened.append(SqliteLedger(tmp_path / "ledger.sqlite", scope))
+        return opened[-1]
+
+    yield make
+    for ledger in opened:
+        ledger.close()
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def make_ledger(request: pytest.FixtureRequest) -> MakeLedger:
+    return request.getfixturevalue(f"{request.param}_ledgers")
+
+
+@pytest.fixture
+def ledger(make_ledger: MakeLedger) -> AssetLedger:
+    return make_ledger("model-a")
+
+
+def entry(order: str, state: str = "indexed", asset: str = "a" * 32, **extra) -> LedgerEntry:
+    return LedgerEntry(
+        asset, f"photos/{asset[:4]}.jpg", order, state, updated_at="2026-11-24T10:00:00", **extra
+    )  # type: ignore[arg-type]
+
+
+def test_an_unknown_asset_has_no_entry_and_any_event_is_newer(ledger):
+    assert ledger.get("a" * 32) is None
+    assert ledger.is_newer("a" * 32, "s0")
+
+
+def test_the_first_record_is_written_and_read_back_whole(ledger):
+    written = entry("s05", "refused", reason="too_many_pixels", doc_id="doc-1")
+    assert ledger.record(written) is True
+    assert ledger.get("a" * 32) == written
+
+
+def test_a_newer_event_replaces_the_entry(ledger):
+    ledger.record(entry("s05"))
+    assert ledger.record(entry("s06", "removed")) is True
+    assert ledger.get("a" * 32).state == "removed"
+
+
+def test_an_older_or_equal_event_is_refused_and_changes_nothing(ledger):
+    ledger.record(entry("s06", "removed"))
+    assert ledger.record(entry("s05", "indexed")) is False
+    assert ledger.record(entry("s06", "indexed")) is False
+    assert ledger.get("a" * 32).state == "removed"
+    assert not ledger.is_newer("a" * 32, "s06")
+    assert ledger.is_newer("a" * 32, "s07")
+
+
+def test_tombstones_are_kept_so_a_late_create_after_a_delete_stays_out(ledger):
+    ledger.record(entry("s09", "removed"))
+    assert not ledger.is_newer("a" * 32, "s08")
+    assert ledger.get("a" * 32) is not None
+
+
+def test_scopes_are_independent(make_ledger):
+    old, new = make_ledger("model-a"), make_ledger("model-b")
+    old.record(entry("s05"))
+    assert new.get("a" * 32) is None
+    assert new.record(entry("s01")) is True
+    assert old.get("a" * 32).order == "s05"
+
+
+def test_entries_lists_this_scope_optionally_by_state(make_ledger):
+    ledger, other = make_ledger("model-a"), make_ledger("model-b")
+    ledger.record(entry("s1", "indexed", asset="1" * 32))
+    ledger.record(entry("s1", "removed", asset="2" * 32))
+    ledger.record(entry("s1", "refused", asset="3" * 32, reason="corrupt"))
+    other.record(entry("s1", "indexed", asset="4" * 32))
+    assert {e.asset_id[0] for e in ledger.entries()} == {"1", "2", "3"}
+    assert [e.asset_id[0] for e in ledger.entries("removed")] == ["2"]
+
+
+def test_concurrent_writers_leave_the_newest_entry(make_ledger):
+    ledger = make_ledger("model-a")
+    orders = [f"s{n:04d}" for n in range(40)]
+
+    def write(chunk: list[str]) -> None:
+        for order in chunk:
+            ledger.record(entry(order))
+
+    threads = [threading.Thread(target=write, args=(orders[i::4][::-1],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert ledger.get("a" * 32).order == "s0039"
+
+
+def test_dynamodb_errors_other_than_the_condition_are_dependency_failures(dynamodb_ledgers, monkeypatch):
+    ledger = dynamodb_ledgers("model-a")
+
+    def throttled(**_kwargs):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem")
+
+    monkeypatch.setattr(ledger._client, "put_item", throttled)
+    with pytest.raises(DependencyUnavailable):
+        ledger.record(entry("s1"))
