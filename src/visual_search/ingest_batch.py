@@ -1,9 +1,9 @@
 """Lambda-side batching for object ingest: Powertools' BatchProcessor with a batch stage.
 
 Powertools calls the record handler once per SQS message (parse + stage, so a bad message fails
-alone); then the staged images of the whole batch are embedded and written together, and if that
-batch stage fails, the messages it covered are reported as failed too. The partial batch response
-(`batchItemFailures`) is built by Powertools as usual.
+alone); then the staged images of the whole batch are embedded and written together. If that batch
+stage fails, it is repeated message by message, so only the messages that still fail are reported in
+the partial batch response (`batchItemFailures`, built by Powertools as usual) and retried.
 """
 
 from __future__ import annotations
@@ -45,16 +45,26 @@ class StagedBatchProcessor(BatchProcessor):
         results = super().process()
         pending = [(r, self._staged.get(r.get("messageId"), [])) for r in list(self.success_messages)]
         pending = [(r, s) for r, s in pending if s]
-        if pending:
-            try:
-                self.pipeline.apply([item for _, items in pending for item in items])
-            except Exception as exc:
-                log.exception("batch stage failed; %d message(s) go back to the queue", len(pending))
-                for record, _ in pending:
-                    self.success_messages.remove(record)
-                    as_record = self._to_batch_type(record, event_type=self.event_type, model=self.model)
-                    self.failure_handler(as_record, (type(exc), exc, exc.__traceback__))
+        if not pending:
+            return results
+        try:
+            self.pipeline.apply([item for _, items in pending for item in items])
+        except Exception:
+            # One message's failure must not send the whole batch back: apply message by message, so
+            # only the messages that still fail return to the queue (and, in the end, the DLQ).
+            log.warning("batch stage failed; applying its %d message(s) one by one", len(pending))
+            for record, items in pending:
+                self._apply_alone(record, items)
         return results
+
+    def _apply_alone(self, record: dict[str, Any], items: list[Staged]) -> None:
+        try:
+            self.pipeline.apply(items)
+        except Exception as exc:
+            log.warning("message %s goes back to the queue: %s", record.get("messageId"), exc)
+            self.success_messages.remove(record)
+            as_record = self._to_batch_type(record, event_type=self.event_type, model=self.model)
+            self.failure_handler(as_record, (type(exc), exc, exc.__traceback__))
 
 
 def handle_event(pipeline: ObjectIngest, event: dict[str, Any], context: Any = None) -> dict[str, Any]:

@@ -179,9 +179,12 @@ class ObjectIngest:
                 self._refuse(s, result.reason or "refused")
 
     def _newest_per_asset(self, staged: Sequence[Staged]) -> list[Staged]:
-        """One batch may hold several events of one object (an overwrite burst): only the newest counts."""
+        """One batch may hold several events of one object (an overwrite burst): only the newest counts,
+        and only if nothing newer was applied since it was staged (a retry, another worker)."""
         newest: dict[str, Staged] = {}
         for item in staged:
+            if not self._ledger.is_newer(item.asset_id, item.order):
+                continue
             kept = newest.get(item.asset_id)
             if kept is None or item.order > kept.order:
                 newest[item.asset_id] = item
