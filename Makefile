@@ -36,20 +36,20 @@ demo: $(RUNTIME) ## main job: local server on the embedded index with the sample
 install: $(STAMP) ## create .venv with the runtime, the build extra and the dev tools
 
 test: $(STAMP) ## lint, then every test tier (unit, parity incl. the slow ViT-B/32 check)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench functions
+	$(BIN)/ruff format --check src tests bench functions
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) ## unit tests only (seconds)
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: $(STAMP) ## ruff lint + format check
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench functions
+	$(BIN)/ruff format --check src tests bench functions
 
 format: $(STAMP) ## apply ruff formatting and safe fixes
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench functions
+	$(BIN)/ruff format src tests bench functions
 
 model-tiny: $(STAMP) ## rebuild the committed test model in models/tiny
 	$(BIN)/visual-search build-model --preset tiny --seed 0 --precisions int8 --out models/tiny --force

@@ -7,12 +7,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from visual_search.api.app import build_resolver
 from visual_search.bootstrap import build_services
 from visual_search.settings import service_settings
 
 logger = Logger(service="visual-search-api")
+# The core logs through the standard library; give its records the same structured JSON output.
+copy_config_to_registered_loggers(source_logger=logger, include={"visual_search"})
 _resolver: APIGatewayRestResolver | None = None
 
 

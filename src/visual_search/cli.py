@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_verify_model(commands)
     _add_service_commands(commands)
     _add_redrive(commands)
+    _add_backfill(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -137,6 +138,46 @@ def _run_redrive(args) -> int:
     with tqdm(unit="msg", file=sys.stderr) as bar:
         result = redrive(args.dlq_url, args.queue_url, args.max, args.per_second, progress=bar.update)
     print(f"moved {result.moved}; about {result.remaining_estimate} left in the dead-letter queue")
+    return 0
+
+
+def _add_backfill(commands) -> None:
+    p = commands.add_parser(
+        "backfill",
+        help="index what is already in the bucket (first deployment, model change); resumable",
+        description="Reads the ingest settings: VS_STORE_BACKEND, VS_BUCKET, VS_LEDGER_*, VS_MODEL_DIR.",
+    )
+    p.add_argument("--prefix", default="", help="only keys under this prefix")
+    p.add_argument("--per-second", type=float, help="at most this many objects per second")
+    p.add_argument("--batch", type=int, default=16, help="images embedded together")
+    p.add_argument("--prune", action="store_true", help="also remove assets whose object is gone")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_backfill)
+
+
+def _run_backfill(args) -> int:
+    from tqdm import tqdm
+
+    from visual_search.backfill import backfill
+    from visual_search.bootstrap import build_ingest
+    from visual_search.settings import IngestSettings
+
+    services = build_ingest(IngestSettings())
+    try:
+        with tqdm(unit="img", file=sys.stderr, disable=args.quiet) as bar:
+            report = backfill(
+                services.pipeline,
+                services.store,
+                args.prefix,
+                args.per_second,
+                args.batch,
+                args.prune,
+                progress=bar.update,
+            )
+    finally:
+        services.close()
+    outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items()))
+    print(f"listed {report.listed}; {outcomes or 'nothing changed'}")
     return 0
 
 

@@ -52,6 +52,7 @@ class ObjectEvent:
     size: int | None = None
     etag: str | None = None
     name: str = ""  # the source's event name, for logs: ObjectCreated:Put, Object Deleted, ...
+    listed: bool = False  # made from a bucket listing (backfill), not delivered by S3
 
 
 @dataclass(frozen=True)

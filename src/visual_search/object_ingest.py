@@ -69,7 +69,14 @@ class Tally:
 
 
 def order_token(event: ObjectEvent) -> str:
-    """A string whose `<` orders events of one object: the sequencer when S3 gave one."""
+    """A string whose `<` orders the events of one object.
+
+    "s" + padded sequencer when S3 gave one (always, on AWS). "b" + modification time for a listing
+    (backfill): below every sequencer, so a live event always wins over what a backfill saw. "t" +
+    event time where no sequencer exists (moto, some S3-compatible stores).
+    """
+    if event.listed:
+        return "b" + event.event_time
     if event.sequencer:
         return "s" + sequencer_sort_key(event.sequencer)
     return "t" + event.event_time
@@ -177,6 +184,20 @@ class ObjectIngest:
                 self._record(s, "indexed")
             else:
                 self._refuse(s, result.reason or "refused")
+
+    def removals_for_missing(self, present: set[str], prefix: str = "") -> list[Staged]:
+        """Removals for indexed assets under the prefix whose object is gone (for a backfill's prune).
+        Each removal orders just after the entry it replaces, so any later real event still wins."""
+        removals = []
+        for entry in self._ledger.entries("indexed"):
+            if (
+                entry.key.startswith(prefix)
+                and entry.key not in present
+                and self._store.head(entry.key) is None
+            ):
+                event = ObjectEvent("removed", self._store.name, entry.key, _now(), name="Prune", listed=True)
+                removals.append(Staged(event, entry.asset_id, entry.order + "~"))
+        return removals
 
     def _newest_per_asset(self, staged: Sequence[Staged]) -> list[Staged]:
         """One batch may hold several events of one object (an overwrite burst): only the newest counts,

@@ -4,13 +4,14 @@ at any point duplicates at most one message (harmless: ingest is idempotent) and
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.config import Config
+
+from visual_search.pacing import Pacer
 
 SQS_CONFIG = Config(connect_timeout=3, read_timeout=25, retries={"mode": "standard", "max_attempts": 5})
 
@@ -31,7 +32,7 @@ def redrive(
 ) -> RedriveResult:
     sqs = client or boto3.client("sqs", config=SQS_CONFIG)
     result = RedriveResult()
-    interval = 1.0 / per_second if per_second else 0.0
+    pacer = Pacer(per_second)
     while max_messages is None or result.moved < max_messages:
         want = 10 if max_messages is None else min(10, max_messages - result.moved)
         messages = sqs.receive_message(
@@ -40,14 +41,13 @@ def redrive(
         if not messages:
             break
         for message in messages:
+            pacer.wait()
             attributes = message.get("MessageAttributes") or {}
             sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
             sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
             result.moved += 1
             if progress:
                 progress(1)
-            if interval:
-                time.sleep(interval)
     attrs = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
     result.remaining_estimate = int(attrs["Attributes"].get("ApproximateNumberOfMessages", 0))
     return result

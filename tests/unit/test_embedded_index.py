@@ -150,6 +150,7 @@ def test_reopen_with_a_stale_snapshot_replays_the_later_changes(db, data, caplog
     for path in snapshots(db.parent):
         path.unlink()
     stale.write_bytes(kept)
+    caplog.clear()
 
     # When reopening
     with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
