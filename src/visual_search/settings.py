@@ -1,7 +1,7 @@
 """Typed settings, read from `VS_*` environment variables and validated on first use.
 
-One model per process kind: the search service (API, local server, CLI) and, later, the ingest
-worker share `ServiceSettings`. CDK takes its environment variable names from these models, so the
+One model per process kind, over shared `CoreSettings`: the search service (API, local server, CLI)
+reads `ServiceSettings`; the ingest worker (Lambda, backfill) reads `IngestSettings`. CDK takes its environment variable names from these models, so the
 deployed functions and the code cannot drift apart.
 """
 
