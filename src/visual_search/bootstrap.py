@@ -19,7 +19,13 @@ from visual_search.index.port import VectorIndex
 from visual_search.ingest import IngestItem, Ingestor
 from visual_search.remote_fetch import FetchLimits, RemoteFetcher
 from visual_search.search import SearchService
-from visual_search.settings import CoreSettings, IngestSettings, ServiceSettings, with_local_secrets
+from visual_search.settings import (
+    CoreSettings,
+    IngestSettings,
+    ServiceSettings,
+    with_aws_secrets,
+    with_local_secrets,
+)
 from visual_search.storage.local import LocalImageStore
 from visual_search.storage.port import ImageStore, validate_key
 
@@ -119,7 +125,9 @@ def build_ingest(settings: IngestSettings) -> IngestServices:
 
 
 def build_services(settings: ServiceSettings) -> Services:
-    if settings.store_backend == "local":
+    if settings.credentials_secret_arn:
+        settings = with_aws_secrets(settings)
+    elif settings.store_backend == "local":
         settings = with_local_secrets(settings)
     if settings.api_secret is None or settings.cursor_secret is None:
         raise ConfigurationError("VS_API_SECRET and VS_CURSOR_SECRET must be set outside local mode")

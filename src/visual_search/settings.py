@@ -1,8 +1,8 @@
 """Typed settings, read from `VS_*` environment variables and validated on first use.
 
 One model per process kind, over shared `CoreSettings`: the search service (API, local server, CLI)
-reads `ServiceSettings`; the ingest worker (Lambda, backfill) reads `IngestSettings`. CDK takes its environment variable names from these models, so the
-deployed functions and the code cannot drift apart.
+reads `ServiceSettings`; the ingest worker (Lambda, backfill) reads `IngestSettings`. CDK takes its
+environment variable names from these models, so the deployed functions and the code cannot drift apart.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from visual_search.errors import ConfigurationError
 
 ENV_PREFIX = "VS_"
 
@@ -40,6 +42,17 @@ class CoreSettings(BaseSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(50_000_000, ge=10_000)
 
+    # OpenSearch, when index_backend is opensearch: a managed domain (or self-managed cluster) or an
+    # OpenSearch Serverless vector collection. Readers use the alias `opensearch_index`; the physical
+    # index behind it is per model.
+    opensearch_endpoint: str | None = None  # https://search-....es.amazonaws.com or ...aoss.amazonaws.com
+    opensearch_mode: Literal["managed", "serverless"] = "managed"
+    opensearch_auth: Literal["sigv4", "basic", "none"] = "sigv4"
+    opensearch_index: str = "visual-search"
+    opensearch_username: str | None = None  # basic auth (self-managed clusters)
+    opensearch_password: SecretStr | None = None
+    opensearch_timeout_s: float = Field(5.0, gt=0, le=60)
+
 
 class ServiceSettings(CoreSettings):
     """The search service: API, local server, CLI."""
@@ -48,9 +61,11 @@ class ServiceSettings(CoreSettings):
     cloud_name: str = "demo"
     api_key: str = "visual-search"
     # Unset on one machine: generated once and kept in data_dir/credentials.json (mode 0600), so there
-    # is never a default secret. Deployed functions get them from Secrets Manager.
+    # is never a default secret. Deployed functions read them from the Secrets Manager secret named by
+    # credentials_secret_arn (JSON: api_key, api_secret, cursor_secret).
     api_secret: SecretStr | None = None
     cursor_secret: SecretStr | None = None
+    credentials_secret_arn: str | None = None
     # Base of the file URLs the local store signs; unset, the URL the request came to is used.
     public_base_url: str | None = None
 
@@ -94,6 +109,24 @@ def with_local_secrets(settings: ServiceSettings) -> ServiceSettings:
         update={
             "api_secret": settings.api_secret or SecretStr(stored["api_secret"]),
             "cursor_secret": settings.cursor_secret or SecretStr(stored["cursor_secret"]),
+        }
+    )
+
+
+def with_aws_secrets(settings: ServiceSettings) -> ServiceSettings:
+    """Fill the credentials from Secrets Manager (cached by Powertools for the life of the process)."""
+    if not settings.credentials_secret_arn:
+        return settings
+    from aws_lambda_powertools.utilities.parameters import get_secret
+
+    stored = get_secret(settings.credentials_secret_arn, transform="json", max_age=300)
+    if not isinstance(stored, dict) or not {"api_secret", "cursor_secret"} <= stored.keys():
+        raise ConfigurationError("the credentials secret must be JSON with api_secret and cursor_secret")
+    return settings.model_copy(
+        update={
+            "api_key": stored.get("api_key", settings.api_key),
+            "api_secret": SecretStr(stored["api_secret"]),
+            "cursor_secret": SecretStr(stored["cursor_secret"]),
         }
     )
 

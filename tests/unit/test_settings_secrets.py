@@ -1,0 +1,46 @@
+"""Deployed functions read their API credentials from Secrets Manager (moto), never from a default."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from visual_search.errors import ConfigurationError
+from visual_search.settings import ServiceSettings, with_aws_secrets
+
+
+@pytest.fixture
+def secret_arn(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        client = boto3.client("secretsmanager")
+
+        def make(value: dict) -> str:
+            name = f"vs-credentials-{len(value)}-{sorted(value)[0]}"
+            return client.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
+
+        yield make
+
+
+def test_credentials_come_from_the_named_secret(secret_arn):
+    arn = secret_arn({"api_key": "prod-key", "api_secret": "s3cret", "cursor_secret": "c" * 32})
+    settings = with_aws_secrets(ServiceSettings(credentials_secret_arn=arn))
+    assert settings.api_key == "prod-key"
+    assert settings.api_secret.get_secret_value() == "s3cret"
+    assert settings.cursor_secret.get_secret_value() == "c" * 32
+
+
+def test_a_secret_without_the_expected_fields_is_a_configuration_error(secret_arn):
+    arn = secret_arn({"password": "x"})
+    with pytest.raises(ConfigurationError, match="api_secret"):
+        with_aws_secrets(ServiceSettings(credentials_secret_arn=arn))
+
+
+def test_without_a_secret_arn_the_settings_are_unchanged():
+    settings = ServiceSettings()
+    assert with_aws_secrets(settings) is settings
