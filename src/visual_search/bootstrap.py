@@ -18,6 +18,7 @@ from visual_search.errors import BadInput, ConfigurationError
 from visual_search.index.port import VectorIndex
 from visual_search.ingest import IngestItem, Ingestor
 from visual_search.remote_fetch import FetchLimits, RemoteFetcher
+from visual_search.renditions import RenditionWriter
 from visual_search.search import SearchService
 from visual_search.settings import (
     CoreSettings,
@@ -90,7 +91,7 @@ class UploadService:
         prefix = "" if folder == "." else folder + "/"
         keys = [k for k in self._store.list(prefix) if public_id_for(k) == public_id]
         for key in keys:
-            self._index.delete([asset_id_for(self._store.name, key)])
+            self._ingestor.remove([key])
             self._store.delete(key)
         return "deleted" if keys else "not_found"
 
@@ -117,11 +118,9 @@ def build_ingest(settings: IngestSettings) -> IngestServices:
     index = _build_index(settings, embedder)
     store = _build_store(settings, signing_key=secrets.token_bytes(32))  # ingest signs no URLs
     ledger = _build_ledger(settings, scope=_safe_name(embedder.model_id))
-    ingestor = Ingestor(embedder, index, store.name, limits)
+    ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
     policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)
-    return IngestServices(
-        settings, index, store, ledger, ObjectIngest(store, ingestor, index, ledger, policy)
-    )
+    return IngestServices(settings, index, store, ledger, ObjectIngest(store, ingestor, ledger, policy))
 
 
 def build_services(settings: ServiceSettings) -> Services:
@@ -135,7 +134,7 @@ def build_services(settings: ServiceSettings) -> Services:
     embedder = _build_embedder(settings, limits)
     index = _build_index(settings, embedder)
     store = _build_store(settings, _derive(settings.cursor_secret.get_secret_value(), "files"))
-    ingestor = Ingestor(embedder, index, store.name, limits)
+    ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
     fetcher = RemoteFetcher(
         FetchLimits(
             max_bytes=settings.max_image_bytes,

@@ -22,6 +22,7 @@ from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
 from visual_search.errors import ImageRejected
 from visual_search.index.port import IndexedAsset, VectorIndex
+from visual_search.renditions import RenditionWriter
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +53,25 @@ class StageTimings:
 
 
 class Ingestor:
-    def __init__(self, embedder: Embedder, index: VectorIndex, store_name: str, limits: DecodeLimits):
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: VectorIndex,
+        store_name: str,
+        limits: DecodeLimits,
+        renditions: RenditionWriter | None = None,
+    ):
         self._embedder = embedder
         self._index = index
         self._store_name = store_name
         self._limits = limits
+        self._renditions = renditions
         self.timings = StageTimings()
 
     def ingest(self, items: Sequence[IngestItem]) -> list[IngestResult]:
         """Index a batch; one result per item, in order."""
         results: dict[int, IngestResult] = {}
-        pixels, documents, positions = [], [], []
+        pixels, documents, positions, decoded_images = [], [], [], []
         started = time.perf_counter()
         spec, side = self._embedder.manifest.image, self._embedder.manifest.image.resize_to
         for i, item in enumerate(items):
@@ -74,6 +83,7 @@ class Ingestor:
                 results[i] = IngestResult(item.key, asset_id, "refused", exc.reason, str(exc))
                 continue
             pixels.append(preprocess(decoded.image, spec))
+            decoded_images.append(decoded.image)
             documents.append(
                 build_document(
                     store_name=self._store_name,
@@ -93,6 +103,9 @@ class Ingestor:
             self._index.upsert(
                 [IndexedAsset(doc["asset_id"], vec, doc) for doc, vec in zip(documents, vectors, strict=True)]
             )
+            if self._renditions is not None:
+                for doc, image in zip(documents, decoded_images, strict=True):
+                    self._renditions.write(doc["key"], image)
             written_at = time.perf_counter()
             self.timings.embed_s += embedded_at - decoded_at
             self.timings.write_s += written_at - embedded_at
@@ -102,7 +115,10 @@ class Ingestor:
         return [results[i] for i in range(len(items))]
 
     def remove(self, keys: Sequence[str]) -> list[str]:
-        """Delete the assets of these keys from the index; returns their asset ids."""
+        """Delete the assets of these keys from the index (and their renditions); returns their ids."""
         ids = [asset_id_for(self._store_name, k) for k in keys]
         self._index.delete(ids)
+        if self._renditions is not None:
+            for key in keys:
+                self._renditions.delete(key)
         return ids

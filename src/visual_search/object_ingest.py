@@ -30,11 +30,10 @@ from typing import Literal
 
 from visual_search.assets import asset_id_for
 from visual_search.errors import ImageRejected
-from visual_search.index.port import VectorIndex
 from visual_search.ingest import IngestItem, Ingestor
 from visual_search.ingest_events import ObjectEvent, sequencer_sort_key
 from visual_search.ledger.port import AssetLedger, LedgerEntry
-from visual_search.storage.port import ImageStore, ObjectNotFound
+from visual_search.storage.port import RESERVED_PREFIX, ImageStore, ObjectNotFound
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +86,10 @@ class ObjectIngest:
         self,
         store: ImageStore,
         ingestor: Ingestor,
-        index: VectorIndex,
         ledger: AssetLedger,
         policy: IngestPolicy,
     ):
-        self._store, self._ingestor, self._index, self._ledger = store, ingestor, index, ledger
+        self._store, self._ingestor, self._ledger = store, ingestor, ledger
         self._policy = policy
         self.tally = Tally()
         self.fetch_s = 0.0
@@ -157,6 +155,8 @@ class ObjectIngest:
         return None
 
     def _ignored(self, event: ObjectEvent) -> str | None:
+        if event.key.startswith(RESERVED_PREFIX):
+            return "Visual Search's own object (a rendition)"
         if not event.key.startswith(self._policy.prefix):
             return f"outside the prefix {self._policy.prefix!r}"
         if event.kind == "created" and PurePosixPath(event.key).suffix.lower() not in IMAGE_EXTENSIONS:
@@ -169,7 +169,7 @@ class ObjectIngest:
         staged = self._newest_per_asset(staged)
         removals = [s for s in staged if s.event.kind == "removed"]
         if removals:
-            self._index.delete([s.asset_id for s in removals])
+            self._ingestor.remove([s.event.key for s in removals])
             for s in removals:
                 self._record(s, "removed")
         creations = [s for s in staged if s.event.kind == "created"]

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
+from visual_search.renditions import rendition_key
 from visual_search.search import SearchPage, clip_score
 
 
@@ -32,6 +33,8 @@ def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict
         "tags": list(document.get("tags", [])),
         "url": url,
         "secure_url": url,
+        # Not in Cloudinary's shape (SDKs ignore extra fields): a small rendition for result grids.
+        "thumbnail_url": url_for(rendition_key(document["key"])),
     }
 
 

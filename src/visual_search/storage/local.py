@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from visual_search.storage.port import ObjectInfo, ObjectNotFound, StoredObject, validate_key
+from visual_search.storage.port import ObjectInfo, ObjectNotFound, StoredObject, listed, validate_key
 
 URL_TTL_S = 3600
 
@@ -70,7 +70,7 @@ class LocalImageStore:
                 if name.startswith(".upload-"):
                     continue
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
-                if key.startswith(prefix) and (info := self.head(key)) is not None:
+                if listed(key, prefix) and (info := self.head(key)) is not None:
                     yield info
 
     def head(self, key: str) -> ObjectInfo | None:

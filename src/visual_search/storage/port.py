@@ -18,6 +18,10 @@ class InvalidKey(BadInput):
     """A key that could escape the store or that no store accepts."""
 
 
+# Keys under this prefix belong to Visual Search itself (renditions), not to the collection: listings
+# leave them out unless asked for by prefix, and ingest ignores them.
+RESERVED_PREFIX = "_vs/"
+
 MAX_KEY_BYTES = 1024  # S3's limit, applied everywhere so a key valid locally is valid on AWS
 
 
@@ -65,6 +69,13 @@ class ImageStore(Protocol):
         """A URL the caller can open: signed and expiring (local server, S3 presigned) or a CDN URL.
         `base_url` is where the request arrived, for stores served by this process."""
         ...
+
+
+def listed(key: str, prefix: str) -> bool:
+    """Whether a listing under `prefix` includes `key` (reserved keys only when asked for)."""
+    return key.startswith(prefix) and (
+        prefix.startswith(RESERVED_PREFIX) or not key.startswith(RESERVED_PREFIX)
+    )
 
 
 def validate_key(key: str) -> str:

@@ -11,7 +11,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from visual_search.errors import DependencyUnavailable, ImageTooLarge
-from visual_search.storage.port import ObjectInfo, ObjectNotFound, StoredObject, validate_key
+from visual_search.storage.port import ObjectInfo, ObjectNotFound, StoredObject, listed, validate_key
 
 URL_TTL_S = 3600
 CLIENT_CONFIG = Config(
@@ -63,6 +63,8 @@ class S3ImageStore:
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
+                    if not listed(item["Key"], prefix):
+                        continue
                     yield ObjectInfo(item["Key"], int(item.get("Size") or 0), item["LastModified"])
         except (ClientError, BotoCoreError) as exc:
             raise DependencyUnavailable(f"listing s3://{self.bucket}/{prefix} failed: {_code(exc)}") from None

@@ -1,0 +1,49 @@
+"""Small renditions for result grids: a page of 50 hits must not download 50 originals.
+
+Made at ingest from the image already decoded for embedding (so no second decode), stored beside the
+originals under a reserved prefix that listings, backfill and ingest leave out. Best effort: a failed
+rendition write is logged and the original stays reachable; the page falls back to it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from PIL import Image
+
+from visual_search.storage.port import RESERVED_PREFIX, ImageStore
+
+log = logging.getLogger(__name__)
+
+MAX_SIDE = 320  # two columns of 160 CSS px on a 2x screen
+PREFIX = f"{RESERVED_PREFIX}renditions/w{MAX_SIDE}/"
+
+
+def rendition_key(key: str) -> str:
+    return f"{PREFIX}{key}.jpg"
+
+
+def make_rendition(image: Image.Image) -> bytes:
+    small = image.copy()
+    small.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    out = io.BytesIO()
+    small.convert("RGB").save(out, "JPEG", quality=80, optimize=True, progressive=True)
+    return out.getvalue()
+
+
+class RenditionWriter:
+    def __init__(self, store: ImageStore):
+        self._store = store
+
+    def write(self, key: str, image: Image.Image) -> None:
+        try:
+            self._store.put(rendition_key(key), make_rendition(image), "image/jpeg")
+        except Exception as exc:  # best effort: indexing must not fail for a thumbnail
+            log.warning("no rendition for %s: %s", key, exc)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._store.delete(rendition_key(key))
+        except Exception as exc:
+            log.warning("rendition of %s not deleted: %s", key, exc)
