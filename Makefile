@@ -6,6 +6,7 @@ BIN     := $(VENV)/bin
 # resolves to a multi-GB CUDA build; 2.13.0 CPU is the one this project is tested with.
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
@@ -35,7 +36,12 @@ demo: $(RUNTIME) ## main job: local server on the embedded index with the sample
 
 install: $(STAMP) ## create .venv with the runtime, the build extra and the dev tools
 
-test: $(STAMP) ## lint, then every test tier (unit, parity incl. the slow ViT-B/32 check)
+# The search page's tests drive Debian's Chromium (Playwright's own browser download does not work here).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	else echo "the page tests need Chromium: sudo apt-get install chromium" >&2; exit 1; fi
+
+test: $(STAMP) $(CHROMIUM) ## lint, then every test tier (unit, parity incl. the slow ViT-B/32 check)
 	$(BIN)/ruff check src tests bench functions
 	$(BIN)/ruff format --check src tests bench functions
 	$(BIN)/python -m pytest -q

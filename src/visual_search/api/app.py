@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from visual_search import __version__
+from visual_search import __version__, web
 from visual_search.api import params
 from visual_search.api.auth import check_basic_auth
 from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 SEARCH_PATH = "/v1_1/<cloud_name>/resources/visual_search"
 REPORT_MAX_ASSETS = 10_000
+PAGE = "/ui/index.html"
 Opt = Annotated[str | None, Query()]
 
 
@@ -82,6 +83,12 @@ class Routes:
             host = next((v for k, v in headers.items() if k.lower() == "host"), "127.0.0.1")
             base = f"http://{host}"
         return self.services.store.url(key, base)
+
+    def from_script(self) -> bool:
+        """A page's script (it says so, as XMLHttpRequest libraries do): a 401 then must not carry
+        WWW-Authenticate, or the browser would open its own credentials prompt over the page."""
+        headers = self.app.current_event.headers or {}
+        return any(k.lower() == "x-requested-with" for k in headers)
 
     def check_cloud(self, cloud_name: str) -> None:
         if cloud_name != self.settings.cloud_name:
@@ -191,6 +198,24 @@ class Routes:
         deleted = {pid: self.services.uploads.delete(pid) for pid in public_ids}
         return self.respond(200, json.dumps({"deleted": deleted, "partial": False}))
 
+    def page_file(self, name: str):
+        """The search page's static files: public (they hold no data; every call they make is
+        authenticated), same origin as the API, locked down by a strict Content-Security-Policy."""
+        found = web.read(name)
+        if found is None:
+            raise NotFound(f"no page file {name!r}")
+        content_type, text = found
+        headers = {
+            "Content-Security-Policy": web.CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-cache",
+        }
+        return Response(status_code=200, content_type=content_type, body=text, headers=headers)
+
+    def page_redirect(self):
+        return Response(status_code=302, content_type="text/plain", body="", headers={"Location": PAGE})
+
     def health(self):
         self.authenticate()
         body = {
@@ -215,7 +240,7 @@ class Routes:
         extra = None
         if isinstance(exc, DependencyUnavailable):
             extra = {"Retry-After": str(RETRY_AFTER_S)}
-        elif isinstance(exc, Unauthorized):
+        elif isinstance(exc, Unauthorized) and not self.from_script():
             extra = {"WWW-Authenticate": 'Basic realm="visual-search"'}
         return self.respond(status, error_body(str(exc)), extra)
 
@@ -254,6 +279,9 @@ def build_resolver(services: Services) -> APIGatewayRestResolver:
         routes.delete_resources
     )
     app.get("/health", summary="Liveness and index size")(routes.health)
+    app.get("/", include_in_schema=False)(routes.page_redirect)
+    app.get("/ui", include_in_schema=False)(routes.page_redirect)
+    app.get("/ui/<name>", include_in_schema=False)(routes.page_file)
     # The OpenAPI document (/docs?format=json) and its page; behind the same auth as every route.
     app.enable_swagger(
         path="/docs", title="Visual Search", version=__version__, middlewares=[_require_auth(routes)]
