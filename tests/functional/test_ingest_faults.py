@@ -1,16 +1,15 @@
 """None lost: 1,000 uploads through S3 -> SQS (with a dead-letter queue) -> the ingest handler, with bad
-images mixed in and an index adapter that throttles at random and always fails for a few assets.
-Every object must end indexed, refused with a reason, or parked in the DLQ — counted, not sampled —
-and a redrive with a healthy index must finish the job."""
+images mixed in, an index adapter that throttles, times out, answers slowly, half-applies batches and
+always fails for a few assets, and a store whose reads throttle and time out. Every object must end
+indexed, refused with a reason, or parked in the DLQ — counted, not sampled — and a redrive with
+healthy dependencies must leave an index equal to the bucket, without duplicates."""
 
 from __future__ import annotations
 
-import random
-
 from tests.fixtures import images
+from tests.fixtures.faults import FaultPlan, faulty
 from tests.fixtures.ingest_world import IngestWorld
 from visual_search.assets import asset_id_for
-from visual_search.errors import DependencyUnavailable
 from visual_search.ingest_events import parse_message_body
 from visual_search.redrive import redrive
 
@@ -37,15 +36,15 @@ def test_a_thousand_uploads_with_injected_faults_end_indexed_refused_or_in_the_d
     services = world.worker()
     aid = {key: asset_id_for(services.store.name, key) for key in kinds}
     poison = {aid[f"bulk/{n:04d}.jpg"] for n in (3, 500, 998)}
-    rng = random.Random(7)
-    upsert = services.index.upsert
-
-    def flaky_upsert(assets):
-        if rng.random() < 0.2 or any(a.asset_id in poison for a in assets):
-            raise DependencyUnavailable("index throttled (injected)")
-        return upsert(assets)
-
-    monkeypatch.setattr(services.index, "upsert", flaky_upsert)
+    index_faults = FaultPlan(
+        error_rate=0.1, timeout_rate=0.05, partial_rate=0.1, slow_rate=0.1, always_fail=poison
+    )
+    store_faults = FaultPlan(error_rate=0.03, timeout_rate=0.02, seed=1)
+    upsert, get = services.index.upsert, services.store.get
+    monkeypatch.setattr(
+        services.index, "upsert", faulty(upsert, index_faults, lambda assets: [a.asset_id for a in assets])
+    )
+    monkeypatch.setattr(services.store, "get", faulty(get, store_faults, lambda key, *_: [key]))
     responses = world.drain(services, stop_on_failure=False)
 
     parked = {event.key for m in world.peek(dlq_url) for event in parse_message_body(m["Body"]).events}
@@ -59,12 +58,18 @@ def test_a_thousand_uploads_with_injected_faults_end_indexed_refused_or_in_the_d
     assert {k for k, kind in kinds.items() if kind != "good"} == set(refused)
     assert all(reason for reason in refused.values())
     assert {aid[k] for k in parked} >= poison
-    assert any(r["batchItemFailures"] for r in responses), "no failure was injected"
+    assert any(r["batchItemFailures"] for r in responses)
+    assert {"error", "timeout", "partial", "always"} <= set(index_faults.injected), index_faults.injected
+    assert {"error", "timeout"} <= set(store_faults.injected), store_faults.injected
 
-    # The operator fixes the index and redrives: nothing is left behind.
+    # The operator fixes the dependencies and redrives: the index equals the bucket, no duplicates.
     monkeypatch.setattr(services.index, "upsert", upsert)
+    monkeypatch.setattr(services.store, "get", get)
     moved = redrive(dlq_url, world.queue_url, client=world.sqs).moved
     assert moved == len(parked)
     world.drain(services, stop_on_failure=False)
-    assert services.index.count() == len(kinds) - len(refused)
+    assert world.peek(dlq_url) == []
+    good = {aid[k] for k, kind in kinds.items() if kind == "good"}
+    assert {aid[k] for k in kinds if services.index.get(aid[k]) is not None} == good
+    assert services.index.count() == len(good), "duplicates in the index"
     services.close()
