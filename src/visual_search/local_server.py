@@ -73,7 +73,7 @@ class LocalServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], services: Services):
         self.services = services
         self.max_body = services.settings.max_image_bytes * 4 // 3 + BODY_OVERHEAD
-        # Powertools' resolver keeps the current event on itself, so each request borrows its own.
+        # A resolver keeps per-request state (route arguments) on itself: each request borrows its own.
         self._resolvers: queue.SimpleQueue[APIGatewayRestResolver] = queue.SimpleQueue()
         super().__init__(address, _Handler)
 
