@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from visual_search.cursor import CursorCodec
 from visual_search.duplicates import DuplicateFinder
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
+from visual_search.embedding.manifest import Manifest
 from visual_search.errors import BadInput, ConfigurationError
 from visual_search.index.port import VectorIndex
 from visual_search.ingest import IngestItem, Ingestor
@@ -162,8 +163,13 @@ def _limits(settings: CoreSettings) -> DecodeLimits:
 
 
 def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
-    return Embedder.from_dir(
-        settings.model_dir, precision=settings.model_precision, threads=settings.model_threads, limits=limits
+    manifest = Manifest.load(settings.model_dir)
+    if settings.model_remote_url:
+        from visual_search.embedding.remote_files import S3ModelFiles
+
+        manifest = replace(manifest, remote=S3ModelFiles(settings.model_remote_url, settings.model_cache_dir))
+    return Embedder(
+        manifest, precision=settings.model_precision, threads=settings.model_threads, limits=limits
     )
 
 

@@ -31,6 +31,10 @@ class CoreSettings(BaseSettings):
     model_dir: Path = Path("models/tiny")
     model_precision: Literal["int8", "fp32"] = "int8"
     model_threads: int = Field(1, ge=1, le=64)
+    # Model files missing from model_dir are fetched from here on first use (s3://bucket/prefix/) into
+    # model_cache_dir, verified against the manifest: how a Lambda holds a tower its layers cannot.
+    model_remote_url: str | None = None
+    model_cache_dir: Path = Path("/tmp/visual-search-model")
 
     # Storage and index (embedded defaults: one machine, everything under data_dir)
     data_dir: Path = Path("var")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from visual_search.errors import ChecksumMismatch, ModelError
 
@@ -51,6 +51,9 @@ class Manifest:
     tokenizer_file: str
     files: dict[str, str]
     raw: dict[str, Any]
+    # Where files absent from `folder` come from (e.g. the image tower, fetched from S3 on first use
+    # because code + layers of a Lambda cannot hold both towers); None: every file must be local.
+    remote: ModelFileSource | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def load(cls, folder: str | Path) -> Manifest:
@@ -124,6 +127,10 @@ class Manifest:
             raise ModelError(f"{name} is not listed in the manifest of {self.folder}")
         try:
             data = (self.folder / name).read_bytes()
+        except FileNotFoundError:
+            if self.remote is None:
+                raise ModelError(f"cannot read model file {self.folder / name}: no such file") from None
+            return self.remote.fetch(name, expected)
         except OSError as exc:
             raise ModelError(f"cannot read model file {self.folder / name}: {exc.strerror}") from None
         actual = hashlib.sha256(data).hexdigest()
@@ -137,6 +144,12 @@ class Manifest:
         """Check every file listed in the manifest (used by `visual-search verify-model`)."""
         for name in self.files:
             self.read_verified(name)
+
+
+class ModelFileSource(Protocol):
+    def fetch(self, name: str, sha256: str) -> bytes:
+        """The file's bytes, verified against `sha256` (ChecksumMismatch otherwise)."""
+        ...
 
 
 def sha256_file(path: Path) -> str:
