@@ -9,6 +9,7 @@ the partial batch response (`batchItemFailures`, built by Powertools as usual) a
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -18,12 +19,14 @@ from visual_search.ingest_events import parse_lambda_event
 from visual_search.object_ingest import ObjectIngest, Staged
 
 log = logging.getLogger(__name__)
+FETCH_WORKERS = 8
 
 
 class StagedBatchProcessor(BatchProcessor):
-    def __init__(self, pipeline: ObjectIngest):
+    def __init__(self, pipeline: ObjectIngest, fetch_workers: int = FETCH_WORKERS):
         super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self.pipeline = pipeline
+        self.fetch_workers = fetch_workers
         self._staged: dict[str, list[Staged]] = {}
 
     def record_handler(self, record: SQSRecord) -> int:
@@ -42,7 +45,9 @@ class StagedBatchProcessor(BatchProcessor):
 
     def process(self) -> list[tuple]:
         self._staged.clear()
-        results = super().process()
+        # Staging is mostly waiting for S3 (the object GET), so the messages of a batch stage side by side.
+        with ThreadPoolExecutor(max_workers=max(1, min(self.fetch_workers, len(self.records)))) as pool:
+            results = list(pool.map(self._process_record, self.records))
         pending = [(r, self._staged.get(r.get("messageId"), [])) for r in list(self.success_messages)]
         pending = [(r, s) for r, s in pending if s]
         if not pending:

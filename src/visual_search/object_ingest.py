@@ -21,6 +21,7 @@ external versioning on the same token, the embedded index has a single writer.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -61,10 +62,17 @@ Outcome = Literal["indexed", "removed", "refused", "skipped"]
 @dataclass
 class Tally:
     counts: dict[str, int] = field(default_factory=dict)
+    fetch_s: float = 0.0  # summed over threads: time spent fetching, not wall time
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, outcome: str, n: int = 1) -> None:
         if n:
-            self.counts[outcome] = self.counts.get(outcome, 0) + n
+            with self._lock:  # messages of one batch are staged on several threads
+                self.counts[outcome] = self.counts.get(outcome, 0) + n
+
+    def add_seconds(self, seconds: float) -> None:
+        with self._lock:
+            self.fetch_s += seconds
 
 
 def order_token(event: ObjectEvent) -> str:
@@ -92,12 +100,11 @@ class ObjectIngest:
         self._store, self._ingestor, self._ledger = store, ingestor, ledger
         self._policy = policy
         self.tally = Tally()
-        self.fetch_s = 0.0
 
     def stage_seconds(self) -> dict[str, float]:
         """Cumulative seconds per stage (fetch here; decode, embed, write in the Ingestor)."""
         t = self._ingestor.timings
-        return {"fetch": self.fetch_s, "decode": t.decode_s, "embed": t.embed_s, "write": t.write_s}
+        return {"fetch": self.tally.fetch_s, "decode": t.decode_s, "embed": t.embed_s, "write": t.write_s}
 
     # -- stage 1: per record
     def stage(self, event: ObjectEvent) -> Staged | None:
@@ -121,7 +128,7 @@ class ObjectIngest:
         try:
             return self._fetch(event, asset_id, order)
         finally:
-            self.fetch_s += time.perf_counter() - started
+            self.tally.add_seconds(time.perf_counter() - started)
 
     def _fetch(self, event: ObjectEvent, asset_id: str, order: str) -> Staged | None:
         if event.kind == "removed":
