@@ -10,7 +10,7 @@ CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
-.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed reliability clean
+.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ model-vit: $(STAMP) ## build the ViT-B/32 architecture with random weights into 
 
 reliability: $(STAMP) $(CHROMIUM) ## every reliability/security check + the Locust load test, as a table of figures
 	$(BIN)/python bench/reliability.py
+
+smoke-opensearch: $(RUNTIME) ## against a real cluster: make smoke-opensearch OPENSEARCH_URL=https://...
+	OPENSEARCH_URL=$(OPENSEARCH_URL) $(BIN)/python -m tests.smoke.opensearch
 
 bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (writes bench/results/embed.json)
 	$(BIN)/python bench/embed.py

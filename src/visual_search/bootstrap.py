@@ -193,7 +193,27 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
         folder = settings.data_dir / "index" / _safe_name(embedder.model_id)
         folder.mkdir(parents=True, exist_ok=True)
         return EmbeddedIndex(folder / "index.sqlite", embedder.dim)
-    raise NotImplementedError("the OpenSearch adapter arrives with issue #5")
+    from visual_search.index.opensearch import OpenSearchIndex, connect
+
+    if not settings.opensearch_endpoint:
+        raise ConfigurationError("VS_OPENSEARCH_ENDPOINT is required with VS_INDEX_BACKEND=opensearch")
+    password = settings.opensearch_password.get_secret_value() if settings.opensearch_password else None
+    client = connect(
+        settings.opensearch_endpoint,
+        auth=settings.opensearch_auth,
+        mode=settings.opensearch_mode,
+        username=settings.opensearch_username,
+        password=password,
+        timeout=settings.opensearch_timeout_s,
+    )
+    return OpenSearchIndex(
+        client,
+        settings.opensearch_index,
+        embedder.dim,
+        embedder.model_id,
+        mode=settings.opensearch_mode,
+        reindex=settings.opensearch_reindex,
+    )
 
 
 def _build_store(settings: CoreSettings, signing_key: bytes) -> ImageStore:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from visual_search.errors import VisualSearchError
+from visual_search.errors import ConfigurationError, VisualSearchError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +151,11 @@ def _add_backfill(commands) -> None:
     p.add_argument("--per-second", type=float, help="at most this many objects per second")
     p.add_argument("--batch", type=int, default=16, help="images embedded together")
     p.add_argument("--prune", action="store_true", help="also remove assets whose object is gone")
+    p.add_argument(
+        "--activate",
+        action="store_true",
+        help="once complete, point readers at this model's index (OpenSearch, with VS_OPENSEARCH_REINDEX)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_backfill)
 
@@ -174,6 +179,13 @@ def _run_backfill(args) -> int:
                 args.prune,
                 progress=bar.update,
             )
+        if args.activate:
+            activate = getattr(services.index, "activate", None)
+            if activate is None:
+                raise ConfigurationError(
+                    "--activate needs the OpenSearch index (one machine: restart instead)"
+                )
+            activate(services.index.physical_name)
     finally:
         services.close()
     outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items()))

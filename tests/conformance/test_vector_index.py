@@ -16,13 +16,29 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.doubles.opensearch_double import FakeOpenSearch
 from visual_search.index.embedded import EmbeddedIndex
+from visual_search.index.opensearch import OpenSearchIndex, connect
 from visual_search.index.port import Filters, Hit, IndexedAsset, SearchAfter, VectorIndex
 
 DIM = 8
 
+
+def on_opensearch(mode: str) -> Callable[[Path, int], VectorIndex]:
+    """The OpenSearch adapter through opensearch-py, over the strict double (see tests/doubles)."""
+
+    def make(_folder: Path, dim: int) -> VectorIndex:
+        cluster = FakeOpenSearch(mode=mode)
+        client = connect("https://search.example", auth="none", connection_class=cluster.connection_class())
+        return OpenSearchIndex(client, "visual-search", dim, "test-model", mode=mode, sleep=lambda _s: None)
+
+    return make
+
+
 IMPLEMENTATIONS: dict[str, Callable[[Path, int], VectorIndex]] = {
     "embedded": lambda folder, dim: EmbeddedIndex(folder / "index.sqlite3", dim),
+    "opensearch-managed": on_opensearch("managed"),
+    "opensearch-serverless": on_opensearch("serverless"),
 }
 
 MakeIndex = Callable[[], VectorIndex]

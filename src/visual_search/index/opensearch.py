@@ -1,0 +1,321 @@
+"""The VectorIndex on OpenSearch: an Amazon OpenSearch Service domain (or any cluster with the k-NN
+plugin) in `managed` mode, or an OpenSearch Serverless vector collection in `serverless` mode.
+
+Readers and writers use an alias; the physical index behind it is per model (`<alias>-<model>`), made
+from the manifest on first start, and `_meta` records model id and dimension, so a mismatch is a clear
+ConfigurationError at start-up instead of garbage results. `reindex_into` builds a new physical index
+and `activate` swaps the alias in one `_aliases` call, so search never goes down on a model change.
+
+Writes are `_bulk` requests whose every item is checked: items answered 429 or 5xx are retried with
+exponential back-off and full jitter (bounded), other item errors raise; what still fails raises
+DependencyUnavailable, so the ingest message is retried and ends in the DLQ. A managed domain keys
+documents by asset id and writes with `refresh=wait_for`, so an acknowledged write is searchable.
+A Serverless collection accepts neither custom ids, upserts nor refresh: the adapter finds an asset's
+documents by a term query on `asset_id`, deletes them and indexes the new one (the ingest ledger keeps
+the ordering, see `ledger/port.py`), and searches see writes after the collection's own refresh
+(seconds), which is documented rather than hidden.
+
+Ordering against late or duplicate S3 events is not decided here: the asset ledger's conditional write
+(DynamoDB) decides which event may touch an asset, before the index is written, for both modes - a
+single mechanism, because Serverless offers no external versioning.
+
+Search: a `knn` query with `k = max_hits` and the filters inside it (efficient filtering), sorted by
+`_score` then `asset_id`, paged with `search_after`. k-NN returns at most k hits per shard, so pages
+beyond `max_hits` could come from a multi-shard index; the search service's cursor counts what it has
+served and stops at its ceiling (1,000, far below k's limit of 10,000). Scores are converted to the raw
+cosine the embedded index returns. Point-in-time would pin the segments across pages on a managed
+domain; it is not used because Serverless lacks it and the cursor's (score, asset_id) position already
+makes pages consistent for a stable index.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from visual_search.errors import ConfigurationError, DependencyUnavailable
+from visual_search.index.opensearch_mapping import (
+    VECTOR,
+    IndexOptions,
+    filter_clauses,
+    from_source,
+    index_body,
+    to_cosine,
+    to_score,
+    to_source,
+)
+from visual_search.index.port import (
+    Filters,
+    Hit,
+    IndexedAsset,
+    SearchAfter,
+    check_asset,
+    check_page_args,
+    check_vector,
+)
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["managed", "serverless"]
+RETRYABLE = {429, 500, 502, 503, 504}
+MAX_K = 10_000  # the k-NN plugin's limit on k
+
+
+class OpenSearchIndex:
+    def __init__(
+        self,
+        client: Any,
+        alias: str,
+        dim: int,
+        model_id: str,
+        mode: Mode = "managed",
+        options: IndexOptions | None = None,
+        attempts: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+        reindex: bool = False,
+    ):
+        self._os = client
+        self.alias, self.dim, self.model_id, self.mode = alias, dim, model_id, mode
+        self.options = options or IndexOptions()
+        self._attempts, self._sleep = attempts, sleep
+        # Reading and writing go through the alias, except while re-indexing for a new model: then
+        # into the model's own index, beside the one the alias serves, until `activate` swaps them.
+        self.target = self.physical_name if reindex else alias
+        if reindex:
+            self.create_physical(self.physical_name)
+        else:
+            self.ensure()
+
+    # -- the index and its alias
+    @property
+    def physical_name(self) -> str:
+        return f"{self.alias}-{re.sub(r'[^a-z0-9_-]+', '-', self.model_id.lower()).strip('-')}"
+
+    def ensure(self) -> None:
+        """Create the model's index and point the alias at it if there is none; refuse a mismatch."""
+        found = self._call(lambda: self._os.indices.get_alias(name=self.alias, ignore=[404]))
+        if found and "error" not in found and "status" not in found:
+            (current,) = found
+            self._check_meta(current)
+            return
+        self.create_physical(self.physical_name)
+        self.activate(self.physical_name)
+
+    def create_physical(self, name: str) -> None:
+        if not self._call(lambda: self._os.indices.exists(index=name)):
+            body = index_body(self.dim, self.model_id, self.options, self.mode == "serverless")
+            self._call(lambda: self._os.indices.create(index=name, body=body))
+
+    def activate(self, name: str) -> None:
+        """Point the alias at `name`, atomically removing it from any other index."""
+        found = self._call(lambda: self._os.indices.get_alias(name=self.alias, ignore=[404]))
+        actions: list[dict[str, Any]] = [
+            {"remove": {"index": old, "alias": self.alias}}
+            for old in (found or {})
+            if old not in ("error", "status") and old != name
+        ]
+        actions.append({"add": {"index": name, "alias": self.alias}})
+        self._call(lambda: self._os.indices.update_aliases(body={"actions": actions}))
+
+    def _check_meta(self, index: str) -> None:
+        mapping = self._call(lambda: self._os.indices.get_mapping(index=index))
+        meta = mapping[index]["mappings"].get("_meta", {})
+        if meta.get("dimension") != self.dim or meta.get("model_id") != self.model_id:
+            raise ConfigurationError(
+                f"OpenSearch index {index} (alias {self.alias}) holds model {meta.get('model_id')!r} "
+                f"of dimension {meta.get('dimension')}, but the running model is {self.model_id!r} of "
+                f"dimension {self.dim}: re-index with `visual-search backfill` into a new index"
+            )
+
+    # -- writes
+    def upsert(self, assets: Sequence[IndexedAsset]) -> None:
+        vectors = [check_asset(asset, self.dim) for asset in assets]  # all valid, or nothing is sent
+        if not assets:
+            return
+        if self.mode == "managed":
+            lines = []
+            for asset, vector in zip(assets, vectors, strict=True):
+                lines += [{"index": {"_index": self.target, "_id": asset.asset_id}}, to_source(asset, vector)]
+            self._bulk(lines)
+            return
+        self._delete_documents([a.asset_id for a in assets])
+        lines = []
+        for asset, vector in zip(assets, vectors, strict=True):
+            lines += [{"index": {"_index": self.target}}, to_source(asset, vector)]
+        self._bulk(lines)
+
+    def delete(self, asset_ids: Sequence[str]) -> None:
+        if not asset_ids:
+            return
+        if self.mode == "managed":
+            self._bulk([{"delete": {"_index": self.target, "_id": a}} for a in asset_ids], missing_ok=True)
+        else:
+            self._delete_documents(list(asset_ids))
+
+    def _delete_documents(self, asset_ids: list[str]) -> None:
+        ids = [hit["_id"] for hit in self._find(asset_ids, with_source=False)]
+        if ids:
+            self._bulk([{"delete": {"_index": self.target, "_id": i}} for i in ids], missing_ok=True)
+
+    def _bulk(self, lines: list[dict[str, Any]], missing_ok: bool = False) -> None:
+        """Send; retry the items that failed for a retryable reason; raise for the rest."""
+        pending = lines
+        step = 2 if "index" in lines[0] else 1
+        options = {"refresh": "wait_for"} if self.mode == "managed" else {}
+        for attempt in range(self._attempts):
+            response = self._call(lambda body=pending: self._os.bulk(body=body, **options))
+            retry: list[dict[str, Any]] = []
+            for n, item in enumerate(response["items"]):
+                (result,) = item.values()
+                status = int(result.get("status", 500))
+                if status < 300 or (missing_ok and status == 404):
+                    continue
+                if status in RETRYABLE:
+                    retry += pending[n * step : n * step + step]
+                    continue
+                raise ValueError(f"OpenSearch refused a document ({status}): {result.get('error')}")
+            if not retry:
+                return
+            pending = retry
+            self._back_off(attempt)
+        raise DependencyUnavailable(f"OpenSearch kept refusing {len(pending) // step} write(s) (throttled)")
+
+    # -- reads
+    def get(self, asset_id: str) -> IndexedAsset | None:
+        hits = self._find([asset_id], with_source=True)
+        return from_source(hits[0]["_source"]) if hits else None
+
+    def count(self) -> int:
+        return int(self._call(lambda: self._os.count(index=self.target))["count"])
+
+    def _find(self, asset_ids: list[str], with_source: bool) -> list[dict[str, Any]]:
+        body = {
+            "size": max(len(asset_ids) * 2, 10),  # a Serverless replace may briefly leave two
+            "query": {"terms": {"asset_id": asset_ids}},
+            "_source": with_source,
+        }
+        return self._call(lambda: self._os.search(index=self.target, body=body))["hits"]["hits"]
+
+    def knn_page(
+        self,
+        vector: np.ndarray,
+        size: int,
+        after: SearchAfter | None = None,
+        filters: Filters | None = None,
+        min_score: float | None = None,
+        max_hits: int = 1000,
+    ) -> list[Hit]:
+        check_page_args(size, max_hits)
+        query = check_vector(vector, self.dim)
+        space = self.options.space_type
+        knn: dict[str, Any] = {"vector": [float(x) for x in query], "k": min(max_hits, MAX_K)}
+        clauses = filter_clauses(filters)
+        if clauses:
+            knn["filter"] = {"bool": {"filter": clauses}}
+        body: dict[str, Any] = {
+            "size": min(size, max_hits),
+            "query": {"knn": {VECTOR: knn}},
+            # The forms the API specification's `oneOf` accepts unambiguously ("asset_id": ascending).
+            "sort": [{"_score": "desc"}, "asset_id"],
+            "_source": {"excludes": [VECTOR]},
+        }
+        if min_score is not None:
+            body["min_score"] = to_score(min_score, space)
+        if after is not None:
+            body["search_after"] = [to_score(after.score, space), after.asset_id]
+        response = self._call(lambda: self._os.search(index=self.target, body=body))
+        return [
+            Hit(h["_source"]["asset_id"], to_cosine(float(h["_score"]), space), h["_source"]["document"])
+            for h in response["hits"]["hits"]
+        ]
+
+    def iter_assets(self) -> Iterator[str]:
+        """Every asset id (for re-index and audits), by `search_after` over asset_id."""
+        after: list[str] | None = None
+        while True:
+            body: dict[str, Any] = {"size": 1000, "sort": ["asset_id"], "_source": ["asset_id"]}
+            if after:
+                body["search_after"] = after
+            hits = self._call(lambda b=body: self._os.search(index=self.target, body=b))["hits"]["hits"]
+            if not hits:
+                return
+            for hit in hits:
+                yield hit["_source"]["asset_id"]
+            after = [hits[-1]["_source"]["asset_id"]]
+
+    def close(self) -> None:
+        self._os.close()
+
+    # -- transport errors
+    def _call(self, request: Callable[[], Any]) -> Any:
+        """One request, retried on throttling and server errors; DependencyUnavailable when they last."""
+        from opensearchpy.exceptions import ConnectionError as OSConnectionError
+        from opensearchpy.exceptions import TransportError
+
+        for attempt in range(self._attempts):
+            try:
+                return request()
+            except OSConnectionError as exc:
+                reason = f"cannot reach OpenSearch: {exc.error}"
+            except TransportError as exc:
+                status = exc.status_code
+                if status in (401, 403, 404):  # credentials, access policy, a missing index: set-up
+                    raise ConfigurationError(f"OpenSearch answered {status}: {exc.error}") from None
+                if status not in RETRYABLE:
+                    raise ValueError(f"OpenSearch refused a request ({status}): {exc.error}") from None
+                reason = f"OpenSearch answered {status}"
+            if attempt + 1 < self._attempts:
+                self._back_off(attempt)
+        raise DependencyUnavailable(reason)
+
+    def _back_off(self, attempt: int) -> None:
+        self._sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))  # full jitter, capped
+
+
+def connect(
+    endpoint: str,
+    auth: Literal["sigv4", "basic", "none"] = "sigv4",
+    mode: Mode = "managed",
+    region: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    timeout: float = 5.0,
+    connection_class: Any = None,
+) -> Any:
+    """An opensearch-py client: SigV4 from the function's role (service `es` for a domain, `aoss` for
+    Serverless), basic auth or none for a self-managed cluster; TLS always verified."""
+    from opensearchpy import OpenSearch, RequestsHttpConnection
+
+    http_auth: Any = None
+    if auth == "sigv4":
+        import boto3
+        from opensearchpy import AWSV4SignerAuth
+
+        session = boto3.Session()
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise ConfigurationError("no AWS credentials for SigV4 signing of OpenSearch requests")
+        http_auth = AWSV4SignerAuth(
+            credentials, region or session.region_name, "aoss" if mode == "serverless" else "es"
+        )
+    elif auth == "basic":
+        if not (username and password):
+            raise ConfigurationError("basic auth to OpenSearch needs a username and a password")
+        http_auth = (username, password)
+    return OpenSearch(
+        hosts=[endpoint],
+        http_auth=http_auth,
+        use_ssl=endpoint.startswith("https://"),
+        verify_certs=True,
+        ssl_show_warn=True,
+        timeout=timeout,
+        max_retries=2,
+        retry_on_timeout=True,
+        connection_class=connection_class or RequestsHttpConnection,
+    )

@@ -1,0 +1,121 @@
+"""What the OpenSearch index looks like: settings and mappings from the model manifest, documents in and
+out, and OpenSearch's k-NN scores converted to the raw cosine every VectorIndex returns.
+
+A document is stored as
+`{"asset_id", "vector", "folder_path": [ancestors], "tags", "format", "document": {...}}`: the filter
+fields are keywords at the top level, the caller's document is kept whole and unindexed under
+`document` (so `get` returns it unchanged, whatever fields it has), and `folder_path` lists the folder
+and every ancestor ("a", "a/b", "a/b/c") so a folder filter is one term query that matches whole
+segments, as `Filters.matches` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from visual_search.index.port import Filters, IndexedAsset
+
+VECTOR = "vector"
+SpaceType = Literal["innerproduct", "cosinesimil"]
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """k-NN method settings. innerproduct on unit vectors is the cosine, without cosinesimil's
+    normalisation at query time; fp16 halves graph memory (see docs/scaling.md)."""
+
+    engine: Literal["faiss", "lucene"] = "faiss"
+    space_type: SpaceType = "innerproduct"
+    m: int = 16
+    ef_construction: int = 128
+    ef_search: int = 100
+    fp16: bool = False
+    shards: int = 1
+    replicas: int = 1
+
+
+def index_body(dim: int, model_id: str, options: IndexOptions, serverless: bool) -> dict[str, Any]:
+    method: dict[str, Any] = {
+        "name": "hnsw",
+        "engine": options.engine,
+        "space_type": options.space_type,
+        "parameters": {"m": options.m, "ef_construction": options.ef_construction},
+    }
+    if options.fp16 and options.engine == "faiss":
+        method["parameters"]["encoder"] = {"name": "sq", "parameters": {"type": "fp16"}}
+    index_settings: dict[str, Any] = {"knn": True, "knn.algo_param.ef_search": options.ef_search}
+    if not serverless:  # a Serverless collection manages shards and replicas itself
+        index_settings |= {"number_of_shards": options.shards, "number_of_replicas": options.replicas}
+    return {
+        "settings": {"index": index_settings},
+        "mappings": {
+            "_meta": {"model_id": model_id, "dimension": dim, "normalised": True},
+            "dynamic": "strict",
+            "properties": {
+                VECTOR: {"type": "knn_vector", "dimension": dim, "method": method},
+                "asset_id": {"type": "keyword"},
+                "folder_path": {"type": "keyword"},
+                "tags": {"type": "keyword"},
+                "format": {"type": "keyword"},
+                "document": {"type": "object", "enabled": False},
+            },
+        },
+    }
+
+
+def to_source(asset: IndexedAsset, vector: np.ndarray) -> dict[str, Any]:
+    document = dict(asset.document)
+    return {
+        "asset_id": asset.asset_id,
+        VECTOR: [float(x) for x in vector],  # float32 -> shortest repr that reads back to the same float32
+        "folder_path": folder_ancestors(str(document.get("folder") or "")),
+        "tags": list(document.get("tags") or []),
+        "format": document.get("format"),
+        "document": document,
+    }
+
+
+def from_source(source: Mapping[str, Any]) -> IndexedAsset:
+    return IndexedAsset(source["asset_id"], np.asarray(source[VECTOR], dtype=np.float32), source["document"])
+
+
+def folder_ancestors(folder: str) -> list[str]:
+    """ "a/b/c" -> ["a", "a/b", "a/b/c"]; "" -> []."""
+    parts = [p for p in folder.strip("/").split("/") if p]
+    return ["/".join(parts[: n + 1]) for n in range(len(parts))]
+
+
+def filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
+    """The k-NN `filter` (efficient filtering: applied while searching the graph, not after)."""
+    if filters is None:
+        return []
+    clauses: list[dict[str, Any]] = []
+    folder = (filters.folder or "").strip("/")
+    if folder:
+        clauses.append({"term": {"folder_path": folder}})
+    clauses.extend({"term": {"tags": tag}} for tag in filters.tags)
+    if filters.formats:
+        clauses.append({"terms": {"format": list(filters.formats)}})
+    return clauses
+
+
+def to_cosine(score: float, space_type: SpaceType) -> float:
+    """OpenSearch's k-NN score -> the raw cosine of unit vectors (the inverse of `to_score`)."""
+    if space_type == "cosinesimil":
+        return 2.0 * score - 1.0
+    return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
+
+
+def to_score(cosine: float, space_type: SpaceType) -> float:
+    """The score OpenSearch gives a hit of this cosine, as the float32 it holds (so a search_after value
+    compares equal to the score it came from)."""
+    if space_type == "cosinesimil":
+        value = (1.0 + cosine) / 2.0
+    else:  # innerproduct: 1 + ip for ip >= 0, 1 / (1 - ip) below
+        value = 1.0 + cosine if cosine >= 0 else 1.0 / (1.0 - cosine)
+    return float(np.float32(value)) if math.isfinite(value) else value

@@ -1,0 +1,1 @@
+"""In-test doubles of services that cannot run here (OpenSearch), strict about what they accept."""

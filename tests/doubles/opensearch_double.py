@@ -1,0 +1,349 @@
+"""A strict in-memory OpenSearch, plugged into opensearch-py as its connection class, so the adapter's
+real client code (serialisation, NDJSON bulk, error mapping) runs unchanged.
+
+Every request is first checked against OpenSearch's published API specification (`opensearch_spec`):
+path, method, query parameters and JSON body. Then the double implements the subset the adapter uses —
+index create/exists/mapping, aliases, `_bulk`, `_search` (`knn` with filter, `terms`, `match_all`;
+sort, `search_after`, `min_score`, `_source`), `_count` — and rejects what OpenSearch would reject:
+unknown keys in a k-NN query, k over 10,000, a vector of the wrong dimension, fields outside a strict
+mapping, `search_after` not matching the sort. In `serverless` mode it also rejects what an OpenSearch
+Serverless vector collection rejects: a custom `_id` on index, `refresh`, `_refresh` and point-in-time.
+
+k-NN here is exact (brute force), with OpenSearch's score per space type; a real cluster's HNSW is
+approximate. Faults can be injected: whole requests answered 429, and bulk items answered 429/500.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
+from opensearchpy.connection import Connection
+
+from tests.doubles.opensearch_spec import SpecViolation, check
+
+KNN_KEYS = {
+    "vector",
+    "k",
+    "filter",
+    "min_score",
+    "max_distance",
+    "method_parameters",
+    "rescore",
+    "expand_nested_docs",
+}
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, kind: str, reason: str):
+        super().__init__(reason)
+        self.status, self.kind, self.reason = status, kind, reason
+
+
+@dataclass
+class Index:
+    body: dict[str, Any]
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return self.body["mappings"]["properties"]
+
+
+@dataclass
+class FakeOpenSearch:
+    mode: str = "managed"
+    indices: dict[str, Index] = field(default_factory=dict)
+    aliases: dict[str, set[str]] = field(default_factory=dict)  # alias -> indices
+    requests: list[tuple[str, str, dict[str, Any], Any]] = field(default_factory=list)
+    throttle_requests: int = 0  # answer this many next requests with 429
+    bulk_item_faults: list[int] = field(default_factory=list)  # statuses for the next bulk items (0: none)
+
+    def connection_class(self) -> type[Connection]:
+        cluster = self
+
+        class FakeConnection(Connection):
+            def perform_request(
+                self, method, url, params=None, body=None, timeout=None, ignore=(), headers=None
+            ):
+                params = {k: v.decode() if isinstance(v, bytes) else v for k, v in (params or {}).items()}
+                status, payload = cluster.handle(method, url, params, body)
+                raw = "" if payload is None else json.dumps(payload)
+                if not 200 <= status < 300 and status not in ignore:
+                    self._raise_error(status, raw)
+                return status, {"content-type": "application/json"}, raw
+
+            def close(self) -> None:
+                """Nothing to release."""
+
+        return FakeConnection
+
+    # -- dispatch
+    def handle(self, method: str, url: str, params: dict[str, Any], raw: Any) -> tuple[int, Any]:
+        body = self._parse_body(url, raw)
+        self.requests.append((method, unquote(url), params, body))
+        try:
+            operation = check(method, url, params, None if "_bulk" in url else body)
+            if self.throttle_requests > 0:
+                self.throttle_requests -= 1
+                raise Rejected(429, "too_many_requests", "throttled (injected)")
+            return 200, self._route(
+                method, operation.template, unquote(url).strip("/").split("/"), params, body
+            )
+        except SpecViolation as exc:
+            return 400, {"error": {"type": "illegal_argument_exception", "reason": str(exc)}, "status": 400}
+        except Rejected as exc:
+            return exc.status, {"error": {"type": exc.kind, "reason": exc.reason}, "status": exc.status}
+
+    @staticmethod
+    def _parse_body(url: str, raw: Any) -> Any:
+        if raw is None or raw == b"" or raw == "":
+            return None
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if "_bulk" in url:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return json.loads(text)
+
+    def _route(self, method: str, template: str, parts: list[str], params: dict[str, Any], body: Any) -> Any:
+        if "refresh" in params and self.mode == "serverless":
+            raise Rejected(400, "illegal_argument_exception", "refresh is not supported by Serverless")
+        routes = {
+            ("HEAD", "/{index}"): lambda: self._exists(parts[0]),
+            ("PUT", "/{index}"): lambda: self._create(parts[0], body),
+            ("GET", "/_alias/{name}"): lambda: self._get_alias(parts[1]),
+            ("POST", "/_aliases"): lambda: self._update_aliases(body),
+            ("GET", "/{index}/_mapping"): lambda: self._mapping(parts[0]),
+            ("POST", "/_bulk"): lambda: self._bulk(body),
+            ("POST", "/{index}/_search"): lambda: self._search(parts[0], body or {}),
+            ("GET", "/{index}/_search"): lambda: self._search(parts[0], body or {}),
+            ("POST", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).docs)},
+            ("GET", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).docs)},
+        }
+        if template.endswith(("/_refresh", "/_search/point_in_time")) and self.mode == "serverless":
+            raise Rejected(404, "not_found", f"{template} is not supported by OpenSearch Serverless")
+        handler = routes.get((method, template))
+        if handler is None:
+            raise Rejected(
+                400, "unsupported_by_double", f"{method} {template} is not implemented by the double"
+            )
+        return handler()
+
+    # -- indices and aliases
+    def _exists(self, name: str) -> None:
+        if name not in self.indices:
+            raise Rejected(404, "index_not_found_exception", name)
+
+    def _create(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if name in self.indices or name in self.aliases:
+            raise Rejected(400, "resource_already_exists_exception", name)
+        settings = body["settings"]["index"]
+        if self.mode == "serverless" and ({"number_of_shards", "number_of_replicas"} & set(settings)):
+            raise Rejected(400, "illegal_argument_exception", "shards and replicas are managed by Serverless")
+        vector = next(p for p in body["mappings"]["properties"].values() if p.get("type") == "knn_vector")
+        if settings.get("knn") is not True or not 1 <= vector["dimension"] <= 16_000:
+            raise Rejected(400, "mapper_parsing_exception", "knn_vector needs index.knn and a dimension")
+        self.indices[name] = Index(body)
+        return {"acknowledged": True, "index": name}
+
+    def _get_alias(self, name: str) -> dict[str, Any]:
+        if not self.aliases.get(name):
+            raise Rejected(404, "alias_missing", f"alias [{name}] missing")
+        return {index: {"aliases": {name: {}}} for index in sorted(self.aliases[name])}
+
+    def _update_aliases(self, body: dict[str, Any]) -> dict[str, Any]:
+        staged = {alias: set(indices) for alias, indices in self.aliases.items()}
+        for action in body["actions"]:
+            ((verb, spec),) = action.items()
+            if spec["index"] not in self.indices:
+                raise Rejected(404, "index_not_found_exception", spec["index"])
+            members = staged.setdefault(spec["alias"], set())
+            (members.add if verb == "add" else members.discard)(spec["index"])
+        self.aliases = staged  # all actions or none: the swap is atomic
+        return {"acknowledged": True}
+
+    def _mapping(self, name: str) -> dict[str, Any]:
+        self._exists(name)
+        return {name: {"mappings": self.indices[name].body["mappings"]}}
+
+    def _resolve(self, name: str) -> Index:
+        if name in self.indices:
+            return self.indices[name]
+        members = self.aliases.get(name) or set()
+        if len(members) != 1:
+            raise Rejected(
+                404 if not members else 400, "index_not_found_exception", f"no single index for {name}"
+            )
+        return self.indices[next(iter(members))]
+
+    # -- writes
+    def _bulk(self, lines: list[dict[str, Any]]) -> dict[str, Any]:
+        items, n = [], 0
+        while n < len(lines):
+            ((verb, meta),) = lines[n].items()
+            source = lines[n + 1] if verb == "index" else None
+            n += 2 if verb == "index" else 1
+            fault = (self.bulk_item_faults.pop(0) if self.bulk_item_faults else 0) or None
+            items.append({verb: self._bulk_item(verb, meta, source, fault)})
+        return {
+            "took": 1,
+            "errors": any(next(iter(i.values()))["status"] >= 300 for i in items),
+            "items": items,
+        }
+
+    def _bulk_item(self, verb: str, meta: dict[str, Any], source: Any, fault: int | None) -> dict[str, Any]:
+        if fault is not None:
+            return {"status": fault, "error": {"type": "injected", "reason": f"injected {fault}"}}
+        try:
+            index = self._resolve(meta["_index"])
+            if verb == "index":
+                if "_id" in meta and self.mode == "serverless":
+                    raise Rejected(
+                        400,
+                        "illegal_argument_exception",
+                        "Document ID is not supported in create/index operation request",
+                    )
+                self._check_document(index, source)
+                doc_id = meta.get("_id") or uuid.uuid4().hex
+                index.docs[doc_id] = source
+                return {"_id": doc_id, "status": 201, "result": "created"}
+            if verb == "delete":
+                found = index.docs.pop(meta["_id"], None)
+                return {"_id": meta["_id"], "status": 200 if found else 404}
+            raise Rejected(400, "illegal_argument_exception", f"bulk action {verb} not used by the adapter")
+        except Rejected as exc:
+            return {"status": exc.status, "error": {"type": exc.kind, "reason": exc.reason}}
+
+    @staticmethod
+    def _check_document(index: Index, source: dict[str, Any]) -> None:
+        unknown = set(source) - set(index.properties)
+        if unknown and index.body["mappings"].get("dynamic") == "strict":
+            raise Rejected(400, "strict_dynamic_mapping_exception", f"unknown fields {sorted(unknown)}")
+        for name, prop in index.properties.items():
+            if prop.get("type") == "knn_vector" and len(source.get(name) or []) != prop["dimension"]:
+                raise Rejected(
+                    400, "mapper_parsing_exception", f"vector dimension must be {prop['dimension']}"
+                )
+
+    # -- search
+    def _search(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        index = self._resolve(name)
+        scored = self._query(index, body.get("query") or {"match_all": {}})
+        if "min_score" in body:
+            scored = [(s, i, d) for s, i, d in scored if s >= body["min_score"]]
+        sort = body.get("sort") or [{"_score": "desc"}]
+        keys = [self._sort_key(entry) for entry in sort]
+        scored.sort(key=lambda hit: tuple(k(hit) for k in keys))
+        if "search_after" in body:
+            if len(body["search_after"]) != len(sort):
+                raise Rejected(400, "illegal_argument_exception", "search_after must match the sort fields")
+            cursor = self._cursor_key(sort, body["search_after"])
+            scored = [hit for hit in scored if tuple(k(hit) for k in keys) > cursor]
+        hits = [self._hit(s, i, d, body.get("_source", True)) for s, i, d in scored[: body.get("size", 10)]]
+        return {
+            "took": 1,
+            "timed_out": False,
+            "hits": {"total": {"value": len(scored), "relation": "eq"}, "hits": hits},
+        }
+
+    def _query(self, index: Index, query: dict[str, Any]) -> list[tuple[float, str, dict[str, Any]]]:
+        ((kind, spec),) = query.items()
+        if kind == "match_all":
+            return [(1.0, i, d) for i, d in index.docs.items()]
+        if kind == "terms":
+            ((field_name, values),) = spec.items()
+            return [(1.0, i, d) for i, d in index.docs.items() if _matches_any(d.get(field_name), values)]
+        if kind == "knn":
+            return self._knn(index, spec)
+        raise Rejected(400, "unsupported_by_double", f"query {kind} is not implemented by the double")
+
+    def _knn(self, index: Index, spec: dict[str, Any]) -> list[tuple[float, str, dict[str, Any]]]:
+        ((field_name, knn),) = spec.items()
+        if set(knn) - KNN_KEYS:
+            raise Rejected(400, "parsing_exception", f"[knn] unknown field {sorted(set(knn) - KNN_KEYS)}")
+        prop = index.properties.get(field_name, {})
+        if prop.get("type") != "knn_vector":
+            raise Rejected(400, "illegal_argument_exception", f"{field_name} is not a knn_vector field")
+        k = knn.get("k")
+        if not isinstance(k, int) or not 1 <= k <= 10_000:
+            raise Rejected(400, "illegal_argument_exception", "[knn] k must be between 1 and 10,000")
+        query = np.asarray(knn["vector"], dtype=np.float32)
+        if query.shape != (prop["dimension"],):
+            raise Rejected(400, "illegal_argument_exception", "query vector has the wrong dimension")
+        allowed = [(i, d) for i, d in index.docs.items() if _filter(knn.get("filter"), d)]
+        space = prop["method"]["space_type"]
+        scored = [
+            (_score(space, np.asarray(d[field_name], dtype=np.float32), query), i, d) for i, d in allowed
+        ]
+        scored.sort(key=lambda hit: (-hit[0], hit[1]))
+        return scored[:k]
+
+    @staticmethod
+    def _sort_key(entry: Any):
+        name, order = (entry, "asc") if isinstance(entry, str) else next(iter(entry.items()))
+        order = order if isinstance(order, str) else order.get("order", "asc")
+        sign = -1 if order == "desc" else 1
+        if name == "_score":
+            return lambda hit: sign * hit[0]
+        if sign < 0:
+            raise Rejected(400, "unsupported_by_double", "descending keyword sort is not implemented")
+        return lambda hit: hit[2].get(name) or ""
+
+    @staticmethod
+    def _cursor_key(sort: list[Any], values: list[Any]) -> tuple[Any, ...]:
+        key = []
+        for entry, value in zip(sort, values, strict=True):
+            name, order = (entry, "asc") if isinstance(entry, str) else next(iter(entry.items()))
+            order = order if isinstance(order, str) else order.get("order", "asc")
+            key.append(-float(value) if name == "_score" and order == "desc" else value)
+        return tuple(key)
+
+    @staticmethod
+    def _hit(score: float, doc_id: str, source: dict[str, Any], wanted: Any) -> dict[str, Any]:
+        hit: dict[str, Any] = {"_id": doc_id, "_score": score, "sort": [score]}
+        if wanted is True:
+            hit["_source"] = source
+        elif isinstance(wanted, list):
+            hit["_source"] = {k: v for k, v in source.items() if k in wanted}
+        elif isinstance(wanted, dict):
+            hit["_source"] = {k: v for k, v in source.items() if k not in wanted.get("excludes", [])}
+        return hit
+
+
+def _score(space: str, vector: np.ndarray, query: np.ndarray) -> float:
+    """OpenSearch's k-NN score per space type (faiss), computed in float32 as the engine does."""
+    if space == "innerproduct":
+        ip = np.float32(np.dot(vector, query))
+        return float(np.float32(1 + ip) if ip >= 0 else np.float32(1 / (1 - ip)))
+    if space == "cosinesimil":
+        cos = np.float32(np.dot(vector, query) / (np.linalg.norm(vector) * np.linalg.norm(query)))
+        return float(np.float32((1 + cos) / 2))
+    if space == "l2":
+        return float(np.float32(1 / (1 + np.sum((vector - query) ** 2))))
+    raise Rejected(400, "illegal_argument_exception", f"space_type {space} unknown")
+
+
+def _matches_any(value: Any, wanted: Iterable[Any]) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return any(v in values for v in wanted)
+
+
+def _filter(spec: dict[str, Any] | None, doc: dict[str, Any]) -> bool:
+    if spec is None:
+        return True
+    ((kind, body),) = spec.items()
+    if kind == "bool":
+        if set(body) - {"filter", "must"}:
+            raise Rejected(400, "unsupported_by_double", f"bool clauses {sorted(body)}")
+        return all(_filter(clause, doc) for clause in body.get("filter", []) + body.get("must", []))
+    if kind == "term":
+        ((name, value),) = body.items()
+        return _matches_any(doc.get(name), [value])
+    if kind == "terms":
+        ((name, values),) = body.items()
+        return _matches_any(doc.get(name), values)
+    raise Rejected(400, "unsupported_by_double", f"filter {kind} is not implemented by the double")

@@ -1,0 +1,57 @@
+"""The whole search service on the OpenSearch adapter (over the strict double, both modes): the same
+composition root, API routes and paging as on one machine, only VS_INDEX_BACKEND changes."""
+
+from __future__ import annotations
+
+import pytest
+
+import visual_search.index.opensearch as opensearch_module
+from tests.doubles.opensearch_double import FakeOpenSearch
+from tests.functional.conftest import make_settings, seed_images
+from visual_search.bootstrap import build_services
+from visual_search.search import SearchQuery
+
+
+@pytest.fixture(params=["managed", "serverless"])
+def services(request, tmp_path, tiny_model_dir, monkeypatch):
+    cluster = FakeOpenSearch(mode=request.param)
+    real_connect = opensearch_module.connect
+    monkeypatch.setattr(
+        opensearch_module,
+        "connect",
+        lambda endpoint, **kw: real_connect(
+            endpoint, **{**kw, "auth": "none"}, connection_class=cluster.connection_class()
+        ),
+    )
+    built = build_services(
+        make_settings(
+            tmp_path,
+            tiny_model_dir,
+            index_backend="opensearch",
+            opensearch_endpoint="https://search.example",
+            opensearch_mode=request.param,
+        )
+    )
+    seed_images(built, 12)
+    yield built
+    built.close()
+
+
+def test_indexing_and_paging_through_text_search_work_on_opensearch(services):
+    assert services.index.count() == 12
+    seen, cursor = [], None
+    for _ in range(5):
+        page = services.search.search(SearchQuery(text="a shoe", max_results=5, next_cursor=cursor))
+        seen += [hit.asset_id for hit in page.hits]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 12
+
+
+def test_search_by_asset_id_and_delete_work_on_opensearch(services):
+    first = services.search.search(SearchQuery(text="shirt", max_results=1)).hits[0]
+    similar = services.search.search(SearchQuery(asset_id=first.asset_id, max_results=20))
+    assert first.asset_id not in [h.asset_id for h in similar.hits]
+    assert services.uploads.delete(first.document["public_id"]) == "deleted"
+    assert services.index.get(first.asset_id) is None

@@ -1,0 +1,1 @@
+"""Smoke tests against real services, run by hand (not collected by pytest)."""

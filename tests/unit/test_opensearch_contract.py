@@ -1,0 +1,257 @@
+"""The exact requests the OpenSearch adapter sends for its main operations — to compare with the
+OpenSearch documentation — and how it handles throttling, partial bulk failures, a model mismatch and
+AWS authentication. Requests go through opensearch-py into the strict double (tests/doubles), which
+checks each against OpenSearch's published API specification first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from opensearchpy import AWSV4SignerAuth
+
+from tests.doubles.opensearch_double import FakeOpenSearch
+from visual_search.errors import ConfigurationError, DependencyUnavailable
+from visual_search.index.opensearch import OpenSearchIndex, connect
+from visual_search.index.opensearch_mapping import IndexOptions
+from visual_search.index.port import Filters, IndexedAsset, SearchAfter
+
+DIM = 4
+A, B = "a" * 32, "b" * 32
+
+
+def open_index(
+    cluster: FakeOpenSearch, model: str = "clip-test", dim: int = DIM, **options
+) -> OpenSearchIndex:
+    client = connect("https://search.example", auth="none", connection_class=cluster.connection_class())
+    return OpenSearchIndex(client, "vs", dim, model, mode=cluster.mode, sleep=lambda _s: None, **options)
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.asarray(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def asset(asset_id: str, vector: np.ndarray, folder: str = "shoes/red") -> IndexedAsset:
+    return IndexedAsset(
+        asset_id, vector, {"public_id": "p", "folder": folder, "tags": ["sale"], "format": "jpg"}
+    )
+
+
+def sent(cluster: FakeOpenSearch, method: str, path_part: str) -> list[tuple]:
+    return [r for r in cluster.requests if r[0] == method and path_part in r[1]]
+
+
+def test_first_start_creates_the_models_index_from_the_manifest_and_points_the_alias_at_it():
+    cluster = FakeOpenSearch()
+    open_index(cluster, options=IndexOptions(fp16=True))
+    ((_, path, _, body),) = sent(cluster, "PUT", "/vs-")
+    assert path == "/vs-clip-test"
+    assert body["settings"]["index"] == {
+        "knn": True,
+        "knn.algo_param.ef_search": 100,
+        "number_of_shards": 1,
+        "number_of_replicas": 1,
+    }
+    mappings = body["mappings"]
+    assert mappings["_meta"] == {"model_id": "clip-test", "dimension": DIM, "normalised": True}
+    assert mappings["dynamic"] == "strict"
+    assert mappings["properties"]["vector"] == {
+        "type": "knn_vector",
+        "dimension": DIM,
+        "method": {
+            "name": "hnsw",
+            "engine": "faiss",
+            "space_type": "innerproduct",
+            "parameters": {
+                "m": 16,
+                "ef_construction": 128,
+                "encoder": {"name": "sq", "parameters": {"type": "fp16"}},
+            },
+        },
+    }
+    assert {k: v["type"] for k, v in mappings["properties"].items() if k != "vector"} == {
+        "asset_id": "keyword",
+        "folder_path": "keyword",
+        "tags": "keyword",
+        "format": "keyword",
+        "document": "object",
+    }
+    ((_, _, _, aliases),) = sent(cluster, "POST", "/_aliases")
+    assert aliases == {"actions": [{"add": {"index": "vs-clip-test", "alias": "vs"}}]}
+
+
+def test_a_managed_upsert_is_one_bulk_keyed_by_asset_id_and_waits_for_refresh():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster)
+    index.upsert([asset(A, unit(1, 0, 0, 0))])
+    ((_, path, params, lines),) = sent(cluster, "POST", "/_bulk")
+    assert (path, params) == ("/_bulk", {"refresh": "wait_for"})
+    assert lines == [
+        {"index": {"_index": "vs", "_id": A}},
+        {
+            "asset_id": A,
+            "vector": [1.0, 0.0, 0.0, 0.0],
+            "folder_path": ["shoes", "shoes/red"],
+            "tags": ["sale"],
+            "format": "jpg",
+            "document": {"public_id": "p", "folder": "shoes/red", "tags": ["sale"], "format": "jpg"},
+        },
+    ]
+
+
+def test_a_serverless_upsert_finds_the_old_documents_deletes_them_and_indexes_without_an_id():
+    cluster = FakeOpenSearch(mode="serverless")
+    index = open_index(cluster)
+    index.upsert([asset(A, unit(1, 0, 0, 0))])
+    index.upsert([asset(A, unit(0, 1, 0, 0))])
+    bulks = sent(cluster, "POST", "/_bulk")
+    assert all(params == {} for _, _, params, _ in bulks)  # no refresh on Serverless
+    delete, index_again = bulks[1][3], bulks[2][3]
+    assert list(delete[0]) == ["delete"]
+    assert index_again[0] == {"index": {"_index": "vs"}}
+    assert index.count() == 1
+    assert index.get(A).vector.tolist() == [0.0, 1.0, 0.0, 0.0]
+
+
+def test_search_is_a_filtered_knn_query_sorted_by_score_then_asset_id_with_search_after():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster)
+    index.upsert([asset(A, unit(1, 0, 0, 0)), asset(B, unit(1, 1, 0, 0))])
+    filters = Filters(folder="shoes/", tags=("sale",), formats=("jpg", "png"))
+    hits = index.knn_page(unit(1, 0, 0, 0), 1, SearchAfter(0.5, A), filters, min_score=0.25, max_hits=500)
+    ((_, path, _, body),) = [r for r in sent(cluster, "POST", "/vs/_search") if "knn" in str(r[3])]
+    assert path == "/vs/_search"
+    assert body == {
+        "size": 1,
+        "query": {
+            "knn": {
+                "vector": {
+                    "vector": [1.0, 0.0, 0.0, 0.0],
+                    "k": 500,
+                    "filter": {
+                        "bool": {
+                            "filter": [
+                                {"term": {"folder_path": "shoes"}},
+                                {"term": {"tags": "sale"}},
+                                {"terms": {"format": ["jpg", "png"]}},
+                            ]
+                        }
+                    },
+                }
+            }
+        },
+        "sort": [{"_score": "desc"}, "asset_id"],
+        "_source": {"excludes": ["vector"]},
+        "min_score": 1.25,  # innerproduct score of cosine 0.25: 1 + 0.25
+        "search_after": [1.5, A],
+    }
+    assert [h.asset_id for h in hits] == []  # B scores 1.707 > 1.5: before the cursor
+
+
+def test_a_model_change_swaps_the_alias_in_one_atomic_call():
+    cluster = FakeOpenSearch()
+    old = open_index(cluster)
+    old.create_physical("vs-clip-next")
+    cluster.requests.clear()
+    old.activate("vs-clip-next")
+    ((_, _, _, body),) = sent(cluster, "POST", "/_aliases")
+    assert body == {
+        "actions": [
+            {"remove": {"index": "vs-clip-test", "alias": "vs"}},
+            {"add": {"index": "vs-clip-next", "alias": "vs"}},
+        ]
+    }
+    assert cluster.aliases["vs"] == {"vs-clip-next"}
+
+
+def test_a_throttled_bulk_item_is_retried_alone_and_lands():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster)
+    cluster.bulk_item_faults = [0, 429]  # 0: no fault; the second item is throttled once
+    index.upsert([asset(A, unit(1, 0, 0, 0)), asset(B, unit(0, 1, 0, 0))])
+    first, retry = (lines for _, _, _, lines in sent(cluster, "POST", "/_bulk"))
+    assert len(first) == 4
+    assert retry[0] == {"index": {"_index": "vs", "_id": B}}
+    assert len(retry) == 2
+    assert index.count() == 2
+
+
+def test_throttling_that_lasts_is_dependency_unavailable_not_a_crash():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster)
+    cluster.throttle_requests = 100
+    with pytest.raises(DependencyUnavailable):
+        index.knn_page(unit(1, 0, 0, 0), 5)
+    cluster.throttle_requests = 0
+    cluster.bulk_item_faults = [503] * 10
+    with pytest.raises(DependencyUnavailable, match="throttled"):
+        index.upsert([asset(A, unit(1, 0, 0, 0))])
+
+
+def test_an_index_of_another_model_or_dimension_is_a_clear_start_up_error():
+    cluster = FakeOpenSearch()
+    open_index(cluster, model="clip-test")
+    with pytest.raises(ConfigurationError, match="re-index"):
+        open_index(cluster, model="clip-other")
+    other = FakeOpenSearch()
+    open_index(other, model="clip-test", dim=DIM)
+    with pytest.raises(ConfigurationError, match="dimension"):
+        open_index(other, model="clip-test", dim=DIM + 1)
+
+
+@pytest.mark.parametrize(("mode", "service"), [("managed", "es"), ("serverless", "aoss")])
+def test_sigv4_signs_for_es_on_a_domain_and_aoss_on_serverless(monkeypatch, mode, service):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    client = connect("https://x.eu-west-1.es.amazonaws.com", auth="sigv4", mode=mode, region="eu-west-1")
+    auth = client.transport.kwargs["http_auth"]
+    assert isinstance(auth, AWSV4SignerAuth)
+    assert (auth.service, auth.signer.region) == (service, "eu-west-1")
+    assert client.transport.kwargs["verify_certs"] is True
+
+
+def test_basic_auth_needs_both_parts():
+    with pytest.raises(ConfigurationError, match="username and a password"):
+        connect("https://cluster.internal:9200", auth="basic", username="admin")
+
+
+def test_the_double_rejects_what_serverless_and_the_specification_reject():
+    cluster = FakeOpenSearch(mode="serverless")
+    open_index(cluster)
+    status, body = cluster.handle(
+        "POST", "/_bulk", {}, '{"index": {"_index": "vs", "_id": "x"}}\n{"asset_id": "x"}\n'
+    )
+    assert status == 200
+    assert body["items"][0]["index"]["status"] == 400
+    assert (
+        cluster.handle(
+            "POST", "/_bulk", {"refresh": "wait_for"}, '{"delete": {"_index": "vs", "_id": "x"}}\n'
+        )[0]
+        == 400
+    )
+    assert cluster.handle("POST", "/vs/_search", {"refreshh": "1"}, "{}")[0] == 400
+    assert cluster.handle("POST", "/vs/_serch", {}, "{}")[0] == 400
+    bad_knn = '{"query": {"knn": {"vector": {"vector": [1, 0, 0, 0], "k": 20000}}}}'
+    assert cluster.handle("POST", "/vs/_search", {}, bad_knn)[0] == 400
+
+
+@pytest.mark.parametrize("mode", ["managed", "serverless"])
+def test_the_smoke_test_for_real_clusters_passes_against_the_double(mode):
+    from tests.smoke.opensearch import DIM, run
+
+    cluster = FakeOpenSearch(mode=mode)
+    run(open_index(cluster, model="smoke-model", dim=DIM), mode, settle=0)
+
+
+def test_a_reindex_writes_beside_the_served_index_until_activated():
+    cluster = FakeOpenSearch()
+    served = open_index(cluster, model="clip-old")
+    served.upsert([asset(A, unit(1, 0, 0, 0))])
+    client = connect("https://search.example", auth="none", connection_class=cluster.connection_class())
+    building = OpenSearchIndex(client, "vs", DIM, "clip-new", reindex=True, sleep=lambda _s: None)
+    building.upsert([asset(A, unit(0, 1, 0, 0)), asset(B, unit(0, 0, 1, 0))])
+    assert served.count() == 1  # readers still see the old model's index
+    assert cluster.aliases["vs"] == {"vs-clip-old"}
+    building.activate(building.physical_name)
+    assert served.count() == 2
+    assert cluster.aliases["vs"] == {"vs-clip-new"}
