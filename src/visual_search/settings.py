@@ -7,6 +7,7 @@ environment variable names from these models, so the deployed functions and the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -69,7 +70,7 @@ class ServiceSettings(CoreSettings):
     api_key: str = "visual-search"
     # Unset on one machine: generated once and kept in data_dir/credentials.json (mode 0600), so there
     # is never a default secret. Deployed functions read them from the Secrets Manager secret named by
-    # credentials_secret_arn (JSON: api_key, api_secret, cursor_secret).
+    # credentials_secret_arn (JSON: api_key, api_secret, optionally cursor_secret).
     api_secret: SecretStr | None = None
     cursor_secret: SecretStr | None = None
     credentials_secret_arn: str | None = None
@@ -124,18 +125,33 @@ def with_aws_secrets(settings: ServiceSettings) -> ServiceSettings:
     """Fill the credentials from Secrets Manager (cached by Powertools for the life of the process)."""
     if not settings.credentials_secret_arn:
         return settings
-    from aws_lambda_powertools.utilities.parameters import get_secret
-
-    stored = get_secret(settings.credentials_secret_arn, transform="json", max_age=300)
-    if not isinstance(stored, dict) or not {"api_secret", "cursor_secret"} <= stored.keys():
-        raise ConfigurationError("the credentials secret must be JSON with api_secret and cursor_secret")
+    arn = settings.credentials_secret_arn
+    stored = _secrets(arn.split(":")[3] if arn.startswith("arn:") else None).get(
+        arn, transform="json", max_age=300
+    )
+    if not isinstance(stored, dict) or not stored.get("api_secret"):
+        raise ConfigurationError("the credentials secret must be JSON with api_secret (and api_key)")
+    # Secrets Manager generates one value per secret; the cursor key is derived from it unless given.
+    cursor = (
+        stored.get("cursor_secret")
+        or hashlib.sha256(f"cursor\x00{stored['api_secret']}".encode()).hexdigest()
+    )
     return settings.model_copy(
         update={
             "api_key": stored.get("api_key", settings.api_key),
             "api_secret": SecretStr(stored["api_secret"]),
-            "cursor_secret": SecretStr(stored["cursor_secret"]),
+            "cursor_secret": SecretStr(cursor),
         }
     )
+
+
+@lru_cache(maxsize=4)
+def _secrets(region: str | None):
+    """One Powertools secrets provider per region (it caches values for max_age across invocations)."""
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=boto3.client("secretsmanager", region_name=region))
 
 
 @lru_cache(maxsize=1)

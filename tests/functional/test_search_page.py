@@ -135,13 +135,22 @@ def test_clicking_a_result_searches_for_more_like_it_and_duplicates_open_in_a_di
 
 
 def test_the_drop_zone_is_usable_from_the_keyboard(page):
+    # Listen before anything happens: file-chooser interception is switched on asynchronously, and an
+    # Enter pressed before it is on would open the (invisible) native dialog instead.
+    choosers = []
+    page.on("filechooser", lambda chooser: choosers.append(chooser))
     sign_in(page)
+    page.get_by_label("Describe what you are looking for").focus()
     page.keyboard.press("Tab")  # from the search box, through its button, to the drop zone
     page.keyboard.press("Tab")
     expect(page.locator("#drop")).to_be_focused()
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
-    chooser.value.set_files(files=[{"name": "k.png", "mimeType": "image/png", "buffer": images.png(seed=4)}])
+    page.keyboard.press("Enter")
+    for _ in range(100):
+        if choosers:
+            break
+        page.wait_for_timeout(50)
+    assert choosers, "Enter on the drop zone did not open the file picker"
+    choosers[0].set_files(files=[{"name": "k.png", "mimeType": "image/png", "buffer": images.png(seed=4)}])
     expect(page.locator("#status")).to_contain_text("for k.png")
 
 

@@ -44,3 +44,10 @@ def test_a_secret_without_the_expected_fields_is_a_configuration_error(secret_ar
 def test_without_a_secret_arn_the_settings_are_unchanged():
     settings = ServiceSettings()
     assert with_aws_secrets(settings) is settings
+
+
+def test_without_a_cursor_secret_one_is_derived_from_the_api_secret(secret_arn):
+    arn = secret_arn({"api_key": "k", "api_secret": "generated-by-secrets-manager"})
+    first = with_aws_secrets(ServiceSettings(credentials_secret_arn=arn)).cursor_secret.get_secret_value()
+    assert first
+    assert first != "generated-by-secrets-manager"

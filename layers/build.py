@@ -1,0 +1,125 @@
+"""Build the Lambda layers without Docker: `make layers [ARCH=arm64|x86_64] [MODEL=models/tiny]`.
+
+* `deps`: the project's runtime dependencies (read from pyproject.toml, so they are declared once) and the
+  `visual_search` package itself, installed with pip for the Lambda platform (manylinux wheels only,
+  Python 3.12), then trimmed of what Lambda never uses (tests, caches, headers, boto3/botocore which the
+  runtime provides).
+* `model-text` and `model-image`: the manifest, tokenizer and one int8 tower each, under `model/`, so
+  the files land in /opt/model. The ingest function gets the image tower, the search function the text
+  tower; the search function fetches the image tower from S3 on its first image query (see
+  `visual_search.embedding.remote_files`), because both towers do not fit in 250 MB beside the deps.
+
+Fails with a clear message if a function's layers would exceed Lambda's 250 MB unzipped limit, and
+prints the measured size of each layer and function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "layers" / "build"
+LIMIT_MB = 250
+PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+PROVIDED_BY_LAMBDA = ("boto3", "botocore", "s3transfer", "jmespath")
+# Installed as dependencies but never imported by the functions: the embedded index (the functions use
+# OpenSearch), the hub client `tokenizers` declares (and its HTTP stack), the gRPC transport `opensearch-py` declares, YAML,
+# the CLI's progress bars, onnxruntime's offline tools.
+NOT_USED_IN_LAMBDA = (
+    "usearch", "numkong", "hf_xet", "huggingface_hub", "fsspec", "filelock", "grpc", "grpcio",
+    "opensearch_protobufs", "protobuf", "google", "yaml", "_yaml", "pyyaml", "tqdm",
+    "anyio", "httpx2", "httpcore2", "h11", "click", "bin",
+    "onnxruntime/transformers", "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/datasets",
+)  # fmt: skip
+TRIM_DIRS = ("tests", "test", "__pycache__", "include", "benchmarks")
+FUNCTIONS = {"search": ("deps", "model-text"), "ingest": ("deps", "model-image")}
+
+
+def runtime_requirements() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [
+        r
+        for r in project["dependencies"]
+        if not r.split("[")[0].split(">")[0].strip().startswith(PROVIDED_BY_LAMBDA)
+    ]
+
+
+def build_deps(arch: str) -> Path:
+    target = OUT / "deps" / "python"
+    shutil.rmtree(target.parent, ignore_errors=True)
+    target.mkdir(parents=True)
+    common = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+        "--platform", PLATFORMS[arch], "--platform", PLATFORMS[arch].replace("2014", "_2_28"),
+        "--implementation", "cp", "--python-version", "3.12", "--only-binary=:all:",
+    ]  # fmt: skip
+    subprocess.run([*common, *runtime_requirements()], check=True)
+    subprocess.run([*common, "--no-deps", str(ROOT)], check=True)
+    trim(target)
+    return target.parent
+
+
+def trim(folder: Path) -> None:
+    for name in (*PROVIDED_BY_LAMBDA, *NOT_USED_IN_LAMBDA):
+        for path in folder.glob(f"{name}*"):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_dir() and path.name in TRIM_DIRS:
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.suffix in (".pyc", ".pyi", ".h", ".hpp") and path.exists():
+            path.unlink()
+
+
+def build_model(model_dir: Path) -> list[Path]:
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    built = []
+    for tower in ("text", "image"):
+        target = OUT / f"model-{tower}" / "model"
+        shutil.rmtree(target.parent, ignore_errors=True)
+        target.mkdir(parents=True)
+        for name in ("manifest.json", manifest["tokenizer"], manifest["towers"][tower]["int8"]):
+            shutil.copy2(model_dir / name, target / name)
+        built.append(target.parent)
+    return built
+
+
+def size_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def report() -> int:
+    sizes = {layer: size_mb(OUT / layer) for layer in {n for names in FUNCTIONS.values() for n in names}}
+    for layer, mb in sorted(sizes.items()):
+        print(f"layer {layer:<12} {mb:7.1f} MB unzipped")
+    failed = False
+    for function, layers in FUNCTIONS.items():
+        total = sum(sizes[layer] for layer in layers) + size_mb(ROOT / "functions" / function)
+        verdict = "ok" if total <= LIMIT_MB else f"OVER Lambda's {LIMIT_MB} MB limit"
+        print(f"function {function:<9} {total:7.1f} MB unzipped with its layers: {verdict}")
+        failed |= total > LIMIT_MB
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--arch", choices=sorted(PLATFORMS), default="arm64")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "tiny")
+    parser.add_argument("--skip-deps", action="store_true", help="rebuild the model layers only")
+    parser.add_argument("--trim-only", action="store_true", help="trim an existing deps layer again")
+    args = parser.parse_args()
+    if args.trim_only:
+        trim(OUT / "deps" / "python")
+    elif not args.skip_deps:
+        build_deps(args.arch)
+    build_model(args.model)
+    return report()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
