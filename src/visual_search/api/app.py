@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 SEARCH_PATH = "/v1_1/<cloud_name>/resources/visual_search"
 REPORT_MAX_ASSETS = 10_000
-PAGE = "/ui/index.html"
+PAGE = "ui/index.html"
 Opt = Annotated[str | None, Query()]
 
 
@@ -215,7 +215,10 @@ class Routes:
         return Response(status_code=200, content_type=content_type, body=text, headers=headers)
 
     def page_redirect(self):
-        return Response(status_code=302, content_type="text/plain", body="", headers={"Location": PAGE})
+        # Relative, so it also works under an API Gateway stage (/v1/ -> /v1/ui/index.html).
+        path = self.app.current_event.path
+        target = "index.html" if path.rstrip("/").endswith("/ui") and path.endswith("/") else PAGE
+        return Response(status_code=302, content_type="text/plain", body="", headers={"Location": target})
 
     def health(self):
         self.authenticate()

@@ -3,6 +3,8 @@
 const PAGE_SIZE = 24;
 const CREDENTIALS = "visual-search-credentials";
 const $ = (id) => document.getElementById(id);
+// The API is served where the page is: "" locally, the stage ("/v1") behind API Gateway.
+const API_BASE = location.pathname.replace(/\/ui\/[^/]*$/, "");
 
 let query = null; // {kind, value, label}: what "Load more" repeats with next_cursor
 let cursor = null;
@@ -18,7 +20,7 @@ function basicAuth({ key, secret }) {
 
 async function call(path, { method = "GET", params = {}, body = null, cloud = true } = {}) {
   const creds = credentials();
-  const prefix = cloud ? `/v1_1/${encodeURIComponent(creds.cloud)}` : "";
+  const prefix = API_BASE + (cloud ? `/v1_1/${encodeURIComponent(creds.cloud)}` : "");
   const url = new URL(prefix + path, location.origin);
   for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
   let response;
