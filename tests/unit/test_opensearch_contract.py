@@ -41,6 +41,18 @@ def sent(cluster: FakeOpenSearch, method: str, path_part: str) -> list[tuple]:
     return [r for r in cluster.requests if r[0] == method and path_part in r[1]]
 
 
+def test_functions_racing_to_create_the_index_on_first_start_all_start(monkeypatch):
+    cluster = FakeOpenSearch()
+    first = open_index(cluster)
+    cluster.aliases.clear()  # as if the other function had created the index but not yet the alias
+    client = connect("https://search.example", auth="none", connection_class=cluster.connection_class())
+    monkeypatch.setattr(type(client.indices), "exists", lambda self, index, **kw: False)  # lost the race
+    second = OpenSearchIndex(client, "vs", DIM, "clip-test", mode=cluster.mode, sleep=lambda _s: None)
+    assert second.physical_name == first.physical_name
+    assert set(cluster.aliases["vs"]) == {first.physical_name}
+    assert len(sent(cluster, "PUT", "/vs-clip-test")) == 2  # the second create was refused, and that is fine
+
+
 def test_first_start_creates_the_models_index_from_the_manifest_and_points_the_alias_at_it():
     cluster = FakeOpenSearch()
     open_index(cluster, options=IndexOptions(fp16=True))

@@ -108,9 +108,16 @@ class OpenSearchIndex:
         self.activate(self.physical_name)
 
     def create_physical(self, name: str) -> None:
-        if not self._call(lambda: self._os.indices.exists(index=name)):
-            body = index_body(self.dim, self.model_id, self.options, self.mode == "serverless")
+        if self._call(lambda: self._os.indices.exists(index=name)):
+            return
+        body = index_body(self.dim, self.model_id, self.options, self.mode == "serverless")
+        try:
             self._call(lambda: self._os.indices.create(index=name, body=body))
+        except ValueError as exc:
+            # Cold-starting functions race to create it; the index name holds the model id, so the
+            # winner's index is the same one.
+            if "resource_already_exists_exception" not in str(exc):
+                raise
 
     def activate(self, name: str) -> None:
         """Point the alias at `name`, atomically removing it from any other index."""
