@@ -7,10 +7,14 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
+CDK     := node_modules/.bin/cdk
+ARCH    ?= arm64
+MODEL   ?= models/tiny
+LINTED  := src tests bench functions infra layers app.py
 
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
-.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch clean
+.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch layers synth clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -19,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[build,dev]"
+	$(BIN)/pip install --quiet -e ".[build,dev,infra]"
 	# CLIP's BPE vocabulary ships inside open-clip-torch; only that file is used, so skip its
 	# dependencies (torchvision among them).
 	$(BIN)/pip install --quiet --no-deps open-clip-torch
@@ -41,21 +45,25 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	else echo "the page tests need Chromium: sudo apt-get install chromium" >&2; exit 1; fi
 
-test: $(STAMP) $(CHROMIUM) ## lint, then every test tier (unit, parity incl. the slow ViT-B/32 check)
-	$(BIN)/ruff check src tests bench functions
-	$(BIN)/ruff format --check src tests bench functions
+# The CDK CLI at the version package.json pins.
+$(CDK): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+
+test: $(STAMP) $(CHROMIUM) $(CDK) ## lint, then every test tier (unit, parity, functional, infra synth + cdk-nag)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) ## unit tests only (seconds)
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: $(STAMP) ## ruff lint + format check
-	$(BIN)/ruff check src tests bench functions
-	$(BIN)/ruff format --check src tests bench functions
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 format: $(STAMP) ## apply ruff formatting and safe fixes
-	$(BIN)/ruff check --fix src tests bench functions
-	$(BIN)/ruff format src tests bench functions
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
 
 model-tiny: $(STAMP) ## rebuild the committed test model in models/tiny
 	$(BIN)/visual-search build-model --preset tiny --seed 0 --precisions int8 --out models/tiny --force
@@ -71,6 +79,12 @@ smoke-opensearch: $(RUNTIME) ## against a real cluster: make smoke-opensearch OP
 
 bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (writes bench/results/embed.json)
 	$(BIN)/python bench/embed.py
+
+layers: $(STAMP) ## build the Lambda layers into layers/build: make layers [ARCH=arm64|x86_64] [MODEL=models/tiny]
+	$(BIN)/python layers/build.py --arch $(ARCH) --model $(MODEL)
+
+synth: $(STAMP) $(CDK) ## cdk synth (cdk-nag included) into cdk.out; deploy with: $(CDK) deploy
+	$(CDK) synth --no-notices --quiet
 
 clean: ## remove caches and build outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .hypothesis bench/results cdk.out

@@ -29,8 +29,9 @@ LIMIT_MB = 250
 PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 PROVIDED_BY_LAMBDA = ("boto3", "botocore", "s3transfer", "jmespath")
 # Installed as dependencies but never imported by the functions: the embedded index (the functions use
-# OpenSearch), the hub client `tokenizers` declares (and its HTTP stack), the gRPC transport `opensearch-py` declares, YAML,
-# the CLI's progress bars, onnxruntime's offline tools.
+# OpenSearch), the hub client `tokenizers` declares (and its HTTP stack), the gRPC transport
+# `opensearch-py` declares, YAML, the CLI's progress bars, onnxruntime's offline tools.
+# tests/unit/test_lambda_imports.py proves the functions import without them.
 NOT_USED_IN_LAMBDA = (
     "usearch", "numkong", "hf_xet", "huggingface_hub", "fsspec", "filelock", "grpc", "grpcio",
     "opensearch_protobufs", "protobuf", "google", "yaml", "_yaml", "pyyaml", "tqdm",
@@ -50,14 +51,14 @@ def runtime_requirements() -> list[str]:
     ]
 
 
-def build_deps(arch: str) -> Path:
-    target = OUT / "deps" / "python"
+def build_deps(arch: str, out: Path = OUT) -> Path:
+    target = out / "deps" / "python"
     shutil.rmtree(target.parent, ignore_errors=True)
     target.mkdir(parents=True)
     common = [
         sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
         "--platform", PLATFORMS[arch], "--platform", PLATFORMS[arch].replace("2014", "_2_28"),
-        "--implementation", "cp", "--python-version", "3.12", "--only-binary=:all:",
+        "--implementation", "cp", "--python-version", "3.12", "--only-binary=:all:", "--no-warn-conflicts",
     ]  # fmt: skip
     subprocess.run([*common, *runtime_requirements()], check=True)
     subprocess.run([*common, "--no-deps", str(ROOT)], check=True)
@@ -76,11 +77,11 @@ def trim(folder: Path) -> None:
             path.unlink()
 
 
-def build_model(model_dir: Path) -> list[Path]:
+def build_model(model_dir: Path, out: Path = OUT) -> list[Path]:
     manifest = json.loads((model_dir / "manifest.json").read_text())
     built = []
     for tower in ("text", "image"):
-        target = OUT / f"model-{tower}" / "model"
+        target = out / f"model-{tower}" / "model"
         shutil.rmtree(target.parent, ignore_errors=True)
         target.mkdir(parents=True)
         for name in ("manifest.json", manifest["tokenizer"], manifest["towers"][tower]["int8"]):
@@ -93,8 +94,8 @@ def size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
 
 
-def report() -> int:
-    sizes = {layer: size_mb(OUT / layer) for layer in {n for names in FUNCTIONS.values() for n in names}}
+def report(out: Path = OUT) -> int:
+    sizes = {layer: size_mb(out / layer) for layer in {n for names in FUNCTIONS.values() for n in names}}
     for layer, mb in sorted(sizes.items()):
         print(f"layer {layer:<12} {mb:7.1f} MB unzipped")
     failed = False
@@ -112,13 +113,14 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "tiny")
     parser.add_argument("--skip-deps", action="store_true", help="rebuild the model layers only")
     parser.add_argument("--trim-only", action="store_true", help="trim an existing deps layer again")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the layer folders go")
     args = parser.parse_args()
     if args.trim_only:
-        trim(OUT / "deps" / "python")
+        trim(args.out / "deps" / "python")
     elif not args.skip_deps:
-        build_deps(args.arch)
-    build_model(args.model)
-    return report()
+        build_deps(args.arch, args.out)
+    build_model(args.model, args.out)
+    return report(args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,57 @@
+"""Deployment configuration from CDK context (`cdk.json` defaults, `-c key=value` overrides), typed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from aws_cdk import RemovalPolicy, aws_lambda
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "visual-search"
+    index_engine: Literal["managed", "serverless", "existing"] = "managed"
+    existing_endpoint: str = ""  # with index_engine=existing
+    existing_domain_arn: str = ""
+    instance_type: str = "r7g.large.search"
+    instance_count: int = 2
+    volume_gb: int = 20
+    serverless_standby: bool = True  # standby replicas in a second AZ (false halves the idle OCUs: dev only)
+    architecture: Literal["arm64", "x86_64"] = "arm64"
+    search_memory_mb: int = 2048
+    ingest_memory_mb: int = 2048
+    ingest_batch_size: int = 10
+    ingest_max_concurrency: int = 20
+    layers_dir: str = "layers/build"
+    auth: Literal["secret", "iam"] = "secret"
+    removal_policy: Literal["retain", "destroy"] = "retain"
+    bucket_versioning: bool = True
+    ingest_prefix: str = ""
+    ingest_opt_in: bool = False
+    throttle_rate: int = 50
+    throttle_burst: int = 100
+
+    @classmethod
+    def from_context(cls, get: Any) -> Config:
+        values = {}
+        for f in fields(cls):
+            raw = get(f.name)
+            if raw is None:
+                continue
+            if f.type in ("int",):
+                raw = int(raw)
+            elif f.type in ("bool",):
+                raw = raw if isinstance(raw, bool) else str(raw).lower() == "true"
+            values[f.name] = raw
+        return cls(**values)
+
+    @property
+    def lambda_architecture(self) -> aws_lambda.Architecture:
+        return (
+            aws_lambda.Architecture.ARM_64 if self.architecture == "arm64" else aws_lambda.Architecture.X86_64
+        )
+
+    @property
+    def removal(self) -> RemovalPolicy:
+        return RemovalPolicy.DESTROY if self.removal_policy == "destroy" else RemovalPolicy.RETAIN

@@ -1,0 +1,70 @@
+"""The one way a function is declared: handler folder, settings (names checked against the runtime
+settings model, so code and infrastructure cannot drift), layers, and its own list of grants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, aws_iam, aws_lambda, aws_logs
+from constructs import Construct
+from pydantic_settings import BaseSettings
+
+from infra.config import Config
+from visual_search.settings import ENV_PREFIX
+
+FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
+Grant = Callable[[aws_iam.IGrantable], object]
+
+
+def environment_for(model: type[BaseSettings], settings: Mapping[str, str]) -> dict[str, str]:
+    unknown = set(settings) - set(model.model_fields)
+    if unknown:
+        raise ValueError(
+            f"{model.__name__} has no field(s) {sorted(unknown)}: the function could not read them"
+        )
+    return {f"{ENV_PREFIX}{name.upper()}": value for name, value in settings.items()}
+
+
+class ServiceFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        handler: str,
+        settings_model: type[BaseSettings],
+        settings: Mapping[str, str],
+        layers: Sequence[aws_lambda.ILayerVersion],
+        grants: Sequence[Grant] = (),
+        memory_mb: int = 1024,
+        timeout_s: int = 30,
+        extra_environment: Mapping[str, str] | None = None,
+    ):
+        super().__init__(scope, construct_id)
+        self.timeout = Duration.seconds(timeout_s)
+        self.log_group = aws_logs.LogGroup(
+            self, "Logs", retention=aws_logs.RetentionDays.ONE_MONTH, removal_policy=config.removal
+        )
+        self.function = aws_lambda.Function(
+            self,
+            "Function",
+            runtime=aws_lambda.Runtime.PYTHON_3_12,
+            architecture=config.lambda_architecture,
+            handler="handler.handler",
+            code=aws_lambda.Code.from_asset(str(FUNCTIONS / handler)),
+            layers=list(layers),
+            memory_size=memory_mb,
+            timeout=self.timeout,
+            tracing=aws_lambda.Tracing.ACTIVE,
+            log_group=self.log_group,
+            environment={
+                **environment_for(settings_model, settings),
+                "POWERTOOLS_SERVICE_NAME": f"{config.name}-{handler}",
+                "POWERTOOLS_METRICS_NAMESPACE": "VisualSearch",
+                **(extra_environment or {}),
+            },
+        )
+        for grant in grants:
+            grant(self.function)

@@ -1,0 +1,39 @@
+"""The bucket users drop images into: encrypted, TLS only, never public, versioned by default."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, aws_s3
+from constructs import Construct
+
+from infra.config import Config
+
+
+class ImageBucket(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config):
+        super().__init__(scope, construct_id)
+        self.access_logs = aws_s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=aws_s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=aws_s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=aws_s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            lifecycle_rules=[aws_s3.LifecycleRule(expiration=Duration.days(90))],
+            removal_policy=config.removal,
+        )
+        self.bucket = aws_s3.Bucket(
+            self,
+            "Images",
+            encryption=aws_s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            block_public_access=aws_s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=aws_s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=config.bucket_versioning,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="images/",
+            lifecycle_rules=[aws_s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))]
+            if config.bucket_versioning
+            else None,
+            removal_policy=config.removal,
+        )

@@ -1,0 +1,120 @@
+"""Bucket events -> SQS (with a dead-letter queue) -> the ingest function -> the index; the asset ledger
+(DynamoDB, conditional writes) keeps ordering and idempotency."""
+
+from __future__ import annotations
+
+from aws_cdk import (
+    Duration,
+    aws_cloudwatch,
+    aws_dynamodb,
+    aws_lambda,
+    aws_lambda_event_sources,
+    aws_s3,
+    aws_s3_notifications,
+    aws_sqs,
+)
+from constructs import Construct
+
+from infra.config import Config
+from infra.function import ServiceFunction
+from visual_search.settings import IngestSettings
+
+FUNCTION_TIMEOUT_S = 120
+# S3 silently drops notifications to a queue whose maximum message size is below 64 KB.
+MAX_MESSAGE_BYTES = 262_144
+MAX_RECEIVES = 5
+
+
+class IngestPipeline(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        bucket: aws_s3.Bucket,
+        layers: list[aws_lambda.ILayerVersion],
+        index_settings: dict[str, str],
+    ):
+        super().__init__(scope, construct_id)
+        self.dead_letters = aws_sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.queue = aws_sqs.Queue(
+            self,
+            "Events",
+            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            max_message_size_bytes=MAX_MESSAGE_BYTES,
+            visibility_timeout=Duration.seconds(6 * FUNCTION_TIMEOUT_S),  # AWS: at least 6x the timeout
+            retention_period=Duration.days(4),
+            dead_letter_queue=aws_sqs.DeadLetterQueue(
+                queue=self.dead_letters, max_receive_count=MAX_RECEIVES
+            ),
+        )
+        filters = [aws_s3.NotificationKeyFilter(prefix=config.ingest_prefix)] if config.ingest_prefix else []
+        destination = aws_s3_notifications.SqsDestination(self.queue)
+        bucket.add_event_notification(aws_s3.EventType.OBJECT_CREATED, destination, *filters)
+        bucket.add_event_notification(aws_s3.EventType.OBJECT_REMOVED, destination, *filters)
+
+        self.ledger = aws_dynamodb.Table(
+            self,
+            "Ledger",
+            partition_key=aws_dynamodb.Attribute(name="pk", type=aws_dynamodb.AttributeType.STRING),
+            billing_mode=aws_dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=aws_dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=aws_dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=config.removal,
+        )
+        self.worker = ServiceFunction(
+            self,
+            "Function",
+            config=config,
+            handler="ingest",
+            settings_model=IngestSettings,
+            settings={
+                **index_settings,
+                "store_backend": "s3",
+                "bucket": bucket.bucket_name,
+                "ledger_backend": "dynamodb",
+                "ledger_table": self.ledger.table_name,
+                "model_dir": "/opt/model",
+                "ingest_prefix": config.ingest_prefix,
+                "ingest_opt_in": str(config.ingest_opt_in).lower(),
+            },
+            layers=layers,
+            memory_mb=config.ingest_memory_mb,
+            timeout_s=FUNCTION_TIMEOUT_S,
+            grants=[
+                bucket.grant_read,  # objects, versions and tags
+                lambda f: bucket.grant_put(f, "_vs/*"),  # renditions only
+                lambda f: bucket.grant_delete(f, "_vs/*"),
+                self.ledger.grant_read_write_data,
+            ],
+        )
+        self.worker.function.add_event_source(
+            aws_lambda_event_sources.SqsEventSource(
+                self.queue,
+                batch_size=config.ingest_batch_size,
+                max_batching_window=Duration.seconds(2),
+                max_concurrency=config.ingest_max_concurrency,
+                report_batch_item_failures=True,
+            )
+        )
+        self.dead_letter_alarm = aws_cloudwatch.Alarm(
+            self,
+            "DeadLettersWaiting",
+            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5)
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=aws_cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            alarm_description="Images wait in the ingest DLQ: fix the cause, then `visual-search redrive`",
+        )

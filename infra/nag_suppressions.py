@@ -1,0 +1,66 @@
+"""Every cdk-nag finding we accept, with the reason, in one place. cdk-nag 3 reports through CDK's policy
+validation; a finding is acknowledged by its exact id, so ids naming a resource are built from the
+resource's logical id rather than pasted."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations, aws_s3
+from aws_cdk import aws_opensearchservice as opensearch
+
+RULE = "AwsSolutions::AwsSolutions-"
+MANAGED = "arn:<AWS::Partition>:iam::aws:policy/service-role/"
+ASSETS = "arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*"
+BUCKET_GRANTS = (
+    "CDK's grant helpers on the one image bucket (read objects, versions and tags; write and delete only "
+    "where the function must): the wildcard is in the action family, not in the resource."
+)
+S3_ACTION_FAMILIES = ("Abort*", "DeleteObject*", "GetBucket*", "GetObject*", "List*")
+STATIC = {
+    f"{RULE}APIG3": "No WAF by default (cost); every route is authenticated and throttled. A WAF added later "
+    "must override the managed rule that blocks bodies over 8 KB on the upload and search routes.",
+    f"{RULE}IAM4[Policy::{MANAGED}AWSLambdaBasicExecutionRole]": "The AWS-managed minimum for writing a "
+    "function's own logs; every data permission is inline and scoped.",
+    f"{RULE}IAM4[Policy::{MANAGED}AmazonAPIGatewayPushToCloudWatchLogs]": "API Gateway's account-level role "
+    "for access and execution logs, as AWS documents it.",
+    f"{RULE}IAM5[Resource::*]": "Actions without resource-level permissions: X-Ray's PutTraceSegments and "
+    "PutTelemetryRecords, and CloudWatch Logs' Put/DeleteResourcePolicy (CDK's domain log publishing).",
+    f"{RULE}IAM5[Resource::{ASSETS}]": "CDK's bucket deployment reads the image tower from the CDK "
+    "bootstrap assets bucket.",
+    f"{RULE}OS1": "The domain answers only SigV4-signed requests of the named roles; a VPC is an option for "
+    "teams that need one (functions in a VPC then need endpoints or NAT for S3 and Secrets Manager).",
+    f"{RULE}OS3": "Access is by IAM identity (the two function roles, SigV4), not by IP address.",
+    f"{RULE}OS4": "Dedicated master nodes are a sizing choice for large domains (docs/scaling.md).",
+    f"{RULE}OS5": "No anonymous access: the domain access policy names the function roles only.",
+    f"{RULE}SMG4": "The API secret is shared with SDK users: rotation is an operator action (README), since "
+    "an automatic rotation would break every configured client.",
+    f"{RULE}L1": "Functions use Python 3.12, the runtime the layers are built for; CDK's helper functions "
+    "(notifications, deployments, custom resources) choose their own runtime.",
+    f"{RULE}APIG2": "Requests are validated by the function (Powertools OpenAPI validation), which "
+    "answers in Cloudinary's error shape; an API Gateway validator would answer in its own.",
+    f"{RULE}COG4": "Cloudinary-style key:secret (Lambda authorizer) or IAM by design: Cloudinary's SDKs "
+    "cannot send Cognito tokens.",
+    f"{RULE}APIG4": "Only the search page's static files (/, /ui, /ui/{name}) are public: no data, no "
+    "secret; every call the page makes carries the credentials.",
+    **{f"{RULE}IAM5[Action::s3:{action}]": BUCKET_GRANTS for action in S3_ACTION_FAMILIES},
+}
+
+
+def _logical_id(resource: object) -> str:
+    child = resource.node.default_child  # type: ignore[attr-defined]
+    assert isinstance(child, CfnResource)
+    return Stack.of(child).get_logical_id(child)
+
+
+def apply(stack: Stack, bucket: aws_s3.Bucket, domain: opensearch.Domain | None, existing_arn: str) -> None:
+    reasons = dict(STATIC)
+    images = _logical_id(bucket)
+    reasons[f"{RULE}IAM5[Resource::<{images}.Arn>/*]"] = "Object keys inside the one image bucket."
+    reasons[f"{RULE}IAM5[Resource::<{images}.Arn>/_vs/*]"] = "Renditions, under the reserved prefix only."
+    index_paths = (
+        "Index paths of the one OpenSearch domain; the domain access policy names the same two roles."
+    )
+    if domain is not None:
+        reasons[f"{RULE}IAM5[Resource::<{_logical_id(domain)}.Arn>/*]"] = index_paths
+    if existing_arn:
+        reasons[f"{RULE}IAM5[Resource::{existing_arn}/*]"] = index_paths
+    Validations.of(stack).acknowledge(*[Acknowledgment(id=rule, reason=why) for rule, why in reasons.items()])

@@ -1,0 +1,102 @@
+"""The Cloudinary-compatible API: a REST API in front of the search function, every route behind the
+Lambda authorizer (or IAM), throttled, logged, binary bodies allowed for multipart uploads, and every
+response API Gateway makes itself rewritten into Cloudinary's error shape (SDKs read any other body as
+success). The search page's static files are the one public route: they hold no data and no secret."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, aws_apigateway, aws_lambda, aws_logs
+from constructs import Construct
+
+from infra.config import Config
+
+ERROR_TEMPLATE = '{"error": {"message": $context.error.messageString}}'
+RESPONSE_TYPES = [
+    aws_apigateway.ResponseType.DEFAULT_4_XX,
+    aws_apigateway.ResponseType.DEFAULT_5_XX,
+    aws_apigateway.ResponseType.UNAUTHORIZED,
+    aws_apigateway.ResponseType.ACCESS_DENIED,
+    aws_apigateway.ResponseType.THROTTLED,
+    aws_apigateway.ResponseType.QUOTA_EXCEEDED,
+    aws_apigateway.ResponseType.REQUEST_TOO_LARGE,
+    aws_apigateway.ResponseType.INTEGRATION_TIMEOUT,
+    aws_apigateway.ResponseType.INTEGRATION_FAILURE,
+    aws_apigateway.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+    aws_apigateway.ResponseType.RESOURCE_NOT_FOUND,
+    aws_apigateway.ResponseType.AUTHORIZER_FAILURE,
+    aws_apigateway.ResponseType.AUTHORIZER_CONFIGURATION_ERROR,
+    aws_apigateway.ResponseType.BAD_REQUEST_BODY,
+    aws_apigateway.ResponseType.BAD_REQUEST_PARAMETERS,
+    aws_apigateway.ResponseType.UNSUPPORTED_MEDIA_TYPE,
+    aws_apigateway.ResponseType.WAF_FILTERED,
+]
+
+
+class SearchApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        search: aws_lambda.IFunction,
+        authorizer: aws_lambda.IFunction | None,
+    ):
+        super().__init__(scope, construct_id)
+        access_logs = aws_logs.LogGroup(
+            self, "AccessLogs", retention=aws_logs.RetentionDays.ONE_MONTH, removal_policy=config.removal
+        )
+        self.api = aws_apigateway.RestApi(
+            self,
+            "Api",
+            rest_api_name=config.name,
+            endpoint_types=[aws_apigateway.EndpointType.REGIONAL],
+            binary_media_types=["multipart/form-data", "image/*", "application/octet-stream"],
+            min_compression_size=None,
+            cloud_watch_role=True,
+            deploy_options=aws_apigateway.StageOptions(
+                stage_name="v1",
+                throttling_rate_limit=config.throttle_rate,
+                throttling_burst_limit=config.throttle_burst,
+                access_log_destination=aws_apigateway.LogGroupLogDestination(access_logs),
+                access_log_format=aws_apigateway.AccessLogFormat.json_with_standard_fields(
+                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=True,
+                ),
+                logging_level=aws_apigateway.MethodLoggingLevel.ERROR,
+                tracing_enabled=True,
+                metrics_enabled=True,
+            ),
+        )  # fmt: skip
+        integration = aws_apigateway.LambdaIntegration(search, timeout=Duration.seconds(29))
+        if authorizer is not None:
+            guard = aws_apigateway.RequestAuthorizer(
+                self,
+                "Authorizer",
+                handler=authorizer,
+                identity_sources=[aws_apigateway.IdentitySource.header("Authorization")],
+                results_cache_ttl=Duration.minutes(5),
+            )
+            protected = {"authorizer": guard, "authorization_type": aws_apigateway.AuthorizationType.CUSTOM}
+        else:
+            protected = {"authorization_type": aws_apigateway.AuthorizationType.IAM}
+        # The root's ANY first: a proxy under the root otherwise mirrors its ANY onto the root as an
+        # unauthenticated MOCK method.
+        self.api.root.add_method("ANY", integration, **protected)
+        public = aws_apigateway.AuthorizationType.NONE
+        self.api.root.add_method("GET", integration, authorization_type=public)  # redirects to the page
+        self.api.root.add_proxy(
+            default_integration=integration,
+            any_method=True,
+            default_method_options=aws_apigateway.MethodOptions(**protected),
+        )
+        page = self.api.root.add_resource("ui")
+        page.add_method("GET", integration, authorization_type=public)
+        page.add_resource("{name}").add_method("GET", integration, authorization_type=public)
+        for response_type in RESPONSE_TYPES:
+            self.api.add_gateway_response(
+                response_type.response_type,
+                type=response_type,
+                templates={"application/json": ERROR_TEMPLATE},
+                response_headers={"Content-Type": "'application/json'"},
+            )

@@ -1,0 +1,138 @@
+"""The engine that scales: a managed OpenSearch domain with k-NN, an OpenSearch Serverless VECTORSEARCH
+collection, or an existing endpoint — chosen by context. The k-NN index and its alias are created by the
+adapter on first use from the model manifest (see `visual_search.index.opensearch`), so no custom
+resource has to reach into the cluster at deploy time."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Stack, aws_iam, aws_opensearchserverless, aws_opensearchservice
+from constructs import Construct
+
+from infra.config import Config
+
+DATA_ACTIONS = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"]
+
+
+class VectorIndex(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config):
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.domain: aws_opensearchservice.Domain | None = None
+        self.collection: aws_opensearchserverless.CfnCollection | None = None
+        self.mode = "serverless" if config.index_engine == "serverless" else "managed"
+        if config.index_engine == "managed":
+            self.domain = self._domain(config)
+            self.endpoint = f"https://{self.domain.domain_endpoint}"
+        elif config.index_engine == "serverless":
+            self.collection = self._collection(config)
+            self.endpoint = self.collection.attr_collection_endpoint
+        else:
+            if not config.existing_endpoint or not config.existing_domain_arn:
+                raise ValueError("index_engine=existing needs existing_endpoint and existing_domain_arn")
+            self.endpoint = config.existing_endpoint
+
+    def _domain(self, config: Config) -> aws_opensearchservice.Domain:
+        multi_az = config.instance_count > 1
+        return aws_opensearchservice.Domain(
+            self,
+            "Domain",
+            version=aws_opensearchservice.EngineVersion.OPENSEARCH_2_19,
+            capacity=aws_opensearchservice.CapacityConfig(
+                data_nodes=config.instance_count,
+                data_node_instance_type=config.instance_type,
+                multi_az_with_standby_enabled=False,
+            ),
+            ebs=aws_opensearchservice.EbsOptions(volume_size=config.volume_gb),
+            zone_awareness=aws_opensearchservice.ZoneAwarenessConfig(
+                enabled=multi_az, availability_zone_count=2
+            )
+            if multi_az
+            else None,
+            encryption_at_rest=aws_opensearchservice.EncryptionAtRestOptions(enabled=True),
+            node_to_node_encryption=True,
+            enforce_https=True,
+            tls_security_policy=aws_opensearchservice.TLSSecurityPolicy.TLS_1_2,
+            logging=aws_opensearchservice.LoggingOptions(
+                app_log_enabled=True, slow_search_log_enabled=True, slow_index_log_enabled=True
+            ),
+            removal_policy=config.removal,
+        )
+
+    def _collection(self, config: Config) -> aws_opensearchserverless.CfnCollection:
+        name = config.name[:28]
+        rules = [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}]
+        encryption = aws_opensearchserverless.CfnSecurityPolicy(
+            self, "Encryption", name=f"{name}-enc", type="encryption",
+            policy=json.dumps({"Rules": rules, "AWSOwnedKey": True}),
+        )  # fmt: skip
+        # The endpoint is reachable over TLS but every request must be SigV4-signed by a principal of the
+        # data access policy below; a VPC endpoint can replace public access where required.
+        network = aws_opensearchserverless.CfnSecurityPolicy(
+            self, "Network", name=f"{name}-net", type="network",
+            policy=json.dumps([{"Rules": rules, "AllowFromPublic": True}]),
+        )  # fmt: skip
+        collection = aws_opensearchserverless.CfnCollection(
+            self,
+            "Collection",
+            name=name,
+            type="VECTORSEARCH",
+            standby_replicas="ENABLED" if config.serverless_standby else "DISABLED",
+        )
+        collection.add_resource_dependency(encryption)
+        collection.add_resource_dependency(network)
+        self._collection_name = name
+        return collection
+
+    def grant(self, *functions: aws_iam.IGrantable) -> None:
+        """Read and write for these functions only: IAM on their roles, and the engine's own policy
+        (domain access policy / Serverless data access policy) naming exactly their roles."""
+        roles = [f.grant_principal for f in functions]
+        if self.domain is not None:
+            for function in functions:
+                self.domain.grant_read_write(function)
+            self.domain.add_access_policies(
+                aws_iam.PolicyStatement(
+                    principals=roles, actions=DATA_ACTIONS, resources=[f"{self.domain.domain_arn}/*"]
+                )
+            )
+        elif self.collection is not None:
+            for function in functions:
+                function.grant_principal.add_to_principal_policy(
+                    aws_iam.PolicyStatement(
+                        actions=["aoss:APIAccessAll"], resources=[self.collection.attr_arn]
+                    )
+                )
+            name = self._collection_name
+            policy = [
+                {
+                    "Rules": [
+                        {
+                            "ResourceType": "index",
+                            "Resource": [f"index/{name}/*"],
+                            "Permission": [
+                                "aoss:CreateIndex", "aoss:DescribeIndex", "aoss:UpdateIndex",
+                                "aoss:ReadDocument", "aoss:WriteDocument",
+                            ],
+                        },
+                        {"ResourceType": "collection", "Resource": [f"collection/{name}"],
+                         "Permission": ["aoss:DescribeCollectionItems"]},
+                    ],
+                    "Principal": [role.role_arn for role in roles],  # type: ignore[attr-defined]
+                }
+            ]  # fmt: skip
+            aws_opensearchserverless.CfnAccessPolicy(
+                self,
+                "DataAccess",
+                name=f"{name}-data",
+                type="data",
+                policy=Stack.of(self).to_json_string(policy),
+            )
+        else:
+            for function in functions:
+                function.grant_principal.add_to_principal_policy(
+                    aws_iam.PolicyStatement(
+                        actions=DATA_ACTIONS, resources=[f"{self.config.existing_domain_arn}/*"]
+                    )
+                )

@@ -1,0 +1,100 @@
+"""One synthesized template per configuration, shared by every test of that configuration (a synth
+costs seconds). Each synth runs cdk-nag's AwsSolutions checks; an unacknowledged finding fails it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYERS = ROOT / "layers" / "build"
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+# The three ways a team deploys: the default (managed domain, key:secret), a Serverless collection with
+# only one prefix indexed, and an existing cluster behind IAM-authorised routes.
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "managed": {},
+    "serverless": {"index_engine": "serverless", "ingest_prefix": "photos/", "removal_policy": "destroy"},
+    "existing-iam": {
+        "index_engine": "existing",
+        "existing_endpoint": "https://search-team.eu-west-1.es.amazonaws.com",
+        "existing_domain_arn": "arn:aws:es:eu-west-1:123456789012:domain/team",
+        "auth": "iam",
+        "architecture": "x86_64",
+    },
+}
+
+
+def ensure_layers() -> Path:
+    """The layers `make layers` builds (deps for arm64 + the tiny model); built here when absent so the
+    synth tests run from a clean checkout too."""
+    if not all((LAYERS / name).is_dir() for name in ("deps", "model-text", "model-image")):
+        subprocess.run([sys.executable, str(ROOT / "layers" / "build.py")], check=True, cwd=ROOT)
+    return LAYERS
+
+
+@dataclass
+class Synthesized:
+    name: str
+    stack: Any
+    template: Any  # aws_cdk.assertions.Template
+    json: dict[str, Any]
+
+    def resources(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {k: r for k, r in self.json["Resources"].items() if r["Type"] == kind}
+
+    def our_functions(self) -> dict[str, dict[str, Any]]:
+        """The project's functions (not CDK's helper functions), by Powertools service name."""
+        found = {}
+        for logical_id, fn in self.resources("AWS::Lambda::Function").items():
+            variables = (fn["Properties"].get("Environment") or {}).get("Variables", {})
+            service = variables.get("POWERTOOLS_SERVICE_NAME")
+            if service:
+                found[service.rsplit("-", 1)[-1]] = {"id": logical_id, **fn["Properties"]}
+        return found
+
+
+def synthesize(name: str, context: dict[str, Any]) -> Synthesized:
+    from aws_cdk.assertions import Template
+
+    from app import build_app
+
+    app, stack = build_app({"layers_dir": str(ensure_layers()), **context})
+    app.synth()  # runs the cdk-nag validation plugin: raises on an unacknowledged finding
+    template = Template.from_stack(stack)
+    return Synthesized(name, stack, template, template.to_json())
+
+
+@pytest.fixture(scope="session", params=sorted(CONFIGURATIONS))
+def synthesized(request) -> Synthesized:
+    return _cached(request.param)
+
+
+@pytest.fixture(scope="session")
+def managed() -> Synthesized:
+    return _cached("managed")
+
+
+@pytest.fixture(scope="session")
+def serverless() -> Synthesized:
+    return _cached("serverless")
+
+
+@pytest.fixture(scope="session")
+def existing_iam() -> Synthesized:
+    return _cached("existing-iam")
+
+
+_CACHE: dict[str, Synthesized] = {}
+
+
+def _cached(name: str) -> Synthesized:
+    if name not in _CACHE:
+        _CACHE[name] = synthesize(name, CONFIGURATIONS[name])
+    return _CACHE[name]

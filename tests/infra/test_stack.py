@@ -1,0 +1,392 @@
+"""Security and wiring properties of the synthesized stack, for every deployment configuration."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra.ingest_pipeline import FUNCTION_TIMEOUT_S
+from visual_search.settings import ENV_PREFIX, IngestSettings, ServiceSettings
+
+PUBLIC_PAGE_ROUTES = {("GET", "/"), ("GET", "/ui"), ("GET", "/ui/{name}")}
+SETTINGS_OF = {"search": ServiceSettings, "authorizer": ServiceSettings, "ingest": IngestSettings}
+# Actions AWS offers without resource-level permissions, so "*" is the only possible resource.
+UNSCOPABLE = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "logs:PutResourcePolicy",
+    "logs:DeleteResourcePolicy",
+}
+
+
+def _ref(value) -> str | None:
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            return value["Fn::GetAtt"][0]
+    return None
+
+
+def _method_paths(s) -> dict[str, tuple[str, str]]:
+    resources = s.resources("AWS::ApiGateway::Resource")
+
+    def path_of(resource_id) -> str:
+        if isinstance(resource_id, dict) and "Fn::GetAtt" in resource_id:
+            return "/"  # the API's root resource
+        props = resources[_ref(resource_id)]["Properties"]
+        parent = path_of(props["ParentId"])
+        return parent.rstrip("/") + "/" + props["PathPart"]
+
+    return {
+        logical_id: (m["Properties"]["HttpMethod"], path_of(m["Properties"]["ResourceId"]))
+        for logical_id, m in s.resources("AWS::ApiGateway::Method").items()
+    }
+
+
+def _role_of(function_id: str, s) -> str:
+    return _ref(s.json["Resources"][function_id]["Properties"]["Role"])
+
+
+def _statements_of_role(role_id: str, s) -> list[dict]:
+    statements = []
+    for policy in s.resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+# --- the API: authentication and error shapes ---------------------------------------------------------
+
+
+def test_every_api_method_is_authenticated_except_the_search_pages_static_files(synthesized):
+    expected = "AWS_IAM" if synthesized.name == "existing-iam" else "CUSTOM"
+    methods = synthesized.resources("AWS::ApiGateway::Method")
+    routes = _method_paths(synthesized)
+    assert ("ANY", "/{proxy+}") in routes.values()
+    assert ("ANY", "/") in routes.values()
+    for logical_id, (verb, path) in routes.items():
+        props = methods[logical_id]["Properties"]
+        if (verb, path) in PUBLIC_PAGE_ROUTES:
+            assert props["AuthorizationType"] == "NONE"
+        else:
+            assert props["AuthorizationType"] == expected, f"{verb} {path} is not authenticated"
+        assert props["Integration"]["Type"] == "AWS_PROXY", f"{verb} {path} does not reach the function"
+
+
+def test_the_authorizer_checks_the_authorization_header_with_a_cached_request_authorizer(managed):
+    managed.template.has_resource_properties(
+        "AWS::ApiGateway::Authorizer",
+        {
+            "Type": "REQUEST",
+            "IdentitySource": "method.request.header.Authorization",
+            "AuthorizerResultTtlInSeconds": Match.any_value(),
+        },
+    )
+    (authorizer,) = managed.resources("AWS::ApiGateway::Authorizer").values()
+    assert 0 < authorizer["Properties"]["AuthorizerResultTtlInSeconds"] <= 3600
+    assert "authorizer" in managed.our_functions()
+
+
+def test_iam_mode_has_no_authorizer_and_no_credentials_function(existing_iam):
+    assert existing_iam.resources("AWS::ApiGateway::Authorizer") == {}
+    assert "authorizer" not in existing_iam.our_functions()
+
+
+def test_every_gateway_response_answers_in_cloudinarys_error_shape(synthesized):
+    responses = synthesized.resources("AWS::ApiGateway::GatewayResponse")
+    kinds = {r["Properties"]["ResponseType"] for r in responses.values()}
+    assert {
+        "DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED", "UNAUTHORIZED", "ACCESS_DENIED",
+        "REQUEST_TOO_LARGE", "INTEGRATION_TIMEOUT", "MISSING_AUTHENTICATION_TOKEN",
+    } <= kinds  # fmt: skip
+    for response in responses.values():
+        props = response["Properties"]
+        template = props["ResponseTemplates"]["application/json"]
+        # $context.error.messageString is already a quoted JSON string (AWS docs).
+        rendered = json.loads(template.replace("$context.error.messageString", '"Unauthorized"'))
+        assert rendered == {"error": {"message": "Unauthorized"}}
+        assert props["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/json'"
+
+
+def test_the_api_is_throttled_logged_traced_and_accepts_multipart_bodies(managed):
+    (api,) = managed.resources("AWS::ApiGateway::RestApi").values()
+    assert "multipart/form-data" in api["Properties"]["BinaryMediaTypes"]
+    (stage,) = managed.resources("AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    assert props["TracingEnabled"] is True
+    assert _ref(props["AccessLogSetting"]["DestinationArn"]) in managed.resources("AWS::Logs::LogGroup")
+    (settings,) = props["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] > 0
+    assert settings["ThrottlingBurstLimit"] > 0
+
+
+def test_the_search_function_times_out_before_api_gateway_so_errors_keep_our_shape(synthesized):
+    search = synthesized.our_functions()["search"]
+    for method in synthesized.resources("AWS::ApiGateway::Method").values():
+        integration_ms = method["Properties"]["Integration"].get("TimeoutInMillis", 29_000)
+        assert search["Timeout"] * 1000 < integration_ms
+
+
+# --- the bucket and its events ------------------------------------------------------------------------
+
+
+def test_the_image_bucket_is_encrypted_private_tls_only_and_versioned(synthesized):
+    images = synthesized.stack.images.bucket.node.default_child
+    logical_id = synthesized.stack.get_logical_id(images)
+    props = synthesized.json["Resources"][logical_id]["Properties"]
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["LoggingConfiguration"]["DestinationBucketName"]
+    (policy,) = [
+        p for p in synthesized.resources("AWS::S3::BucketPolicy").values()
+        if _ref(p["Properties"]["Bucket"]) == logical_id
+    ]  # fmt: skip
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    denies = {json.dumps(s["Condition"]) for s in statements if s["Effect"] == "Deny"}
+    assert json.dumps({"Bool": {"aws:SecureTransport": "false"}}) in denies
+    assert json.dumps({"NumericLessThan": {"s3:TlsVersion": 1.2}}) in denies
+
+
+def test_object_created_and_removed_events_go_to_the_ingest_queue_filtered_by_prefix(synthesized):
+    (notifications,) = synthesized.resources("Custom::S3BucketNotifications").values()
+    configs = notifications["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    queue = synthesized.stack.get_logical_id(synthesized.stack.ingest.queue.node.default_child)
+    assert sorted(e for c in configs for e in c["Events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    assert all(_ref(c["QueueArn"]) == queue for c in configs)
+    prefix = {"serverless": "photos/"}.get(synthesized.name)
+    for config in configs:
+        rules = config.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+        assert rules == ([{"Name": "prefix", "Value": prefix}] if prefix else [])
+
+
+# --- the ingest pipeline ------------------------------------------------------------------------------
+
+
+def test_the_ingest_queue_accepts_s3_events_outlives_retries_and_parks_failures(synthesized):
+    stack = synthesized.stack
+    queue_id = stack.get_logical_id(stack.ingest.queue.node.default_child)
+    dlq_id = stack.get_logical_id(stack.ingest.dead_letters.node.default_child)
+    queue = synthesized.json["Resources"][queue_id]["Properties"]
+    ingest = synthesized.our_functions()["ingest"]
+    assert queue["MaximumMessageSize"] >= 65_536  # S3 silently drops deliveries to smaller queues
+    assert queue["VisibilityTimeout"] >= 6 * ingest["Timeout"] == 6 * FUNCTION_TIMEOUT_S
+    assert _ref(queue["RedrivePolicy"]["deadLetterTargetArn"]) == dlq_id
+    assert 1 < queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    for props in (queue, synthesized.json["Resources"][dlq_id]["Properties"]):
+        assert props["SqsManagedSseEnabled"] is True
+    for policy in synthesized.resources("AWS::SQS::QueuePolicy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+
+
+def test_a_message_waiting_in_the_dead_letter_queue_raises_an_alarm(synthesized):
+    dlq_name = {"Fn::GetAtt": [
+        synthesized.stack.get_logical_id(synthesized.stack.ingest.dead_letters.node.default_child),
+        "QueueName",
+    ]}  # fmt: skip
+    synthesized.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Namespace": "AWS/SQS",
+            "Dimensions": [{"Name": "QueueName", "Value": dlq_name}],
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        },
+    )
+
+
+def test_the_ingest_function_reads_the_queue_in_batches_with_partial_batch_responses(synthesized):
+    (mapping,) = synthesized.resources("AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert _ref(props["FunctionName"]) == synthesized.our_functions()["ingest"]["id"]
+    assert _ref(props["EventSourceArn"]) == synthesized.stack.get_logical_id(
+        synthesized.stack.ingest.queue.node.default_child
+    )
+    assert props["BatchSize"] == 10
+    assert props["ScalingConfig"]["MaximumConcurrency"] == 20
+
+
+def test_the_asset_ledger_is_encrypted_and_point_in_time_recoverable(synthesized):
+    (table,) = synthesized.resources("AWS::DynamoDB::Table").values()
+    props = table["Properties"]
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    expected = "Delete" if synthesized.name == "serverless" else "Retain"  # removal_policy context
+    assert table["DeletionPolicy"] == expected
+
+
+# --- functions: settings, layers, logs ----------------------------------------------------------------
+
+
+def test_every_function_environment_variable_is_a_field_of_its_runtime_settings(synthesized):
+    functions = synthesized.our_functions()
+    for name, fn in functions.items():
+        fields = SETTINGS_OF[name].model_fields
+        variables = fn["Environment"]["Variables"]
+        ours = [v for v in variables if v.startswith(ENV_PREFIX)]
+        assert ours, name
+        unknown = [v for v in ours if v[len(ENV_PREFIX) :].lower() not in fields]
+        assert unknown == [], f"{name} sets {unknown}, which its settings model does not read"
+
+
+def test_each_function_gets_only_the_model_tower_it_uses(synthesized):
+    layers = {
+        synthesized.stack.get_logical_id(layer.node.default_child): name
+        for name, layer in (
+            ("deps", synthesized.stack.node.find_child("Layers").deps),
+            ("text", synthesized.stack.node.find_child("Layers").model_text),
+            ("image", synthesized.stack.node.find_child("Layers").model_image),
+        )
+    }
+    functions = synthesized.our_functions()
+    used = {name: sorted(layers[_ref(lv)] for lv in fn.get("Layers", [])) for name, fn in functions.items()}
+    assert used["search"] == ["deps", "text"]
+    assert used["ingest"] == ["deps", "image"]
+    remote = functions["search"]["Environment"]["Variables"]["VS_MODEL_REMOTE_URL"]
+    assert "/_vs/models/current/" in json.dumps(remote)
+    architecture = "x86_64" if synthesized.name == "existing-iam" else "arm64"
+    assert all(fn["Architectures"] == [architecture] for fn in functions.values())
+
+
+def test_every_log_group_has_a_retention_and_every_function_logs_to_one_and_is_traced(synthesized):
+    groups = synthesized.resources("AWS::Logs::LogGroup")
+    assert groups
+    assert all(g["Properties"].get("RetentionInDays") for g in groups.values())
+    for name, fn in synthesized.our_functions().items():
+        assert _ref(fn["LoggingConfig"]["LogGroup"]) in groups, name
+        assert fn["TracingConfig"] == {"Mode": "Active"}, name
+
+
+# --- least privilege ----------------------------------------------------------------------------------
+
+
+def test_no_statement_grants_every_action_or_every_resource_where_one_can_be_named(synthesized):
+    for policy_id, policy in synthesized.resources("AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = _as_list(statement["Action"])
+            assert not any(a == "*" or a.endswith(":*") for a in actions), (policy_id, actions)
+            if "*" in _as_list(statement["Resource"]):
+                assert set(actions) <= UNSCOPABLE, (policy_id, actions)
+
+
+def test_ingest_writes_only_renditions_and_the_search_api_never_touches_the_ledger(synthesized):
+    functions = synthesized.our_functions()
+    ingest = _statements_of_role(_role_of(functions["ingest"]["id"], synthesized), synthesized)
+    writes = [s for s in ingest if any(a.startswith(("s3:Put", "s3:Delete")) for a in _as_list(s["Action"]))]
+    assert writes
+    assert all(json.dumps(s["Resource"]).endswith('"/_vs/*"]]}') for s in writes)
+    search = _statements_of_role(_role_of(functions["search"]["id"], synthesized), synthesized)
+    assert not any(a.startswith("dynamodb:") for s in search for a in _as_list(s["Action"]))
+    if "authorizer" in functions:
+        authorizer = _statements_of_role(_role_of(functions["authorizer"]["id"], synthesized), synthesized)
+        actions = {a for s in authorizer for a in _as_list(s["Action"])}
+        assert actions <= {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"} | UNSCOPABLE
+
+
+def test_index_data_access_is_granted_to_the_search_and_ingest_roles_only(synthesized):
+    functions = synthesized.our_functions()
+    allowed = {_role_of(functions[n]["id"], synthesized) for n in ("search", "ingest")}
+    holders = set()
+    for policy in synthesized.resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if any(a.startswith(("es:ESHttp", "aoss:")) for a in _as_list(statement["Action"])):
+                holders |= {_ref(r) for r in policy["Properties"]["Roles"]}
+                if synthesized.name == "existing-iam":
+                    assert _as_list(statement["Resource"]) == [
+                        "arn:aws:es:eu-west-1:123456789012:domain/team/*"
+                    ]
+    assert holders == allowed
+
+
+# --- the vector index ---------------------------------------------------------------------------------
+
+
+def test_the_managed_domain_is_encrypted_https_only_and_its_access_policy_names_the_function_roles(managed):
+    (domain,) = managed.resources("AWS::OpenSearchService::Domain").values()
+    props = domain["Properties"]
+    assert props["EncryptionAtRestOptions"] == {"Enabled": True}
+    assert props["NodeToNodeEncryptionOptions"] == {"Enabled": True}
+    assert props["DomainEndpointOptions"]["EnforceHTTPS"] is True
+    assert props["DomainEndpointOptions"]["TLSSecurityPolicy"] == "Policy-Min-TLS-1-2-2019-07"
+    assert re.fullmatch(r"OpenSearch_2\.\d+", props["EngineVersion"])
+    (access,) = managed.resources("Custom::OpenSearchAccessPolicy").values()
+    text = json.dumps(access["Properties"])
+    functions = managed.our_functions()
+    roles = {_role_of(functions[n]["id"], managed) for n in ("search", "ingest")}
+    named = set(re.findall(r'\\"Fn::GetAtt\\":\[\\"(\w+)\\",\\"Arn\\"\]', text)) | set(
+        re.findall(r'"Fn::GetAtt": \["(\w+Role\w*)", "Arn"\]', text)
+    )
+    assert named == roles
+    assert '\\"AWS\\":\\"*\\"' not in text
+    assert '"AWS": "*"' not in text
+
+
+def test_the_serverless_collection_has_encryption_network_and_data_policies_for_the_function_roles(
+    serverless,
+):
+    (collection,) = serverless.resources("AWS::OpenSearchServerless::Collection").values()
+    assert collection["Properties"]["Type"] == "VECTORSEARCH"
+    assert collection["Properties"]["StandbyReplicas"] == "ENABLED"  # the default; dev can turn it off
+    name = collection["Properties"]["Name"]
+    policies = {
+        p["Properties"]["Type"]: p["Properties"]
+        for p in serverless.resources("AWS::OpenSearchServerless::SecurityPolicy").values()
+    }
+    encryption = json.loads(policies["encryption"]["Policy"])
+    assert encryption["Rules"] == [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}]
+    assert json.loads(policies["network"]["Policy"])[0]["Rules"][0]["Resource"] == [f"collection/{name}"]
+    (data,) = serverless.resources("AWS::OpenSearchServerless::AccessPolicy").values()
+    parts = data["Properties"]["Policy"]["Fn::Join"][1]
+    principals = {_ref(p) for p in parts if isinstance(p, dict)}
+    functions = serverless.our_functions()
+    assert principals == {_role_of(functions[n]["id"], serverless) for n in ("search", "ingest")}
+    assert f"index/{name}/*" in "".join(p for p in parts if isinstance(p, str))
+    depends = set(collection.get("DependsOn", []))
+    assert len(depends) == 2  # the collection waits for its encryption and network policies
+
+
+# --- secrets and outputs ------------------------------------------------------------------------------
+
+
+def test_the_api_secret_is_generated_never_written_in_the_template(managed):
+    (secret,) = managed.resources("AWS::SecretsManager::Secret").values()
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["GenerateStringKey"] == "api_secret"
+    assert generated["PasswordLength"] >= 32
+    assert "SecretString" not in secret["Properties"]
+
+
+def test_the_outputs_tell_how_to_reach_the_api_the_bucket_the_index_and_the_secret(synthesized):
+    outputs = synthesized.json["Outputs"]
+    assert {"ApiUrl", "BucketName", "IndexEndpoint", "GetApiSecret", "DeadLetterQueueUrl"} <= set(outputs)
+    assert "secretsmanager get-secret-value" in json.dumps(outputs["GetApiSecret"]["Value"])
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"instance_count": "3"}, 3),
+        ({"ingest_opt_in": "true"}, True),
+        ({"bucket_versioning": "false"}, False),
+    ],
+)
+def test_context_overrides_from_the_command_line_are_typed(raw, expected):
+    from infra.config import Config
+
+    (name, _), = raw.items()  # fmt: skip
+    assert getattr(Config.from_context(raw.get), name) == expected
