@@ -10,13 +10,16 @@ mapping, `search_after` not matching the sort. In `serverless` mode it also reje
 Serverless vector collection rejects: a custom `_id` on index, `refresh`, `_refresh` and point-in-time.
 
 k-NN here is exact (brute force), with OpenSearch's score per space type; a real cluster's HNSW is
-approximate. Faults can be injected: whole requests answered 429, and bulk items answered 429/500.
+approximate. Faults can be injected: whole requests answered 429, and bulk items answered 429/500 —
+the next N, or at a seeded random rate (`injected` counts what was injected).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +66,13 @@ class FakeOpenSearch:
     requests: list[tuple[str, str, dict[str, Any], Any]] = field(default_factory=list)
     throttle_requests: int = 0  # answer this many next requests with 429
     bulk_item_faults: list[int] = field(default_factory=list)  # statuses for the next bulk items (0: none)
+    throttle_rate: float = 0.0  # this share of requests answered 429
+    bulk_item_fault_rate: float = 0.0  # this share of bulk items answered 503
+    seed: int = 0
+    injected: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
 
     def connection_class(self) -> type[Connection]:
         cluster = self
@@ -89,8 +99,9 @@ class FakeOpenSearch:
         self.requests.append((method, unquote(url), params, body))
         try:
             operation = check(method, url, params, None if "_bulk" in url else body)
-            if self.throttle_requests > 0:
-                self.throttle_requests -= 1
+            if self.throttle_requests > 0 or self._rng.random() < self.throttle_rate:
+                self.throttle_requests = max(0, self.throttle_requests - 1)
+                self.injected["throttled"] += 1
                 raise Rejected(429, "too_many_requests", "throttled (injected)")
             return 200, self._route(
                 method, operation.template, unquote(url).strip("/").split("/"), params, body
@@ -188,6 +199,10 @@ class FakeOpenSearch:
             source = lines[n + 1] if verb == "index" else None
             n += 2 if verb == "index" else 1
             fault = (self.bulk_item_faults.pop(0) if self.bulk_item_faults else 0) or None
+            if fault is None and self._rng.random() < self.bulk_item_fault_rate:
+                fault = 503
+            if fault is not None:
+                self.injected[f"bulk {verb} {fault}"] += 1
             items.append({verb: self._bulk_item(verb, meta, source, fault)})
         return {
             "took": 1,
@@ -347,3 +362,17 @@ def _filter(spec: dict[str, Any] | None, doc: dict[str, Any]) -> bool:
         ((name, values),) = body.items()
         return _matches_any(doc.get(name), values)
     raise Rejected(400, "unsupported_by_double", f"filter {kind} is not implemented by the double")
+
+
+def plug_in(monkeypatch: Any, cluster: FakeOpenSearch) -> None:
+    """Make every OpenSearch client the service builds talk to `cluster` (no signing: there is no AWS)."""
+    import visual_search.index.opensearch as adapter
+
+    real_connect = adapter.connect
+    monkeypatch.setattr(
+        adapter,
+        "connect",
+        lambda endpoint, **kw: real_connect(
+            endpoint, **{**kw, "auth": "none"}, connection_class=cluster.connection_class()
+        ),
+    )

@@ -6,10 +6,14 @@ healthy dependencies must leave an index equal to the bucket, without duplicates
 
 from __future__ import annotations
 
+import pytest
+
+from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
 from tests.fixtures import images
 from tests.fixtures.faults import FaultPlan, faulty
 from tests.fixtures.ingest_world import IngestWorld
 from visual_search.assets import asset_id_for
+from visual_search.index.opensearch import OpenSearchIndex
 from visual_search.ingest_events import parse_message_body
 from visual_search.redrive import redrive
 
@@ -34,8 +38,7 @@ def test_a_thousand_uploads_with_injected_faults_end_indexed_refused_or_in_the_d
     dlq_url = world.add_dead_letter_queue(MAX_RECEIVES)
     kinds = upload_everything(world)
     services = world.worker()
-    aid = {key: asset_id_for(services.store.name, key) for key in kinds}
-    poison = {aid[f"bulk/{n:04d}.jpg"] for n in (3, 500, 998)}
+    poison = {asset_id_for(services.store.name, f"bulk/{n:04d}.jpg") for n in (3, 500, 998)}
     index_faults = FaultPlan(
         error_rate=0.1, timeout_rate=0.05, partial_rate=0.1, slow_rate=0.1, always_fail=poison
     )
@@ -46,17 +49,7 @@ def test_a_thousand_uploads_with_injected_faults_end_indexed_refused_or_in_the_d
     )
     monkeypatch.setattr(services.store, "get", faulty(get, store_faults, lambda key, *_: [key]))
     responses = world.drain(services, stop_on_failure=False)
-
-    parked = {event.key for m in world.peek(dlq_url) for event in parse_message_body(m["Body"]).events}
-    state = {key: services.ledger.get(aid[key]) for key in kinds}
-    indexed = {k for k, e in state.items() if e and e.state == "indexed" and services.index.get(aid[k])}
-    refused = {k: e.reason for k, e in state.items() if e and e.state == "refused"}
-
-    assert indexed | set(refused) | parked == set(kinds), "an object was lost"
-    assert not indexed & parked
-    assert not set(refused) & parked
-    assert {k for k, kind in kinds.items() if kind != "good"} == set(refused)
-    assert all(reason for reason in refused.values())
+    aid, parked = outcomes(world, services, kinds, dlq_url)
     assert {aid[k] for k in parked} >= poison
     assert any(r["batchItemFailures"] for r in responses)
     assert {"error", "timeout", "partial", "always"} <= set(index_faults.injected), index_faults.injected
@@ -65,11 +58,60 @@ def test_a_thousand_uploads_with_injected_faults_end_indexed_refused_or_in_the_d
     # The operator fixes the dependencies and redrives: the index equals the bucket, no duplicates.
     monkeypatch.setattr(services.index, "upsert", upsert)
     monkeypatch.setattr(services.store, "get", get)
+    assert_redrive_leaves_the_index_equal_to_the_bucket(world, services, kinds, dlq_url, len(parked))
+
+
+def outcomes(world: IngestWorld, services, kinds: dict[str, str], dlq_url: str):
+    aid = {key: asset_id_for(services.store.name, key) for key in kinds}
+    parked = {event.key for m in world.peek(dlq_url) for event in parse_message_body(m["Body"]).events}
+    state = {key: services.ledger.get(aid[key]) for key in kinds}
+    indexed = {k for k, e in state.items() if e and e.state == "indexed" and services.index.get(aid[k])}
+    refused = {k: e.reason for k, e in state.items() if e and e.state == "refused"}
+    assert indexed | set(refused) | parked == set(kinds), "an object was lost"
+    assert not indexed & parked
+    assert not set(refused) & parked
+    assert {k for k, kind in kinds.items() if kind != "good"} == set(refused)
+    assert all(reason for reason in refused.values())
+    return aid, parked
+
+
+def assert_redrive_leaves_the_index_equal_to_the_bucket(world, services, kinds, dlq_url, parked: int):
     moved = redrive(dlq_url, world.queue_url, client=world.sqs).moved
-    assert moved == len(parked)
+    assert moved == parked
     world.drain(services, stop_on_failure=False)
     assert world.peek(dlq_url) == []
-    good = {aid[k] for k, kind in kinds.items() if kind == "good"}
-    assert {aid[k] for k in kinds if services.index.get(aid[k]) is not None} == good
+    good = {asset_id_for(services.store.name, k) for k, kind in kinds.items() if kind == "good"}
+    assert {
+        a for a in map(lambda k: asset_id_for(services.store.name, k), kinds) if services.index.get(a)
+    } == good
     assert services.index.count() == len(good), "duplicates in the index"
     services.close()
+
+
+@pytest.mark.parametrize("mode", ["managed", "serverless"])
+def test_a_thousand_uploads_into_a_throttling_opensearch_end_indexed_refused_or_in_the_dlq(
+    world, monkeypatch, mode
+):
+    # Faults at the HTTP level, where OpenSearch makes them: whole requests answered 429 and bulk items
+    # answered 503, seeded. Serverless overwrites are delete + index, the riskiest path for duplicates.
+    cluster = FakeOpenSearch(mode=mode, seed=7)
+    plug_in(monkeypatch, cluster)
+    monkeypatch.setattr(OpenSearchIndex, "_back_off", lambda self, attempt: None)  # seconds, not behaviour
+    dlq_url = world.add_dead_letter_queue(MAX_RECEIVES)
+    kinds = upload_everything(world)
+    for n in range(0, OBJECTS, 97):  # overwrites: the second version must replace the first, not join it
+        if kinds[f"bulk/{n:04d}.jpg"] == "good":
+            world.put(f"bulk/{n:04d}.jpg", images.jpeg(40, 48, seed=1000 + n))
+    services = world.worker(
+        index_backend="opensearch", opensearch_endpoint="https://search.example", opensearch_mode=mode
+    )
+    cluster.throttle_rate, cluster.bulk_item_fault_rate = 0.5, 0.3
+    responses = world.drain(services, stop_on_failure=False)
+    cluster.throttle_rate = cluster.bulk_item_fault_rate = 0.0  # the operator's fix, and the test's reads
+    _, parked = outcomes(world, services, kinds, dlq_url)
+    retried = sum(len(r["batchItemFailures"]) for r in responses)
+    print(f"{mode}: injected {dict(cluster.injected)}, messages retried {retried}, parked {len(parked)}")
+    assert cluster.injected["throttled"] >= 50
+    assert sum(n for kind, n in cluster.injected.items() if kind.startswith("bulk")) >= 50
+    assert retried > 0  # some faults outlasted the adapter's own retries and went back to the queue
+    assert_redrive_leaves_the_index_equal_to_the_bucket(world, services, kinds, dlq_url, len(parked))

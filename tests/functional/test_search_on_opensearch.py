@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-import visual_search.index.opensearch as opensearch_module
-from tests.doubles.opensearch_double import FakeOpenSearch
+from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
 from tests.functional.conftest import make_settings, seed_images
 from visual_search.bootstrap import build_services
 from visual_search.search import SearchQuery
@@ -15,14 +14,7 @@ from visual_search.search import SearchQuery
 @pytest.fixture(params=["managed", "serverless"])
 def services(request, tmp_path, tiny_model_dir, monkeypatch):
     cluster = FakeOpenSearch(mode=request.param)
-    real_connect = opensearch_module.connect
-    monkeypatch.setattr(
-        opensearch_module,
-        "connect",
-        lambda endpoint, **kw: real_connect(
-            endpoint, **{**kw, "auth": "none"}, connection_class=cluster.connection_class()
-        ),
-    )
+    plug_in(monkeypatch, cluster)
     built = build_services(
         make_settings(
             tmp_path,
