@@ -24,6 +24,9 @@ class Config:
     ingest_batch_size: int = 10
     ingest_max_concurrency: int = 20
     layers_dir: str = "layers/build"
+    # Comma-separated IAM role ARNs that may also read and write the index (backfill, re-index after a
+    # model change, the OpenSearch smoke test): the engine's own access policy names them beside the roles.
+    admin_role_arns: str = ""
     auth: Literal["secret", "iam"] = "secret"
     removal_policy: Literal["retain", "destroy"] = "retain"
     bucket_versioning: bool = True
@@ -45,6 +48,10 @@ class Config:
                 raw = raw if isinstance(raw, bool) else str(raw).lower() == "true"
             values[f.name] = raw
         return cls(**values)
+
+    @property
+    def admin_roles(self) -> list[str]:
+        return [arn.strip() for arn in self.admin_role_arns.split(",") if arn.strip()]
 
     @property
     def lambda_architecture(self) -> aws_lambda.Architecture:

@@ -113,6 +113,7 @@ class VisualSearchStack(Stack):
         CfnOutput(self, "IndexEndpoint", value=index.endpoint)
         CfnOutput(self, "DeadLetterQueueUrl", value=ingest.dead_letters.queue_url)
         CfnOutput(self, "IngestQueueUrl", value=ingest.queue.queue_url)
+        CfnOutput(self, "LedgerTable", value=ingest.ledger.table_name, description="for backfills")
         CfnOutput(
             self,
             "GetApiSecret",

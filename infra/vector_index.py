@@ -87,14 +87,17 @@ class VectorIndex(Construct):
 
     def grant(self, *functions: aws_iam.IGrantable) -> None:
         """Read and write for these functions only: IAM on their roles, and the engine's own policy
-        (domain access policy / Serverless data access policy) naming exactly their roles."""
+        (domain access policy / Serverless data access policy) naming exactly their roles, plus the
+        operators' roles of `admin_role_arns` (their IAM permissions are theirs to grant)."""
         roles = [f.grant_principal for f in functions]
+        admins = self.config.admin_roles
         if self.domain is not None:
             for function in functions:
                 self.domain.grant_read_write(function)
+            principals = [*roles, *(aws_iam.ArnPrincipal(arn) for arn in admins)]
             self.domain.add_access_policies(
                 aws_iam.PolicyStatement(
-                    principals=roles, actions=DATA_ACTIONS, resources=[f"{self.domain.domain_arn}/*"]
+                    principals=principals, actions=DATA_ACTIONS, resources=[f"{self.domain.domain_arn}/*"]
                 )
             )
         elif self.collection is not None:
@@ -119,7 +122,7 @@ class VectorIndex(Construct):
                         {"ResourceType": "collection", "Resource": [f"collection/{name}"],
                          "Permission": ["aoss:DescribeCollectionItems"]},
                     ],
-                    "Principal": [role.role_arn for role in roles],  # type: ignore[attr-defined]
+                    "Principal": [*(role.role_arn for role in roles), *admins],  # type: ignore[attr-defined]
                 }
             ]  # fmt: skip
             aws_opensearchserverless.CfnAccessPolicy(

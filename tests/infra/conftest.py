@@ -17,10 +17,16 @@ LAYERS = ROOT / "layers" / "build"
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 # The three ways a team deploys: the default (managed domain, key:secret), a Serverless collection with
-# only one prefix indexed, and an existing cluster behind IAM-authorised routes.
+# only one prefix indexed and an operator role for backfills, and an existing cluster behind IAM routes.
+ADMIN_ROLE = "arn:aws:iam::123456789012:role/search-operators"
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "managed": {},
-    "serverless": {"index_engine": "serverless", "ingest_prefix": "photos/", "removal_policy": "destroy"},
+    "serverless": {
+        "index_engine": "serverless",
+        "ingest_prefix": "photos/",
+        "removal_policy": "destroy",
+        "admin_role_arns": ADMIN_ROLE,
+    },
     "existing-iam": {
         "index_engine": "existing",
         "existing_endpoint": "https://search-team.eu-west-1.es.amazonaws.com",

@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.ingest_pipeline import FUNCTION_TIMEOUT_S
+from tests.infra.conftest import ADMIN_ROLE
 from visual_search.settings import ENV_PREFIX, IngestSettings, ServiceSettings
 
 PUBLIC_PAGE_ROUTES = {("GET", "/"), ("GET", "/ui"), ("GET", "/ui/{name}")}
@@ -355,7 +356,9 @@ def test_the_serverless_collection_has_encryption_network_and_data_policies_for_
     principals = {_ref(p) for p in parts if isinstance(p, dict)}
     functions = serverless.our_functions()
     assert principals == {_role_of(functions[n]["id"], serverless) for n in ("search", "ingest")}
-    assert f"index/{name}/*" in "".join(p for p in parts if isinstance(p, str))
+    text = "".join(p for p in parts if isinstance(p, str))
+    assert f"index/{name}/*" in text
+    assert f'"{ADMIN_ROLE}"' in text  # the operators' role, for backfills and re-indexing
     depends = set(collection.get("DependsOn", []))
     assert len(depends) == 2  # the collection waits for its encryption and network policies
 
@@ -373,7 +376,14 @@ def test_the_api_secret_is_generated_never_written_in_the_template(managed):
 
 def test_the_outputs_tell_how_to_reach_the_api_the_bucket_the_index_and_the_secret(synthesized):
     outputs = synthesized.json["Outputs"]
-    assert {"ApiUrl", "BucketName", "IndexEndpoint", "GetApiSecret", "DeadLetterQueueUrl"} <= set(outputs)
+    assert {
+        "ApiUrl",
+        "BucketName",
+        "IndexEndpoint",
+        "GetApiSecret",
+        "DeadLetterQueueUrl",
+        "LedgerTable",
+    } <= set(outputs)
     assert "secretsmanager get-secret-value" in json.dumps(outputs["GetApiSecret"]["Value"])
 
 
