@@ -213,6 +213,7 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
         embedder.model_id,
         mode=settings.opensearch_mode,
         reindex=settings.opensearch_reindex,
+        point_in_time_s=settings.opensearch_point_in_time_s,
     )
 
 

@@ -22,7 +22,7 @@ from visual_search.errors import InvalidCursor
 
 VERSION = 1
 MAC_BYTES = 16
-MAX_CURSOR_CHARS = 1024
+MAX_CURSOR_CHARS = 4096  # room for an OpenSearch point-in-time id
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class CursorState:
     score: float  # score of the last hit served
     asset_id: str  # asset_id of the last hit served (the tie-break)
     served: int  # hits served so far, to enforce the per-query ceiling
+    snapshot: str | None = None  # the index's snapshot token (OpenSearch point in time), if any
 
 
 def query_key(params: dict[str, Any]) -> str:
@@ -46,9 +47,10 @@ class CursorCodec:
         self._secret = secret
 
     def encode(self, state: CursorState) -> str:
-        payload = json.dumps(
-            [state.query_key, state.score, state.asset_id, state.served], separators=(",", ":")
-        ).encode("utf-8")
+        fields = [state.query_key, state.score, state.asset_id, state.served]
+        if state.snapshot is not None:
+            fields.append(state.snapshot)
+        payload = json.dumps(fields, separators=(",", ":")).encode("utf-8")
         header = bytes([VERSION])
         token = header + self._mac(header + payload) + payload
         return base64.urlsafe_b64encode(token).rstrip(b"=").decode("ascii")
@@ -88,8 +90,12 @@ class CursorCodec:
     def _parse(payload: bytes) -> CursorState:
         # Reached only with a valid MAC, so a failure here means a bug or a leaked secret; still a 400.
         try:
-            key, score, asset_id, served = json.loads(payload.decode("utf-8"))
-            state = CursorState(str(key), float(score), str(asset_id), int(served))
+            key, score, asset_id, served, *snapshot = json.loads(payload.decode("utf-8"))
+            if len(snapshot) > 1:
+                raise ValueError("too many fields")
+            state = CursorState(
+                str(key), float(score), str(asset_id), int(served), str(snapshot[0]) if snapshot else None
+            )
         except (ValueError, TypeError, UnicodeDecodeError):
             raise InvalidCursor("next_cursor payload is malformed") from None
         if not math.isfinite(state.score) or state.served < 0:

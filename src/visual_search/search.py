@@ -94,12 +94,14 @@ class SearchService:
         started = time.perf_counter()
         kind, value = query.source()
         key = query_key(self._identity(query, kind, value))
-        after, served = None, 0
+        after, served, snapshot = None, 0, None
         if query.next_cursor:
             state = self._codec.decode(query.next_cursor, key)
-            after, served = SearchAfter(state.score, state.asset_id), state.served
+            after, served, snapshot = SearchAfter(state.score, state.asset_id), state.served, state.snapshot
         exclude = query.asset_id
         vector = self._query_vector(kind, value)
+        if not query.next_cursor:
+            snapshot = self._index.open_snapshot()
         remaining = self._max_hits - served
         size = min(query.max_results, remaining)
         hits: list[Hit] = []
@@ -111,13 +113,14 @@ class SearchService:
                 filters=query.filters,
                 min_score=query.threshold if query.threshold > 0 else None,
                 max_hits=self._max_hits + (1 if exclude else 0),
+                snapshot=snapshot,
             )
             hits = [h for h in raw if h.asset_id != exclude][:size]
         served += len(hits)
         cursor = None
         if hits and len(hits) == size and served < self._max_hits:
             last = hits[-1]
-            cursor = self._codec.encode(CursorState(key, last.score, last.asset_id, served))
+            cursor = self._codec.encode(CursorState(key, last.score, last.asset_id, served, snapshot))
         return SearchPage(hits, cursor, int((time.perf_counter() - started) * 1000))
 
     def _query_vector(self, kind: str, value: Any) -> np.ndarray:

@@ -60,6 +60,9 @@ class CoreSettings(BaseSettings):
     # A backfill for a new model writes into that model's own index, beside the one readers use, and
     # `visual-search backfill --activate` swaps the alias once it is complete.
     opensearch_reindex: bool = False
+    # Seconds a search's point in time stays open between pages (managed domains; 0: off). Each open
+    # search holds one on the cluster, within `search.max_open_pit_context` (300 per node by default).
+    opensearch_point_in_time_s: int = Field(0, ge=0, le=3600)
 
 
 class ServiceSettings(CoreSettings):

@@ -70,6 +70,7 @@ class FakeOpenSearch:
     bulk_item_fault_rate: float = 0.0  # this share of bulk items answered 503
     seed: int = 0
     injected: Counter = field(default_factory=Counter)
+    pits: dict[str, Index] = field(default_factory=dict)  # point-in-time id -> frozen copy of the index
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -131,6 +132,8 @@ class FakeOpenSearch:
             ("GET", "/{index}/_mapping"): lambda: self._mapping(parts[0]),
             ("POST", "/_bulk"): lambda: self._bulk(body),
             ("POST", "/{index}/_search"): lambda: self._search(parts[0], body or {}),
+            ("POST", "/_search"): lambda: self._search_pit(body or {}),
+            ("POST", "/{index}/_search/point_in_time"): lambda: self._create_pit(parts[0], params),
             ("GET", "/{index}/_search"): lambda: self._search(parts[0], body or {}),
             ("POST", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).docs)},
             ("GET", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).docs)},
@@ -244,9 +247,31 @@ class FakeOpenSearch:
                     400, "mapper_parsing_exception", f"vector dimension must be {prop['dimension']}"
                 )
 
+    # -- point in time (managed domains only; the route check above refuses it on Serverless)
+    def _create_pit(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        if "keep_alive" not in params:
+            raise Rejected(400, "action_request_validation_exception", "keep_alive is missing")
+        live = self._resolve(name)
+        pit_id = uuid.uuid4().hex * 4  # real ids are long base64 strings
+        self.pits[pit_id] = Index(live.body, docs=dict(live.docs))
+        return {"pit_id": pit_id, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+                "creation_time": 0}  # fmt: skip
+
+    def _search_pit(self, body: dict[str, Any]) -> dict[str, Any]:
+        if "pit" not in body:
+            raise Rejected(400, "unsupported_by_double", "a search without an index needs a pit")
+        frozen = self.pits.get(body["pit"]["id"])
+        if frozen is None:
+            raise Rejected(404, "search_context_missing_exception", "no search context (expired)")
+        return self._search_in(frozen, body)
+
     # -- search
     def _search(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        index = self._resolve(name)
+        if "pit" in body:
+            raise Rejected(400, "illegal_argument_exception", "a search with a pit must not name an index")
+        return self._search_in(self._resolve(name), body)
+
+    def _search_in(self, index: Index, body: dict[str, Any]) -> dict[str, Any]:
         scored = self._query(index, body.get("query") or {"match_all": {}})
         if "min_score" in body:
             scored = [(s, i, d) for s, i, d in scored if s >= body["min_score"]]

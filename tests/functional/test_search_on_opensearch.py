@@ -8,6 +8,7 @@ import pytest
 from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
 from tests.functional.conftest import make_settings, seed_images
 from visual_search.bootstrap import build_services
+from visual_search.index.port import IndexedAsset
 from visual_search.search import SearchQuery
 
 
@@ -47,3 +48,34 @@ def test_search_by_asset_id_and_delete_work_on_opensearch(services):
     assert first.asset_id not in [h.asset_id for h in similar.hits]
     assert services.uploads.delete(first.document["public_id"]) == "deleted"
     assert services.index.get(first.asset_id) is None
+
+
+def test_with_point_in_time_a_search_pages_through_the_index_as_it_was_when_it_started(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    cluster = FakeOpenSearch(mode="managed")
+    plug_in(monkeypatch, cluster)
+    services = build_services(
+        make_settings(
+            tmp_path,
+            tiny_model_dir,
+            index_backend="opensearch",
+            opensearch_endpoint="https://search.example",
+            opensearch_point_in_time_s=120,
+        )
+    )
+    seed_images(services, 12)
+    page = services.search.search(SearchQuery(text="a shoe", max_results=4))
+    newcomer = IndexedAsset(
+        "f" * 32, services.index.get(page.hits[-1].asset_id).vector, {"public_id": "late"}
+    )
+    services.index.upsert([newcomer])  # as relevant as what is being paged through, written meanwhile
+    seen = [h.asset_id for h in page.hits]
+    while page.next_cursor:
+        page = services.search.search(SearchQuery(text="a shoe", max_results=4, next_cursor=page.next_cursor))
+        seen += [h.asset_id for h in page.hits]
+    assert len(seen) == len(set(seen)) == 12
+    assert newcomer.asset_id not in seen
+    fresh = services.search.search(SearchQuery(text="a shoe", max_results=20))
+    assert newcomer.asset_id in [h.asset_id for h in fresh.hits]
+    services.close()

@@ -267,3 +267,42 @@ def test_a_reindex_writes_beside_the_served_index_until_activated():
     building.activate(building.physical_name)
     assert served.count() == 2
     assert cluster.aliases["vs"] == {"vs-clip-new"}
+
+
+def test_a_search_on_a_domain_reads_every_page_in_one_point_in_time():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster, point_in_time_s=60)
+    index.upsert([asset(A, unit(1, 0, 0, 0)), asset(B, unit(1, 1, 0, 0))])
+    snapshot = index.open_snapshot()
+    ((_, path, params, _),) = sent(cluster, "POST", "/_search/point_in_time")
+    assert (path, params) == ("/vs/_search/point_in_time", {"keep_alive": "60s"})
+    first = index.knn_page(unit(1, 0, 0, 0), 1, snapshot=snapshot)
+    later = "c" * 32
+    index.upsert([asset(later, unit(1, 2, 0, 0))])  # written after the search started, scores below A
+    rest = index.knn_page(
+        unit(1, 0, 0, 0), 5, SearchAfter(first[0].score, first[0].asset_id), snapshot=snapshot
+    )
+    assert [h.asset_id for h in first + rest] == [A, B]  # the later write is not in this search's pages
+    (_, path, _, body) = sent(cluster, "POST", "/_search")[-1]
+    assert path == "/_search"  # a point in time names no index
+    assert body["pit"] == {"id": snapshot, "keep_alive": "60s"}
+    assert [h.asset_id for h in index.knn_page(unit(1, 0, 0, 0), 5)] == [A, B, later]  # a new search sees it
+
+
+def test_an_expired_point_in_time_falls_back_to_the_live_index_without_an_error():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster, point_in_time_s=60)
+    index.upsert([asset(A, unit(1, 0, 0, 0)), asset(B, unit(1, 1, 0, 0))])
+    snapshot = index.open_snapshot()
+    (first,) = index.knn_page(unit(1, 0, 0, 0), 1, snapshot=snapshot)
+    cluster.pits.clear()  # kept alive too short: the cluster has dropped it
+    hits = index.knn_page(unit(1, 0, 0, 0), 5, SearchAfter(first.score, first.asset_id), snapshot=snapshot)
+    assert [first.asset_id] + [h.asset_id for h in hits] == [A, B]
+
+
+@pytest.mark.parametrize(("mode", "seconds"), [("serverless", 60), ("managed", 0)])
+def test_no_point_in_time_on_serverless_or_when_turned_off(mode, seconds):
+    cluster = FakeOpenSearch(mode=mode)
+    index = open_index(cluster, point_in_time_s=seconds)
+    assert index.open_snapshot() is None
+    assert sent(cluster, "POST", "point_in_time") == []

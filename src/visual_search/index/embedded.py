@@ -152,6 +152,10 @@ class EmbeddedIndex:
             self._require_open()
             return self._rows.n
 
+    def open_snapshot(self) -> str | None:
+        """None: one machine's index is read under its lock; pages stay consistent by (score, asset_id)."""
+        return None
+
     def knn_page(
         self,
         vector: np.ndarray,
@@ -160,6 +164,7 @@ class EmbeddedIndex:
         filters: Filters | None = None,
         min_score: float | None = None,
         max_hits: int = 1000,
+        snapshot: str | None = None,  # no snapshots here: see open_snapshot
     ) -> list[Hit]:
         query = check_vector(vector, self.dim)
         check_page_args(size, max_hits)

@@ -79,8 +79,11 @@ class OpenSearchIndex:
         attempts: int = 5,
         sleep: Callable[[float], None] = time.sleep,
         reindex: bool = False,
+        point_in_time_s: int = 0,
     ):
         self._os = client
+        # Point-in-time needs a managed domain (Serverless has none); 0 turns it off.
+        self.point_in_time_s = point_in_time_s if mode == "managed" else 0
         self.alias, self.dim, self.model_id, self.mode = alias, dim, model_id, mode
         self.options = options or IndexOptions()
         self._attempts, self._sleep = attempts, sleep
@@ -209,6 +212,17 @@ class OpenSearchIndex:
         }
         return self._call(lambda: self._os.search(index=self.target, body=body))["hits"]["hits"]
 
+    def open_snapshot(self) -> str | None:
+        """A point in time on the served index, kept alive `point_in_time_s` between pages; None when
+        it is off or on Serverless, where pages stay consistent by (score, asset_id) alone."""
+        if not self.point_in_time_s:
+            return None
+        keep_alive = f"{self.point_in_time_s}s"
+        created = self._call(
+            lambda: self._os.create_pit(index=self.target, params={"keep_alive": keep_alive})
+        )
+        return created["pit_id"]
+
     def knn_page(
         self,
         vector: np.ndarray,
@@ -217,6 +231,7 @@ class OpenSearchIndex:
         filters: Filters | None = None,
         min_score: float | None = None,
         max_hits: int = 1000,
+        snapshot: str | None = None,
     ) -> list[Hit]:
         check_page_args(size, max_hits)
         query = check_vector(vector, self.dim)
@@ -236,11 +251,25 @@ class OpenSearchIndex:
             body["min_score"] = to_score(min_score, space)
         if after is not None:
             body["search_after"] = [to_score(after.score, space), after.asset_id]
-        response = self._call(lambda: self._os.search(index=self.target, body=body))
+        response = self._search_snapshot(body, snapshot) if snapshot else None
+        if response is None:
+            response = self._call(lambda: self._os.search(index=self.target, body=body))
         return [
             Hit(h["_source"]["asset_id"], to_cosine(float(h["_score"]), space), h["_source"]["document"])
             for h in response["hits"]["hits"]
         ]
+
+    def _search_snapshot(self, body: dict[str, Any], snapshot: str) -> dict[str, Any] | None:
+        """Search in the point in time; None when it has expired (the caller then reads the live index,
+        still ordered and without repeats thanks to search_after)."""
+        pit = {"id": snapshot, "keep_alive": f"{max(self.point_in_time_s, 1)}s"}
+        try:
+            return self._call(lambda: self._os.search(body={**body, "pit": pit}))
+        except ConfigurationError as exc:
+            if "search_context_missing" not in str(exc):
+                raise
+            log.info("point in time expired: the next page reads the live index")
+            return None
 
     def iter_assets(self) -> Iterator[str]:
         """Every asset id (for re-index and audits), by `search_after` over asset_id."""

@@ -11,6 +11,10 @@ Scores are recomputed from the stored vectors the same way on every call, so a s
 compares exactly, and paging never repeats a hit. An implementation that answers large unfiltered queries
 with an approximate (ANN) search keeps order and no-repeat exactly; "never skips" then holds up to the ANN's
 recall, as "the max_hits most similar" means "as found by the ANN".
+
+A snapshot (`open_snapshot`, then `snapshot=` on each page) makes every page of one search read the
+index as it was when the search started, where the implementation has such a thing (an OpenSearch domain's
+point in time); elsewhere `open_snapshot` returns None and the contract above is what holds.
 """
 
 from __future__ import annotations
@@ -100,8 +104,12 @@ class VectorIndex(Protocol):
         filters: Filters | None = None,
         min_score: float | None = None,
         max_hits: int = 1000,
+        snapshot: str | None = None,
     ) -> list[Hit]:
         """The next `size` hits after `after`; see the module docstring for the exact contract."""
+
+    def open_snapshot(self) -> str | None:
+        """An opaque token for `knn_page(snapshot=...)`, or None where there are no snapshots."""
 
     def close(self) -> None: ...
 
