@@ -14,7 +14,7 @@ LINTED  := src tests bench functions infra layers app.py
 
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
-.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch layers synth clean
+.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch layers synth bench-cold-start clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ $(RUNTIME): pyproject.toml
 demo: $(RUNTIME) ## main job: local server on the embedded index with the sample images indexed
 	$(BIN)/visual-search serve --with-samples
 
-install: $(STAMP) ## create .venv with the runtime, the build extra and the dev tools
+install: $(STAMP) $(CDK) ## create .venv (runtime, build, dev and infra extras) and the pinned CDK CLI
 
 # The search page's tests drive Debian's Chromium (Playwright's own browser download does not work here).
 $(CHROMIUM):
@@ -83,8 +83,11 @@ bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (w
 layers: $(STAMP) ## build the Lambda layers into layers/build: make layers [ARCH=arm64|x86_64] [MODEL=models/tiny]
 	$(BIN)/python layers/build.py --arch $(ARCH) --model $(MODEL)
 
-synth: $(STAMP) $(CDK) ## cdk synth (cdk-nag included) into cdk.out; deploy with: $(CDK) deploy
+synth: $(STAMP) $(CDK) ## cdk synth (cdk-nag included) into cdk.out; deploy with: node_modules/.bin/cdk deploy
 	$(CDK) synth --no-notices --quiet
+
+bench-cold-start: $(STAMP) ## search function cold start, image tower from S3 vs local (needs make model-vit)
+	$(BIN)/python bench/cold_start.py
 
 clean: ## remove caches and build outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .hypothesis bench/results cdk.out
