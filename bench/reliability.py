@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = {
-    "nothing lost: 1,000 uploads, injected index faults, DLQ, redrive": [
+    "nothing lost: 1,000 uploads, injected faults (embedded, OpenSearch), DLQ, redrive": [
         "tests/functional/test_ingest_faults.py"
     ],
     "ordering and duplicates (sequencer, tombstones, versions)": ["tests/functional/test_ingest_ordering.py"],
@@ -30,6 +30,10 @@ CHECKS = {
     ],
     "image_url SSRF and limits": ["tests/unit/test_remote_fetch.py"],
     "fuzzing (Schemathesis, Hypothesis), auth on every route": ["tests/functional/test_api_fuzzing.py"],
+    "deployed stack: auth on every method, least privilege, encryption, cdk-nag": [
+        "tests/infra/test_stack.py",
+        "tests/infra/test_nag_and_layers.py",
+    ],
 }
 
 
