@@ -77,9 +77,10 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
     )
     load = json.loads(out.read_text())
-    print(f"{'check':<66} {'passed':>9} {'seconds':>8}")
+    width = max(len(name) for name in CHECKS)
+    print(f"{'check':<{width}} {'passed':>9} {'seconds':>8}")
     for name, passed, total, seconds in rows:
-        print(f"{name:<66} {passed:>4}/{total:<4} {seconds:>8.1f}")
+        print(f"{name:<{width}} {passed:>4}/{total:<4} {seconds:>8.1f}")
     print()
     print(
         f"load: {load['requests']} requests, {load['users']} clients,"

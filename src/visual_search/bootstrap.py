@@ -214,6 +214,7 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
         mode=settings.opensearch_mode,
         reindex=settings.opensearch_reindex,
         point_in_time_s=settings.opensearch_point_in_time_s,
+        budget_s=settings.opensearch_budget_s,
     )
 
 

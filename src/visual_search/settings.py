@@ -57,6 +57,9 @@ class CoreSettings(BaseSettings):
     opensearch_username: str | None = None  # basic auth (self-managed clusters)
     opensearch_password: SecretStr | None = None
     opensearch_timeout_s: float = Field(5.0, gt=0, le=60)
+    # One index operation, retries included, gives up after this (plus one request timeout): below the
+    # search function's 28 s, so a struggling cluster is our 429 + Retry-After, never a gateway timeout.
+    opensearch_budget_s: float = Field(20.0, gt=0, le=600)
     # A backfill for a new model writes into that model's own index, beside the one readers use, and
     # `visual-search backfill --activate` swaps the alias once it is complete.
     opensearch_reindex: bool = False

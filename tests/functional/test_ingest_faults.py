@@ -96,7 +96,7 @@ def test_a_thousand_uploads_into_a_throttling_opensearch_end_indexed_refused_or_
     # answered 503, seeded. Serverless overwrites are delete + index, the riskiest path for duplicates.
     cluster = FakeOpenSearch(mode=mode, seed=7)
     plug_in(monkeypatch, cluster)
-    monkeypatch.setattr(OpenSearchIndex, "_back_off", lambda self, attempt: None)  # seconds, not behaviour
+    monkeypatch.setattr(OpenSearchIndex, "_back_off", lambda self, attempt, deadline: True)  # no sleeping
     dlq_url = world.add_dead_letter_queue(MAX_RECEIVES)
     kinds = upload_everything(world)
     for n in range(0, OBJECTS, 97):  # overwrites: the second version must replace the first, not join it

@@ -306,3 +306,27 @@ def test_no_point_in_time_on_serverless_or_when_turned_off(mode, seconds):
     index = open_index(cluster, point_in_time_s=seconds)
     assert index.open_snapshot() is None
     assert sent(cluster, "POST", "point_in_time") == []
+
+
+def test_a_cluster_that_keeps_timing_out_is_given_up_within_the_time_budget():
+    from opensearchpy.exceptions import ConnectionTimeout
+
+    cluster = FakeOpenSearch()
+    index = open_index(cluster)
+    now = [0.0]
+
+    def timing_out(*_args, **_kwargs):
+        now[0] += 8.0  # each request waits out an 8 s timeout
+        raise ConnectionTimeout("TIMEOUT", "read timed out", None)
+
+    index._clock, index._sleep = (lambda: now[0]), (lambda seconds: now.__setitem__(0, now[0] + seconds))
+    index._os.search = timing_out
+    with pytest.raises(DependencyUnavailable, match="cannot reach OpenSearch"):
+        index.knn_page(unit(1, 0, 0, 0), 5)
+    assert now[0] <= 20.0 + 8.0  # the budget, plus the one request already under way
+    assert now[0] < 28.0  # the search function's timeout (5 attempts would have taken 40 s)
+
+
+def test_the_client_does_not_retry_on_its_own_so_the_budget_holds():
+    client = connect("https://search.example", auth="none")
+    assert client.transport.max_retries == 0

@@ -80,8 +80,13 @@ class OpenSearchIndex:
         sleep: Callable[[float], None] = time.sleep,
         reindex: bool = False,
         point_in_time_s: int = 0,
+        budget_s: float = 20.0,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._os = client
+        # What one operation may take, retries included (plus at most one request timeout), so the
+        # search Lambda answers before API Gateway's 29 s with our error, not a gateway timeout.
+        self._budget_s, self._clock = budget_s, clock
         # Point-in-time needs a managed domain (Serverless has none); 0 turns it off.
         self.point_in_time_s = point_in_time_s if mode == "managed" else 0
         self.alias, self.dim, self.model_id, self.mode = alias, dim, model_id, mode
@@ -178,8 +183,9 @@ class OpenSearchIndex:
         pending = lines
         step = 2 if "index" in lines[0] else 1
         options = {"refresh": "wait_for"} if self.mode == "managed" else {}
+        deadline = self._clock() + self._budget_s
         for attempt in range(self._attempts):
-            response = self._call(lambda body=pending: self._os.bulk(body=body, **options))
+            response = self._call(lambda body=pending: self._os.bulk(body=body, **options), deadline)
             retry: list[dict[str, Any]] = []
             for n, item in enumerate(response["items"]):
                 (result,) = item.values()
@@ -193,7 +199,8 @@ class OpenSearchIndex:
             if not retry:
                 return
             pending = retry
-            self._back_off(attempt)
+            if not self._back_off(attempt, deadline):
+                break
         raise DependencyUnavailable(f"OpenSearch kept refusing {len(pending) // step} write(s) (throttled)")
 
     # -- reads
@@ -289,15 +296,17 @@ class OpenSearchIndex:
         self._os.close()
 
     # -- transport errors
-    def _call(self, request: Callable[[], Any]) -> Any:
-        """One request, retried on throttling and server errors; DependencyUnavailable when they last."""
+    def _call(self, request: Callable[[], Any], deadline: float | None = None) -> Any:
+        """One request, retried on throttling, server errors and timeouts until the attempts or the
+        operation's time budget run out; then DependencyUnavailable."""
         from opensearchpy.exceptions import ConnectionError as OSConnectionError
         from opensearchpy.exceptions import TransportError
 
+        deadline = self._clock() + self._budget_s if deadline is None else deadline
         for attempt in range(self._attempts):
             try:
                 return request()
-            except OSConnectionError as exc:
+            except OSConnectionError as exc:  # timeouts included
                 reason = f"cannot reach OpenSearch: {exc.error}"
             except TransportError as exc:
                 status = exc.status_code
@@ -306,12 +315,17 @@ class OpenSearchIndex:
                 if status not in RETRYABLE:
                     raise ValueError(f"OpenSearch refused a request ({status}): {exc.error}") from None
                 reason = f"OpenSearch answered {status}"
-            if attempt + 1 < self._attempts:
-                self._back_off(attempt)
+            if attempt + 1 == self._attempts or not self._back_off(attempt, deadline):
+                break
         raise DependencyUnavailable(reason)
 
-    def _back_off(self, attempt: int) -> None:
-        self._sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))  # full jitter, capped
+    def _back_off(self, attempt: int, deadline: float) -> bool:
+        """Sleep before the next attempt (full jitter, capped); False if that would pass the deadline."""
+        pause = random.uniform(0, min(2.0, 0.05 * 2**attempt))
+        if self._clock() + pause >= deadline:
+            return False
+        self._sleep(pause)
+        return True
 
 
 def connect(
@@ -351,7 +365,6 @@ def connect(
         verify_certs=True,
         ssl_show_warn=True,
         timeout=timeout,
-        max_retries=2,
-        retry_on_timeout=True,
+        max_retries=0,  # OpenSearchIndex retries, within its time budget
         connection_class=connection_class or RequestsHttpConnection,
     )
