@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -48,6 +49,15 @@ class Config:
                 raw = raw if isinstance(raw, bool) else str(raw).lower() == "true"
             values[f.name] = raw
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        # The name becomes the Serverless collection's and its policies' names ("<name>-data": at most
+        # 32 characters) and the OpenSearch alias: lowercase letters, digits and hyphens.
+        if not re.fullmatch(r"[a-z][a-z0-9-]{2,26}", self.name):
+            raise ValueError(
+                f"name {self.name!r}: 3 to 27 characters, lowercase letters, digits and '-', "
+                "starting with a letter (it names the index, the collection and its policies)"
+            )
 
     @property
     def admin_roles(self) -> list[str]:

@@ -52,6 +52,7 @@ class VisualSearchStack(Stack):
             destination_key_prefix=MODEL_PREFIX,
             prune=False,
             retain_on_delete=False,
+            memory_limit=1024,  # the deployment function unzips the ~90 MB tower: the 128 MB default is short
         )
         search = ServiceFunction(
             self,

@@ -61,7 +61,7 @@ class VectorIndex(Construct):
         )
 
     def _collection(self, config: Config) -> aws_opensearchserverless.CfnCollection:
-        name = config.name[:28]
+        name = config.name  # Config keeps it within the 32-character policy-name limit
         rules = [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}]
         encryption = aws_opensearchserverless.CfnSecurityPolicy(
             self, "Encryption", name=f"{name}-enc", type="encryption",

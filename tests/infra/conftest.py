@@ -23,6 +23,7 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "managed": {},
     "serverless": {
         "index_engine": "serverless",
+        "name": "visual-search-team-images-1",  # the longest name allowed: 27 characters
         "ingest_prefix": "photos/",
         "removal_policy": "destroy",
         "admin_role_arns": ADMIN_ROLE,

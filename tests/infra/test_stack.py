@@ -387,6 +387,20 @@ def test_the_outputs_tell_how_to_reach_the_api_the_bucket_the_index_and_the_secr
     assert "secretsmanager get-secret-value" in json.dumps(outputs["GetApiSecret"]["Value"])
 
 
+@pytest.mark.parametrize("name", ["Visual-Search", "vs", "a" * 28, "search_images", "1search"])
+def test_a_name_the_collection_or_its_policies_would_refuse_is_refused_at_synth(name):
+    from infra.config import Config
+
+    with pytest.raises(ValueError, match="3 to 27 characters"):
+        Config(name=name)
+
+
+def test_every_serverless_policy_name_fits_in_32_characters(serverless):
+    for kind in ("AWS::OpenSearchServerless::SecurityPolicy", "AWS::OpenSearchServerless::AccessPolicy"):
+        for policy in serverless.resources(kind).values():
+            assert len(policy["Properties"]["Name"]) <= 32
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
