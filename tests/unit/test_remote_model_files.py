@@ -15,7 +15,7 @@ from tests.fixtures import images
 from visual_search.embedding import Embedder
 from visual_search.embedding.manifest import Manifest
 from visual_search.embedding.remote_files import S3ModelFiles
-from visual_search.errors import ChecksumMismatch, ModelError
+from visual_search.errors import ChecksumMismatch, DependencyUnavailable, ModelError
 
 BUCKET = "models"
 
@@ -85,3 +85,38 @@ def test_a_missing_remote_file_is_a_model_error_and_a_bad_url_is_refused(text_on
         embedder(folder, tmp_path / "cache", s3).embed_images([images.jpeg(seed=1)])
     with pytest.raises(ModelError, match="s3://"):
         S3ModelFiles("https://example.com/models", tmp_path)
+
+
+def test_a_download_that_trickles_past_its_budget_is_abandoned_and_retried_by_the_next_query(
+    text_only_model, tmp_path
+):
+    folder, tower, s3 = text_only_model
+    now, slow = [0.0], [True]
+
+    class SlowBody:
+        def __init__(self, body):
+            self.body = body
+
+        def iter_chunks(self, size):
+            for part in self.body.iter_chunks(1024 if slow[0] else size):
+                now[0] += 1.0 if slow[0] else 0.0  # a second per kilobyte while S3 struggles
+                yield part
+
+        def close(self):
+            self.body.close()
+
+    class StrugglingS3:
+        def get_object(self, **kwargs):
+            response = s3.get_object(**kwargs)
+            return {**response, "Body": SlowBody(response["Body"])}
+
+    remote = S3ModelFiles(
+        f"s3://{BUCKET}/tiny/", tmp_path / "cache", client=StrugglingS3(), clock=lambda: now[0]
+    )
+    model = Embedder(replace(Manifest.load(folder), remote=remote))
+    with pytest.raises(DependencyUnavailable, match="took over 20 s"):
+        model.embed_images([images.jpeg(64, 64)])
+    assert now[0] <= 21.0
+    assert not (tmp_path / "cache" / tower).exists()  # nothing half-written is cached
+    slow[0] = False  # S3 recovers: the same process's next image query succeeds
+    assert model.embed_images([images.jpeg(64, 64)]).shape == (1, 32)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,19 +24,31 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from visual_search.errors import ChecksumMismatch, DependencyUnavailable, ModelError
 
-CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=20, retries={"mode": "standard", "max_attempts": 4})
+CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+# A whole download, however slowly the bytes trickle in, ends by then: the query that triggered it gets
+# 429 + Retry-After within the search function's timeout, and the next one tries again.
+DOWNLOAD_BUDGET_S = 20.0
+CHUNK = 1 << 20
 
 
 class S3ModelFiles:
     """Files under `s3://bucket/prefix/`, cached in `cache_dir`."""
 
-    def __init__(self, url: str, cache_dir: Path, client: Any = None):
+    def __init__(
+        self,
+        url: str,
+        cache_dir: Path,
+        client: Any = None,
+        budget_s: float = DOWNLOAD_BUDGET_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         parts = urlsplit(url)
         if parts.scheme != "s3" or not parts.netloc:
             raise ModelError(f"model file location must be s3://bucket/prefix/, not {url!r}")
         self.bucket, self.prefix = parts.netloc, parts.path.strip("/")
         self.cache_dir = Path(cache_dir)
         self._s3 = client or boto3.client("s3", config=CLIENT_CONFIG)
+        self._budget_s, self._clock = budget_s, clock
 
     def fetch(self, name: str, sha256: str) -> bytes:
         cached = self.cache_dir / name
@@ -55,8 +69,18 @@ class S3ModelFiles:
         return f"{self.prefix}/{name}" if self.prefix else name
 
     def _download(self, name: str) -> bytes:
+        deadline = self._clock() + self._budget_s
         try:
-            return self._s3.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
+            body = self._s3.get_object(Bucket=self.bucket, Key=self._key(name))["Body"]
+            parts = []
+            for part in body.iter_chunks(CHUNK):
+                parts.append(part)
+                if self._clock() > deadline:
+                    body.close()
+                    raise DependencyUnavailable(
+                        f"model file download took over {self._budget_s:.0f} s: try again shortly"
+                    )
+            return b"".join(parts)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NoSuchBucket"):
