@@ -14,7 +14,9 @@ class Config:
     name: str = "visual-search"
     index_engine: Literal["managed", "serverless", "existing"] = "managed"
     existing_endpoint: str = ""  # with index_engine=existing
-    existing_domain_arn: str = ""
+    existing_arn: str = (
+        ""  # the domain's (arn:…:es:…:domain/…) or the collection's (arn:…:aoss:…:collection/…)
+    )
     instance_type: str = "r7g.large.search"
     instance_count: int = 2
     volume_gb: int = 20

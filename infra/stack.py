@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack, aws_s3_deployment, aws_secretsmanager
+from aws_cdk import CfnOutput, Fn, Stack, aws_s3_deployment, aws_secretsmanager
 from constructs import Construct
 
 from infra.config import Config
@@ -112,6 +112,12 @@ class VisualSearchStack(Stack):
         )
         CfnOutput(self, "BucketName", value=images.bucket.bucket_name, description="drop images here")
         CfnOutput(self, "IndexEndpoint", value=index.endpoint)
+        CfnOutput(
+            self,
+            "IndexRoleArns",
+            value=Fn.join(",", [search.function.role.role_arn, ingest.worker.function.role.role_arn]),
+            description="roles an existing cluster's access policy (or collection data policy) must admit",
+        )
         CfnOutput(self, "DeadLetterQueueUrl", value=ingest.dead_letters.queue_url)
         CfnOutput(self, "IngestQueueUrl", value=ingest.queue.queue_url)
         CfnOutput(self, "LedgerTable", value=ingest.ledger.table_name, description="for backfills")

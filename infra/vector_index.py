@@ -29,8 +29,10 @@ class VectorIndex(Construct):
             self.collection = self._collection(config)
             self.endpoint = self.collection.attr_collection_endpoint
         else:
-            if not config.existing_endpoint or not config.existing_domain_arn:
-                raise ValueError("index_engine=existing needs existing_endpoint and existing_domain_arn")
+            if not config.existing_endpoint or not config.existing_arn:
+                raise ValueError("index_engine=existing needs existing_endpoint and existing_arn")
+            if ":aoss:" in config.existing_arn:
+                self.mode = "serverless"  # its data access policy must list the roles (output IndexRoleArns)
             self.endpoint = config.existing_endpoint
 
     def _domain(self, config: Config) -> aws_opensearchservice.Domain:
@@ -132,10 +134,15 @@ class VectorIndex(Construct):
                 type="data",
                 policy=Stack.of(self).to_json_string(policy),
             )
-        else:
+        elif self.mode == "serverless":  # an existing collection: its owner's data policy admits the roles
             for function in functions:
                 function.grant_principal.add_to_principal_policy(
                     aws_iam.PolicyStatement(
-                        actions=DATA_ACTIONS, resources=[f"{self.config.existing_domain_arn}/*"]
+                        actions=["aoss:APIAccessAll"], resources=[self.config.existing_arn]
                     )
+                )
+        else:
+            for function in functions:
+                function.grant_principal.add_to_principal_policy(
+                    aws_iam.PolicyStatement(actions=DATA_ACTIONS, resources=[f"{self.config.existing_arn}/*"])
                 )

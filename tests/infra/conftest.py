@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ROOT / "layers" / "build"
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-# The three ways a team deploys: the default (managed domain, key:secret), a Serverless collection with
-# only one prefix indexed and an operator role for backfills, and an existing cluster behind IAM routes.
+# The ways a team deploys: the default (managed domain, key:secret), a Serverless collection with only
+# one prefix indexed and an operator role for backfills, an existing collection (e.g. one a Bedrock
+# knowledge base made), and an existing domain behind IAM-authorised routes.
 ADMIN_ROLE = "arn:aws:iam::123456789012:role/search-operators"
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "managed": {},
@@ -28,10 +29,15 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
         "removal_policy": "destroy",
         "admin_role_arns": ADMIN_ROLE,
     },
+    "existing-collection": {
+        "index_engine": "existing",
+        "existing_endpoint": "https://abc123.eu-west-1.aoss.amazonaws.com",
+        "existing_arn": "arn:aws:aoss:eu-west-1:123456789012:collection/abc123",
+    },
     "existing-iam": {
         "index_engine": "existing",
         "existing_endpoint": "https://search-team.eu-west-1.es.amazonaws.com",
-        "existing_domain_arn": "arn:aws:es:eu-west-1:123456789012:domain/team",
+        "existing_arn": "arn:aws:es:eu-west-1:123456789012:domain/team",
         "auth": "iam",
         "architecture": "x86_64",
     },

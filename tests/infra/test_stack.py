@@ -363,6 +363,24 @@ def test_the_serverless_collection_has_encryption_network_and_data_policies_for_
     assert len(depends) == 2  # the collection waits for its encryption and network policies
 
 
+def test_functions_speak_the_engines_mode_and_reach_an_existing_collection_by_its_arn_only(
+    synthesized,
+):
+    functions = synthesized.our_functions()
+    mode = "serverless" if synthesized.name in ("serverless", "existing-collection") else "managed"
+    for name in ("search", "ingest"):
+        assert functions[name]["Environment"]["Variables"]["VS_OPENSEARCH_MODE"] == mode
+    if synthesized.name == "existing-collection":
+        role = _role_of(functions["ingest"]["id"], synthesized)
+        statements = [
+            s for s in _statements_of_role(role, synthesized) if "aoss:APIAccessAll" in _as_list(s["Action"])
+        ]
+        assert [s["Resource"] for s in statements] == [
+            "arn:aws:aoss:eu-west-1:123456789012:collection/abc123"
+        ]
+        assert "IndexRoleArns" in synthesized.json["Outputs"]
+
+
 # --- secrets and outputs ------------------------------------------------------------------------------
 
 
