@@ -1,7 +1,8 @@
 """The Cloudinary-compatible API: a REST API in front of the search function, every route behind the
 Lambda authorizer (or IAM), throttled, logged, binary bodies allowed for multipart uploads, and every
 response API Gateway makes itself rewritten into Cloudinary's error shape (SDKs read any other body as
-success). The search page's static files are the one public route: they hold no data and no secret."""
+success). Without an API Gateway authorizer: the search page's static files (no data, no secret) and
+Cloudinary's signed upload, whose signature the function verifies."""
 
 from __future__ import annotations
 
@@ -85,11 +86,16 @@ class SearchApi(Construct):
         self.api.root.add_method("ANY", integration, **protected)
         public = aws_apigateway.AuthorizationType.NONE
         self.api.root.add_method("GET", integration, authorization_type=public)  # redirects to the page
+        guarded = aws_apigateway.MethodOptions(**protected)
         self.api.root.add_proxy(
-            default_integration=integration,
-            any_method=True,
-            default_method_options=aws_apigateway.MethodOptions(**protected),
+            default_integration=integration, any_method=True, default_method_options=guarded
         )
+        # Cloudinary's Upload API authenticates by a signature in the (multipart) body, which a REQUEST
+        # authorizer never sees: that one route reaches the function, which verifies the signature.
+        cloud = self.api.root.add_resource("v1_1").add_resource("{cloud_name}")
+        cloud.add_proxy(default_integration=integration, any_method=True, default_method_options=guarded)
+        upload = cloud.add_resource("image").add_resource("upload")
+        upload.add_method("POST", integration, authorization_type=public)
         page = self.api.root.add_resource("ui")
         page.add_method("GET", integration, authorization_type=public)
         page.add_resource("{name}").add_method("GET", integration, authorization_type=public)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from urllib.parse import urlencode
 
+import cloudinary.utils
 import pytest
 
 from tests.fixtures import images
@@ -145,3 +147,42 @@ def test_the_stage_root_redirects_relatively_to_the_page(search_lambda):
     assert response["statusCode"] == 302
     location = response.get("headers", {}).get("Location") or response["multiValueHeaders"]["Location"][0]
     assert location == "ui/index.html"  # resolves to /v1/ui/index.html under the stage
+
+
+def signed_upload_event(secret: str) -> dict:
+    """As Cloudinary's SDK sends `uploader.upload`: multipart, signed fields, no Authorization header."""
+    fields = {"public_id": "gateway/red", "timestamp": str(int(time.time()))}
+    fields["signature"] = cloudinary.utils.api_sign_request(fields, secret)
+    fields["api_key"] = API_KEY
+    boundary = "sdk"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="red.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n".encode()
+        + images.jpeg(96, 64, seed=11)
+        + b"\r\n"
+    )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    event = gateway_event(
+        "POST",
+        f"/v1_1/{CLOUD}/image/upload",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        body=body,
+        binary=True,
+        resource="/v1_1/{cloud_name}/image/upload",  # the route API Gateway lets through unauthorised
+    )
+    del event["headers"]["Authorization"], event["multiValueHeaders"]["Authorization"]
+    del event["requestContext"]["authorizer"]
+    return event
+
+
+def test_the_signed_upload_route_is_authenticated_by_its_signature(search_lambda):
+    status, payload = answer(search_lambda(signed_upload_event("not-the-secret")))
+    assert status == 401
+    assert set(payload) == {"error"}
+    status, payload = answer(search_lambda(signed_upload_event(API_SECRET)))
+    assert status == 200
+    assert payload["public_id"] == "gateway/red"

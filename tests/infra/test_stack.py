@@ -13,6 +13,8 @@ from tests.infra.conftest import ADMIN_ROLE
 from visual_search.settings import ENV_PREFIX, IngestSettings, ServiceSettings
 
 PUBLIC_PAGE_ROUTES = {("GET", "/"), ("GET", "/ui"), ("GET", "/ui/{name}")}
+# Cloudinary's Upload API signs the body; the function verifies it (test_search_handler.py proves both).
+SIGNED_UPLOAD = ("POST", "/v1_1/{cloud_name}/image/upload")
 SETTINGS_OF = {"search": ServiceSettings, "authorizer": ServiceSettings, "ingest": IngestSettings}
 # Actions AWS offers without resource-level permissions, so "*" is the only possible resource.
 UNSCOPABLE = {
@@ -67,15 +69,17 @@ def _as_list(value) -> list:
 # --- the API: authentication and error shapes ---------------------------------------------------------
 
 
-def test_every_api_method_is_authenticated_except_the_search_pages_static_files(synthesized):
+def test_every_api_method_is_authenticated_except_the_pages_files_and_the_signed_upload(synthesized):
     expected = "AWS_IAM" if synthesized.name == "existing-iam" else "CUSTOM"
     methods = synthesized.resources("AWS::ApiGateway::Method")
     routes = _method_paths(synthesized)
     assert ("ANY", "/{proxy+}") in routes.values()
     assert ("ANY", "/") in routes.values()
+    assert ("ANY", "/v1_1/{cloud_name}/{proxy+}") in routes.values()
+    assert SIGNED_UPLOAD in routes.values()
     for logical_id, (verb, path) in routes.items():
         props = methods[logical_id]["Properties"]
-        if (verb, path) in PUBLIC_PAGE_ROUTES:
+        if (verb, path) in PUBLIC_PAGE_ROUTES | {SIGNED_UPLOAD}:
             assert props["AuthorizationType"] == "NONE"
         else:
             assert props["AuthorizationType"] == expected, f"{verb} {path} is not authenticated"
