@@ -45,10 +45,9 @@ def call(event):
     return (time.perf_counter() - begin) * 1000
 
 text = to_proxy_event("GET", "/v1_1/demo/resources/visual_search?text=a+red+shirt", auth, b"", "127.0.0.1")
-head = ('--b\r\nContent-Disposition: form-data; name="image_file"; filename="q.jpg"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n")
-body = head.encode() + open(sys.argv[1], "rb").read() + b"\r\n--b--\r\n"
-multipart = {**auth, "Content-Type": "multipart/form-data; boundary=b"}
+from urllib3 import encode_multipart_formdata
+body, content_type = encode_multipart_formdata({"image_file": ("q.jpg", open(sys.argv[1], "rb").read())})
+multipart = {**auth, "Content-Type": content_type}
 image = to_proxy_event("POST", "/v1_1/demo/resources/visual_search", multipart, body, "127.0.0.1")
 result = {"init_ms": (imported - started) * 1000, "first_text_ms": call(text), "first_image_ms": call(image),
           "warm_image_ms": call(image)}

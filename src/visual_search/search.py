@@ -100,7 +100,7 @@ class SearchService:
             after, served, snapshot = SearchAfter(state.score, state.asset_id), state.served, state.snapshot
         exclude = query.asset_id
         vector = self._query_vector(kind, value)
-        if not query.next_cursor:
+        if not query.next_cursor:  # opened once the query is known to be valid, not before
             snapshot = self._index.open_snapshot()
         remaining = self._max_hits - served
         size = min(query.max_results, remaining)

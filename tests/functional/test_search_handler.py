@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import cloudinary.utils
 import pytest
+from urllib3 import encode_multipart_formdata
 
 from tests.fixtures import images
 from tests.fixtures.lambdas import LambdaContext, loaded_handler
@@ -110,18 +111,15 @@ def test_a_form_post_arrives_as_plain_text_and_is_read(search_lambda):
     assert len(payload["resources"]) == 3
 
 
-def test_a_multipart_image_file_arrives_base64_encoded_and_is_searched(search_lambda):
-    boundary = "gateway"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="q.jpg"\r\n'
-            "Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        + images.jpeg(120, 90, seed=3)
-        + f"\r\n--{boundary}--\r\n".encode()
+def multipart_event(path: str, fields: dict, **kwargs) -> dict:
+    body, content_type = encode_multipart_formdata(fields)
+    return gateway_event(
+        "POST", path, headers={"Content-Type": content_type}, body=body, binary=True, **kwargs
     )
-    content_type = f"multipart/form-data; boundary={boundary}"
-    event = gateway_event("POST", SEARCH, headers={"Content-Type": content_type}, body=body, binary=True)
+
+
+def test_a_multipart_image_file_arrives_base64_encoded_and_is_searched(search_lambda):
+    event = multipart_event(SEARCH, {"image_file": ("q.jpg", images.jpeg(120, 90, seed=3), "image/jpeg")})
     status, payload = answer(search_lambda(event))
     assert status == 200
     assert payload["resources"]
@@ -154,24 +152,10 @@ def signed_upload_event(secret: str) -> dict:
     fields = {"public_id": "gateway/red", "timestamp": str(int(time.time()))}
     fields["signature"] = cloudinary.utils.api_sign_request(fields, secret)
     fields["api_key"] = API_KEY
-    boundary = "sdk"
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        for name, value in fields.items()
-    ]
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="red.jpg"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n".encode()
-        + images.jpeg(96, 64, seed=11)
-        + b"\r\n"
-    )
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    event = gateway_event(
-        "POST",
+    fields["file"] = ("red.jpg", images.jpeg(96, 64, seed=11), "image/jpeg")
+    event = multipart_event(
         f"/v1_1/{CLOUD}/image/upload",
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-        body=body,
-        binary=True,
+        fields,
         resource="/v1_1/{cloud_name}/image/upload",  # the route API Gateway lets through unauthorised
     )
     del event["headers"]["Authorization"], event["multiValueHeaders"]["Authorization"]
