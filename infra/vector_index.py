@@ -102,13 +102,9 @@ class VectorIndex(Construct):
                     principals=principals, actions=DATA_ACTIONS, resources=[f"{self.domain.domain_arn}/*"]
                 )
             )
-        elif self.collection is not None:
-            for function in functions:
-                function.grant_principal.add_to_principal_policy(
-                    aws_iam.PolicyStatement(
-                        actions=["aoss:APIAccessAll"], resources=[self.collection.attr_arn]
-                    )
-                )
+            return
+        if self.collection is not None:
+            actions, resources = ["aoss:APIAccessAll"], [self.collection.attr_arn]
             name = self._collection_name
             policy = [
                 {
@@ -135,14 +131,10 @@ class VectorIndex(Construct):
                 policy=Stack.of(self).to_json_string(policy),
             )
         elif self.mode == "serverless":  # an existing collection: its owner's data policy admits the roles
-            for function in functions:
-                function.grant_principal.add_to_principal_policy(
-                    aws_iam.PolicyStatement(
-                        actions=["aoss:APIAccessAll"], resources=[self.config.existing_arn]
-                    )
-                )
+            actions, resources = ["aoss:APIAccessAll"], [self.config.existing_arn]
         else:
-            for function in functions:
-                function.grant_principal.add_to_principal_policy(
-                    aws_iam.PolicyStatement(actions=DATA_ACTIONS, resources=[f"{self.config.existing_arn}/*"])
-                )
+            actions, resources = DATA_ACTIONS, [f"{self.config.existing_arn}/*"]
+        for function in functions:
+            function.grant_principal.add_to_principal_policy(
+                aws_iam.PolicyStatement(actions=actions, resources=resources)
+            )
