@@ -34,7 +34,7 @@ import json, sys, time
 started = time.perf_counter()
 sys.path[:0] = ["functions/search", "src"]
 import handler
-from visual_search.local_server import lambda_context, to_proxy_event
+from visual_search.server.events import lambda_context, to_proxy_event
 imported = time.perf_counter()
 auth = {"Authorization": "Basic dmlzdWFsLXNlYXJjaDpiZW5jaC1zZWNyZXQ="}  # visual-search:bench-secret
 

@@ -91,6 +91,8 @@ def _add_service_commands(commands) -> None:
     p = commands.add_parser("serve", help="run the local server (same API as the deployed one)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--tls-cert", type=Path, help="serve https with this PEM certificate (chain)")
+    p.add_argument("--tls-key", type=Path, help="the certificate's PEM private key")
     p.add_argument("--with-samples", action="store_true", help="index the generated sample images first")
     p.set_defaults(run=_run_serve)
 
@@ -194,8 +196,13 @@ def _run_backfill(args) -> int:
 
 
 def _run_serve(args) -> int:
+    import logging
+
     from visual_search import cli_commands
-    from visual_search.local_server import serve
+    from visual_search.server import serve
+
+    # One access-log line per request (and the server's warnings) on stderr.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from visual_search.samples import write_samples
 
     services = cli_commands.services_from_env()
@@ -206,20 +213,20 @@ def _run_serve(args) -> int:
             write_samples(folder)
         totals = cli_commands.add_files(services, [folder], prefix="samples")
         print(f"samples: {dict(totals)}", file=sys.stderr)
-    server = serve(services, args.host, args.port)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigurationError("--tls-cert and --tls-key go together")
+    server = serve(services, args.host, args.port, args.tls_cert, args.tls_key)
     print(
-        f"Visual Search on http://{args.host}:{server.server_port}/v1_1/{settings.cloud_name}/resources/visual_search"
+        f"Visual Search on {server.url}/v1_1/{settings.cloud_name}/resources/visual_search"
         f"  ({services.index.count()} images; model {services.embedder.model_id};"
         f" api_key {settings.api_key}, api_secret in {settings.data_dir / 'credentials.json'})",
         file=sys.stderr,
         flush=True,
     )
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.run()
     finally:
-        server.server_close()
+        server.socket.close()
         services.close()
     return 0
 

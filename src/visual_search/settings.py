@@ -80,7 +80,8 @@ class ServiceSettings(CoreSettings):
     api_secret: SecretStr | None = None
     cursor_secret: SecretStr | None = None
     credentials_secret_arn: str | None = None
-    # Base of the file URLs the local store signs; unset, the URL the request came to is used.
+    # Base of the file URLs the local store signs (https://images.example.com); unset, the scheme and
+    # validated Host the request came to are used.
     public_base_url: str | None = None
 
     # Bounds
@@ -95,6 +96,14 @@ class ServiceSettings(CoreSettings):
     # Duplicates: similarity at or above which two different files count as near-identical / similar
     near_duplicate_threshold: float = Field(0.97, gt=0, le=1)
     similar_threshold: float = Field(0.90, gt=0, le=1)
+
+    # The local server (`visual-search serve`); API Gateway plays this part when deployed.
+    server_max_connections: int = Field(100, ge=1)  # open connections, idle keep-alive ones included
+    server_max_concurrent_requests: int = Field(32, ge=1)  # requests being read or resolved at once
+    server_header_timeout_s: float = Field(10.0, gt=0, le=300)  # connect (or last response) -> full head
+    server_body_timeout_s: float = Field(60.0, gt=0, le=3600)  # head -> full body
+    server_keep_alive_s: float = Field(5.0, gt=0, le=300)  # idle between requests on one connection
+    server_max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)  # request line + headers
 
 
 class IngestSettings(CoreSettings):

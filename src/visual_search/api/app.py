@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 import uuid
-from email.utils import formatdate
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -18,7 +15,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from visual_search import __version__, web
 from visual_search.api import params
 from visual_search.api.auth import check_basic_auth
+from visual_search.api.concurrent_resolver import ConcurrentResolver
 from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
+from visual_search.api.rate_limit import rate_limit_headers
 from visual_search.api.responses import resource, search_response
 from visual_search.api.upload_signature import verify_upload
 from visual_search.bootstrap import Services
@@ -33,25 +32,6 @@ PAGE = "ui/index.html"
 Opt = Annotated[str | None, Query()]
 
 
-class RateWindow:
-    """Advisory X-FeatureRateLimit-* figures, counted per process and hour (the SDKs expose them).
-    Enforcement is API Gateway's throttling, not this counter."""
-
-    def __init__(self, limit: int):
-        self.limit, self.window, self.used = limit, 0, 0
-
-    def headers(self) -> dict[str, str]:
-        window = int(time.time() // 3600)
-        if window != self.window:
-            self.window, self.used = window, 0
-        self.used += 1
-        return {
-            "X-FeatureRateLimit-Limit": str(self.limit),
-            "X-FeatureRateLimit-Remaining": str(max(0, self.limit - self.used)),
-            "X-FeatureRateLimit-Reset": formatdate((window + 1) * 3600, usegmt=True),
-        }
-
-
 class Routes:
     """Route handlers. Each: authenticate, parse, one core call, Cloudinary-shaped response.
     Handlers carry no return annotation: with validation on, Powertools would try to build a
@@ -59,14 +39,13 @@ class Routes:
 
     def __init__(self, app: APIGatewayRestResolver, services: Services):
         self.app, self.services, self.settings = app, services, services.settings
-        self.rate = RateWindow(self.settings.rate_limit_per_hour)
 
     # -- helpers
     def respond(self, status: int, body: str, extra: dict[str, str] | None = None) -> Response:
         context = self.app.current_event.get("requestContext") or {}
         headers = {
             "X-Request-Id": context.get("requestId") or uuid.uuid4().hex,
-            **self.rate.headers(),
+            **rate_limit_headers(self.settings.rate_limit_per_hour),
             **(extra or {}),
         }
         return Response(status_code=status, content_type=JSON, body=body, headers=headers)
@@ -80,9 +59,12 @@ class Routes:
     def url_for(self, key: str) -> str:
         base = self.settings.public_base_url
         if base is None:
-            headers = self.app.current_event.headers or {}
-            host = next((v for k, v in headers.items() if k.lower() == "host"), "127.0.0.1")
-            base = f"http://{host}"
+            # The local server validates Host and sets X-Forwarded-Proto from its own socket, as
+            # API Gateway does in front of the Lambda.
+            headers = {k.lower(): v for k, v in (self.app.current_event.headers or {}).items()}
+            host = headers.get("host", "127.0.0.1")
+            scheme = "https" if headers.get("x-forwarded-proto") == "https" else "http"
+            base = f"{scheme}://{host}"
         return self.services.store.url(key, base)
 
     def from_script(self) -> bool:
@@ -257,37 +239,8 @@ def _require_auth(routes: Routes):
     return middleware
 
 
-class ThreadSafeResolver(APIGatewayRestResolver):
-    """Powertools keeps the event being resolved on a class attribute: one event per process, as in
-    Lambda. The local server resolves requests on many threads at once, and a request could read
-    another's parameters (seen under load: 1 request in ~3,000). Here each thread keeps its own."""
-
-    _local = threading.local()
-
-    @property  # type: ignore[override]
-    def current_event(self):
-        return self._local.event
-
-    @current_event.setter
-    def current_event(self, value) -> None:
-        self._local.event = value
-
-    @property  # type: ignore[override]
-    def lambda_context(self):
-        return self._local.context
-
-    @lambda_context.setter
-    def lambda_context(self, value) -> None:
-        self._local.context = value
-
-    def resolve(self, event: dict, context) -> dict:
-        self._local.event = self._to_proxy_event(event)
-        self._local.context = context
-        return super().resolve(event, context)
-
-
 def build_resolver(services: Services) -> APIGatewayRestResolver:
-    app = ThreadSafeResolver(enable_validation=True)
+    app = ConcurrentResolver(enable_validation=True)
     routes = Routes(app, services)
     app.get(SEARCH_PATH, summary="Find images by what they show")(routes.search_get)
     app.post(SEARCH_PATH, summary="Visual search with a form, multipart (image_file) or JSON body")(
