@@ -30,12 +30,13 @@ PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 PROVIDED_BY_LAMBDA = ("boto3", "botocore", "s3transfer", "jmespath")
 # Installed as dependencies but never imported by the functions: the embedded index (the functions use
 # OpenSearch), the hub client `tokenizers` declares (and its HTTP stack), the gRPC transport
-# `opensearch-py` declares, YAML, the CLI's progress bars, onnxruntime's offline tools.
+# `opensearch-py` declares, YAML, the CLI's progress bars, the local server (uvicorn, h11, click),
+# onnxruntime's offline tools.
 # tests/unit/test_lambda_imports.py proves the functions import without them.
 NOT_USED_IN_LAMBDA = (
     "usearch", "numkong", "hf_xet", "huggingface_hub", "fsspec", "filelock", "grpc", "grpcio",
     "opensearch_protobufs", "protobuf", "google", "yaml", "_yaml", "pyyaml", "tqdm",
-    "anyio", "httpx2", "httpcore2", "h11", "click", "bin",
+    "anyio", "httpx2", "httpcore2", "h11", "click", "uvicorn", "bin",
     "onnxruntime/transformers", "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/datasets",
 )  # fmt: skip
 TRIM_DIRS = ("tests", "test", "__pycache__", "include", "benchmarks")

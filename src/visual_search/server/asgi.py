@@ -39,6 +39,8 @@ BODY_OVERHEAD = 1024 * 1024  # multipart framing and base64 on top of the image 
 VALID_HOST = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?"
 )
+# The only paths that end with a slash: each redirects to its page, relative to itself.
+FOLDERS = {"/", "/ui/"}
 # Query parameters whose values are credentials: the access log shows that they were there, not what.
 SECRET_PARAMS = {"api_secret", "signature"}
 
@@ -134,8 +136,9 @@ class ResolverApp:
         headers["x-forwarded-proto"] = scope.get("scheme", "http")
         raw_path = scope["raw_path"].decode("ascii")
         if not is_canonical(unquote(raw_path)):
-            # `//ui/index.html` would load the page with `//ui/` as its base: the browser resolves its
-            # relative links against another host. One spelling per resource; everything else is 404.
+            # `///ui/index.html` or `/ui/index.html/` would load the page under another base: the browser
+            # resolves its relative links against another path or (`//ui/...`) another host. One
+            # spelling per resource; everything else is 404.
             raise Refused(404, "no such route", close=False)
         body = await self._read_body(scope, headers, receive)
         loop = asyncio.get_running_loop()
@@ -233,12 +236,10 @@ def checked_host(host: str | None, server: tuple[str, int] | None) -> str:
 
 
 def is_canonical(path: str) -> bool:
-    """No empty, `.` or `..` segment (a trailing slash aside)."""
-    segments = path.split("/")
-    if segments[0] != "":
-        return False
-    inner = segments[1:-1] if len(segments) > 2 else segments[1:]
-    return all(s not in ("", ".", "..") for s in inner) and segments[-1] not in (".", "..")
+    """No empty, `.` or `..` segment; a trailing slash only on a folder that has a page (FOLDERS)."""
+    if path in FOLDERS:
+        return True
+    return path.startswith("/") and all(s not in ("", ".", "..") for s in path[1:].split("/"))
 
 
 def loggable_target(scope: dict) -> str:
