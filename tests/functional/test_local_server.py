@@ -9,9 +9,12 @@ import dataclasses
 import datetime
 import json
 import logging
+import os
 import select
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -383,9 +386,10 @@ def test_each_request_logs_one_line_with_method_path_status_ms_and_request_id_bu
     signature = file_url.rsplit("signature=", 1)[1]
     opened = http.request("GET", file_url)
     leaked = http.request("GET", limited.url + SEARCH + "?text=x&api_secret=hunter2-secret")
-    time.sleep(0.1)
-    lines = [r.getMessage() for r in caplog.records if r.name == "visual_search.server.access"]
-    assert len(lines) == 3
+    time.sleep(0.1)  # the line is written once the response has left
+    everything = [r.getMessage() for r in caplog.records if r.name == "visual_search.server.access"]
+    ids = [r.headers["X-Request-Id"] for r in (search, opened, leaked)]
+    lines = [line for line in everything if line.rsplit(" ", 1)[-1] in ids]
     for line, response, status in zip(lines, (search, opened, leaked), (200, 200, 401), strict=True):
         method, _, logged_status, ms, request_id = line.split(" ")
         assert method == "GET"
@@ -396,8 +400,8 @@ def test_each_request_logs_one_line_with_method_path_status_ms_and_request_id_bu
     assert lines[0].split(" ")[1].startswith(SEARCH + "?text=shoe")
     assert lines[1].split(" ")[1].startswith("/files/")
     assert "signature=***" in lines[1]
-    assert signature not in "\n".join(lines)
-    assert "hunter2-secret" not in "\n".join(lines)
+    assert signature not in "\n".join(everything)
+    assert "hunter2-secret" not in "\n".join(everything)
     assert "api_secret=***" in lines[2]
 
 
@@ -487,3 +491,36 @@ def test_the_page_folders_redirect_to_the_page_relative_to_themselves(limited, p
     reply = exchange(limited, f"GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode())
     assert reply.status == 302
     assert reply.headers["location"] == location
+
+
+# -- the command line
+
+
+def test_serve_with_tls_cert_and_key_serves_https_and_logs_each_request(tmp_path, tiny_model_dir):
+    cert, key = self_signed(tmp_path)
+    env = {
+        **os.environ,
+        "VS_DATA_DIR": str(tmp_path / "data"),
+        "VS_MODEL_DIR": str(tiny_model_dir),
+        "VS_API_SECRET": "cli-secret-123",
+        "VS_CURSOR_SECRET": "cli-cursor-secret-0123456789abcdef",
+    }
+    command = [sys.executable, "-c", "from visual_search.cli import main; raise SystemExit(main())"]
+    args = ["serve", "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)]
+    process = subprocess.Popen([*command, *args], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = next(line for line in process.stderr if line.startswith("Visual Search on "))
+        assert banner.startswith("Visual Search on https://127.0.0.1:"), banner
+        base = banner.split()[3].split("/v1_1/")[0]
+        http = urllib3.PoolManager(retries=False, timeout=30, ca_certs=str(cert), assert_hostname="localhost")
+        auth = "Basic " + base64.b64encode(b"visual-search:cli-secret-123").decode()
+        response = http.request("GET", base + "/health?signature=s3cret", headers={"Authorization": auth})
+        assert response.status == 200
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=30)
+    logged = [line for line in err.splitlines() if "visual_search.server.access" in line]
+    assert len(logged) == 1
+    assert "GET /health?signature=*** 200 " in logged[0]
+    assert logged[0].endswith(response.headers["X-Request-Id"])
+    assert "s3cret" not in err

@@ -48,6 +48,8 @@ class LocalServer:
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind((host, port))
+        # Listening from here on: connections made before run() wait in the backlog, not refused.
+        self.socket.listen(settings.server_max_connections)
         self.port: int = self.socket.getsockname()[1]
         self.host = host
         config = uvicorn.Config(

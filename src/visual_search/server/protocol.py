@@ -11,11 +11,15 @@ refuses with Cloudinary's error shape, and JSON for the 400.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from visual_search.api.errors import RETRY_AFTER_S, error_body
+
+# The same log as asgi.py's request lines; answers given here have no method, path or request id.
+access_log = logging.getLogger("visual_search.server.access")
 
 
 def raw_response(status: int, reason: str, message: str, extra: dict[str, str] | None = None) -> bytes:
@@ -44,6 +48,7 @@ class LimitedH11Protocol(H11Protocol):
         if len(self.connections) > self.max_connections:
             # Refused before reading anything: 429 as for every "busy, retry" answer (see api/errors.py).
             self.logger.warning("connection refused: %d connections open", len(self.connections) - 1)
+            access_log.info("- - 429 - -")
             transport.write(
                 raw_response(
                     429,
@@ -74,6 +79,7 @@ class LimitedH11Protocol(H11Protocol):
         # h11 refused the request's framing (Content-Length: -1 or abc, bad chunk sizes, a request line
         # that is not ASCII, a head over the size limit): the connection cannot be resynchronised.
         message = "malformed HTTP request (request line, headers or body framing)"
+        access_log.info("- - 400 - -")
         self.transport.write(raw_response(400, "Bad Request", message))
         self.transport.close()
 
