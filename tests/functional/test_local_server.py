@@ -112,6 +112,7 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
 def assert_cloudinary_error(reply: Reply, status: int) -> str:
     assert reply.status == status, reply.body[:300]
     assert reply.headers["content-type"].startswith("application/json")
+    assert reply.headers["x-request-id"]
     body = reply.json()
     assert set(body) == {"error"}
     assert set(body["error"]) == {"message"}
@@ -127,6 +128,20 @@ def test_a_malformed_content_length_is_a_json_400_not_a_read_to_end_of_stream(li
         limited, f"POST {SEARCH} HTTP/1.1\r\nHost: a\r\nContent-Length: {length}\r\n\r\n".encode()
     )
     assert_cloudinary_error(reply, 400)
+
+
+@pytest.mark.parametrize("pieces", [1, 40], ids=["in-one-read", "dripped"])
+def test_a_request_head_over_the_size_limit_is_a_json_400(limited, pieces):
+    raw = f"GET /health HTTP/1.1\r\nHost: a\r\nX-Padding: {'p' * 20_000}\r\n\r\n".encode()
+    with connect(limited) as sock:
+        size = len(raw) // pieces + 1
+        try:
+            for start in range(0, len(raw), size):
+                sock.sendall(raw[start : start + size])
+                time.sleep(0.005)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert_cloudinary_error(read_reply(sock), 400)
 
 
 def test_content_length_together_with_chunked_is_refused_as_a_smuggling_attempt(limited):

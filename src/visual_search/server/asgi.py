@@ -51,6 +51,7 @@ Send = Callable[[dict], Awaitable[None]]
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int
+    max_head_bytes: int
     max_concurrent_requests: int
     body_timeout_s: float
 
@@ -58,6 +59,7 @@ class Limits:
     def from_settings(cls, settings: ServiceSettings) -> Limits:
         return cls(
             max_body_bytes=settings.max_image_bytes * 4 // 3 + BODY_OVERHEAD,
+            max_head_bytes=settings.server_max_header_bytes,
             max_concurrent_requests=settings.server_max_concurrent_requests,
             body_timeout_s=settings.server_body_timeout_s,
         )
@@ -130,6 +132,12 @@ class ResolverApp:
         return status
 
     async def _handle(self, scope: dict, receive: Receive, request_id: str) -> tuple[int, dict, bytes]:
+        # h11 bounds a head it is still waiting for; one that arrived whole in a single read is
+        # measured here.
+        head = len(scope["raw_path"]) + len(scope["query_string"])
+        head += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if head > self.limits.max_head_bytes:
+            raise Refused(400, f"request head over {self.limits.max_head_bytes:,} bytes")
         headers = request_headers(scope)
         headers["host"] = checked_host(headers.get("host"), scope.get("server"))
         # Set from the socket, never taken from the client (API Gateway sets it in front of the Lambda).

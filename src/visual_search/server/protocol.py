@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -24,14 +25,17 @@ access_log = logging.getLogger("visual_search.server.access")
 
 def raw_response(status: int, reason: str, message: str, extra: dict[str, str] | None = None) -> bytes:
     """A complete HTTP/1.1 response that closes the connection, for answers given outside h11's
-    request cycle (before a request exists, or after its framing failed)."""
+    request cycle (before a request exists, or after its framing failed). Logged as it leaves."""
     body = error_body(message).encode()
+    request_id = str(uuid.uuid4())
     headers = {
         "content-type": "application/json",
         "content-length": str(len(body)),
         "connection": "close",
+        "x-request-id": request_id,
         **(extra or {}),
     }
+    access_log.info("- - %d - %s", status, request_id)
     head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     return head.encode("ascii") + b"\r\n" + body
 
@@ -48,7 +52,6 @@ class LimitedH11Protocol(H11Protocol):
         if len(self.connections) > self.max_connections:
             # Refused before reading anything: 429 as for every "busy, retry" answer (see api/errors.py).
             self.logger.warning("connection refused: %d connections open", len(self.connections) - 1)
-            access_log.info("- - 429 - -")
             transport.write(
                 raw_response(
                     429,
@@ -79,7 +82,6 @@ class LimitedH11Protocol(H11Protocol):
         # h11 refused the request's framing (Content-Length: -1 or abc, bad chunk sizes, a request line
         # that is not ASCII, a head over the size limit): the connection cannot be resynchronised.
         message = "malformed HTTP request (request line, headers or body framing)"
-        access_log.info("- - 400 - -")
         self.transport.write(raw_response(400, "Bad Request", message))
         self.transport.close()
 
