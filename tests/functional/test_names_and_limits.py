@@ -22,6 +22,7 @@ from tests.fixtures import images
 from tests.fixtures.ingest_world import IngestWorld
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
 from visual_search.assets import asset_id_for
+from visual_search.cli_commands import add_files
 from visual_search.index.port import IndexedAsset
 from visual_search.ingest import IngestItem
 from visual_search.renditions import rendition_key
@@ -119,6 +120,17 @@ def test_no_ingest_path_indexes_a_reserved_key(services):
     (result,) = services.ingestor.ingest([IngestItem("_vs/models/x.jpg", images.jpeg(seed=5))])
     assert (result.status, result.reason) == ("refused", "reserved_name")
     assert services.index.get(result.asset_id) is None
+
+
+def test_visual_search_add_never_stores_a_file_under_the_reserved_prefix(services, tmp_path, capsys):
+    rendition = services.store.get(rendition_key(SEEDED)).data
+    (tmp_path / "_vs/renditions/w320/shoes").mkdir(parents=True)
+    (tmp_path / "_vs/renditions/w320/shoes/item-01.jpg.jpg").write_bytes(images.jpeg(seed=4))
+    (tmp_path / "fine.jpg").write_bytes(images.jpeg(seed=4))
+    totals = add_files(services, [tmp_path], progress=False)
+    assert totals == {"indexed": 1}
+    assert services.store.get(rendition_key(SEEDED)).data == rendition
+    assert "_vs/ holds Visual Search's own files" in capsys.readouterr().err
 
 
 def test_s3_ingest_never_indexes_a_reserved_key(aws_env, tmp_path, tiny_model_dir):
