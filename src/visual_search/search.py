@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from visual_search.assets import find_asset
 from visual_search.cursor import CursorCodec, CursorState, query_key
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
-from visual_search.errors import BadInput, NotFound
+from visual_search.errors import BadInput
 from visual_search.index.port import Filters, Hit, SearchAfter, VectorIndex
-from visual_search.storage.port import is_reserved
 
 
 @dataclass(frozen=True)
@@ -135,10 +135,7 @@ class SearchService:
                 raise BadInput(f"text is longer than {self._max_text_chars} characters")
             return self._embedder.embed_texts([value])[0]
         if kind == "image_asset_id":
-            stored = self._index.get(value)
-            if stored is None or is_reserved(str(stored.document.get("key", ""))):
-                raise NotFound(f"no asset with asset_id {value}")
-            return stored.vector
+            return find_asset(self._index, value).vector
         data = self._fetch_image(value) if kind == "image_url" else value
         decoded = decode_image(data, self._limits, min_side=self._embedder.manifest.image.resize_to)
         pixels = preprocess(decoded.image, self._embedder.manifest.image)

@@ -110,8 +110,9 @@ def test_an_asset_indexed_under_the_reserved_prefix_is_never_found_by_its_id(api
     try:
         status, body, _ = api.search(image_asset_id=legacy.asset_id)
         assert (status, list(body)) == (404, ["error"])
-        status, body, _ = api.request("GET", f"/v1_1/{CLOUD}/resources/{legacy.asset_id}")
-        assert (status, list(body)) == (404, ["error"])
+        for path in (f"/resources/{legacy.asset_id}", f"/resources/{legacy.asset_id}/duplicates"):
+            status, body, _ = api.request("GET", f"/v1_1/{CLOUD}{path}")
+            assert (status, list(body)) == (404, ["error"])
     finally:
         services.index.delete([legacy.asset_id])
 

@@ -21,10 +21,10 @@ from visual_search.api.auth import check_basic_auth
 from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
 from visual_search.api.responses import resource, search_response
 from visual_search.api.upload_signature import verify_upload
+from visual_search.assets import find_asset
 from visual_search.bootstrap import Services
 from visual_search.duplicates import DuplicateGroup
 from visual_search.errors import BadInput, DependencyUnavailable, NotFound, Unauthorized
-from visual_search.storage.port import is_reserved
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -138,9 +138,7 @@ class Routes:
 
     def get_resource(self, cloud_name: str, asset_id: str):
         self.authenticate(cloud_name)
-        stored = self.services.index.get(asset_id)
-        if stored is None or is_reserved(str(stored.document.get("key", ""))):
-            raise NotFound(f"no asset with asset_id {asset_id[:64]}")
+        stored = find_asset(self.services.index, asset_id)
         return self.respond(200, json.dumps(resource(stored.document, self.url_for)))
 
     def upload(self, cloud_name: str):
