@@ -15,8 +15,8 @@ bytes (a file name on every common filesystem); the `_vs/` prefix is Visual Sear
 model files), so no name given to the API may be under it.
 
 Two strengths: `new_public_id` for names being created (every rule), `existing_public_id` for names
-being looked up or deleted, which may have come straight from a bucket with characters the API
-refuses (a `+` is common in S3 keys) but still cannot reach the reserved prefix or escape the store.
+being looked up or deleted, which may have come straight from a bucket with characters or lengths the
+API refuses (a `+` is common in S3 keys) but still cannot reach the reserved prefix or escape the store.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ def new_public_id(public_id: str, folder: str = "") -> str:
     if "," in full:
         raise InvalidName("public_id may not contain a comma: it separates the items of a list parameter")
     segments = _checked_segments(full)
+    if any(len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES for segment in segments):
+        raise InvalidName(f"each part of a public_id between slashes is at most {MAX_SEGMENT_BYTES} bytes")
     for segment in segments[:-1]:
         if _VERSION_FOLDER.fullmatch(segment):
             raise InvalidName(f"folder {segment!r} reads as a version: 'v' followed by digits is not allowed")
@@ -131,13 +133,8 @@ def _checked_segments(name: str) -> list[str]:
     # Case-blind: on a case-insensitive disk (macOS) `_VS/` is the same folder.
     if segments[0].casefold() == _RESERVED_FOLDER:
         raise ReservedName(f"the {RESERVED_PREFIX} prefix is reserved for Visual Search's own files")
-    for segment in segments:
-        if segment in ("", ".", ".."):
-            raise InvalidName(f"public_id {name[:80]!r} has an empty, '.' or '..' path segment")
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            raise InvalidName(
-                f"each part of a public_id between slashes is at most {MAX_SEGMENT_BYTES} bytes"
-            )
+    if any(segment in ("", ".", "..") for segment in segments):
+        raise InvalidName(f"public_id {name[:80]!r} has an empty, '.' or '..' path segment")
     return segments
 
 
