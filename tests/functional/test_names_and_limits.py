@@ -17,12 +17,15 @@ import cloudinary.api
 import cloudinary.exceptions
 import cloudinary.uploader
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.fixtures import images
 from tests.fixtures.ingest_world import IngestWorld
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
 from visual_search.assets import asset_id_for
 from visual_search.cli_commands import add_files
+from visual_search.errors import BadInput
 from visual_search.index.port import IndexedAsset
 from visual_search.ingest import IngestItem
 from visual_search.renditions import rendition_key
@@ -31,6 +34,7 @@ from visual_search.storage.port import InvalidKey
 
 SEARCH = f"/v1_1/{CLOUD}/resources/visual_search"
 SEEDED = "shoes/item-01.jpg"  # one of the images the module's services are seeded with
+PNG = images.png(64, 64, seed=1)
 
 
 @pytest.fixture
@@ -202,6 +206,26 @@ def test_a_public_id_ending_in_a_slash_is_trimmed_not_a_hidden_file(sdk, service
 )
 def test_a_name_outside_cloudinarys_rules_is_a_400(sdk, public_id):
     assert_refused(upload, public_id)
+
+
+SEGMENTS = st.one_of(
+    st.text(max_size=12),
+    st.text(alphabet="aé€😀", min_size=60, max_size=270),  # around the byte and character limits
+    st.sampled_from(["", ".", "..", " ", "_vs", "_VS", ".upload-x", "v12", "dir/"]),
+)
+NAMES = st.lists(SEGMENTS, max_size=4).map("/".join)
+
+
+@settings(max_examples=80, deadline=None)
+@given(public_id=NAMES, folder=NAMES)
+def test_any_name_is_refused_clearly_or_stored_listed_and_deletable(services, public_id, folder):
+    try:
+        document = services.uploads.upload(PNG, {"public_id": public_id, "folder": folder})
+    except BadInput:
+        return
+    assert document["key"] in set(services.store.list(document["folder"]))
+    assert services.uploads.delete(document["public_id"]) == "deleted"
+    assert services.index.get(document["asset_id"]) is None
 
 
 # -- limits, at and just past
