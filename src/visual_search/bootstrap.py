@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from visual_search import names
 from visual_search.assets import asset_id_for, public_id_for
 from visual_search.cursor import CursorCodec
 from visual_search.duplicates import DuplicateFinder
@@ -68,15 +69,14 @@ class UploadService:
         self._store, self._ingestor, self._index, self._limits = store, ingestor, index, limits
 
     def upload(self, data: bytes, fields: dict[str, str]) -> dict[str, Any]:
-        decoded = decode_image(data, self._limits)  # refuse bad files before storing anything
-        public_id = fields.get("public_id") or secrets.token_hex(10)
-        folder = (fields.get("asset_folder") or fields.get("folder") or "").strip("/")
-        key = validate_key(
-            str(PurePosixPath(folder, f"{public_id}.{decoded.format}"))
-            if folder
-            else f"{public_id}.{decoded.format}"
+        # Names and files are refused before anything is stored.
+        public_id = names.new_public_id(
+            fields.get("public_id") or secrets.token_hex(10),
+            folder=fields.get("asset_folder") or fields.get("folder") or "",
         )
-        tags = tuple(t.strip() for t in fields.get("tags", "").split(",") if t.strip())
+        tags = names.tags(fields.get("tags", ""))
+        decoded = decode_image(data, self._limits)
+        key = validate_key(names.stored_key(public_id, decoded.format))
         self._store.put(key, data)
         (result,) = self._ingestor.ingest([IngestItem(key, data, tags)])
         if result.status != "indexed":
@@ -88,6 +88,7 @@ class UploadService:
 
     def delete(self, public_id: str) -> str:
         """Remove every stored file whose public_id matches, and its vector. "deleted" or "not_found"."""
+        public_id = names.existing_public_id(public_id)
         folder = str(PurePosixPath(public_id).parent)
         prefix = "" if folder == "." else folder + "/"
         keys = [k for k in self._store.list(prefix) if public_id_for(k) == public_id]

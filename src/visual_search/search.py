@@ -13,17 +13,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from visual_search.assets import find_asset
 from visual_search.cursor import CursorCodec, CursorState, query_key
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
-from visual_search.errors import BadInput, NotFound
+from visual_search.errors import BadInput
 from visual_search.index.port import Filters, Hit, SearchAfter, VectorIndex
 
 
@@ -93,6 +95,8 @@ class SearchService:
     def search(self, query: SearchQuery) -> SearchPage:
         started = time.perf_counter()
         kind, value = query.source()
+        if kind == "text":
+            value = normalise_text(value)
         key = query_key(self._identity(query, kind, value))
         after, served, snapshot = None, 0, None
         if query.next_cursor:
@@ -125,17 +129,13 @@ class SearchService:
 
     def _query_vector(self, kind: str, value: Any) -> np.ndarray:
         if kind == "text":
-            text = value.strip()
-            if not text:
+            if not value:
                 raise BadInput("text must not be empty")
-            if len(text) > self._max_text_chars:
+            if len(value) > self._max_text_chars:
                 raise BadInput(f"text is longer than {self._max_text_chars} characters")
-            return self._embedder.embed_texts([text])[0]
+            return self._embedder.embed_texts([value])[0]
         if kind == "image_asset_id":
-            stored = self._index.get(value)
-            if stored is None:
-                raise NotFound(f"no asset with asset_id {value}")
-            return stored.vector
+            return find_asset(self._index, value).vector
         data = self._fetch_image(value) if kind == "image_url" else value
         decoded = decode_image(data, self._limits, min_side=self._embedder.manifest.image.resize_to)
         pixels = preprocess(decoded.image, self._embedder.manifest.image)
@@ -152,6 +152,16 @@ class SearchService:
             "filters": [query.filters.folder, list(query.filters.tags), list(query.filters.formats)],
             "model": self._embedder.model_id,
         }
+
+
+def normalise_text(text: str) -> str:
+    """NFC, whitespace runs folded to one space, ends trimmed — as the CLIP tokenizer cleans text anyway,
+    so spellings that embed identically are one query, and a cursor from one serves the other.
+
+    >>> normalise_text("  red\t shoe ")
+    'red shoe'
+    """
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def decode_data_uri(value: str, max_bytes: int) -> bytes:

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from visual_search import __version__, web
+from visual_search import __version__, names, web
 from visual_search.api import params
 from visual_search.api.auth import check_basic_auth
 from visual_search.api.concurrent_resolver import ConcurrentResolver
@@ -20,6 +20,7 @@ from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
 from visual_search.api.rate_limit import rate_limit_headers
 from visual_search.api.responses import resource, search_response
 from visual_search.api.upload_signature import verify_upload
+from visual_search.assets import find_asset
 from visual_search.bootstrap import Services
 from visual_search.duplicates import DuplicateGroup
 from visual_search.errors import BadInput, DependencyUnavailable, NotFound, Unauthorized
@@ -28,8 +29,11 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 SEARCH_PATH = "/v1_1/<cloud_name>/resources/visual_search"
 REPORT_MAX_ASSETS = 10_000
+MAX_DELETE_IDS = 100
 PAGE = "ui/index.html"
-Opt = Annotated[str | None, Query()]
+# A list, so a repeated parameter is not a validation error: on every transport the last value wins
+# (as Cloudinary's Rails backend reads `?a=1&a=2`); `request_params` applies that rule.
+Opt = Annotated[list[str] | None, Query()]
 
 
 class Routes:
@@ -77,6 +81,11 @@ class Routes:
         if cloud_name != self.settings.cloud_name:
             raise NotFound(f"unknown cloud_name {cloud_name[:64]!r}")
 
+    def body_params(self) -> dict[str, str | bytes]:
+        event = self.app.current_event
+        body = params.raw_body(event.raw_event)
+        return params.collect_params({}, event.headers or {}, body, self.settings.max_image_bytes)
+
     def request_params(self) -> dict[str, str | bytes]:
         event = self.app.current_event
         query = event.resolved_query_string_parameters or {}
@@ -111,18 +120,16 @@ class Routes:
 
     def get_resource(self, cloud_name: str, asset_id: str):
         self.authenticate(cloud_name)
-        stored = self.services.index.get(asset_id)
-        if stored is None:
-            raise NotFound(f"no asset with asset_id {asset_id[:64]}")
+        stored = find_asset(self.services.index, asset_id)
         return self.respond(200, json.dumps(resource(stored.document, self.url_for)))
 
     def upload(self, cloud_name: str):
-        self.check_cloud(cloud_name)
         fields = self.request_params()
         data = fields.pop("file", None)
         text_fields = {k: v for k, v in fields.items() if isinstance(v, str)}
         secret = self.settings.api_secret.get_secret_value() if self.settings.api_secret else ""
         verify_upload(text_fields, self.settings.api_key, secret)
+        self.check_cloud(cloud_name)  # after the signature: a stranger learns nothing, not even the name
         if isinstance(data, str):
             data = (
                 params.decode_data_uri(data, self.settings.max_image_bytes)
@@ -171,13 +178,22 @@ class Routes:
         return self.respond(200, json.dumps(body))
 
     def delete_resources(self, cloud_name: str):
-        """Cloudinary's DELETE /resources/image/upload?public_ids[]=...: removes files and vectors."""
+        """Cloudinary's DELETE /resources/image/upload: removes files and vectors. The ids come in the
+        query (`public_ids[]=a&public_ids[]=b`, as the Java SDK sends them) or in a JSON body (Python
+        and Node SDKs); every id is checked before any is deleted."""
         self.authenticate(cloud_name)
-        public_ids = params.id_list(
-            self.app.current_event.multi_value_query_string_parameters or {}, "public_ids"
-        )
+        lists = {
+            k: list(v) for k, v in (self.app.current_event.multi_value_query_string_parameters or {}).items()
+        }
+        if isinstance(in_body := self.body_params().get("public_ids"), str):
+            lists.setdefault("public_ids", []).append(in_body)
+        public_ids = params.id_list(lists, "public_ids")
         if not public_ids:
             raise BadInput("public_ids is required")
+        if len(public_ids) > MAX_DELETE_IDS:
+            raise BadInput(f"at most {MAX_DELETE_IDS} public_ids per call, as Cloudinary allows")
+        for public_id in public_ids:
+            names.existing_public_id(public_id)
         deleted = {pid: self.services.uploads.delete(pid) for pid in public_ids}
         return self.respond(200, json.dumps({"deleted": deleted, "partial": False}))
 
