@@ -3,12 +3,17 @@
 Sessions are created lazily (a search that only needs the text tower never loads the image tower) and
 kept for the life of the process, so a warm Lambda pays for them once. Each tower file is checked
 against the manifest's sha256 as it is read.
+
+Threads: unless told, a session uses as many intra-op threads as the Lambda function has vCPUs by its
+memory size (`lambda_threads`), and one off Lambda. A Lambda shows more cores than its CPU share, so
+sizing by the visible core count would oversubscribe a small function.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +25,28 @@ from visual_search.embedding.manifest import PRECISIONS, Manifest
 from visual_search.embedding.preprocess import preprocess_batch
 from visual_search.embedding.tokenizer import ClipTokenizer
 from visual_search.errors import ModelError
+
+# Lambda allocates CPU in proportion to memory: one vCPU at 1,769 MB, six (the most) at 10,240 MB.
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-function-common.html#configuration-memory-console
+LAMBDA_MB_PER_VCPU = 1769
+LAMBDA_MAX_VCPUS = 6
+LAMBDA_MEMORY_VARIABLE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+
+
+def lambda_threads(memory_mb: int) -> int:
+    """Intra-op threads for a Lambda function with `memory_mb` of memory: its vCPU share rounded to the
+    nearest whole vCPU, at least one and at most six.
+
+    >>> [lambda_threads(mb) for mb in (128, 1769, 2048, 3008, 3538, 5307, 10240)]
+    [1, 1, 1, 2, 2, 3, 6]
+    """
+    return max(1, min(LAMBDA_MAX_VCPUS, round(memory_mb / LAMBDA_MB_PER_VCPU)))
+
+
+def default_threads(environ: Mapping[str, str] = os.environ) -> int:
+    """`lambda_threads` of the function's memory on Lambda; 1 elsewhere (or if the variable is malformed)."""
+    memory = environ.get(LAMBDA_MEMORY_VARIABLE, "")
+    return lambda_threads(int(memory)) if memory.isdigit() else 1
 
 
 class Embedder:
@@ -34,14 +61,14 @@ class Embedder:
         self,
         manifest: Manifest,
         precision: str = "int8",
-        threads: int = 1,
+        threads: int | None = None,
         limits: DecodeLimits | None = None,
     ):
         if precision not in PRECISIONS:
             raise ModelError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         self.manifest = manifest
         self.precision = precision
-        self.threads = threads
+        self.threads = default_threads() if threads is None else threads
         self.limits = limits or DecodeLimits()
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._tokenizer: ClipTokenizer | None = None
