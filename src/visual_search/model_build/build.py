@@ -19,7 +19,7 @@ import numpy as np
 from visual_search.embedding.manifest import FORMAT_VERSION, MANIFEST_NAME, ImageSpec, sha256_file
 from visual_search.embedding.preprocess import preprocess_batch
 from visual_search.model_build import BuildRefused, parity
-from visual_search.model_build.export import IMAGE_OPSET, OPSET, QUANTIZATION, export_towers, quantize_tower
+from visual_search.model_build.export import OPSET, QUANTIZATION, export_towers, quantize_tower
 from visual_search.model_build.source import LoadedSource, load_checkpoint, load_hub, load_preset
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -77,14 +77,11 @@ def _build_into(folder: Path, source: LoadedSource, req: BuildRequest, log) -> d
     fp32 = export_towers(source.model, folder, spec["crop_size"])
     log("exported fp32 towers")
     towers: dict[str, dict[str, str]] = {t: {"fp32": p.name} for t, p in fp32.items()}
-    configs = {"image": source.model.config.vision_config, "text": source.model.config.text_config}
-    fused: dict[str, dict[str, int]] = {}
     for tower, path in fp32.items():
         int8 = folder / f"{tower}_int8.onnx"
-        config = configs[tower]
-        fused[tower] = quantize_tower(tower, path, int8, config.num_attention_heads, config.hidden_size)
+        quantize_tower(path, int8)
         towers[tower]["int8"] = int8.name
-    log(f"quantized int8 towers (image tower fused operators: {json.dumps(fused['image'])})")
+    log("quantized int8 towers")
     source.tokenizer.backend_tokenizer.save(str(folder / TOKENIZER_FILE))
     measured = _measure_parity(folder, source, towers)
     failures = parity.check_bars(measured)
@@ -98,7 +95,7 @@ def _build_into(folder: Path, source: LoadedSource, req: BuildRequest, log) -> d
         for precision in list(variants):
             if precision not in req.precisions:
                 (folder / variants.pop(precision)).unlink()
-    manifest = _manifest(folder, source, towers, measured, fused)
+    manifest = _manifest(folder, source, towers, measured)
     (folder / MANIFEST_NAME).write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -127,9 +124,7 @@ def _measure_parity(folder: Path, source: LoadedSource, towers: dict[str, dict[s
     return result
 
 
-def _manifest(
-    folder: Path, source: LoadedSource, towers: dict, measured: dict, fused: dict
-) -> dict[str, Any]:
+def _manifest(folder: Path, source: LoadedSource, towers: dict, measured: dict) -> dict[str, Any]:
     tok = source.tokenizer
     files = sorted(p.name for p in folder.iterdir() if p.is_file())
     return {
@@ -146,8 +141,8 @@ def _manifest(
         },
         "towers": towers,
         "tokenizer": TOKENIZER_FILE,
-        "opset": min(OPSET, IMAGE_OPSET),  # the lowest a runtime must support
-        "quantization": {**QUANTIZATION, "fused_operators": {t: f for t, f in fused.items() if f}},
+        "opset": OPSET,
+        "quantization": QUANTIZATION,
         "parity": {
             "bars": {"fp32_min_cosine": parity.FP32_MIN_COSINE, "int8_mean_cosine": parity.INT8_MEAN_COSINE},
             **measured,
