@@ -19,16 +19,23 @@ from transformers import CLIPModel
 
 OPSET = 18
 
-# Measured on ViT-B/32 (bench/embed.py): per-channel QInt8 weights on MatMul and Gather. The patch
-# Conv computes in fp32 (a dynamically quantized Conv was ~15% slower); its weights are only *stored*
-# as int8 behind a DequantizeLinear that onnxruntime folds at load, saving 7 MB at no cost in speed.
-# QUInt8 was 2-3x slower than QInt8.
+# Measured on ViT-B/32 (bench/embed.py, bench/int8.py): per-channel QInt8 weights on MatMul and Gather,
+# activations quantized per batch to uint8 (onnxruntime's U8S8 GEMMs: VNNI on x86, dot-product
+# instructions on arm64). The patch Conv computes in fp32 (a dynamically quantized Conv was ~15% slower);
+# its weights are only *stored* as int8 behind a DequantizeLinear, saving 7 MB. onnxruntime does not fold
+# that DequantizeLinear at load (it keeps Q/DQ nodes for its QDQ fusions): it runs on every call, under
+# 1% of the time. QUInt8 weights were 2-3x slower than QInt8; reduce_range only helps x86 CPUs without
+# VNNI, at a cost in accuracy. No other recipe was measurably faster (bench/int8.py, README): static QDQ
+# calibrated on real photos, the CLIP attention fusion (int8 QAttention), the patch Conv as an int8
+# MatMul, per-tensor weights were all within a few % of this one.
 QUANTIZATION = {
     "method": "onnxruntime.quantize_dynamic",
     "weight_type": "QInt8",
+    "activations": "QUInt8, per batch (dynamic)",
     "per_channel": True,
+    "reduce_range": False,
     "op_types": ["MatMul", "Gather"],
-    "conv_weights": "int8 storage, fp32 compute (DequantizeLinear folded at load)",
+    "conv_weights": "int8 storage, fp32 compute (DequantizeLinear before the Conv)",
 }
 
 
@@ -69,14 +76,14 @@ def export_towers(model: CLIPModel, folder: Path, image_size: int) -> dict[str, 
     image_path, text_path = folder / "image_fp32.onnx", folder / "text_fp32.onnx"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _export(
+        export_onnx(
             ImageTower(model).eval(),
             torch.rand(2, 3, image_size, image_size),
             "pixel_values",
             {0: batch},
             image_path,
         )
-        _export(
+        export_onnx(
             TextTower(model).eval(),
             torch.randint(0, 1000, (2, 7), dtype=torch.int64),
             "input_ids",
@@ -86,7 +93,7 @@ def export_towers(model: CLIPModel, folder: Path, image_size: int) -> dict[str, 
     return {"image": image_path, "text": text_path}
 
 
-def _export(module: torch.nn.Module, example: torch.Tensor, name: str, axes: dict, path: Path) -> None:
+def export_onnx(module: torch.nn.Module, example: torch.Tensor, name: str, axes: dict, path: Path) -> None:
     program = torch.onnx.export(
         module,
         (example,),
@@ -110,6 +117,7 @@ def quantize_tower(fp32_path: Path, int8_path: Path) -> None:
         int8_path,
         weight_type=QuantType.QInt8,
         per_channel=QUANTIZATION["per_channel"],
+        reduce_range=QUANTIZATION["reduce_range"],
         op_types_to_quantize=QUANTIZATION["op_types"],
     )
     store_conv_weights_as_int8(int8_path)
