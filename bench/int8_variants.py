@@ -1,12 +1,14 @@
-"""Image-tower recipes tried against the shipped one in bench/int8.py (issue #16); none was measurably
-faster, so they live here and not in the build tool. Needs the `build` extra (torch, transformers).
+"""Image-tower recipes measured against the shipped one by bench/int8.py (issue #16). Needs the `build`
+extra (torch, transformers).
 
-- fused-qattention: the TorchScript exporter's graph (onnxruntime's CLIP attention fusion matches it; it
-  matches none of the dynamo exporter's), the transformer optimizer's CLIP fusions (every attention block
-  becomes one `Attention` node, counted and reported), its SkipLayerNormalization split back into Add +
-  LayerNormalization, then dynamic int8 on MatMul + Attention (-> `QAttention`) + Gather;
-- patch-matmul: the shipped recipe, with the patch Conv written as a MatMul over flattened patches so it
-  is quantized too.
+- before-16: what `build-model` shipped before issue #16, the in-run baseline: transformers' own vision
+  forward (the patch embedding an fp32 Conv, its weights stored as int8 behind a DequantizeLinear),
+  dynamic int8 on MatMul + Gather;
+- fused-qattention: the shipped tower through the TorchScript exporter (onnxruntime's CLIP attention
+  fusion matches its graph, none of the dynamo exporter's), the transformer optimizer's CLIP fusions
+  (every attention block becomes one `Attention` node: counted and reported), its
+  SkipLayerNormalization split back into Add + LayerNormalization, then dynamic int8 on MatMul +
+  Attention (-> `QAttention`) + Gather. Not faster than the shipped recipe, so not shipped.
 """
 
 from __future__ import annotations
@@ -15,52 +17,26 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
-from onnx import helper
+from onnx import helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import CLIPModel
 
-from visual_search.model_build.export import export_onnx
+from visual_search.model_build.export import ImageTower, export_onnx
 from visual_search.model_build.source import load_checkpoint, load_preset
 
 
-class PatchEmbeddings(torch.nn.Module):
-    """CLIPVisionEmbeddings with the patch Conv as a MatMul over flattened patches: the same arithmetic
-    (stride = kernel, no bias). pixel_values float32 (N, 3, S, S) -> float32 (N, 1 + (S / P)², W)."""
-
-    def __init__(self, embeddings: torch.nn.Module):
-        super().__init__()
-        conv = embeddings.patch_embedding
-        self.patch = conv.kernel_size[0]
-        # (W, 3, P, P) -> (3·P·P, W), rows in the (channel, y, x) order of the flattened patches below.
-        self.weight = torch.nn.Parameter(conv.weight.detach().reshape(conv.out_channels, -1).t().contiguous())
-        self.class_embedding = embeddings.class_embedding
-        self.positions = torch.nn.Parameter(embeddings.position_embedding.weight.detach().unsqueeze(0))
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = pixel_values.shape
-        p = self.patch
-        patches = pixel_values.reshape(n, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
-        tokens = patches.reshape(n, (h // p) * (w // p), c * p * p) @ self.weight
-        return torch.cat([self.class_embedding.expand(n, 1, -1), tokens], dim=1) + self.positions
-
-
-class PatchMatMulImageTower(torch.nn.Module):
-    """CLIPVisionModel's forward with `PatchEmbeddings`, projected, unit rows: (N, 3, S, S) -> (N, D)."""
+class TransformersImageTower(torch.nn.Module):
+    """transformers' own vision forward, projected, unit rows: (N, 3, S, S) -> (N, D)."""
 
     def __init__(self, model: CLIPModel):
         super().__init__()
-        vision = model.vision_model
-        self.embeddings = PatchEmbeddings(vision.embeddings)
-        self.pre_layrnorm, self.encoder = vision.pre_layrnorm, vision.encoder
-        self.post_layernorm, self.projection = vision.post_layernorm, model.visual_projection
+        self.vision_model, self.projection = model.vision_model, model.visual_projection
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(
-            inputs_embeds=self.pre_layrnorm(self.embeddings(pixel_values))
-        ).last_hidden_state
-        pooled = self.projection(self.post_layernorm(hidden[:, 0, :]))
+        pooled = self.projection(self.vision_model(pixel_values=pixel_values).pooler_output)
         return pooled / pooled.norm(dim=-1, keepdim=True)
 
 
@@ -72,18 +48,19 @@ def source_model(model_dir: Path) -> CLIPModel:
     return load_checkpoint(Path(source["ref"])).model
 
 
-def build_patch_matmul(model_dir: Path, out: Path) -> dict[str, int]:
+def build_before_16(model_dir: Path, out: Path) -> dict[str, int]:
     fp32 = out.with_name(out.stem + ".fp32.onnx")
     batch = torch.export.Dim("batch", min=1, max=4096)
     with torch.no_grad():
         export_onnx(
-            PatchMatMulImageTower(source_model(model_dir)).eval(),
+            TransformersImageTower(source_model(model_dir)).eval(),
             torch.rand(2, 3, 224, 224),
             "pixel_values",
             {0: batch},
             fp32,
         )
     _quantize(fp32, out, ["MatMul", "Gather"])
+    store_conv_weights_as_int8(out)
     return {}
 
 
@@ -95,7 +72,7 @@ def build_fused_qattention(model_dir: Path, out: Path) -> dict[str, int]:
     fp32, fused = out.with_name(out.stem + ".fp32.onnx"), out.with_name(out.stem + ".fused.onnx")
     with torch.no_grad():
         torch.onnx.export(
-            PatchMatMulImageTower(clip).eval(),
+            ImageTower(clip).eval(),
             (torch.rand(2, 3, 224, 224),),
             str(fp32),
             dynamo=False,
@@ -170,3 +147,34 @@ def split_skip_layer_norms(graph: onnx.GraphProto) -> None:
         )
     del graph.node[:]
     graph.node.extend(nodes)
+
+
+def store_conv_weights_as_int8(path: Path) -> None:
+    """Replace each fp32 Conv weight by int8 (symmetric, per output channel) + DequantizeLinear."""
+    model = onnx.load(str(path))
+    initializers = {init.name: init for init in model.graph.initializer}
+    for position, node in reversed(list(enumerate(model.graph.node))):
+        name = node.input[1] if node.op_type == "Conv" and len(node.input) > 1 else None
+        if name not in initializers or initializers[name].data_type != onnx.TensorProto.FLOAT:
+            continue
+        weight = numpy_helper.to_array(initializers[name])
+        scale = np.abs(weight).reshape(weight.shape[0], -1).max(axis=1) / 127.0
+        scale = np.where(scale == 0, 1.0, scale).astype(np.float32)
+        quantized = np.clip(np.round(weight / scale.reshape(-1, *[1] * (weight.ndim - 1))), -127, 127)
+        model.graph.initializer.remove(initializers[name])
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(quantized.astype(np.int8), f"{name}_int8"),
+                numpy_helper.from_array(scale, f"{name}_scale"),
+                numpy_helper.from_array(np.zeros(weight.shape[0], np.int8), f"{name}_zero"),
+            ]
+        )
+        dequantize = onnx.helper.make_node(
+            "DequantizeLinear",
+            [f"{name}_int8", f"{name}_scale", f"{name}_zero"],
+            [name],
+            axis=0,
+            name=f"{name}_dq",
+        )
+        model.graph.node.insert(position, dequantize)
+    onnx.save(model, str(path))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import onnx
+
 from visual_search.cli import main as cli_main
 from visual_search.embedding import Embedder, Manifest
 from visual_search.model_build import parity
@@ -28,6 +30,17 @@ def test_build_writes_both_precisions_tokenizer_and_a_verifiable_manifest(built_
     assert raw["quantization"]["weight_type"] == "QInt8"
     assert raw["image"]["crop_size"] == 224
     assert set(raw["files"]) == {p.name for p in built_model.iterdir() if p.name != "manifest.json"}
+
+
+def test_the_patch_embedding_of_the_int8_image_tower_is_an_int8_gemm_not_an_fp32_conv(built_model):
+    manifest = Manifest.load(built_model)
+    graph = onnx.load(str(built_model / manifest.towers["image"]["int8"])).graph
+    ops = [node.op_type for node in graph.node]
+    assert "Conv" not in ops
+    patch_weights = [
+        i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8 and 3 * 32 * 32 in i.dims
+    ]
+    assert patch_weights, "the (3·32·32, width) patch weights are stored as int8"
 
 
 def test_text_tower_accepts_any_sequence_length_and_batch(built_model):
