@@ -2,7 +2,8 @@
 
 In one run, each configuration in its own subprocess (so peak RSS and thread settings are its own):
 torch fp32 (the baseline a user would pick: CLIPModel.from_pretrained), ONNX fp32, ONNX int8 (the
-shipped quantization), and two image-tower quantization variants (per-tensor; Conv quantized too).
+shipped quantization), and an image-tower quantization variant (per-tensor weights; bench/int8.py
+compares the others).
 Measures, on one thread: start-up to first results, image batch 1 and 8, text batch 1 (short query
 and 77 tokens), peak RSS, file sizes, and cosine to the torch baseline. Prints a table, writes JSON.
 
@@ -179,7 +180,6 @@ def prepare() -> None:
 
     specs = {
         "per_tensor": {"per_channel": False, "op_types_to_quantize": ["MatMul", "Gather"]},
-        "conv_too": {"per_channel": True, "op_types_to_quantize": ["MatMul", "Gather", "Conv"]},
     }
     for name, kwargs in specs.items():
         out = VARIANTS / f"image_int8_{name}.onnx"
@@ -212,7 +212,6 @@ def main() -> None:
         "onnx fp32": "onnx:fp32",
         "onnx int8": "onnx:int8",
         "int8 per-tensor (image)": f"variant:{VARIANTS / 'image_int8_per_tensor.onnx'}",
-        "int8 +Conv (image)": f"variant:{VARIANTS / 'image_int8_conv_too.onnx'}",
     }
     results = {name: run_worker(spec, args.repeats) for name, spec in configs.items()}
     base = results["torch fp32"]

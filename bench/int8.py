@@ -122,12 +122,15 @@ def variants(model: Path, cache: Path) -> tuple[dict[str, Run], dict[str, dict]]
         "static-qdq-u8s8": lambda out: build_static_qdq(model, out) or {},
         "openvino-nncf": lambda out: build_openvino_nncf(model, out) or {},
     }
+    # A variant is rebuilt when the model folder's fp32 tower is no longer the one it was built from.
+    source = json.loads((model / "manifest.json").read_text())["files"]["image_fp32.onnx"]
     runs, notes = {}, {}
     for name, path in paths.items():
         note = path.with_name(path.name + ".build.json")
-        if not path.is_file():
+        built_from = json.loads(note.read_text()).get("from") if note.is_file() else None
+        if name in builders and (not path.is_file() or built_from != source):
             print(f"building {name} -> {path}", flush=True)
-            note.write_text(json.dumps(builders[name](path)))
+            note.write_text(json.dumps({"from": source, **builders[name](path)}))
         notes[name] = json.loads(note.read_text()) if note.is_file() else {}
         runs[name] = (openvino_run if path.suffix == ".xml" else onnxruntime_run)(path)
     return runs, notes
@@ -219,8 +222,8 @@ def main() -> None:
     args = parser.parse_args()
     cache = args.cache or args.model.with_name(args.model.name + "-variants")
     runs, notes = variants(args.model, cache)
-    if notes["fused-qattention"]:
-        print(f"fused-qattention: fused operators before quantization {notes['fused-qattention']}")
+    fused = {k: v for k, v in notes["fused-qattention"].items() if k != "from"}
+    print(f"fused-qattention: fused operators before quantization {fused}")
 
     embedder = Embedder.from_dir(args.model, precision="fp32", threads=1)
     photos = [data for _, data in corpus(1000)[-args.photos :]]
