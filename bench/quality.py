@@ -26,7 +26,7 @@ for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from visual_search.embedding import Embedder  # noqa: E402
+from visual_search.embedding import Embedder, Manifest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photo_corpus import corpus  # noqa: E402
@@ -86,6 +86,11 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, help="JSON list of {image, text} for text->image recall")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality.json")
     args = parser.parse_args()
+    towers = Manifest.load(args.model).towers["image"]
+    if not {"fp32", "int8"} <= set(towers):
+        raise SystemExit(
+            f"{args.model} has no fp32 and int8 image towers to compare (has {', '.join(towers)})"
+        )
     started = time.perf_counter()
     photos = [data for _, data in corpus(args.n)]
     vectors = {}
