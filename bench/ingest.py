@@ -59,11 +59,10 @@ def run(images: list[bytes], batch: int, full_decode: bool) -> dict[str, float]:
             ingest_module.decode_image = _full_decode
         try:
             backfill(services.pipeline, services.store, prefix="warmup/")  # sessions loaded, caches warm
-            before = services.pipeline.stage_seconds()
             started = time.perf_counter()
             report = backfill(services.pipeline, services.store, prefix="bench/", batch_size=batch)
             total = time.perf_counter() - started
-            stages = {k: v - before[k] for k, v in services.pipeline.stage_seconds().items()}
+            stages = report.ingest.stage_seconds()
         finally:
             ingest_module.decode_image = original
             services.close()

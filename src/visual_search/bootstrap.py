@@ -1,24 +1,26 @@
-"""The composition root: settings in, wired services out. The search Lambda, the local server, the
-CLI and the tests all build their services here, so there is one way the parts fit together."""
+"""The composition root: settings in, wired services out. The search Lambda, the ingest Lambda, the local
+server, the CLI and the tests all build their services here, so there is one way the parts fit together.
+
+Writes reach the index one way, through the ledger-guarded pipeline (`object_ingest`): on one machine the
+service runs it itself as it writes the local folder (`InlineIndexing`); on S3 the service only writes
+the bucket and the ingest worker indexes each object once, from its event (`BucketEvents`)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass, replace
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from visual_search import names
-from visual_search.assets import asset_id_for, public_id_for
+from visual_search.assets import asset_id_for
 from visual_search.cursor import CursorCodec
 from visual_search.duplicates import DuplicateFinder
 from visual_search.embedding import Embedder
-from visual_search.embedding.decode import DecodeLimits, decode_image
+from visual_search.embedding.decode import DecodeLimits
 from visual_search.embedding.manifest import Manifest
-from visual_search.errors import BadInput, ConfigurationError
+from visual_search.errors import ConfigurationError
 from visual_search.index.port import VectorIndex
-from visual_search.ingest import IngestItem, Ingestor
+from visual_search.ingest import Ingestor
 from visual_search.remote_fetch import FetchLimits, RemoteFetcher
 from visual_search.renditions import RenditionWriter
 from visual_search.search import SearchService
@@ -30,9 +32,11 @@ from visual_search.settings import (
     with_local_secrets,
 )
 from visual_search.storage.local import LocalImageStore
-from visual_search.storage.port import ImageStore, validate_key
+from visual_search.storage.port import ImageStore
+from visual_search.uploads import Uploads
+from visual_search.writers import BucketEvents, IndexWriter, InlineIndexing
 
-if TYPE_CHECKING:  # the search service never imports the ingest worker's modules
+if TYPE_CHECKING:
     from visual_search.ledger.port import AssetLedger
     from visual_search.object_ingest import ObjectIngest
 
@@ -45,11 +49,15 @@ class Services:
     store: ImageStore
     ingestor: Ingestor
     search: SearchService
-    uploads: UploadService
+    writer: IndexWriter
+    uploads: Uploads
     duplicates: DuplicateFinder
+    ledger: AssetLedger | None = None  # on one machine, where the service indexes its own writes
 
     def close(self) -> None:
         self.index.close()
+        if self.ledger is not None:
+            self.ledger.close()
 
     def collection_ids(self, limit: int | None = None) -> list[str]:
         """Asset ids of the stored images, in key order (at most `limit`)."""
@@ -59,43 +67,6 @@ class Services:
                 break
             ids.append(asset_id_for(self.store.name, key))
         return ids
-
-
-class UploadService:
-    """Cloudinary-style uploads: store the file under `folder/public_id.format`, then index it now
-    (one machine) — on AWS the bucket's object event indexes it instead."""
-
-    def __init__(self, store: ImageStore, ingestor: Ingestor, index: VectorIndex, limits: DecodeLimits):
-        self._store, self._ingestor, self._index, self._limits = store, ingestor, index, limits
-
-    def upload(self, data: bytes, fields: dict[str, str]) -> dict[str, Any]:
-        # Names and files are refused before anything is stored.
-        public_id = names.new_public_id(
-            fields.get("public_id") or secrets.token_hex(10),
-            folder=fields.get("asset_folder") or fields.get("folder") or "",
-        )
-        tags = names.tags(fields.get("tags", ""))
-        decoded = decode_image(data, self._limits)
-        key = validate_key(names.stored_key(public_id, decoded.format))
-        self._store.put(key, data)
-        (result,) = self._ingestor.ingest([IngestItem(key, data, tags)])
-        if result.status != "indexed":
-            self._store.delete(key)
-            raise BadInput(result.message or "image refused")
-        stored = self._index.get(asset_id_for(self._store.name, key))
-        assert stored is not None  # just written by this call
-        return dict(stored.document)
-
-    def delete(self, public_id: str) -> str:
-        """Remove every stored file whose public_id matches, and its vector. "deleted" or "not_found"."""
-        public_id = names.existing_public_id(public_id)
-        folder = str(PurePosixPath(public_id).parent)
-        prefix = "" if folder == "." else folder + "/"
-        keys = [k for k in self._store.list(prefix) if public_id_for(k) == public_id]
-        for key in keys:
-            self._ingestor.remove([key])
-            self._store.delete(key)
-        return "deleted" if keys else "not_found"
 
 
 @dataclass
@@ -137,6 +108,15 @@ def build_services(settings: ServiceSettings) -> Services:
     index = _build_index(settings, embedder)
     store = _build_store(settings, _derive(settings.cursor_secret.get_secret_value(), "files"))
     ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
+    ledger: AssetLedger | None = None
+    if settings.store_backend == "local":
+        from visual_search.object_ingest import IngestPolicy, ObjectIngest
+
+        ledger = _sqlite_ledger(settings, scope=_safe_name(embedder.model_id))
+        policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)
+        writer: IndexWriter = InlineIndexing(store, ObjectIngest(store, ingestor, ledger, policy))
+    else:
+        writer = BucketEvents(store)
     fetcher = RemoteFetcher(
         FetchLimits(
             max_bytes=settings.max_image_bytes,
@@ -154,9 +134,9 @@ def build_services(settings: ServiceSettings) -> Services:
         max_hits=settings.max_hits_per_query,
         max_text_chars=settings.max_text_chars,
     )
-    uploads = UploadService(store, ingestor, index, limits)
+    uploads = Uploads(store, writer, index, limits, embedder.model_id)
     duplicates = DuplicateFinder(index, settings.near_duplicate_threshold, settings.similar_threshold)
-    return Services(settings, embedder, index, store, ingestor, search, uploads, duplicates)
+    return Services(settings, embedder, index, store, ingestor, search, writer, uploads, duplicates, ledger)
 
 
 def _limits(settings: CoreSettings) -> DecodeLimits:
@@ -181,6 +161,10 @@ def _build_ledger(settings: IngestSettings, scope: str) -> AssetLedger:
         if not settings.ledger_table:
             raise ConfigurationError("VS_LEDGER_TABLE is required with VS_LEDGER_BACKEND=dynamodb")
         return DynamoDbLedger(settings.ledger_table, scope)
+    return _sqlite_ledger(settings, scope)
+
+
+def _sqlite_ledger(settings: CoreSettings, scope: str) -> AssetLedger:
     from visual_search.ledger.sqlite import SqliteLedger
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,8 @@ from visual_search.assets import asset_id_for
 from visual_search.bootstrap import Services, build_services
 from visual_search.duplicates import DuplicateGroup
 from visual_search.index.port import Filters
-from visual_search.ingest import IngestItem, IngestResult
+from visual_search.ingest import IngestResult
+from visual_search.object_ingest import Write
 from visual_search.search import SearchQuery
 from visual_search.settings import ServiceSettings
 from visual_search.storage.port import RESERVED_PREFIX, is_reserved
@@ -29,7 +30,8 @@ def services_from_env() -> Services:
 
 def add_files(services: Services, sources: list[Path], prefix: str = "", progress: bool = True) -> Counter:
     """Index files and folders: store each under its path relative to the folder given, then embed in
-    batches. Files already indexed with the same content are skipped, so re-running resumes."""
+    batches, through the same write path as an upload. Files already indexed with the same content are
+    skipped, so re-running resumes."""
     pairs = list(_walk(sources, prefix))
     totals: Counter = Counter()
     refused: list[IngestResult] = []
@@ -41,13 +43,14 @@ def add_files(services: Services, sources: list[Path], prefix: str = "", progres
                 if _already_indexed(services, key, data):
                     totals["unchanged"] += 1
                     continue
-                services.store.put(key, data)
-                batch.append(IngestItem(key, data))
-            for result in services.ingestor.ingest(batch):
-                totals[result.status] += 1
-                if result.status == "refused":
-                    services.store.delete(result.key)
-                    refused.append(result)
+                batch.append(Write(key, data, opted_in=True))
+            report = services.writer.put_many(batch)
+            totals.update(report.counts)
+            if not services.writer.indexes_now:
+                totals["stored"] += len(batch)
+            for result in report.refused:
+                services.store.delete(result.key)
+                refused.append(result)
             bar.update(len(pairs[start : start + BATCH]))
     if refused:
         print(f"refused {len(refused)} file(s):", file=sys.stderr)

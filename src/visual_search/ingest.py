@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -47,10 +47,11 @@ class IngestResult:
 
 @dataclass
 class StageTimings:
+    """Seconds spent per stage by the calls it was handed to."""
+
     decode_s: float = 0.0
     embed_s: float = 0.0
     write_s: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 class Ingestor:
@@ -67,10 +68,11 @@ class Ingestor:
         self._store_name = store_name
         self._limits = limits
         self._renditions = renditions
-        self.timings = StageTimings()
 
-    def ingest(self, items: Sequence[IngestItem]) -> list[IngestResult]:
-        """Index a batch; one result per item, in order."""
+    def ingest(self, items: Sequence[IngestItem], timings: StageTimings | None = None) -> list[IngestResult]:
+        """Index a batch; one result per item, in order. `timings`, when given, gets this call's seconds
+        per stage added (the caller owns it, so nothing here accumulates across calls)."""
+        timings = timings if timings is not None else StageTimings()
         results: dict[int, IngestResult] = {}
         pixels, documents, positions, decoded_images = [], [], [], []
         started = time.perf_counter()
@@ -112,11 +114,11 @@ class Ingestor:
                 for doc, image in zip(documents, decoded_images, strict=True):
                     self._renditions.write(doc["key"], image)
             written_at = time.perf_counter()
-            self.timings.embed_s += embedded_at - decoded_at
-            self.timings.write_s += written_at - embedded_at
+            timings.embed_s += embedded_at - decoded_at
+            timings.write_s += written_at - embedded_at
             for pos, doc in zip(positions, documents, strict=True):
                 results[pos] = IngestResult(items[pos].key, doc["asset_id"], "indexed")
-        self.timings.decode_s += decoded_at - started
+        timings.decode_s += decoded_at - started
         return [results[i] for i in range(len(items))]
 
     def remove(self, keys: Sequence[str]) -> list[str]:

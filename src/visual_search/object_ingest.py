@@ -1,4 +1,6 @@
-"""Keeping the index equal to the bucket: S3 object events in, index and ledger changes out.
+"""Indexing, the one write path: every writer — S3 object events, backfill, and on one machine the API's
+upload and destroy and `visual-search add` (`index_object` / `remove_object`) — goes through here, so the
+ledger orders every change the same way and each call returns its own `IngestReport`.
 
 Two stages, so that one SQS batch is embedded in one model call while a bad record still fails alone:
 
@@ -23,15 +25,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Literal
+from urllib.parse import quote, unquote
 
 from visual_search.assets import asset_id_for
-from visual_search.errors import ImageRejected
-from visual_search.ingest import IngestItem, Ingestor
+from visual_search.errors import BadInput, ImageRejected
+from visual_search.ingest import IngestItem, Ingestor, IngestResult, StageTimings
 from visual_search.ingest_events import ObjectEvent, sequencer_sort_key
 from visual_search.ledger.port import AssetLedger, LedgerEntry
 from visual_search.storage.port import RESERVED_PREFIX, ImageStore, ObjectNotFound
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 OPT_IN_TAG = "visual_search"  # Cloudinary's per-asset opt-in, as an S3 object tag: visual_search=true
+TAGS_METADATA = "vs-tags"  # an object's Cloudinary tags, as S3 user metadata (see `tags_metadata`)
+MAX_METADATA_BYTES = 2048  # S3's limit for all user metadata of one object
 
 
 @dataclass(frozen=True)
@@ -54,25 +60,77 @@ class Staged:
     asset_id: str
     order: str
     data: bytes | None = None  # the object, for created events
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Write:
+    """An object a writer has just stored, to index now."""
+
+    key: str
+    data: bytes
+    tags: tuple[str, ...] = ()
+    opted_in: bool = False
 
 
 Outcome = Literal["indexed", "removed", "refused", "skipped"]
 
 
 @dataclass
-class Tally:
-    counts: dict[str, int] = field(default_factory=dict)
-    fetch_s: float = 0.0  # summed over threads: time spent fetching, not wall time
+class IngestReport:
+    """What one call did: outcome counts, the images refused (with their reason) and seconds per stage
+    (fetch is summed over threads: time spent fetching, not wall time)."""
+
+    counts: Counter = field(default_factory=Counter)
+    refused: list[IngestResult] = field(default_factory=list)
+    fetch_s: float = 0.0
+    timings: StageTimings = field(default_factory=StageTimings)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, outcome: str, n: int = 1) -> None:
         if n:
             with self._lock:  # messages of one batch are staged on several threads
-                self.counts[outcome] = self.counts.get(outcome, 0) + n
+                self.counts[outcome] += n
 
     def add_seconds(self, seconds: float) -> None:
         with self._lock:
             self.fetch_s += seconds
+
+    def refuse(self, result: IngestResult) -> None:
+        with self._lock:
+            self.counts["refused"] += 1
+            self.refused.append(result)
+
+    def merge(self, other: IngestReport) -> None:
+        with self._lock:
+            self.counts.update(other.counts)
+            self.refused.extend(other.refused)
+            self.fetch_s += other.fetch_s
+            for name in ("decode_s", "embed_s", "write_s"):
+                setattr(self.timings, name, getattr(self.timings, name) + getattr(other.timings, name))
+
+    def stage_seconds(self) -> dict[str, float]:
+        t = self.timings
+        return {"fetch": self.fetch_s, "decode": t.decode_s, "embed": t.embed_s, "write": t.write_s}
+
+
+def tags_metadata(tags: Sequence[str]) -> dict[str, str]:
+    """An object's tags as S3 user metadata, percent-encoded (metadata travels as HTTP headers, ASCII).
+    Raises BadInput past S3's 2 KB metadata limit."""
+    if not tags:
+        return {}
+    value = ",".join(quote(t, safe="") for t in tags)
+    if len(TAGS_METADATA) + len(value) > MAX_METADATA_BYTES:
+        raise BadInput(
+            f"tags take {len(value):,} bytes encoded; on S3 an object's tags are at most"
+            f" {MAX_METADATA_BYTES:,} bytes (S3 user metadata)"
+        )
+    return {TAGS_METADATA: value}
+
+
+def tags_from_metadata(metadata: dict[str, str]) -> tuple[str, ...]:
+    value = metadata.get(TAGS_METADATA, "")
+    return tuple(unquote(t) for t in value.split(",") if t)
 
 
 def order_token(event: ObjectEvent) -> str:
@@ -99,20 +157,58 @@ class ObjectIngest:
     ):
         self._store, self._ingestor, self._ledger = store, ingestor, ledger
         self._policy = policy
-        self.tally = Tally()
+        self._clock_lock = threading.Lock()
+        self._last_write = ""
 
-    def stage_seconds(self) -> dict[str, float]:
-        """Cumulative seconds per stage (fetch here; decode, embed, write in the Ingestor)."""
-        t = self._ingestor.timings
-        return {"fetch": self.tally.fetch_s, "decode": t.decode_s, "embed": t.embed_s, "write": t.write_s}
+    # -- writers that change the store themselves (one machine): the change is applied now
+    def index_object(
+        self, key: str, data: bytes, tags: Sequence[str] = (), opted_in: bool = False
+    ) -> IngestReport:
+        """Index an object just written to the store, with its tags; the same rules as an S3 event
+        (prefix, extension, opt-in: `opted_in` stands for the object's visual_search=true tag)."""
+        return self.index_objects([Write(key, data, tuple(tags), opted_in)])
+
+    def index_objects(self, writes: Sequence[Write]) -> IngestReport:
+        """`index_object` for several objects, embedded together."""
+        report, staged = IngestReport(), []
+        for write in writes:
+            event = ObjectEvent("created", self._store.name, write.key, self._write_time(), name="Write")
+            # The extension rule spares S3 fetches of what cannot be an image; a writer holds the bytes,
+            # so decoding decides, and a non-image is refused with its reason rather than ignored.
+            if reason := self._ignored(event, check_extension=False):
+                log.info("ignored %s: %s", write.key, reason, extra={"key": write.key})
+                report.add("skipped")
+                continue
+            asset_id, order = asset_id_for(self._store.name, write.key), order_token(event)
+            if self._policy.opt_in and not write.opted_in:
+                if (removal := self._not_opted_in(event, asset_id, order, report)) is not None:
+                    staged.append(removal)
+                continue
+            staged.append(Staged(event, asset_id, order, write.data, write.tags))
+        return self.apply(staged, report)
+
+    def remove_object(self, key: str) -> IngestReport:
+        """Remove the asset of an object just deleted from the store (and its rendition)."""
+        report = IngestReport()
+        event = ObjectEvent("removed", self._store.name, key, self._write_time(), name="Delete")
+        self.apply([Staged(event, asset_id_for(self._store.name, key), order_token(event))], report)
+        return report
+
+    def _write_time(self) -> str:
+        # Fixed width, so it compares as text; strictly increasing within the process, so two writes
+        # of one key in the same microsecond still order.
+        with self._clock_lock:
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            self._last_write = now if now > self._last_write else self._last_write + "+"
+            return self._last_write
 
     # -- stage 1: per record
-    def stage(self, event: ObjectEvent) -> Staged | None:
+    def stage(self, event: ObjectEvent, report: IngestReport) -> Staged | None:
         """Decide whether the event applies and fetch what it needs; None when it is dropped."""
         reason = self._ignored(event)
         if reason:
             log.info("ignored %s: %s", event.key, reason, extra={"key": event.key})
-            self.tally.add("skipped")
+            report.add("skipped")
             return None
         asset_id = asset_id_for(self._store.name, event.key)
         order = order_token(event)
@@ -122,15 +218,15 @@ class ObjectIngest:
                 event.name or event.kind,
                 extra={"key": event.key, "asset_id": asset_id},
             )
-            self.tally.add("skipped")
+            report.add("skipped")
             return None
         started = time.perf_counter()
         try:
-            return self._fetch(event, asset_id, order)
+            return self._fetch(event, asset_id, order, report)
         finally:
-            self.tally.add_seconds(time.perf_counter() - started)
+            report.add_seconds(time.perf_counter() - started)
 
-    def _fetch(self, event: ObjectEvent, asset_id: str, order: str) -> Staged | None:
+    def _fetch(self, event: ObjectEvent, asset_id: str, order: str, report: IngestReport) -> Staged | None:
         if event.kind == "removed":
             if self._store.head(event.key) is None:
                 return Staged(event, asset_id, order)
@@ -139,58 +235,67 @@ class ObjectIngest:
             event = replace(event, kind="created", version_id=None)
         try:
             if self._policy.opt_in and self._store.tags(event.key).get(OPT_IN_TAG, "").lower() != "true":
-                return self._not_opted_in(event, asset_id, order)
+                return self._not_opted_in(event, asset_id, order, report)
             obj = self._store.get(event.key, event.version_id)
         except ObjectNotFound:
             # Deleted or replaced since: its own removal/creation event carries the newer state.
             log.info("dropped created event for %s: the object is gone", event.key)
-            self.tally.add("skipped")
+            report.add("skipped")
             return None
         except ImageRejected as exc:
-            self._refuse(Staged(event, asset_id, order), exc.reason)
+            self._refuse(Staged(event, asset_id, order), exc.reason, str(exc), report)
             return None
-        return Staged(event, asset_id, order, obj.data)
+        return Staged(event, asset_id, order, obj.data, tags_from_metadata(obj.metadata))
 
-    def _not_opted_in(self, event: ObjectEvent, asset_id: str, order: str) -> Staged | None:
+    def _not_opted_in(
+        self, event: ObjectEvent, asset_id: str, order: str, report: IngestReport
+    ) -> Staged | None:
         """Untagged in opt-in mode: never indexed, or removed if it was (the tag went away)."""
         entry = self._ledger.get(asset_id)
         if entry is not None and entry.state == "indexed":
             log.info("removing %s: no longer opted in (tag %s=true)", event.key, OPT_IN_TAG)
             return Staged(replace(event, kind="removed"), asset_id, order)
         log.info("ignored %s: not opted in (tag %s=true)", event.key, OPT_IN_TAG)
-        self.tally.add("skipped")
+        report.add("skipped")
         return None
 
-    def _ignored(self, event: ObjectEvent) -> str | None:
+    def _ignored(self, event: ObjectEvent, check_extension: bool = True) -> str | None:
         if event.key.startswith(RESERVED_PREFIX):
             return "Visual Search's own object (a rendition)"
         if not event.key.startswith(self._policy.prefix):
             return f"outside the prefix {self._policy.prefix!r}"
-        if event.kind == "created" and PurePosixPath(event.key).suffix.lower() not in IMAGE_EXTENSIONS:
+        if (
+            check_extension
+            and event.kind == "created"
+            and PurePosixPath(event.key).suffix.lower() not in IMAGE_EXTENSIONS
+        ):
             return "not an image extension"
         return None
 
     # -- stage 2: per batch
-    def apply(self, staged: Sequence[Staged]) -> None:
-        """Apply a batch. Raises on a dependency failure (the caller retries the batch's messages)."""
-        staged = self._newest_per_asset(staged)
+    def apply(self, staged: Sequence[Staged], report: IngestReport | None = None) -> IngestReport:
+        """Apply a batch; returns `report` (a new one when none is given) with this batch's outcomes.
+        Raises on a dependency failure (the caller retries the batch's messages)."""
+        report = report if report is not None else IngestReport()
+        staged = self._newest_per_asset(staged, report)
         removals = [s for s in staged if s.event.kind == "removed"]
         if removals:
             self._ingestor.remove([s.event.key for s in removals])
             for s in removals:
-                self._record(s, "removed")
+                self._record(s, "removed", report)
         creations = [s for s in staged if s.event.kind == "created"]
         if not creations:
-            return
+            return report
         items = [
-            IngestItem(s.event.key, s.data or b"", created_at=_parse_time(s.event.event_time))
+            IngestItem(s.event.key, s.data or b"", s.tags, created_at=_parse_time(s.event.event_time))
             for s in creations
         ]
-        for s, result in zip(creations, self._ingestor.ingest(items), strict=True):
+        for s, result in zip(creations, self._ingestor.ingest(items, report.timings), strict=True):
             if result.status == "indexed":
-                self._record(s, "indexed")
+                self._record(s, "indexed", report)
             else:
-                self._refuse(s, result.reason or "refused")
+                self._refuse(s, result.reason or "refused", result.message, report)
+        return report
 
     def removals_for_missing(self, present: set[str], prefix: str = "") -> list[Staged]:
         """Removals for indexed assets under the prefix whose object is gone (for a backfill's prune).
@@ -206,7 +311,7 @@ class ObjectIngest:
                 removals.append(Staged(event, entry.asset_id, entry.order + "~"))
         return removals
 
-    def _newest_per_asset(self, staged: Sequence[Staged]) -> list[Staged]:
+    def _newest_per_asset(self, staged: Sequence[Staged], report: IngestReport) -> list[Staged]:
         """One batch may hold several events of one object (an overwrite burst): only the newest counts,
         and only if nothing newer was applied since it was staged (a retry, another worker)."""
         newest: dict[str, Staged] = {}
@@ -216,21 +321,21 @@ class ObjectIngest:
             kept = newest.get(item.asset_id)
             if kept is None or item.order > kept.order:
                 newest[item.asset_id] = item
-        self.tally.add("skipped", len(staged) - len(newest))
+        report.add("skipped", len(staged) - len(newest))
         return list(newest.values())
 
-    def _record(self, staged: Staged, state: Literal["indexed", "removed"]) -> None:
+    def _record(self, staged: Staged, state: Literal["indexed", "removed"], report: IngestReport) -> None:
         applied = self._ledger.record(
             LedgerEntry(staged.asset_id, staged.event.key, staged.order, state, None, None, _now())
         )
-        self.tally.add(state if applied else "skipped")
+        report.add(state if applied else "skipped")
 
-    def _refuse(self, staged: Staged, reason: str) -> None:
+    def _refuse(self, staged: Staged, reason: str, message: str | None, report: IngestReport) -> None:
         log.warning("refused %s: %s", staged.event.key, reason)
         self._ledger.record(
             LedgerEntry(staged.asset_id, staged.event.key, staged.order, "refused", None, reason, _now())
         )
-        self.tally.add("refused")
+        report.refuse(IngestResult(staged.event.key, staged.asset_id, "refused", reason, message))
 
 
 def _now() -> str:

@@ -43,6 +43,9 @@ class CoreSettings(BaseSettings):
     store_backend: Literal["local", "s3"] = "local"
     store_name: str = "local"  # part of every asset_id: the same key in another store is another asset
     bucket: str | None = None  # the image bucket, when store_backend is s3
+    # What gets indexed, whoever writes: the ingest worker and, on one machine, the service itself.
+    ingest_prefix: str = ""  # only keys under this prefix are indexed
+    ingest_opt_in: bool = False  # True: only objects tagged visual_search=true (upload: visual_search=true)
 
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(50_000_000, ge=10_000)
@@ -109,8 +112,6 @@ class ServiceSettings(CoreSettings):
 class IngestSettings(CoreSettings):
     """The ingest worker (S3 events -> index)."""
 
-    ingest_prefix: str = ""  # only keys under this prefix are indexed
-    ingest_opt_in: bool = False  # True: only objects tagged visual_search=true
     ledger_backend: Literal["sqlite", "dynamodb"] = "sqlite"
     ledger_table: str | None = None  # DynamoDB table name, when ledger_backend is dynamodb
 

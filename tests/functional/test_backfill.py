@@ -45,11 +45,11 @@ def test_an_interrupted_backfill_resumes_where_it_stopped(world, monkeypatch):
     calls = []
     apply = services.pipeline.apply
 
-    def dies_on_the_second_batch(staged):
+    def dies_on_the_second_batch(staged, report=None):
         calls.append(len(staged))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        apply(staged)
+        return apply(staged, report)
 
     monkeypatch.setattr(services.pipeline, "apply", dies_on_the_second_batch)
     with pytest.raises(KeyboardInterrupt):
