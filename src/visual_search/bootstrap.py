@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from visual_search.assets import asset_id_for
+from visual_search.chunked_uploads import ChunkedUploads
 from visual_search.cursor import CursorCodec
 from visual_search.duplicates import DuplicateFinder
 from visual_search.embedding import Embedder
@@ -21,6 +22,7 @@ from visual_search.embedding.manifest import Manifest
 from visual_search.errors import ConfigurationError
 from visual_search.index.port import VectorIndex
 from visual_search.ingest import Ingestor
+from visual_search.listing import Listing
 from visual_search.remote_fetch import FetchLimits, RemoteFetcher
 from visual_search.renditions import RenditionWriter
 from visual_search.search import SearchService
@@ -51,6 +53,8 @@ class Services:
     search: SearchService
     writer: IndexWriter
     uploads: Uploads
+    chunks: ChunkedUploads
+    listing: Listing
     duplicates: DuplicateFinder
     ledger: AssetLedger | None = None  # on one machine, where the service indexes its own writes
 
@@ -135,8 +139,25 @@ def build_services(settings: ServiceSettings) -> Services:
         max_text_chars=settings.max_text_chars,
     )
     uploads = Uploads(store, writer, index, limits, embedder.model_id)
+    chunks = ChunkedUploads(store, settings.max_image_bytes)
+    listing = Listing(
+        store, index, CursorCodec(_derive(settings.cursor_secret.get_secret_value(), "listing"))
+    )
     duplicates = DuplicateFinder(index, settings.near_duplicate_threshold, settings.similar_threshold)
-    return Services(settings, embedder, index, store, ingestor, search, writer, uploads, duplicates, ledger)
+    return Services(
+        settings,
+        embedder,
+        index,
+        store,
+        ingestor,
+        search,
+        writer,
+        uploads,
+        chunks,
+        listing,
+        duplicates,
+        ledger,
+    )
 
 
 def _limits(settings: CoreSettings) -> DecodeLimits:

@@ -75,6 +75,11 @@ class Uploads:
             self._writer.delete(key)
         return bool(keys)
 
+    def delete_key(self, key: str) -> str:
+        """Remove one stored file (found by a listing) and its index entry: "deleted"."""
+        self._writer.delete(key)
+        return "deleted"
+
     def delete(self, public_id: str) -> str:
         """The Admin API's per-id outcome: "deleted" or "not_found"."""
         return "deleted" if self.destroy(public_id) else "not_found"

@@ -37,6 +37,17 @@ FIELDS = {
 MAX_PARTS = 32
 
 
+class FilePart(bytes):
+    """A multipart file's bytes, with the file name the client gave (Cloudinary's `use_filename`)."""
+
+    filename: str
+
+    def __new__(cls, data: bytes, filename: str) -> FilePart:
+        part = super().__new__(cls, data)
+        part.filename = filename
+        return part
+
+
 def raw_body(event: Mapping[str, Any]) -> bytes:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
@@ -95,7 +106,7 @@ def _multipart(body: bytes, boundary: str, max_bytes: int) -> dict[str, str | by
     out: dict[str, str | bytes] = {}
     try:
         for part in parser:
-            out[part.name] = part.raw if part.filename is not None else part.value
+            out[part.name] = FilePart(part.raw, part.filename) if part.filename is not None else part.value
     except multipart.MultipartError as exc:
         raise BadInput(f"malformed multipart body: {exc}") from None
     return out
@@ -212,3 +223,8 @@ def _list(params: Mapping[str, str | bytes], name: str) -> tuple[str, ...]:
 
 def _is_asset_id(value: str) -> bool:
     return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+# The parsing rules above, for the routes that read their own parameters.
+text = _text
+integer = _int

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 from urllib.parse import quote
 
 from visual_search.storage.port import (
@@ -113,6 +114,8 @@ class LocalImageStore:
         try:
             stat = self._path(key).stat()
         except FileNotFoundError:
+            return None
+        if not S_ISREG(stat.st_mode):  # a folder named like the key holds other keys; it is not one
             return None
         return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
