@@ -54,13 +54,15 @@ class ChunkedUploads:
             )
         self._expire(now or datetime.now(UTC))
         folder = f"{STAGING}{part.upload_id}/"
-        self._store.put(f"{folder}{part.start:012d}-{part.end:012d}-{part.total:012d}", data)
         ranges = []
         for info in self._store.scan(folder):
             start, end, total = (int(n) for n in info.key.rpartition("/")[2].split("-"))
             if total != part.total:
                 raise BadInput("the parts of one upload disagree on its total size")
             ranges.append((start, end, info.key))
+        key = f"{folder}{part.start:012d}-{part.end:012d}-{part.total:012d}"
+        self._store.put(key, data)
+        ranges = [r for r in ranges if r[2] != key] + [(part.start, part.end, key)]
         covered = 0
         for start, end, _key in sorted(ranges):
             if start > covered:

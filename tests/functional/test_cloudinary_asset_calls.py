@@ -53,7 +53,7 @@ def test_auto_upload_stores_and_indexes_an_image(sdk, fresh):
 
 
 def test_auto_upload_of_a_non_image_is_a_clear_400(sdk):
-    with pytest.raises(cloudinary.exceptions.BadRequest, match="(?i)image"):
+    with pytest.raises(cloudinary.exceptions.BadRequest, match="not an image"):
         cloudinary.uploader.upload(b"%PDF-1.4 not an image", resource_type="auto", public_id="doc")
 
 
@@ -149,7 +149,7 @@ def test_resources_by_tag_and_by_asset_ids(sdk):
     tagged = cloudinary.api.resources_by_tag("walk", max_results=100)
     assert public_ids(tagged) == [f"walk/{i:02d}" for i in range(7)]
     ids = [r["asset_id"] for r in tagged["resources"][:2]]
-    found = cloudinary.api.resources_by_asset_ids(ids + ["0" * 32])
+    found = cloudinary.api.resources_by_asset_ids([*ids, "0" * 32])
     assert sorted(r["asset_id"] for r in found["resources"]) == sorted(ids)
 
 

@@ -14,7 +14,12 @@ from visual_search.settings import ENV_PREFIX, IngestSettings, ServiceSettings
 
 PUBLIC_PAGE_ROUTES = {("GET", "/"), ("GET", "/ui"), ("GET", "/ui/{name}")}
 # Cloudinary's Upload API signs the body; the function verifies it (test_search_handler.py proves both).
-SIGNED_UPLOAD = ("POST", "/v1_1/{cloud_name}/image/upload")
+# Cloudinary's Upload API, signed in the body: no API Gateway authorizer, the function verifies it.
+UPLOAD_API = {
+    ("POST", f"/v1_1/{{cloud_name}}/{resource_type}/{action}")
+    for resource_type in ("image", "auto", "raw", "video")
+    for action in ("upload", "destroy")
+}
 SETTINGS_OF = {"search": ServiceSettings, "authorizer": ServiceSettings, "ingest": IngestSettings}
 # Actions AWS offers without resource-level permissions, so "*" is the only possible resource.
 UNSCOPABLE = {
@@ -69,17 +74,17 @@ def _as_list(value) -> list:
 # --- the API: authentication and error shapes ---------------------------------------------------------
 
 
-def test_every_api_method_is_authenticated_except_the_pages_files_and_the_signed_upload(synthesized):
+def test_every_api_method_is_authenticated_except_the_pages_files_and_the_signed_upload_api(synthesized):
     expected = "AWS_IAM" if synthesized.name == "existing-iam" else "CUSTOM"
     methods = synthesized.resources("AWS::ApiGateway::Method")
     routes = _method_paths(synthesized)
     assert ("ANY", "/{proxy+}") in routes.values()
     assert ("ANY", "/") in routes.values()
     assert ("ANY", "/v1_1/{cloud_name}/{proxy+}") in routes.values()
-    assert SIGNED_UPLOAD in routes.values()
+    assert set(routes.values()) >= UPLOAD_API
     for logical_id, (verb, path) in routes.items():
         props = methods[logical_id]["Properties"]
-        if (verb, path) in PUBLIC_PAGE_ROUTES | {SIGNED_UPLOAD}:
+        if (verb, path) in PUBLIC_PAGE_ROUTES | UPLOAD_API:
             assert props["AuthorizationType"] == "NONE"
         else:
             assert props["AuthorizationType"] == expected, f"{verb} {path} is not authenticated"
@@ -117,7 +122,11 @@ def test_every_gateway_response_answers_in_cloudinarys_error_shape(synthesized):
         template = props["ResponseTemplates"]["application/json"]
         # $context.error.messageString is already a quoted JSON string (AWS docs).
         rendered = json.loads(template.replace("$context.error.messageString", '"Unauthorized"'))
-        assert rendered == {"error": {"message": "Unauthorized"}}
+        if props["ResponseType"] == "REQUEST_TOO_LARGE":  # names the limit and the part size to use
+            assert "6 MB" in rendered["error"]["message"]
+            assert "chunk_size=4000000" in rendered["error"]["message"]
+        else:
+            assert rendered == {"error": {"message": "Unauthorized"}}
         assert props["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/json'"
 
 
