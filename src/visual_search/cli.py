@@ -99,6 +99,11 @@ def _add_service_commands(commands) -> None:
     p = commands.add_parser("add", help="index image files and folders")
     p.add_argument("paths", nargs="+", type=Path)
     p.add_argument("--prefix", default="", help="store under this folder")
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help="add through a running server's upload API (e.g. http://127.0.0.1:8000): no downtime",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_add)
 
@@ -234,6 +239,17 @@ def _run_serve(args) -> int:
 def _run_add(args) -> int:
     from visual_search import cli_commands
 
+    if args.server:
+        from visual_search.remote_add import UploadClient
+        from visual_search.settings import ServiceSettings, with_local_secrets
+
+        settings = ServiceSettings()
+        settings = with_local_secrets(settings) if settings.api_secret is None else settings
+        secret = settings.api_secret.get_secret_value() if settings.api_secret else ""
+        client = UploadClient(args.server, settings.cloud_name, settings.api_key, secret)
+        totals = cli_commands.add_files_through(client, args.paths, args.prefix, progress=not args.quiet)
+        print(", ".join(f"{k}: {v}" for k, v in sorted(totals.items())) or "nothing to add")
+        return 0
     services = cli_commands.services_from_env()
     try:
         totals = cli_commands.add_files(services, args.paths, args.prefix, progress=not args.quiet)

@@ -17,6 +17,7 @@ from visual_search.duplicates import DuplicateGroup
 from visual_search.index.port import Filters
 from visual_search.ingest import IngestResult
 from visual_search.object_ingest import Write
+from visual_search.remote_add import UploadClient
 from visual_search.search import SearchQuery
 from visual_search.settings import ServiceSettings
 from visual_search.storage.port import RESERVED_PREFIX, is_reserved
@@ -52,11 +53,34 @@ def add_files(services: Services, sources: list[Path], prefix: str = "", progres
                 services.store.delete(result.key)
                 refused.append(result)
             bar.update(len(pairs[start : start + BATCH]))
+    _print_refused([(r.key, f"{r.reason} — {r.message}") for r in refused])
+    return totals
+
+
+def add_files_through(
+    client: UploadClient, sources: list[Path], prefix: str = "", progress: bool = True
+) -> Counter:
+    """`add_files` through a running server's Upload API (`visual-search add --server URL`)."""
+    client.check()
+    pairs = list(_walk(sources, prefix))
+    totals: Counter = Counter()
+    refused: list[tuple[str, str]] = []
+    with tqdm(total=len(pairs), unit="img", disable=not progress, file=sys.stderr) as bar:
+        for path, key in pairs:
+            result = client.add(key, path.read_bytes())
+            totals[result.status] += 1
+            if result.status == "refused":
+                refused.append((key, result.message))
+            bar.update(1)
+    _print_refused(refused)
+    return totals
+
+
+def _print_refused(refused: list[tuple[str, str]]) -> None:
     if refused:
         print(f"refused {len(refused)} file(s):", file=sys.stderr)
-        for r in refused:
-            print(f"  {r.key}: {r.reason} — {r.message}", file=sys.stderr)
-    return totals
+        for key, why in refused:
+            print(f"  {key}: {why}", file=sys.stderr)
 
 
 def _walk(sources: list[Path], prefix: str) -> Iterator[tuple[Path, str]]:

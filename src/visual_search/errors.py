@@ -71,6 +71,10 @@ class DependencyUnavailable(VisualSearchError):
     """The index or store cannot answer now; retrying later may succeed."""
 
 
+class IndexInUse(VisualSearchError):
+    """The embedded index is open in another process (one writer per index file)."""
+
+
 class ConfigurationError(VisualSearchError):
     """Settings are missing or inconsistent; the process cannot serve."""
 

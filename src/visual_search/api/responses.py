@@ -25,6 +25,7 @@ def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict
         "type": "upload",
         "created_at": created,
         "bytes": document.get("bytes"),
+        "etag": document.get("etag"),
         "width": document.get("width"),
         "height": document.get("height"),
         "folder": document.get("folder", ""),
