@@ -87,3 +87,12 @@ def test_cld_reports_the_servers_errors(base_url, tmp_path):
     refused = cld(base_url, "uploader", "upload", str(text))
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: not an image")
+
+
+def test_cld_visual_search_finds_an_uploaded_image(base_url, tmp_path):
+    path = tmp_path / "probe.jpg"
+    path.write_bytes(images.jpeg(seed=40))
+    uploaded = output(cld(base_url, "uploader", "upload", str(path), "public_id=probe/one"))
+    found = output(cld(base_url, "admin", "visual_search", f"image_asset_id={uploaded['asset_id']}"))
+    assert uploaded["asset_id"] not in [r["asset_id"] for r in found["resources"]]
+    assert found["resources"]  # the other images of the collection, most similar first
