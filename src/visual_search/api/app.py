@@ -20,6 +20,7 @@ from visual_search.api.concurrent_resolver import ConcurrentResolver
 from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
 from visual_search.api.rate_limit import rate_limit_headers
 from visual_search.api.responses import resource, search_response
+from visual_search.api.search_params import SearchParams
 from visual_search.assets import find_asset
 from visual_search.bootstrap import Services
 from visual_search.duplicates import DuplicateGroup
@@ -30,9 +31,6 @@ JSON = "application/json"
 SEARCH_PATH = "/v1_1/<cloud_name>/resources/visual_search"
 REPORT_MAX_ASSETS = 10_000
 PAGE = "ui/index.html"
-# A list, so a repeated parameter is not a validation error: on every transport the last value wins
-# (as Cloudinary's Rails backend reads `?a=1&a=2`); `request_params` applies that rule.
-Opt = Annotated[list[str] | None, Query()]
 
 
 class Routes:
@@ -101,21 +99,9 @@ class Routes:
         page = self.services.search.search(query)
         return self.respond(200, json.dumps(search_response(page, self.url_for)))
 
-    def search_get(
-        self,
-        cloud_name: str,
-        text: Opt = None,
-        image_url: Opt = None,
-        image_asset_id: Opt = None,
-        image_file: Opt = None,
-        max_results: Opt = None,
-        next_cursor: Opt = None,
-        threshold: Opt = None,
-        asset_folder: Opt = None,
-        tags: Opt = None,
-        format: Opt = None,
-    ):
-        """Declared parameters document the API; values are read by `request_params` like every route."""
+    def search_get(self, cloud_name: str, query: Annotated[SearchParams, Query()]):
+        """The parameters are declared by SearchParams (for the OpenAPI document) and read, on every
+        route and transport alike, by `request_params` and the model's own rules."""
         return self.visual_search(cloud_name)
 
     def get_resource(self, cloud_name: str, asset_id: str):

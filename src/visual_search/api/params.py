@@ -17,23 +17,11 @@ from urllib.parse import parse_qs
 import multipart
 
 from visual_search import names
+from visual_search.api import search_params
 from visual_search.errors import BadInput
 from visual_search.index.port import Filters
 from visual_search.search import SearchQuery, decode_data_uri
 
-FIELDS = {
-    "text",
-    "image_url",
-    "image_file",
-    "image_asset_id",
-    "max_results",
-    "next_cursor",
-    "threshold",
-    "folder",
-    "asset_folder",
-    "tags",
-    "format",
-}
 MAX_PARTS = 32
 
 
@@ -132,69 +120,56 @@ def _json(body: bytes) -> dict[str, str | bytes]:
 def to_search_query(
     params: Mapping[str, str | bytes], default_max_results: int, max_bytes: int
 ) -> SearchQuery:
-    text = _text(params, "text")
-    image_url = _text(params, "image_url")
-    asset_id = _text(params, "image_asset_id")
-    image_bytes: bytes | None = None
-    file_value = params.get("image_file")
+    """A validated SearchQuery from the parameters `search_params.SearchParams` declares."""
+    given = search_params.read(params)
+    image_url, image_bytes = given["image_url"], None
+    file_value = given["image_file"]
     if isinstance(file_value, bytes):
         image_bytes = file_value
-    elif isinstance(file_value, str) and file_value:
+    elif isinstance(file_value, str):
         if file_value.startswith(("http://", "https://")):
             if image_url is not None:
                 raise BadInput("give image_url or an image_file URL, not both")
             image_url = file_value
         else:
             image_bytes = decode_data_uri(file_value, max_bytes)
+    asset_id = given["image_asset_id"]
     if asset_id is not None and not _is_asset_id(asset_id):
         raise BadInput("image_asset_id must be 32 lowercase hexadecimal characters")
-    folder = names.folder_filter(_text(params, "asset_folder") or _text(params, "folder") or "")
+    folder = names.folder_filter(given["asset_folder"] or given["folder"] or "")
+    max_results = given["max_results"]
+    threshold = given["threshold"]
     return SearchQuery(
-        text=text,
+        text=given["text"],
         image_url=image_url,
         image_bytes=image_bytes,
         asset_id=asset_id,
-        max_results=_int(params, "max_results", default_max_results, 1, 500),
-        next_cursor=_text(params, "next_cursor"),
-        threshold=_float(params, "threshold", 0.0, 0.0, 1.0),
+        max_results=default_max_results if max_results is None else max_results,
+        next_cursor=given["next_cursor"],
+        threshold=0.0 if threshold is None else threshold,
         filters=Filters(
             folder=folder or None,
-            tags=names.tags(_text(params, "tags") or ""),
-            formats=tuple(f.lower() for f in _list(params, "format")),
+            tags=names.tags(given["tags"]),
+            formats=tuple(f.lower() for f in given["format"]),
         ),
     )
 
 
-def _text(params: Mapping[str, str | bytes], name: str) -> str | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadInput(f"{name} must be text") from None
-    return value
+def text(params: Mapping[str, str | bytes], name: str) -> str | None:
+    """A text parameter; None when absent or empty."""
+    return search_params.Text().read(params, name)
 
 
-def _int(params: Mapping[str, str | bytes], name: str, default: int, low: int, high: int) -> int:
-    raw = _text(params, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadInput(f"{name} must be an integer from {low} to {high}") from None
-    if not low <= value <= high:
-        raise BadInput(f"{name} must be an integer from {low} to {high}")
-    return value
+def integer(params: Mapping[str, str | bytes], name: str, default: int, low: int, high: int) -> int:
+    """An integer parameter within [low, high]; `default` when absent."""
+    value = search_params.Integer(low, high).read(params, name)
+    return default if value is None else value
 
 
 def number(params: Mapping[str, str | bytes], name: str, default: float | None, low: float, high: float):
     """An optional number parameter within [low, high]; `default` when absent."""
-    if _text(params, name) is None:
-        return default
-    return _float(params, name, low, low, high)
+    value = search_params.Number(low, high).read(params, name)
+    return default if value is None else value
 
 
 def id_list(multi_query: Mapping[str, list[str]], name: str) -> list[str]:
@@ -203,28 +178,5 @@ def id_list(multi_query: Mapping[str, list[str]], name: str) -> list[str]:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
-def _float(params: Mapping[str, str | bytes], name: str, default: float, low: float, high: float) -> float:
-    raw = _text(params, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadInput(f"{name} must be a number from {low} to {high}") from None
-    if not low <= value <= high:  # also refuses NaN
-        raise BadInput(f"{name} must be a number from {low} to {high}")
-    return value
-
-
-def _list(params: Mapping[str, str | bytes], name: str) -> tuple[str, ...]:
-    raw = _text(params, name)
-    return tuple(t.strip() for t in raw.split(",") if t.strip()) if raw else ()
-
-
 def _is_asset_id(value: str) -> bool:
     return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
-
-
-# The parsing rules above, for the routes that read their own parameters.
-text = _text
-integer = _int
