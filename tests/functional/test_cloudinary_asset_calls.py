@@ -190,3 +190,10 @@ def test_resource_by_asset_id_and_visual_search_keep_working(sdk):
     assert cloudinary.api.resource_by_asset_id(uploaded["asset_id"])["public_id"] == "still/works"
     hits = cloudinary.api.visual_search(image_asset_id=uploaded["asset_id"])
     assert uploaded["asset_id"] not in [r["asset_id"] for r in hits["resources"]]
+
+
+def test_a_tag_path_with_a_comma_or_nothing_is_a_400(sdk):
+    with pytest.raises(cloudinary.exceptions.BadRequest, match="exactly one tag"):
+        cloudinary.api.resources_by_tag("a,b")
+    with pytest.raises(cloudinary.exceptions.BadRequest, match="exactly one tag"):
+        cloudinary.api.delete_resources_by_tag(" ")

@@ -106,10 +106,7 @@ class AssetRoutes:
 
     def resources_by_tag(self, cloud_name: str, tag: str):
         self.r.authenticate(cloud_name)
-        (tag,) = names.tags(tag) or ("",)
-        if not tag:
-            raise BadInput("tag is required")
-        return self._page(self.r.request_params(), tag=tag)
+        return self._page(self.r.request_params(), tag=_one_tag(tag))
 
     def resources_by_asset_ids(self, cloud_name: str):
         self.r.authenticate(cloud_name)
@@ -155,10 +152,7 @@ class AssetRoutes:
 
     def delete_by_tag(self, cloud_name: str, tag: str):
         self.r.authenticate(cloud_name)
-        (tag,) = names.tags(tag) or ("",)
-        if not tag:
-            raise BadInput("tag is required")
-        return self._delete_matching(tag=tag)
+        return self._delete_matching(tag=_one_tag(tag))
 
     def fallback(self) -> Response | None:
         """Routes whose last parameter holds slashes; None when the path is none of them."""
@@ -194,3 +188,10 @@ class AssetRoutes:
 
     def _query(self) -> dict[str, str | bytes]:
         return {k: v[-1] for k, v in self._lists().items() if v}
+
+
+def _one_tag(value: str) -> str:
+    found = names.tags(value)
+    if len(found) != 1:
+        raise BadInput("give exactly one tag (a tag holds no comma)")
+    return found[0]
