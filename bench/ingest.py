@@ -25,10 +25,10 @@ for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from visual_search import ingest as ingest_module  # noqa: E402
-from visual_search.backfill import backfill  # noqa: E402
 from visual_search.bootstrap import build_ingest  # noqa: E402
 from visual_search.embedding.decode import decode_image  # noqa: E402
+from visual_search.ingest import pipeline as ingest_module  # noqa: E402
+from visual_search.ingest.backfill import backfill  # noqa: E402
 from visual_search.settings import IngestSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

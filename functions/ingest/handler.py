@@ -10,8 +10,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from visual_search.bootstrap import IngestServices, build_ingest
-from visual_search.ingest_batch import handle_event
-from visual_search.object_ingest import IngestReport
+from visual_search.ingest.batch import handle_event
+from visual_search.ingest.objects import IngestReport
 from visual_search.observability import NAMESPACE, publish_ingest
 from visual_search.settings import IngestSettings
 

@@ -1,7 +1,7 @@
 """The composition root: settings in, wired services out. The search Lambda, the ingest Lambda, the local
 server, the CLI and the tests all build their services here, so there is one way the parts fit together.
 
-Writes reach the index one way, through the ledger-guarded pipeline (`object_ingest`): on one machine the
+Writes reach the index one way, through the ledger-guarded pipeline (`ingest.objects`): on one machine the
 service runs it itself as it writes the local folder (`InlineIndexing`); on S3 the service only writes
 the bucket and the ingest worker indexes each object once, from its event (`BucketEvents`)."""
 
@@ -12,20 +12,22 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from visual_search.assets import asset_id_for
-from visual_search.chunked_uploads import ChunkedUploads
-from visual_search.cursor import CursorCodec
-from visual_search.duplicates import DuplicateFinder
+from visual_search.assets.chunked_uploads import ChunkedUploads
+from visual_search.assets.identity import asset_id_for
+from visual_search.assets.listing import Listing
+from visual_search.assets.renditions import RenditionWriter
+from visual_search.assets.uploads import Uploads
+from visual_search.assets.writers import BucketEvents, IndexWriter, InlineIndexing
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits
 from visual_search.embedding.manifest import Manifest
 from visual_search.errors import ConfigurationError
 from visual_search.index.port import VectorIndex
-from visual_search.ingest import Ingestor
-from visual_search.listing import Listing
-from visual_search.remote_fetch import FetchLimits, RemoteFetcher
-from visual_search.renditions import RenditionWriter
-from visual_search.search import SearchService
+from visual_search.ingest.pipeline import Ingestor
+from visual_search.search.cursor import CursorCodec
+from visual_search.search.duplicates import DuplicateFinder
+from visual_search.search.remote_fetch import FetchLimits, RemoteFetcher
+from visual_search.search.service import SearchService
 from visual_search.settings import (
     CoreSettings,
     IngestSettings,
@@ -35,12 +37,10 @@ from visual_search.settings import (
 )
 from visual_search.storage.local import LocalImageStore
 from visual_search.storage.port import ImageStore
-from visual_search.uploads import Uploads
-from visual_search.writers import BucketEvents, IndexWriter, InlineIndexing
 
 if TYPE_CHECKING:
+    from visual_search.ingest.objects import ObjectIngest
     from visual_search.ledger.port import AssetLedger
-    from visual_search.object_ingest import ObjectIngest
 
 
 @dataclass
@@ -88,7 +88,7 @@ class IngestServices:
 
 def build_ingest(settings: IngestSettings) -> IngestServices:
     """The ingest worker: S3 object events -> the same Ingestor the local server uses."""
-    from visual_search.object_ingest import IngestPolicy, ObjectIngest
+    from visual_search.ingest.objects import IngestPolicy, ObjectIngest
 
     limits = _limits(settings)
     embedder = _build_embedder(settings, limits)
@@ -114,7 +114,7 @@ def build_services(settings: ServiceSettings) -> Services:
     ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
     ledger: AssetLedger | None = None
     if settings.store_backend == "local":
-        from visual_search.object_ingest import IngestPolicy, ObjectIngest
+        from visual_search.ingest.objects import IngestPolicy, ObjectIngest
 
         ledger = _sqlite_ledger(settings, scope=_safe_name(embedder.model_id))
         policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)

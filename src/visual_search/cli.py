@@ -140,7 +140,7 @@ def _add_redrive(commands) -> None:
 def _run_redrive(args) -> int:
     from tqdm import tqdm
 
-    from visual_search.redrive import redrive
+    from visual_search.ingest.redrive import redrive
 
     with tqdm(unit="msg", file=sys.stderr) as bar:
         result = redrive(args.dlq_url, args.queue_url, args.max, args.per_second, progress=bar.update)
@@ -170,8 +170,8 @@ def _add_backfill(commands) -> None:
 def _run_backfill(args) -> int:
     from tqdm import tqdm
 
-    from visual_search.backfill import backfill
     from visual_search.bootstrap import build_ingest
+    from visual_search.ingest.backfill import backfill
     from visual_search.settings import IngestSettings
 
     services = build_ingest(IngestSettings())
@@ -240,7 +240,7 @@ def _run_add(args) -> int:
     from visual_search import cli_commands
 
     if args.server:
-        from visual_search.remote_add import UploadClient
+        from visual_search.assets.remote_add import UploadClient
         from visual_search.settings import ServiceSettings, with_local_secrets
 
         settings = ServiceSettings()

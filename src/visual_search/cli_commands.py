@@ -10,15 +10,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from visual_search import names
-from visual_search.assets import asset_id_for
+from visual_search.assets import names
+from visual_search.assets.identity import asset_id_for
+from visual_search.assets.remote_add import UploadClient
 from visual_search.bootstrap import Services, build_services
-from visual_search.duplicates import DuplicateGroup
 from visual_search.index.port import Filters
-from visual_search.ingest import IngestResult
-from visual_search.object_ingest import Write
-from visual_search.remote_add import UploadClient
-from visual_search.search import SearchQuery
+from visual_search.ingest.objects import Write
+from visual_search.ingest.pipeline import IngestResult
+from visual_search.search.duplicates import DuplicateGroup
+from visual_search.search.service import SearchQuery
 from visual_search.settings import ServiceSettings
 from visual_search.storage.port import RESERVED_PREFIX, is_reserved
 

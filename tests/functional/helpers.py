@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from visual_search.bootstrap import Services
-from visual_search.object_ingest import IngestReport, Write
+from visual_search.ingest.objects import IngestReport, Write
 
 
 def ingest_keys(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.fixtures import images
 from tests.functional.conftest import CLOUD
 from tests.functional.helpers import ingest_keys
-from visual_search.assets import asset_id_for
+from visual_search.assets.identity import asset_id_for
 
 
 def test_duplicates_of_one_asset_are_tiered(api, services):

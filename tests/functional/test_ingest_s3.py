@@ -9,11 +9,11 @@ import pytest
 
 from tests.fixtures import images
 from tests.fixtures.ingest_world import IngestWorld, sqs_record
-from visual_search.assets import asset_id_for
+from visual_search.assets.identity import asset_id_for
 from visual_search.bootstrap import IngestServices
 from visual_search.errors import DependencyUnavailable
-from visual_search.ingest_batch import handle_event
-from visual_search.object_ingest import IngestReport
+from visual_search.ingest.batch import handle_event
+from visual_search.ingest.objects import IngestReport
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from tests.fixtures import images
 from tests.functional.conftest import make_settings
-from visual_search.assets import asset_id_for
+from visual_search.assets.identity import asset_id_for
 from visual_search.bootstrap import build_services
 from visual_search.embedding import Embedder
 

@@ -11,7 +11,7 @@ from tests.fixtures import images
 from tests.functional.conftest import CLOUD
 from visual_search.api import search_params
 from visual_search.api.search_params import SearchParams
-from visual_search.assets import asset_id_for
+from visual_search.assets.identity import asset_id_for
 
 RESOURCE_FIELDS = {
     "asset_id",

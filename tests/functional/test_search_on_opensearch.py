@@ -9,7 +9,7 @@ from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
 from tests.functional.conftest import make_settings, seed_images
 from visual_search.bootstrap import build_services
 from visual_search.index.port import IndexedAsset
-from visual_search.search import SearchQuery
+from visual_search.search.service import SearchQuery
 
 
 @pytest.fixture(params=["managed", "serverless"])

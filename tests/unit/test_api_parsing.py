@@ -11,7 +11,7 @@ from visual_search.api.auth import check_basic_auth
 from visual_search.api.params import collect_params, to_search_query
 from visual_search.api.upload_signature import sign, verify_upload
 from visual_search.errors import BadInput, Unauthorized
-from visual_search.search import normalise_text
+from visual_search.search.service import normalise_text
 
 MAX = 1024 * 1024
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from visual_search.chunked_uploads import PART_TTL_S, STAGING, ChunkedUploads, parse_part
+from visual_search.assets.chunked_uploads import PART_TTL_S, STAGING, ChunkedUploads, parse_part
 from visual_search.errors import BadInput, ImageTooLarge
 from visual_search.storage.local import LocalImageStore
 

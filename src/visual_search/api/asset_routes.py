@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from visual_search import names
 from visual_search.api import params
 from visual_search.api.responses import resource
 from visual_search.api.upload_signature import verify_upload
-from visual_search.assets import public_id_for
-from visual_search.chunked_uploads import parse_part
+from visual_search.assets import names
+from visual_search.assets.chunked_uploads import parse_part
+from visual_search.assets.identity import public_id_for
+from visual_search.assets.listing import DEFAULT_RESULTS, MAX_RESULTS
 from visual_search.errors import BadInput, NotFound
-from visual_search.listing import DEFAULT_RESULTS, MAX_RESULTS
 
 if TYPE_CHECKING:
     from visual_search.api.app import Routes

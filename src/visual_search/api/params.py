@@ -16,11 +16,11 @@ from urllib.parse import parse_qs
 
 import multipart
 
-from visual_search import names
 from visual_search.api import search_params
+from visual_search.assets import names
 from visual_search.errors import BadInput
 from visual_search.index.port import Filters
-from visual_search.search import SearchQuery, decode_data_uri
+from visual_search.search.service import SearchQuery, decode_data_uri
 
 MAX_PARTS = 32
 

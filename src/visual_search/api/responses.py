@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from visual_search.renditions import rendition_key
-from visual_search.search import SearchPage, clip_score
+from visual_search.assets.renditions import rendition_key
+from visual_search.search.service import SearchPage, clip_score
 
 
 def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict[str, Any]:

@@ -16,13 +16,13 @@ from typing import Literal
 
 import numpy as np
 
-from visual_search.assets import asset_id_for, build_document
+from visual_search.assets.identity import asset_id_for, build_document
+from visual_search.assets.renditions import RenditionWriter
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
 from visual_search.errors import ImageRejected
 from visual_search.index.port import IndexedAsset, VectorIndex
-from visual_search.renditions import RenditionWriter
 from visual_search.storage.port import RESERVED_PREFIX, is_reserved
 
 log = logging.getLogger(__name__)

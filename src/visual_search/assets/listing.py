@@ -16,11 +16,11 @@ from datetime import UTC
 from pathlib import PurePosixPath
 from typing import Any
 
-from visual_search import names
-from visual_search.assets import asset_id_for, folder_for, public_id_for
-from visual_search.cursor import CursorCodec, CursorState, query_key
+from visual_search.assets import names
+from visual_search.assets.identity import asset_id_for, folder_for, public_id_for
 from visual_search.errors import BadInput
 from visual_search.index.port import VectorIndex
+from visual_search.search.cursor import CursorCodec, CursorState, query_key
 from visual_search.storage.port import ImageStore, ObjectInfo, is_reserved
 
 MAX_RESULTS = 500  # Cloudinary's maximum for max_results

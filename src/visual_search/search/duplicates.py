@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from visual_search.assets import find_asset
+from visual_search.assets.identity import find_asset
 from visual_search.index.port import Hit, VectorIndex
 
 Tier = Literal["exact", "near", "similar"]

@@ -33,10 +33,10 @@ from pathlib import PurePosixPath
 from typing import Literal
 from urllib.parse import quote, unquote
 
-from visual_search.assets import asset_id_for
+from visual_search.assets.identity import asset_id_for
 from visual_search.errors import BadInput, ImageRejected
-from visual_search.ingest import IngestItem, Ingestor, IngestResult, StageTimings
-from visual_search.ingest_events import ObjectEvent, sequencer_sort_key
+from visual_search.ingest.events import ObjectEvent, sequencer_sort_key
+from visual_search.ingest.pipeline import IngestItem, Ingestor, IngestResult, StageTimings
 from visual_search.ledger.port import AssetLedger, LedgerEntry
 from visual_search.storage.port import RESERVED_PREFIX, ImageStore, ObjectNotFound
 

@@ -15,8 +15,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from visual_search.ingest_events import parse_lambda_event
-from visual_search.object_ingest import IngestReport, ObjectIngest, Staged
+from visual_search.ingest.events import parse_lambda_event
+from visual_search.ingest.objects import IngestReport, ObjectIngest, Staged
 
 log = logging.getLogger(__name__)
 FETCH_WORKERS = 8

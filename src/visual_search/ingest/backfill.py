@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 
-from visual_search.ingest_events import ObjectEvent
-from visual_search.object_ingest import IngestReport, ObjectIngest, Staged
-from visual_search.pacing import Pacer
+from visual_search.ingest.events import ObjectEvent
+from visual_search.ingest.objects import IngestReport, ObjectIngest, Staged
+from visual_search.ingest.pacing import Pacer
 from visual_search.storage.port import ImageStore, ObjectInfo
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from visual_search.object_ingest import OPT_IN_TAG, IngestReport, ObjectIngest, Write, tags_metadata
+from visual_search.ingest.objects import OPT_IN_TAG, IngestReport, ObjectIngest, Write, tags_metadata
 from visual_search.storage.port import ImageStore
 
 

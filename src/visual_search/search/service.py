@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from visual_search.assets import find_asset
-from visual_search.cursor import CursorCodec, CursorState, query_key
+from visual_search.assets.identity import find_asset
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
 from visual_search.errors import BadInput
 from visual_search.index.port import Filters, Hit, SearchAfter, VectorIndex
+from visual_search.search.cursor import CursorCodec, CursorState, query_key
 
 
 @dataclass(frozen=True)

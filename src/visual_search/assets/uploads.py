@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from visual_search import names
-from visual_search.assets import asset_id_for, build_document, public_id_for
+from visual_search.assets import names
+from visual_search.assets.identity import asset_id_for, build_document, public_id_for
+from visual_search.assets.writers import IndexWriter
 from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.errors import BadInput
 from visual_search.index.port import VectorIndex
 from visual_search.storage.port import ImageStore, InvalidKey, validate_key
-from visual_search.writers import IndexWriter
 
 SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
