@@ -15,6 +15,8 @@ import pytest
 
 from tests.fixtures import images
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD, make_settings
+from visual_search.api import asset_routes
+from visual_search.assets import listing
 from visual_search.bootstrap import Services, build_services
 from visual_search.server import LocalServer
 
@@ -197,3 +199,29 @@ def test_a_tag_path_with_a_comma_or_nothing_is_a_400(sdk):
         cloudinary.api.resources_by_tag("a,b")
     with pytest.raises(cloudinary.exceptions.BadRequest, match="exactly one tag"):
         cloudinary.api.delete_resources_by_tag(" ")
+
+
+def test_bulk_deletes_are_bounded_per_call_and_say_partial_until_done(sdk, monkeypatch):
+    monkeypatch.setattr(asset_routes, "MAX_DELETE_MATCHES", 2)
+    for i in range(3):
+        cloudinary.uploader.upload(images.jpeg(seed=70 + i), public_id=f"many/{i}")
+    first = cloudinary.api.delete_resources_by_prefix("many/")
+    assert (len(first["deleted"]), first["partial"]) == (2, True)
+    second = cloudinary.api.delete_resources_by_prefix("many/")
+    assert (second["deleted"], second["partial"]) == ({"many/2": "deleted"}, False)
+
+
+def test_a_tag_filter_reads_a_bounded_number_of_keys_and_hands_back_a_cursor(sdk, monkeypatch):
+    monkeypatch.setattr(listing, "SCAN_LIMIT", 2)
+    for i in range(5):
+        tags = ["rare"] if i in (0, 4) else []
+        cloudinary.uploader.upload(images.jpeg(seed=80 + i), public_id=f"scan/{i}", tags=tags)
+    found, cursor, calls = [], None, 0
+    while True:
+        page = cloudinary.api.resources_by_tag("rare", max_results=10, next_cursor=cursor)
+        found += public_ids(page)
+        calls += 1
+        if not (cursor := page.get("next_cursor")):
+            break
+    assert [p for p in found if p.startswith("scan/")] == ["scan/0", "scan/4"]
+    assert calls > 1

@@ -25,7 +25,9 @@ from visual_search.storage.port import ImageStore, ObjectInfo, is_reserved
 
 MAX_RESULTS = 500  # Cloudinary's maximum for max_results
 DEFAULT_RESULTS = 10  # Cloudinary's default
-SCAN_LIMIT = 5000  # keys read per call when a tag filters them
+# Keys read per call when a tag filters them: each is one index lookup, and a call must answer well
+# within the search function's 28 s (an OpenSearch GET takes milliseconds).
+SCAN_LIMIT = 1000
 MAX_BY_ASSET_IDS = 100  # Cloudinary's limit for resources_by_asset_ids
 
 
