@@ -4,10 +4,16 @@ ledger orders every change the same way and each call returns its own `IngestRep
 
 Two stages, so that one SQS batch is embedded in one model call while a bad record still fails alone:
 
-* `stage(event)` per record — filter (prefix, extension, opt-in tag), check the ledger (a duplicate or
-  an older event than the state already applied is dropped), fetch the object (bounded);
-* `apply(staged)` per batch — removals, then decode + embed + upsert through the shared Ingestor, then
-  the ledger records what was applied.
+* `stage(event, report)` per record — filter (prefix, extension, opt-in tag), check the ledger (a
+  duplicate or an older event than the state already applied is dropped), fetch the object (bounded)
+  with the tags stored as its metadata;
+* `apply(staged, report)` per batch — removals, then decode + embed + upsert through the shared
+  Ingestor, then the ledger records what was applied.
+
+A writer that has just stored an object (one machine) calls `index_object(s)` / `remove_object`: the same
+rules and ledger, with an order token from the write time ("t" + time, as where S3 gives no sequencer),
+so a later backfill of the same file ("b" + modification time) never overrides it. The extension filter
+is for events only: a writer holds the bytes, and decoding refuses a non-image with its reason.
 
 Errors are sorted by what a retry can do. Bad images (not an image, a bomb, too large) are *refused*:
 recorded in the ledger with their reason and never retried. Dependencies failing (index, store,
