@@ -13,7 +13,7 @@ from visual_search.assets import asset_id_for, public_id_for
 from visual_search.cursor import CursorCodec
 from visual_search.duplicates import DuplicateFinder
 from visual_search.embedding import Embedder
-from visual_search.embedding.decode import DecodeLimits, decode_image
+from visual_search.embedding.decode import DecodeGate, DecodeLimits, decode_image
 from visual_search.embedding.manifest import Manifest
 from visual_search.errors import BadInput, ConfigurationError
 from visual_search.index.port import VectorIndex
@@ -159,7 +159,13 @@ def build_services(settings: ServiceSettings) -> Services:
 
 
 def _limits(settings: CoreSettings) -> DecodeLimits:
-    return DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    budget = settings.decode_memory_mb * 2**20
+    return DecodeLimits(
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_decode_bytes=budget,
+        gate=DecodeGate(budget),  # one per process: every decode of these services shares it
+    )
 
 
 def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
