@@ -57,7 +57,7 @@ def _ordinary() -> dict[str, bytes]:
     alpha = Image.linear_gradient("L").resize(photo.size)
     rgba = photo.copy()
     rgba.putalpha(alpha)
-    grey16 = Image.fromarray((np.asarray(photo.convert("L"), dtype=np.uint16) * 257))
+    grey16 = Image.fromarray(np.asarray(photo.convert("L"), dtype=np.uint16) * 257)
     return {
         "jpeg_12mp": images.twelve_megapixel_jpeg(),
         "jpeg_photo": images.jpeg(640, 480, seed=3),

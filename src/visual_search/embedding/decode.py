@@ -286,8 +286,7 @@ def decode_cost(im: Image.Image, factor: int, full_size: tuple[int, int]) -> int
         buffer = _tiff_chunk_bytes(im)
     elif im.format == "JPEG" and im.info.get("progressive"):
         buffer = _jpeg_coefficient_bytes(im, full_size)
-    rows = _strip_rows(w, factor)
-    strips = rows * w * STRIP_COPIES * 4
+    strips = min(h, _strip_rows(w, factor)) * w * STRIP_COPIES * 4
     out = -(-w // factor) * -(-h // factor) * 4
     return raw + buffer + strips + out
 
