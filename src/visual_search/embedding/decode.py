@@ -60,8 +60,9 @@ ORIENTATION_TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-# What Pillow's plugins and decoders raise on damaged input (found by tests/unit/test_decode_fuzz.py):
-# each becomes CorruptImage. MemoryError is not here: it is the process's state, not the input's.
+# Pillow's plugins parse headers and metadata (EXIF, TIFF tags, ICC) in Python, so damaged input can
+# surface as any of these, not only OSError; each becomes CorruptImage (tests/unit/test_decode_fuzz.py
+# mutates images to check). MemoryError is not here: it is the process's state, not the input's.
 DECODER_ERRORS = (
     OSError,
     SyntaxError,
@@ -150,8 +151,8 @@ def decode_image(
     `min_side` lets the image decode at a reduced scale while keeping the shortest side at least
     `DRAFT_OVERSAMPLE * min_side` pixels (JPEGs in the decoder, other formats by an integer box
     reduction before any conversion). Whatever `min_side`, the RGB image returned has at most
-    `REDUCED_MAX_PIXELS` pixels. Raises an `ImageRejected` subclass on bad input, never anything else
-    (but MemoryError).
+    `REDUCED_MAX_PIXELS` pixels. Raises an `ImageRejected` subclass on bad input, and
+    `DependencyUnavailable` when the process's decoding budget (`limits.gate`) stays full for its wait.
 
     >>> decode_image(png_bytes).image.mode
     'RGB'
