@@ -13,7 +13,7 @@ from visual_search.assets import asset_id_for, public_id_for
 from visual_search.cursor import CursorCodec
 from visual_search.duplicates import DuplicateFinder
 from visual_search.embedding import Embedder
-from visual_search.embedding.decode import DecodeGate, DecodeLimits, decode_image
+from visual_search.embedding.decode import DecodeGate, DecodeLimits
 from visual_search.embedding.manifest import Manifest
 from visual_search.errors import BadInput, ConfigurationError
 from visual_search.index.port import VectorIndex
@@ -68,7 +68,7 @@ class UploadService:
         self._store, self._ingestor, self._index, self._limits = store, ingestor, index, limits
 
     def upload(self, data: bytes, fields: dict[str, str]) -> dict[str, Any]:
-        decoded = decode_image(data, self._limits)  # refuse bad files before storing anything
+        decoded = self._ingestor.decode(data)  # refuse bad files before storing anything
         public_id = fields.get("public_id") or secrets.token_hex(10)
         folder = (fields.get("asset_folder") or fields.get("folder") or "").strip("/")
         key = validate_key(
@@ -78,7 +78,7 @@ class UploadService:
         )
         tags = tuple(t.strip() for t in fields.get("tags", "").split(",") if t.strip())
         self._store.put(key, data)
-        (result,) = self._ingestor.ingest([IngestItem(key, data, tags)])
+        (result,) = self._ingestor.ingest([IngestItem(key, data, tags, decoded=decoded)])
         if result.status != "indexed":
             self._store.delete(key)
             raise BadInput(result.message or "image refused")

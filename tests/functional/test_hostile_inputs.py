@@ -197,3 +197,13 @@ def test_three_limit_sized_images_at_once_stay_within_memory_and_time(limit_dir,
     assert [r["outcome"] for r in report["requests"]] == ["ok"] * 3
     assert max(r["seconds"] for r in report["requests"]) < REQUEST_SECONDS
     assert report["growth_mb"] < RSS_GROWTH_MB
+
+
+def test_an_upload_at_the_limit_decodes_once_at_the_models_scale_and_is_indexed(services):
+    # Uploads decoded at full scale first: a progressive CMYK JPEG at 49 MP then needed 630 MB and was
+    # refused on upload while search accepted it.
+    started = time.monotonic()
+    document = services.uploads.upload(images.LIMIT_CORPUS["jpeg_cmyk_progressive"](), {"public_id": "limit"})
+    assert time.monotonic() - started < REQUEST_SECONDS
+    assert (document["width"], document["height"], document["format"]) == (7000, 7000, "jpg")
+    assert services.index.get(document["asset_id"]) is not None
