@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -98,6 +99,7 @@ def _count_input() -> None:
             fh.write("1\n")
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns on each damaged TIFF tag and EXIF block
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -118,6 +120,7 @@ def test_mutated_images_decode_or_fail_with_a_precise_error(seed, ops):
     assert decoded.height > 0
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_the_seeds_are_valid_and_damaging_them_reaches_the_decoders_error_paths():
     # The fuzzer is only worth its budget if it starts from images that decode and its mutations reach
     # the error paths. A multi-frame GIF or TIFF cut after its first frame still decodes (first frame).
