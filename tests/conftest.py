@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +23,19 @@ def tiny_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_embedder() -> Embedder:
     return Embedder.from_dir(TINY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> Iterator[str]:
+    """A real single-node OpenSearch with the k-NN plugin (tests/opensearch_node.py): started once for
+    the session (fetched from Maven Central first if need be) and stopped at its end, unless one was
+    already running (`make opensearch-start`), which is reused and left running."""
+    from tests import opensearch_node
+
+    if os.environ.get("VS_OPENSEARCH") == "off":
+        pytest.skip("VS_OPENSEARCH=off: the real OpenSearch node is not started")
+    already = opensearch_node.running_url()
+    url = already or opensearch_node.start()
+    yield url
+    if not already:
+        opensearch_node.stop()
