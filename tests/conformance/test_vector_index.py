@@ -58,7 +58,8 @@ def on_node(_folder: Path, dim: int, request: pytest.FixtureRequest) -> VectorIn
 
     client = connect(request.getfixturevalue("opensearch_url"), auth="none")
     # One node: no replica could be assigned. The engine the node can run (see tests/opensearch_node).
-    options = IndexOptions(engine=ENGINE, replicas=0)  # type: ignore[arg-type]
+    # A short refresh so a write acknowledged with refresh=wait_for does not wait up to 1 s.
+    options = IndexOptions(engine=ENGINE, replicas=0, refresh_interval="20ms")  # type: ignore[arg-type]
     return OnNode(client, f"vs-conf-{uuid.uuid4().hex[:12]}", dim, "test-model", options=options)
 
 

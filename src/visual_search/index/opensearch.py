@@ -30,6 +30,7 @@ makes pages consistent for a stable index.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -40,6 +41,14 @@ from typing import Any, Literal
 import numpy as np
 
 from visual_search.errors import ConfigurationError, DependencyUnavailable
+from visual_search.index.opensearch_errors import (
+    RETRYABLE,
+    IndexAlreadyExists,
+    OpenSearchRefused,
+    PointInTimeExpired,
+    error_types,
+    translate,
+)
 from visual_search.index.opensearch_mapping import (
     VECTOR,
     IndexOptions,
@@ -63,7 +72,6 @@ from visual_search.index.port import (
 log = logging.getLogger(__name__)
 
 Mode = Literal["managed", "serverless"]
-RETRYABLE = {429, 500, 502, 503, 504}
 MAX_K = 10_000  # the k-NN plugin's limit on k
 
 
@@ -119,13 +127,10 @@ class OpenSearchIndex:
         if self._call(lambda: self._os.indices.exists(index=name)):
             return
         body = index_body(self.dim, self.model_id, self.options, self.mode == "serverless")
-        try:
+        # Cold-starting functions race to create it; the index name holds the model id, so the
+        # winner's index is the same one.
+        with contextlib.suppress(IndexAlreadyExists):
             self._call(lambda: self._os.indices.create(index=name, body=body))
-        except ValueError as exc:
-            # Cold-starting functions race to create it; the index name holds the model id, so the
-            # winner's index is the same one.
-            if "resource_already_exists_exception" not in str(exc):
-                raise
 
     def activate(self, name: str) -> None:
         """Point the alias at `name`, atomically removing it from any other index."""
@@ -195,7 +200,7 @@ class OpenSearchIndex:
                 if status in RETRYABLE:
                     retry += pending[n * step : n * step + step]
                     continue
-                raise ValueError(f"OpenSearch refused a document ({status}): {result.get('error')}")
+                raise OpenSearchRefused(status, error_types(result), f"a document: {result.get('error')}")
             if not retry:
                 return
             pending = retry
@@ -272,9 +277,7 @@ class OpenSearchIndex:
         pit = {"id": snapshot, "keep_alive": f"{max(self.point_in_time_s, 1)}s"}
         try:
             return self._call(lambda: self._os.search(body={**body, "pit": pit}))
-        except ConfigurationError as exc:
-            if "search_context_missing" not in str(exc):
-                raise
+        except PointInTimeExpired:
             log.info("point in time expired: the next page reads the live index")
             return None
 
@@ -295,10 +298,11 @@ class OpenSearchIndex:
     def close(self) -> None:
         self._os.close()
 
-    # -- transport errors
+    # -- transport errors and the time budget
     def _call(self, request: Callable[[], Any], deadline: float | None = None) -> Any:
         """One request, retried on throttling, server errors and timeouts until the attempts or the
-        operation's time budget run out; then DependencyUnavailable."""
+        operation's time budget run out (then DependencyUnavailable); a refusal raises its typed error
+        (`opensearch_errors.translate`)."""
         from opensearchpy.exceptions import ConnectionError as OSConnectionError
         from opensearchpy.exceptions import TransportError
 
@@ -310,10 +314,8 @@ class OpenSearchIndex:
                 reason = f"cannot reach OpenSearch: {exc.error}"
             except TransportError as exc:
                 status = exc.status_code
-                if status in (401, 403, 404):  # credentials, access policy, a missing index: set-up
-                    raise ConfigurationError(f"OpenSearch answered {status}: {exc.error}") from None
-                if status not in RETRYABLE:
-                    raise ValueError(f"OpenSearch refused a request ({status}): {exc.error}") from None
+                if not isinstance(status, int) or status not in RETRYABLE:
+                    raise translate(int(status or 0), exc.info, str(exc.error)) from None
                 reason = f"OpenSearch answered {status}"
             if attempt + 1 == self._attempts or not self._back_off(attempt, deadline):
                 break
