@@ -14,7 +14,7 @@ LINTED  := src tests bench functions infra layers app.py
 
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
-.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch layers synth bench-cold-start clean
+.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch layers synth bench-cold-start clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -49,7 +49,29 @@ $(CHROMIUM):
 $(CDK): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 
-test: $(STAMP) $(CHROMIUM) $(CDK) ## lint, then every test tier (unit, parity, functional, infra synth + cdk-nag)
+# A real single-node OpenSearch 2.19.1 + k-NN from Maven Central (pinned SHA-512s) in .cache/opensearch;
+# the test session starts it once and stops it (tests/opensearch_node.py). Needs Java 17 and Maven.
+OPENSEARCH := .cache/opensearch/opensearch-2.19.1/plugins/opensearch-knn
+$(OPENSEARCH): tests/opensearch_node.py
+	@command -v mvn >/dev/null && [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ] || \
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null; \
+	else echo "the OpenSearch node needs Java 17 and Maven: sudo apt-get install openjdk-17-jdk-headless maven" >&2; exit 1; fi
+	$(PY) -m tests.opensearch_node fetch
+
+opensearch-fetch: $(OPENSEARCH) ## fetch + verify OpenSearch 2.19.1 and k-NN from Maven Central into .cache/opensearch
+
+opensearch-start: $(OPENSEARCH) ## start the local node on 127.0.0.1:19200 (tests reuse it while it runs)
+	$(PY) -m tests.opensearch_node start
+
+opensearch-stop: ## stop the local node
+	$(PY) -m tests.opensearch_node stop
+
+# The API specification the OpenSearch double validates requests against: ../shared/opensearch-api-spec
+# where the workplace provides it, else a pinned copy (commit + digest in tests/doubles/spec_source.py).
+opensearch-spec: ## fetch the OpenSearch API specification into .cache when ../shared lacks it
+	$(PY) -m tests.doubles.spec_source fetch
+
+test: $(STAMP) $(CHROMIUM) $(CDK) $(OPENSEARCH) opensearch-spec ## lint, then every test tier (unit, parity, functional, infra synth + cdk-nag)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/python -m pytest -q
@@ -76,6 +98,13 @@ reliability: $(STAMP) $(CHROMIUM) ## every reliability/security check + the Locu
 
 smoke-opensearch: $(RUNTIME) ## against a real cluster: make smoke-opensearch OPENSEARCH_URL=https://...
 	OPENSEARCH_URL=$(OPENSEARCH_URL) $(BIN)/python -m tests.smoke.opensearch
+
+smoke-opensearch-local: $(RUNTIME) $(OPENSEARCH) ## the same smoke test against the local node (started if need be)
+	OPENSEARCH_URL=$$($(PY) -m tests.opensearch_node start) OPENSEARCH_AUTH=none OPENSEARCH_ENGINE=lucene \
+	OPENSEARCH_REPLICAS=0 $(BIN)/python -m tests.smoke.opensearch
+
+bench-opensearch: $(STAMP) $(OPENSEARCH) ## embedded vs the local OpenSearch node: 100,000 x 512 (writes bench/results)
+	nice $(BIN)/python bench/opensearch.py
 
 bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (writes bench/results/embed.json)
 	$(BIN)/python bench/embed.py
