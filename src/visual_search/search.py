@@ -100,8 +100,6 @@ class SearchService:
             after, served, snapshot = SearchAfter(state.score, state.asset_id), state.served, state.snapshot
         exclude = query.asset_id
         vector = self._query_vector(kind, value)
-        if not query.next_cursor:  # opened once the query is known to be valid, not before
-            snapshot = self._index.open_snapshot()
         remaining = self._max_hits - served
         size = min(query.max_results, remaining)
         hits: list[Hit] = []
@@ -119,8 +117,14 @@ class SearchService:
         served += len(hits)
         cursor = None
         if hits and len(hits) == size and served < self._max_hits:
+            # A point in time is scarce (OpenSearch allows 300 per node): only a search that has a next
+            # page opens one, after its first page; the next pages read it.
+            if snapshot is None and not query.next_cursor:
+                snapshot = self._index.open_snapshot()
             last = hits[-1]
             cursor = self._codec.encode(CursorState(key, last.score, last.asset_id, served, snapshot))
+        elif snapshot is not None:
+            self._index.close_snapshot(snapshot)  # the walk ends here
         return SearchPage(hits, cursor, int((time.perf_counter() - started) * 1000))
 
     def _query_vector(self, kind: str, value: Any) -> np.ndarray:

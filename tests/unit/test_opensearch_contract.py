@@ -252,7 +252,7 @@ def test_the_smoke_test_for_real_clusters_passes_against_the_double(mode):
     from tests.smoke.opensearch import DIM, run
 
     cluster = FakeOpenSearch(mode=mode)
-    run(open_index(cluster, model="smoke-model", dim=DIM), mode, settle=0)
+    run(open_index(cluster, model="smoke-model", dim=DIM), mode)
 
 
 def test_a_reindex_writes_beside_the_served_index_until_activated():

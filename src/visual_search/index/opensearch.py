@@ -235,6 +235,13 @@ class OpenSearchIndex:
         )
         return created["pit_id"]
 
+    def close_snapshot(self, snapshot: str) -> None:
+        """Delete the point in time; a failure is logged, not raised (it expires by itself)."""
+        try:
+            self._call(lambda: self._os.delete_pit(body={"pit_id": [snapshot]}))
+        except (DependencyUnavailable, ConfigurationError, OpenSearchRefused) as exc:
+            log.info("point in time not deleted (it expires after its keep-alive): %s", exc)
+
     def knn_page(
         self,
         vector: np.ndarray,
