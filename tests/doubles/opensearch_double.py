@@ -10,8 +10,9 @@ mapping, `search_after` not matching the sort. In `serverless` mode it also reje
 Serverless vector collection rejects: a custom `_id` on index, `refresh`, `_refresh` and point-in-time.
 
 k-NN here is exact (brute force), with OpenSearch's score per space type; a real cluster's HNSW is
-approximate. Faults can be injected: whole requests answered 429, and bulk items answered 429/500 —
-the next N, or at a seeded random rate (`injected` counts what was injected).
+approximate. Faults can be injected: whole requests answered 429, bulk items answered 429/500 — the
+next N, or at a seeded random rate — and searches answered by only some shards (`injected` counts what
+was injected).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class FakeOpenSearch:
     throttle_requests: int = 0  # answer this many next requests with 429
     bulk_item_faults: list[int] = field(default_factory=list)  # statuses for the next bulk items (0: none)
     throttle_rate: float = 0.0  # this share of requests answered 429
+    partial_searches: int = 0  # answer this many next searches with one failed shard (200, fewer hits)
     bulk_item_fault_rate: float = 0.0  # this share of bulk items answered 503
     seed: int = 0
     injected: Counter = field(default_factory=Counter)
@@ -311,10 +313,15 @@ class FakeOpenSearch:
             cursor = self._cursor_key(sort, body["search_after"])
             scored = [hit for hit in scored if tuple(k(hit) for k in keys) > cursor]
         hits = [self._hit(s, i, d, body.get("_source", True)) for s, i, d in scored[: body.get("size", 10)]]
+        shards = dict(SHARDS)
+        if self.partial_searches > 0:
+            self.partial_searches -= 1
+            self.injected["partial search"] += 1
+            shards |= {"total": 2, "failed": 1}
         return {
             "took": 1,
             "timed_out": False,
-            "_shards": dict(SHARDS),
+            "_shards": shards,
             "hits": {"total": {"value": len(scored), "relation": "eq"}, "hits": hits},
         }
 

@@ -31,6 +31,8 @@ makes pages consistent for a stable index.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import random
 import re
@@ -272,7 +274,11 @@ class OpenSearchIndex:
             body["search_after"] = [to_score(after.score, space), after.asset_id]
         response = self._search_snapshot(body, snapshot) if snapshot else None
         if response is None:
-            response = self._call(lambda: self._os.search(index=self.target, body=body))
+            # Without a point in time, every page of one search asks for the same copies of the shards
+            # (primary and replica hold different graphs and segments), so no hit repeats or is skipped
+            # because two pages were answered by different copies.
+            params = {"preference": preference_for(query, clauses)} if self.mode == "managed" else {}
+            response = self._call(lambda: self._os.search(index=self.target, body=body, params=params))
         return [
             Hit(h["_source"]["asset_id"], to_cosine(float(h["_score"]), space), h["_source"]["document"])
             for h in response["hits"]["hits"]
@@ -316,7 +322,7 @@ class OpenSearchIndex:
         deadline = self._clock() + self._budget_s if deadline is None else deadline
         for attempt in range(self._attempts):
             try:
-                return request()
+                return complete(request())
             except OSConnectionError as exc:  # timeouts included
                 reason = f"cannot reach OpenSearch: {exc.error}"
             except TransportError as exc:
@@ -335,6 +341,27 @@ class OpenSearchIndex:
             return False
         self._sleep(pause)
         return True
+
+
+def complete(response: Any) -> Any:
+    """The response, unless it is a search answered by only some shards or cut short by a timeout: then
+    DependencyUnavailable, since a partial page would silently skip hits the next page cannot bring back."""
+    if isinstance(response, dict) and "hits" in response:
+        failed = (response.get("_shards") or {}).get("failed", 0)
+        if failed or response.get("timed_out"):
+            raise DependencyUnavailable(
+                f"OpenSearch answered a search partially ({failed} shard(s) failed, timed out: "
+                f"{bool(response.get('timed_out'))})"
+            )
+    return response
+
+
+def preference_for(query: np.ndarray, clauses: list[dict[str, Any]]) -> str:
+    """A `preference` string that is the same for every page of one search (same query vector and
+    filters, as the cursor binds them) and differs between searches, so load still spreads."""
+    digest = hashlib.sha256(query.tobytes())
+    digest.update(json.dumps(clauses, sort_keys=True).encode())
+    return "vs-" + digest.hexdigest()[:16]
 
 
 def connect(
