@@ -3,29 +3,38 @@ plugin) in `managed` mode, or an OpenSearch Serverless vector collection in `ser
 
 Readers and writers use an alias; the physical index behind it is per model (`<alias>-<model>`), made
 from the manifest on first start, and `_meta` records model id and dimension, so a mismatch is a clear
-ConfigurationError at start-up instead of garbage results. `reindex_into` builds a new physical index
+ConfigurationError at start-up instead of garbage results. `reindex=True` builds a new physical index
 and `activate` swaps the alias in one `_aliases` call, so search never goes down on a model change.
 
 Writes are `_bulk` requests whose every item is checked: items answered 429 or 5xx are retried with
 exponential back-off and full jitter (bounded), other item errors raise; what still fails raises
 DependencyUnavailable, so the ingest message is retried and ends in the DLQ. A managed domain keys
 documents by asset id and writes with `refresh=wait_for`, so an acknowledged write is searchable.
-A Serverless collection accepts neither custom ids, upserts nor refresh: the adapter finds an asset's
-documents by a term query on `asset_id`, deletes them and indexes the new one (the ingest ledger keeps
-the ordering, see `ledger/port.py`), and searches see writes after the collection's own refresh
-(seconds), which is documented rather than hidden.
+A Serverless collection accepts no refresh, and its classic vector collections no custom ids (newer ones
+do; the adapter does not rely on it): the adapter finds an asset's documents by a term query on
+`asset_id`, deletes them and indexes the new one (the ingest ledger keeps the ordering, see
+`ledger/port.py`). Writes become searchable after the collection's own refresh - documented as up to
+60 s on classic collections, 10 s on newer ones - so a replace or delete of a document written within
+that window does not find it: an overwrite can leave two documents for one asset, a delete a ghost.
+Recording the generated `_id` in the ledger's `doc_id` and deleting by it would close this; it is not
+done yet (see the README's OpenSearch section).
 
 Ordering against late or duplicate S3 events is not decided here: the asset ledger's conditional write
-(DynamoDB) decides which event may touch an asset, before the index is written, for both modes - a
-single mechanism, because Serverless offers no external versioning.
+(DynamoDB) decides which event may touch an asset, before the index is written, for both modes.
 
 Search: a `knn` query with `k = max_hits` and the filters inside it (efficient filtering), sorted by
 `_score` then `asset_id`, paged with `search_after`. k-NN returns at most k hits per shard, so pages
 beyond `max_hits` could come from a multi-shard index; the search service's cursor counts what it has
-served and stops at its ceiling (1,000, far below k's limit of 10,000). Scores are converted to the raw
-cosine the embedded index returns. Point-in-time would pin the segments across pages on a managed
-domain; it is not used because Serverless lacks it and the cursor's (score, asset_id) position already
-makes pages consistent for a stable index.
+served and stops at its ceiling (1,000, far below k's limit of 10,000). k also sets the HNSW beam
+(ef_search is raised to k), so every page searches as wide as max_hits: bench/opensearch.py measures the
+cost. Scores are converted to the raw cosine the embedded index returns.
+
+Point in time (managed mode, `point_in_time_s` > 0): the search service opens one only when a search has
+a next page, every later page reads it, and it is deleted when the last page is served; one that
+expired falls back to the live index (still ordered, without repeats, thanks to search_after). Without
+one, each page sends the same `preference`, so one search reads the same shard copies throughout. A
+search answered by only some shards, or timed out, raises DependencyUnavailable rather than returning a
+short page. Errors are typed in one place (`opensearch_errors.translate`).
 """
 
 from __future__ import annotations
