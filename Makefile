@@ -53,7 +53,7 @@ $(CDK): package.json package-lock.json
 # the test session starts it once and stops it (tests/opensearch_node.py). Needs Java 17 and Maven.
 OPENSEARCH := .cache/opensearch/opensearch-2.19.1/plugins/opensearch-knn
 $(OPENSEARCH): tests/opensearch_node.py
-	@command -v mvn >/dev/null && [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ] || \
+	@command -v mvn >/dev/null && ls /usr/lib/jvm/java-17-openjdk-*/bin/java >/dev/null 2>&1 || \
 	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null; \
 	else echo "the OpenSearch node needs Java 17 and Maven: sudo apt-get install openjdk-17-jdk-headless maven" >&2; exit 1; fi
 	$(PY) -m tests.opensearch_node fetch

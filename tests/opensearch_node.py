@@ -40,7 +40,10 @@ ENGINE = "lucene"  # faiss needs native libraries the Maven artifact does not sh
 HOME = CACHE / f"opensearch-{VERSION}"
 STATE = CACHE / "node.json"  # the running node: pid, url, folder
 PORT = int(os.environ.get("VS_OPENSEARCH_PORT", "19200"))
-JAVA_HOME = os.environ.get("OPENSEARCH_JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
+JAVA_HOME = os.environ.get("OPENSEARCH_JAVA_HOME") or next(
+    (str(p) for p in sorted(Path("/usr/lib/jvm").glob("java-17-openjdk-*"))),
+    "/usr/lib/jvm/java-17-openjdk-amd64",
+)
 
 # (group:artifact:version:packaging, SHA-512): the .sha512 Maven Central publishes beside each artifact
 # (antlr4-runtime 4.13.1 has only a .sha1 there, which `mvn -C` checks; its SHA-512 was computed here).
@@ -125,7 +128,7 @@ def _download(coordinate: str, sha512: str) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [
-                "mvn", "-q", "-B", "-C",
+                "mvn", "-q", "-B", "-C", "-Dstyle.color=never",
                 "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy",
                 f"-Dartifact={coordinate}", f"-DoutputDirectory={target.parent}",
             ],
@@ -205,9 +208,13 @@ def start(heap: str = "512m", wait_s: float = 120.0) -> str:
     (folder / "data").mkdir()
     (folder / "logs").mkdir()
     as_user: list[str] = []
+    home = HOME
     if os.geteuid() == 0:  # OpenSearch will not run as root
-        subprocess.run(["chown", "-R", "nobody:nogroup", str(folder)], check=True)
         as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        if subprocess.run([*as_user, "test", "-x", str(HOME / "bin" / "opensearch")]).returncode:
+            home = folder / "home"  # the checkout is not readable by `nobody`: run a copy
+            shutil.copytree(HOME, home, symlinks=True)
+        subprocess.run(["chown", "-R", "nobody:nogroup", str(folder)], check=True)
     url = f"http://127.0.0.1:{PORT}"
     env = {
         **os.environ,
@@ -227,7 +234,7 @@ def start(heap: str = "512m", wait_s: float = 120.0) -> str:
     }
     log = open(folder / "stdout.log", "wb")  # noqa: SIM115 (the node outlives this call)
     process = subprocess.Popen(
-        [*as_user, str(HOME / "bin" / "opensearch"), *[f"-E{k}={v}" for k, v in settings.items()]],
+        [*as_user, str(home / "bin" / "opensearch"), *[f"-E{k}={v}" for k, v in settings.items()]],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
