@@ -4,7 +4,8 @@ by `make opensearch-spec` (`python -m tests.doubles.spec_source fetch`).
 
 The copy is the `spec/` folder of opensearch-project/opensearch-api-specification at COMMIT, checked by
 TREE_SHA256: a SHA-256 over every file's relative path and bytes, in path order (GitHub's archives are not
-byte-stable, the files in them are).
+byte-stable, the files in them are). The digest equals that of the commit's `spec/` tree in the upstream
+git repository and of ../shared's copy.
 """
 
 from __future__ import annotations
