@@ -57,6 +57,7 @@ $(OPENSEARCH): tests/opensearch_node.py
 	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null; \
 	else echo "the OpenSearch node needs Java 17 and Maven: sudo apt-get install openjdk-17-jdk-headless maven" >&2; exit 1; fi
 	$(PY) -m tests.opensearch_node fetch
+	touch $@
 
 opensearch-fetch: $(OPENSEARCH) ## fetch + verify OpenSearch 2.19.1 and k-NN from Maven Central into .cache/opensearch
 
@@ -99,9 +100,12 @@ reliability: $(STAMP) $(CHROMIUM) ## every reliability/security check + the Locu
 smoke-opensearch: $(RUNTIME) ## against a real cluster: make smoke-opensearch OPENSEARCH_URL=https://...
 	OPENSEARCH_URL=$(OPENSEARCH_URL) $(BIN)/python -m tests.smoke.opensearch
 
-smoke-opensearch-local: $(RUNTIME) $(OPENSEARCH) ## the same smoke test against the local node (started if need be)
-	OPENSEARCH_URL=$$($(PY) -m tests.opensearch_node start) OPENSEARCH_AUTH=none OPENSEARCH_ENGINE=lucene \
-	OPENSEARCH_REPLICAS=0 $(BIN)/python -m tests.smoke.opensearch
+smoke-opensearch-local: $(RUNTIME) $(OPENSEARCH) ## the same smoke test against the local node (started and stopped if not running)
+	@was_running=$$($(PY) -m tests.opensearch_node running >/dev/null && echo yes); \
+	url=$$($(PY) -m tests.opensearch_node start) || exit 1; \
+	OPENSEARCH_URL=$$url OPENSEARCH_AUTH=none OPENSEARCH_ENGINE=lucene OPENSEARCH_REPLICAS=0 \
+	$(BIN)/python -m tests.smoke.opensearch; status=$$?; \
+	[ -n "$$was_running" ] || $(PY) -m tests.opensearch_node stop; exit $$status
 
 bench-opensearch: $(STAMP) $(OPENSEARCH) ## embedded vs the local OpenSearch node: 100,000 x 512 (writes bench/results)
 	nice $(BIN)/python bench/opensearch.py

@@ -3,6 +3,7 @@
     python -m tests.opensearch_node fetch   # download (Maven), verify the pinned SHA-512s, install k-NN
     python -m tests.opensearch_node start   # start on 127.0.0.1, wait for green, print its URL
     python -m tests.opensearch_node stop
+    python -m tests.opensearch_node running # its URL if one is running (exit status 1 if not)
 
 What Maven Central serves (checked 2026-11): OpenSearch's minimal `integ-test-zip` distribution (the one
 plugin builds use for their integration tests: the server and the transport module only) and the k-NN
@@ -278,6 +279,11 @@ def main(argv: list[str]) -> int:
         print(start())
     elif command == "stop":
         stop()
+    elif command == "running":  # exit status 0 with the URL if a node started by `start` answers
+        url = running_url()
+        if url is None:
+            return 1
+        print(url)
     else:
         print(__doc__, file=sys.stderr)
         return 2
