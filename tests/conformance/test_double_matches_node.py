@@ -89,3 +89,17 @@ def test_a_search_reports_its_shards(client):
 
     assert response["_shards"]["failed"] == 0
     assert response["timed_out"] is False
+
+
+def test_creating_an_index_that_exists_is_a_400_resource_already_exists(client):
+    status, types = answer(lambda: client.indices.create(index=client.probe, body=MAPPING))
+
+    assert status == 400
+    assert "resource_already_exists_exception" in types
+
+
+def test_searching_a_missing_index_is_a_404_index_not_found(client):
+    status, types = answer(lambda: client.search(index="vs-probe-missing", body={"query": {"match_all": {}}}))
+
+    assert status == 404
+    assert "index_not_found_exception" in types
