@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from visual_search.embedding.hub import HubError, HubRef, HubUnreachable, probe
+from visual_search.embedding.hub import HubError, HubRef, HubUnreachable, fetch_checkpoint, probe
 from visual_search.embedding.manifest import MANIFEST_NAME
 from visual_search.model_build import BuildRefused
 from visual_search.settings import CoreSettings
@@ -70,7 +70,10 @@ def default_model(settings: CoreSettings, log: Callable[[str], None] = print) ->
                 f"{ref} is reachable but is built once with the build extra ({', '.join(missing)} missing)",
                 "pip install 'visual-search[build]' (make demo installs it), then run the command again",
             )
-        log(f"model: {ref} is not built yet; downloading and building it into {folder} (once)")
+        log(f"first run: downloading {ref} and building it into {folder} (once)")
+        # Downloaded and verified before the build tool (and torch) is imported: a failed download
+        # costs no more than the download. The build finds the files in the hub cache.
+        fetch_checkpoint(ref, PROBE_TIMEOUT_S)
         _build(ref, folder, settings.model_precision, log)
         return DefaultModel(folder)
     except HubUnreachable as exc:
