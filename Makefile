@@ -5,6 +5,7 @@ BIN     := $(VENV)/bin
 # A CPU build of torch, for the model-build tool and the parity tests only. A bare `torch` requirement
 # resolves to a multi-GB CUDA build; 2.13.0 CPU is the one this project is tested with.
 TORCH   ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP   := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 CDK     := node_modules/.bin/cdk
@@ -45,8 +46,10 @@ demo: $(RUNTIME) ## main job: local server on the embedded index, sample images 
 
 build-extra: $(BUILD_EXTRA) ## the model-build tool into .venv (CPU torch, transformers, onnx): what make demo adds to build real CLIP
 
+# On Linux, PyPI's torch wheel brings CUDA libraries (4.7 GB installed here); where PyTorch's own index is
+# reachable, `make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu` installs the CPU build instead.
 $(BUILD_EXTRA): $(RUNTIME)
-	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e ".[build]"
 	touch $@
 

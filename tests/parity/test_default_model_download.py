@@ -46,11 +46,11 @@ def environment(home: Path, hub: FakeHub) -> dict[str, str]:
     }
 
 
-def run(home: Path, hub: FakeHub, *args: str) -> subprocess.CompletedProcess:
+def run(home: Path, hub: FakeHub, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *args],
         cwd=home,
-        env=environment(home, hub),
+        env={**environment(home, hub), **env},
         capture_output=True,
         text=True,
         timeout=300,
@@ -108,6 +108,26 @@ def test_first_run_downloads_verifies_builds_and_the_next_run_asks_nothing(home,
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == str(built(home))
     assert len(hub.requests) == asked  # a built model is used without a single request
+
+
+def test_offline_the_checkpoint_in_the_hub_cache_is_built_without_a_request(home, hub):
+    download_only(home, hub)  # an earlier download left it in the hub cache
+    asked = len(hub.requests)
+
+    result = run(home, hub, "-m", "visual_search.cli", "fetch-model", HF_HUB_OFFLINE="1")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(built(home))
+    assert json.loads((built(home) / "manifest.json").read_text())["source"]["revision"] == COMMIT
+    assert len(hub.requests) == asked
+
+
+def test_offline_without_the_checkpoint_in_the_hub_cache_says_so(home, hub):
+    result = run(home, hub, "-m", "visual_search.cli", "fetch-model", HF_HUB_OFFLINE="1")
+
+    assert result.returncode == 2
+    assert "HF_HUB_OFFLINE is set and test-org/tiny-clip is not in the hub cache" in the_note(result)
+    assert hub.requests == []
 
 
 def test_an_interrupted_download_is_taken_up_again_and_ends_complete(home, hub):

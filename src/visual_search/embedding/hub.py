@@ -45,7 +45,8 @@ class HubRef:
 
 
 def probe(ref: HubRef, timeout: float) -> Any:
-    """The repo's file listing at `ref.revision` (one API call), as `huggingface_hub.ModelInfo`.
+    """The repo's file listing at `ref.revision` (one API call), as `huggingface_hub.ModelInfo`; with
+    HF_HUB_OFFLINE, None if the hub cache holds the checkpoint.
 
     HubUnreachable when the hub cannot be asked; HubError when it answers that the repo or revision
     does not exist (a typo should not read as "offline").
@@ -54,7 +55,8 @@ def probe(ref: HubRef, timeout: float) -> Any:
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
     if constants.HF_HUB_OFFLINE:
-        raise HubUnreachable("HF_HUB_OFFLINE is set")
+        _cached_snapshot(ref)
+        return None
     try:
         return HfApi().model_info(ref.repo_id, revision=ref.revision, files_metadata=True, timeout=timeout)
     except (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError) as exc:
@@ -68,20 +70,30 @@ def fetch_checkpoint(ref: HubRef, timeout: float) -> tuple[Path, str]:
     from huggingface_hub import constants, snapshot_download
 
     if constants.HF_HUB_OFFLINE:  # the hub cache may still hold it from an earlier download
-        try:
-            folder = Path(snapshot_download(ref.repo_id, revision=ref.revision, local_files_only=True))
-        except Exception:
-            raise HubUnreachable(f"HF_HUB_OFFLINE is set and {ref} is not in the hub cache") from None
-        return folder, folder.name
+        folder = _cached_snapshot(ref)
+        return folder, folder.name  # a snapshot folder is named after its commit
     info = probe(ref, timeout)
     wanted = _wanted_files(ref, info)
     try:
-        folder = Path(snapshot_download(ref.repo_id, revision=info.sha, allow_patterns=sorted(wanted)))
+        # By the name asked for, not the commit: the hub cache then records which commit `main` (or the
+        # tag) was, so HF_HUB_OFFLINE finds it later. The listing checked against is the commit's.
+        folder = Path(snapshot_download(ref.repo_id, revision=ref.revision, allow_patterns=sorted(wanted)))
     except Exception as exc:
         raise HubError(f"downloading {ref} failed: {type(exc).__name__}: {_first_line(exc)}") from None
+    if folder.name != info.sha:
+        raise HubError(f"{ref} moved to another commit during the download: try again")
     for name, sibling in wanted.items():
         _verify(folder / name, sibling)
     return folder, str(info.sha)
+
+
+def _cached_snapshot(ref: HubRef) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(ref.repo_id, revision=ref.revision, local_files_only=True))
+    except Exception:
+        raise HubUnreachable(f"HF_HUB_OFFLINE is set and {ref} is not in the hub cache") from None
 
 
 def _wanted_files(ref: HubRef, info: Any) -> dict[str, Any]:
