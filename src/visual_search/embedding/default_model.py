@@ -34,10 +34,6 @@ class DefaultModel:
     folder: Path
     note: str | None = None  # set when the tiny model stands in: why, and the command for real CLIP
 
-    @property
-    def is_tiny(self) -> bool:
-        return self.note is not None
-
 
 def model_home(settings: CoreSettings) -> Path:
     if settings.model_home is not None:
@@ -56,8 +52,9 @@ def missing_build_extra() -> list[str]:
     return [name for name in BUILD_EXTRA if importlib.util.find_spec(name) is None]
 
 
-def default_model(settings: CoreSettings, log: Callable[[str], None] = print) -> DefaultModel:
-    """The default model's folder (see the module docstring). Never raises for a missing network."""
+def default_model(settings: CoreSettings, log: Callable[[str], None]) -> DefaultModel:
+    """The default model's folder (see the module docstring); `log` gets a first run's progress lines.
+    A hub that cannot be reached, or a download or build that fails, gives the tiny model and a note."""
     folder = built_folder(settings)
     if (folder / MANIFEST_NAME).is_file():
         return DefaultModel(folder)
