@@ -1,4 +1,4 @@
-"""Build the Lambda layers without Docker: `make layers [ARCH=arm64|x86_64] [MODEL=models/tiny]`.
+"""Build the Lambda layers without Docker: `make layers [ARCH=arm64|x86_64] [MODEL=<model folder>]`.
 
 * `deps`: the project's runtime dependencies (read from pyproject.toml, so they are declared once) and the
   `visual_search` package itself, installed with pip for the Lambda platform (manylinux wheels only,
@@ -38,6 +38,7 @@ NOT_USED_IN_LAMBDA = (
     "opensearch_protobufs", "protobuf", "google", "yaml", "_yaml", "pyyaml", "tqdm",
     "anyio", "httpx2", "httpcore2", "h11", "click", "uvicorn", "bin",
     "onnxruntime/transformers", "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/datasets",
+    "visual_search/models",  # the tiny test model the package ships; functions load /opt/model
 )  # fmt: skip
 TRIM_DIRS = ("tests", "test", "__pycache__", "include", "benchmarks")
 FUNCTIONS = {"search": ("deps", "model-text"), "ingest": ("deps", "model-image")}
@@ -111,7 +112,7 @@ def report(out: Path = OUT) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--arch", choices=sorted(PLATFORMS), default="arm64")
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "tiny")
+    parser.add_argument("--model", type=Path, default=ROOT / "src" / "visual_search" / "models" / "tiny")
     parser.add_argument("--skip-deps", action="store_true", help="rebuild the model layers only")
     parser.add_argument("--trim-only", action="store_true", help="trim an existing deps layer again")
     parser.add_argument("--out", type=Path, default=OUT, help="where the layer folders go")

@@ -4,6 +4,7 @@ CLI and the tests all build their services here, so there is one way the parts f
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
@@ -15,6 +16,7 @@ from visual_search.cursor import CursorCodec
 from visual_search.duplicates import DuplicateFinder
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
+from visual_search.embedding.default_model import default_model
 from visual_search.embedding.manifest import Manifest
 from visual_search.errors import BadInput, ConfigurationError
 from visual_search.index.port import VectorIndex
@@ -31,6 +33,8 @@ from visual_search.settings import (
 )
 from visual_search.storage.local import LocalImageStore
 from visual_search.storage.port import ImageStore, validate_key
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the search service never imports the ingest worker's modules
     from visual_search.ledger.port import AssetLedger
@@ -164,7 +168,13 @@ def _limits(settings: CoreSettings) -> DecodeLimits:
 
 
 def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
-    manifest = Manifest.load(settings.model_dir)
+    folder = settings.model_dir
+    if folder is None:  # the CLI resolves it first, to show progress; deployed functions always set it
+        chosen = default_model(settings, log=_log.info)
+        if chosen.note:
+            _log.warning(chosen.note)
+        folder = chosen.folder
+    manifest = Manifest.load(folder)
     if settings.model_remote_url:
         from visual_search.embedding.remote_files import S3ModelFiles
 

@@ -28,8 +28,11 @@ class CoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    # Model
-    model_dir: Path = Path("models/tiny")
+    # Model. Unset: the default model (visual_search.embedding.default_model): `model_hub` built once
+    # into `model_home`, else the tiny test model shipped in the package.
+    model_dir: Path | None = None
+    model_hub: str = "openai/clip-vit-base-patch32"  # hub id, optionally @revision
+    model_home: Path | None = None  # unset: $XDG_CACHE_HOME/visual-search/models (~/.cache/...)
     model_precision: Literal["int8", "fp32"] = "int8"
     model_threads: int = Field(1, ge=1, le=64)
     # Model files missing from model_dir are fetched from here on first use (s3://bucket/prefix/) into
