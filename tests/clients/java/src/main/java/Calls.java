@@ -121,8 +121,7 @@ public final class Calls {
                 "cloud_name", env("VS_CLOUD_NAME"),
                 "api_key", env("VS_API_KEY"),
                 "api_secret", env("VS_API_SECRET"),
-                "upload_prefix", env("VS_UPLOAD_PREFIX"),
-                "secure", true));
+                "upload_prefix", env("VS_UPLOAD_PREFIX")));
         Api api = cloudinary.api();
         String prefix = env("VS_PUBLIC_ID_PREFIX");
         String tag = env("VS_TAG");
@@ -200,7 +199,13 @@ public final class Calls {
                 r -> expect(deleted(r).equals(Map.of(prefix + "/sub/d", "deleted")), "deleted"));
 
         // -- errors, as the SDK reports them
-        refused("error_401_admin", 401, () -> api.visualSearch(ObjectUtils.asMap("text", "x", "api_secret", "not-the-secret")));
+        // Not a per-call api_secret: visualSearch would send it in the query string with the other options.
+        Cloudinary stranger = new Cloudinary(ObjectUtils.asMap(
+                "cloud_name", env("VS_CLOUD_NAME"),
+                "api_key", env("VS_API_KEY"),
+                "api_secret", "not-the-secret",
+                "upload_prefix", env("VS_UPLOAD_PREFIX")));
+        refused("error_401_admin", 401, () -> stranger.api().visualSearch(ObjectUtils.asMap("text", "x")));
         refused("error_401_upload", 401, () -> cloudinary.uploader().upload(upload, options("api_secret", "not-the-secret")));
         refused("error_404", 404, () -> api.resourceByAssetID(UNKNOWN_ASSET_ID, none));
         refused("error_400", 400, () -> api.visualSearch(ObjectUtils.asMap("text", "x", "image_asset_id", seed)));
