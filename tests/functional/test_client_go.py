@@ -31,6 +31,7 @@ WITH_ASSETS = [
     "ping",
     "resource",
     "resources",
+    "resources_paging",
     "resources_by_tag",
     "destroy",
     "destroy_not_found",

@@ -14,6 +14,7 @@ PASSING = [
     "visual_search_text",
     "visual_search_image_url",
     "visual_search_image_asset_id",
+    "visual_search_paging",
     "upload",
     "resource_by_asset_id",
     "upload_b",
@@ -30,12 +31,14 @@ WITH_ASSETS = [
     "ping",
     "resource",
     "resources",
+    "resources_paging",
     "resources_by_tag",
     "resources_by_asset_ids",
     "destroy",
     "destroy_not_found",
     "delete_resources_by_tag",
     "delete_resources_by_prefix",
+    "error_400_upload_large_raw",
 ]
 
 

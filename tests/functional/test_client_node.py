@@ -31,12 +31,14 @@ WITH_ASSETS = [
     "ping",
     "resource",
     "resources",
+    "resources_paging",
     "resources_by_tag",
     "resources_by_asset_ids",
     "destroy",
     "destroy_not_found",
     "delete_resources_by_tag",
     "delete_resources_by_prefix",
+    "error_400_upload_large_raw",
 ]
 
 

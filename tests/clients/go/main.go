@@ -134,6 +134,39 @@ func publicIDs(assets []api.BriefAssetResult) []string {
 	return ids
 }
 
+// walk lists every page, following next_cursor (bounded, so a cursor that never ends fails).
+func walk(list func(cursor string) (*admin.AssetsResult, error)) ([]string, string, error) {
+	seen, cursor := []string{}, ""
+	for page := 0; page < 50; page++ {
+		result, err := list(cursor)
+		if err != nil || result.Error.Message != "" {
+			return seen, result.Error.Message, err
+		}
+		seen = append(seen, publicIDs(result.Assets)...)
+		if cursor = result.NextCursor; cursor == "" {
+			return seen, "", nil
+		}
+	}
+	return seen, "more than 50 pages", nil
+}
+
+// sameSet: seen holds no repeat and exactly the ids in expected (not empty).
+func sameSet(seen []string, expected map[string]bool) bool {
+	unique := map[string]bool{}
+	for _, id := range seen {
+		unique[id] = true
+	}
+	if len(expected) == 0 || len(unique) != len(seen) || len(unique) != len(expected) {
+		return false
+	}
+	for id := range expected {
+		if !unique[id] {
+			return false
+		}
+	}
+	return true
+}
+
 func unless(ok bool, problem string) string {
 	if ok {
 		return ""
@@ -146,6 +179,7 @@ func main() {
 	wrong := client("not-the-secret")
 	prefix, tag, probe := env("VS_PUBLIC_ID_PREFIX"), env("VS_TAG"), env("VS_PROBE_PUBLIC_ID")
 	deleteTag := tag + "-delete"
+	made := map[string]bool{} // public_ids this program uploaded successfully
 
 	// -- visual_search, four ways
 	byText, err := cld.Admin.VisualSearch(ctx, admin.VisualSearchParams{Text: "a pair of shoes"})
@@ -174,10 +208,12 @@ func main() {
 	// file is larger than the configured chunk size: the SDK has no separate upload_large.
 	uploaded, err := cld.Upload.Upload(ctx, env("VS_UPLOAD_FILE"),
 		uploader.UploadParams{PublicID: prefix + "/a", Tags: api.CldAPIArray{tag}})
-	call("upload", err, uploaded.Error.Message, func() string {
+	if call("upload", err, uploaded.Error.Message, func() string {
 		return unless(uploaded.PublicID == prefix+"/a" && uploaded.AssetID != "" && slices.Contains(uploaded.Tags, tag),
 			"not the upload")
-	})
+	}) {
+		made[uploaded.PublicID] = true
+	}
 	assetID := uploaded.AssetID
 	if assetID == "" {
 		assetID = unknownAssetID
@@ -188,9 +224,11 @@ func main() {
 	})
 	largeBytes, _ := strconv.Atoi(env("VS_LARGE_BYTES"))
 	large, err := cld.Upload.Upload(ctx, env("VS_LARGE_FILE"), uploader.UploadParams{PublicID: prefix + "/large"})
-	call("upload_large", err, large.Error.Message, func() string {
+	if call("upload_large", err, large.Error.Message, func() string {
 		return unless(large.PublicID == prefix+"/large" && large.Bytes == largeBytes, "not whole")
-	})
+	}) {
+		made[large.PublicID] = true
+	}
 	// Fixtures for the delete calls below, uploaded like the first.
 	for _, fixture := range []struct{ name, tag string }{{"b", ""}, {"c", deleteTag}, {"sub/d", ""}} {
 		params := uploader.UploadParams{PublicID: prefix + "/" + fixture.name}
@@ -198,9 +236,11 @@ func main() {
 			params.Tags = api.CldAPIArray{fixture.tag}
 		}
 		result, err := cld.Upload.Upload(ctx, env("VS_UPLOAD_FILE"), params)
-		call("upload_"+strings.ReplaceAll(fixture.name, "/", "_"), err, result.Error.Message, func() string {
+		if call("upload_"+strings.ReplaceAll(fixture.name, "/", "_"), err, result.Error.Message, func() string {
 			return unless(result.PublicID == params.PublicID, "not the upload")
-		})
+		}) {
+			made[result.PublicID] = true
+		}
 	}
 
 	// -- Admin API (the Go SDK has no resources_by_asset_ids)
@@ -215,6 +255,14 @@ func main() {
 		ids := publicIDs(listed.Assets)
 		outside := slices.ContainsFunc(ids, func(id string) bool { return !strings.HasPrefix(id, prefix+"/") })
 		return unless(slices.Contains(ids, prefix+"/a") && !outside, "listing")
+	})
+	seen, message, err := walk(func(cursor string) (*admin.AssetsResult, error) {
+		return cld.Admin.Assets(ctx, admin.AssetsParams{
+			DeliveryType: "upload", Prefix: prefix + "/", MaxResults: 2, NextCursor: cursor,
+		})
+	})
+	call("resources_paging", err, message, func() string {
+		return unless(sameSet(seen, made), fmt.Sprintf("pages hold %v", seen))
 	})
 	byTag, err := cld.Admin.AssetsByTag(ctx, admin.AssetsByTagParams{Tag: tag})
 	call("resources_by_tag", err, byTag.Error.Message, func() string {

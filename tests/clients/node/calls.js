@@ -83,6 +83,24 @@ function uploadLarge(path, options) {
 }
 
 const ids = (result) => (result.resources || []).map((r) => r.public_id);
+const made = new Set(); // public_ids this program uploaded successfully
+
+// Every page of a listing, following next_cursor (bounded, so a cursor that never ends fails).
+async function walk(list) {
+  const seen = [];
+  let cursor;
+  for (let page = 0; page < 50; page++) {
+    const result = await list(cursor);
+    seen.push(...ids(result));
+    cursor = result.next_cursor;
+    if (!cursor) return seen;
+  }
+  throw new Error("more than 50 pages");
+}
+
+const sameSet = (seen, expected) =>
+  expected.size > 0 &&
+  seen.length === new Set(seen).size && JSON.stringify([...seen].sort()) === JSON.stringify([...expected].sort());
 
 async function main() {
   const probe = env("VS_PROBE_PUBLIC_ID");
@@ -116,6 +134,7 @@ async function main() {
     () => cloudinary.uploader.upload(env("VS_UPLOAD_FILE"), { public_id: `${PREFIX}/a`, tags: [TAG] }),
     (r) => expect(r.public_id === `${PREFIX}/a` && r.asset_id && r.tags.includes(TAG), "not the upload"),
   );
+  if (uploaded) made.add(uploaded.public_id);
   const assetId = uploaded ? uploaded.asset_id : UNKNOWN_ASSET_ID;
   await call(
     "resource_by_asset_id",
@@ -131,14 +150,14 @@ async function main() {
         chunk_size: Number(env("VS_CHUNK_SIZE")),
       }),
     (r) => expect(r.public_id === `${PREFIX}/large` && r.bytes === Number(env("VS_LARGE_BYTES")), "not whole"),
-  );
+  ).then((r) => r && made.add(r.public_id));
   // Fixtures for the delete calls below, uploaded like the first.
   for (const [name, tags] of [["b", []], ["c", [DELETE_TAG]], ["sub/d", []]]) {
     await call(
       `upload_${name.replace("/", "_")}`,
       () => cloudinary.uploader.upload(env("VS_UPLOAD_FILE"), { public_id: `${PREFIX}/${name}`, tags }),
       (r) => expect(r.public_id === `${PREFIX}/${name}`, "not the upload"),
-    );
+    ).then((r) => r && made.add(r.public_id));
   }
 
   // -- Admin API
@@ -152,6 +171,14 @@ async function main() {
     "resources",
     () => cloudinary.api.resources({ type: "upload", prefix: `${PREFIX}/`, max_results: 10 }),
     (r) => expect(ids(r).includes(`${PREFIX}/a`) && ids(r).every((id) => id.startsWith(`${PREFIX}/`)), "listing"),
+  );
+  await call(
+    "resources_paging",
+    () =>
+      walk((cursor) =>
+        cloudinary.api.resources({ type: "upload", prefix: `${PREFIX}/`, max_results: 2, next_cursor: cursor }),
+      ),
+    (seen) => expect(sameSet(seen, made), `pages hold ${JSON.stringify(seen)}`),
   );
   await call(
     "resources_by_tag",
@@ -192,6 +219,8 @@ async function main() {
   // -- errors, as the SDK reports them
   await refused("error_401_admin", 401, () => cloudinary.api.visual_search({ text: "x" }, WRONG));
   await refused("error_401_upload", 401, () => cloudinary.uploader.upload(env("VS_UPLOAD_FILE"), WRONG));
+  // upload_large's default resource type is raw: only images are indexed.
+  await refused("error_400_upload_large_raw", 400, () => uploadLarge(env("VS_UPLOAD_FILE"), {}));
   await refused("error_404", 404, () => cloudinary.api.resource_by_asset_id(UNKNOWN_ASSET_ID));
   await refused("error_400", 400, () => cloudinary.api.visual_search({ text: "x", image_asset_id: seed }));
 }

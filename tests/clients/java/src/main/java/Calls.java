@@ -5,9 +5,11 @@ import java.io.File;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import org.cloudinary.json.JSONObject;
 
 /**
@@ -112,6 +114,36 @@ public final class Calls {
         return map;
     }
 
+    interface Page {
+        Map<?, ?> get(String cursor) throws Exception;
+    }
+
+    /** Every page of a listing, following next_cursor (bounded, so a cursor that never ends fails). */
+    private static Map<?, ?> walk(Page page) throws Exception {
+        List<String> seen = new ArrayList<>();
+        String cursor = null;
+        for (int n = 0; n < 50; n++) {
+            Map<?, ?> result = page.get(cursor);
+            seen.addAll(ids(result));
+            cursor = (String) result.get("next_cursor");
+            if (cursor == null) return Map.of("ids", seen);
+        }
+        throw new IllegalStateException("more than 50 pages");
+    }
+
+    /** `walk`'s ids hold no repeat and exactly `expected`. */
+    private static void sameSet(Map<?, ?> walked, Collection<String> expected) {
+        List<?> seen = (List<?>) walked.get("ids");
+        expect(!expected.isEmpty() && seen.size() == new HashSet<>(seen).size() && new HashSet<>(seen).equals(new HashSet<>(expected)),
+                "pages hold " + seen);
+    }
+
+    private static Map<String, Object> page(String cursor, Object... pairs) {
+        Map<String, Object> map = ObjectUtils.asMap(pairs);
+        if (cursor != null) map.put("next_cursor", cursor);
+        return map;
+    }
+
     private static Map<?, ?> deleted(Map<?, ?> result) {
         return (Map<?, ?>) result.get("deleted");
     }
@@ -143,28 +175,38 @@ public final class Calls {
                 () -> api.visualSearch(ObjectUtils.asMap("image_asset_id", seed)),
                 r -> expect(!ids(r).isEmpty() && !String.valueOf(r.get("resources")).contains(seed), "bad neighbours"));
 
+        // The SDK passes every option to the query, next_cursor and max_results included.
+        List<String> firstPage = byText == null ? List.of() : ids(byText);
+        call("visual_search_paging",
+                () -> walk(cursor -> api.visualSearch(page(cursor, "text", "a pair of shoes", "max_results", 7))),
+                r -> sameSet(r, firstPage));
+
         // -- Upload API
+        Set<String> made = new HashSet<>(); // public_ids this program uploaded successfully
         Map<?, ?> uploaded = call("upload",
                 () -> cloudinary.uploader().upload(upload, options("public_id", prefix + "/a", "tags", List.of(tag))),
                 r -> expect((prefix + "/a").equals(r.get("public_id")) && r.get("asset_id") != null
                         && ((Collection<?>) r.get("tags")).contains(tag), "not the upload"));
         String assetId = uploaded == null ? UNKNOWN_ASSET_ID : (String) uploaded.get("asset_id");
+        if (uploaded != null) made.add(prefix + "/a");
         call("resource_by_asset_id",
                 () -> api.resourceByAssetID(assetId, none),
                 r -> expect((prefix + "/a").equals(r.get("public_id")), "another asset"));
         long largeBytes = Long.parseLong(env("VS_LARGE_BYTES"));
-        call("upload_large",
+        Map<?, ?> large = call("upload_large",
                 () -> cloudinary.uploader().uploadLarge(new File(env("VS_LARGE_FILE")),
                         options("resource_type", "image", "public_id", prefix + "/large"),
                         Integer.parseInt(env("VS_CHUNK_SIZE"))),
                 r -> expect((prefix + "/large").equals(r.get("public_id"))
                         && ((Number) r.get("bytes")).longValue() == largeBytes, "not whole"));
+        if (large != null) made.add(prefix + "/large");
         // Fixtures for the delete calls below, uploaded like the first.
         for (String[] fixture : new String[][] {{"b", ""}, {"c", deleteTag}, {"sub/d", ""}}) {
-            call("upload_" + fixture[0].replace("/", "_"),
+            Map<?, ?> fixtureUpload = call("upload_" + fixture[0].replace("/", "_"),
                     () -> cloudinary.uploader().upload(upload, options("public_id", prefix + "/" + fixture[0],
                             "tags", fixture[1].isEmpty() ? List.of() : List.of(fixture[1]))),
                     r -> expect((prefix + "/" + fixture[0]).equals(r.get("public_id")), "not the upload"));
+            if (fixtureUpload != null) made.add(prefix + "/" + fixture[0]);
         }
 
         // -- Admin API
@@ -176,6 +218,9 @@ public final class Calls {
                 () -> api.resources(ObjectUtils.asMap("type", "upload", "prefix", prefix + "/", "max_results", 10)),
                 r -> expect(ids(r).contains(prefix + "/a")
                         && ids(r).stream().allMatch(id -> id.startsWith(prefix + "/")), "listing"));
+        call("resources_paging",
+                () -> walk(cursor -> api.resources(page(cursor, "type", "upload", "prefix", prefix + "/", "max_results", 2))),
+                r -> sameSet(r, made));
         call("resources_by_tag",
                 () -> api.resourcesByTag(tag, none),
                 r -> expect(ids(r).equals(List.of(prefix + "/a")), "listing"));
@@ -207,6 +252,8 @@ public final class Calls {
                 "upload_prefix", env("VS_UPLOAD_PREFIX")));
         refused("error_401_admin", 401, () -> stranger.api().visualSearch(ObjectUtils.asMap("text", "x")));
         refused("error_401_upload", 401, () -> cloudinary.uploader().upload(upload, options("api_secret", "not-the-secret")));
+        // Only images are indexed: a raw upload is refused.
+        refused("error_400_upload_large_raw", 400, () -> cloudinary.uploader().uploadLargeRaw(upload, options()));
         refused("error_404", 404, () -> api.resourceByAssetID(UNKNOWN_ASSET_ID, none));
         refused("error_400", 400, () -> api.visualSearch(ObjectUtils.asMap("text", "x", "image_asset_id", seed)));
         System.exit(failed ? 1 : 0);
