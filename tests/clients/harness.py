@@ -106,7 +106,10 @@ def go_program() -> tuple[list[str], dict[str, str]]:
     source = SOURCES / "go"
     binary = CACHE / "go" / _digest(source / "go.mod", source / "go.sum", source / "main.go") / "calls"
     if not binary.is_file():
-        env = {**os.environ, "GOFLAGS": "-mod=readonly", "GOTOOLCHAIN": "local"}
+        # go.sum is the pin (-mod=readonly); the installed Go builds it (no toolchain download); the
+        # binary carries no VCS stamp, so a dirty or absent checkout builds the same.
+        flags = f"{os.environ.get('GOFLAGS', '')} -mod=readonly -buildvcs=false".strip()
+        env = {**os.environ, "GOFLAGS": flags, "GOTOOLCHAIN": "local"}
         _run(["go", "mod", "download"], source, env)
         _run(["go", "build", "-o", str(binary), "."], source, env)
     return [str(binary)], {}
