@@ -21,7 +21,7 @@ cloudinary.config({
 });
 
 const PREFIX = env("VS_PUBLIC_ID_PREFIX"); // every asset this program makes lives under it
-const TAG = `${env("VS_TAG")}`;
+const TAG = env("VS_TAG");
 const DELETE_TAG = `${TAG}-delete`;
 const WRONG = { api_secret: "not-the-secret" };
 const UNKNOWN_ASSET_ID = "f".repeat(32);
@@ -98,9 +98,11 @@ async function walk(list) {
   throw new Error("more than 50 pages");
 }
 
+// No repeat, and exactly the (non-empty) expected set.
 const sameSet = (seen, expected) =>
   expected.size > 0 &&
-  seen.length === new Set(seen).size && JSON.stringify([...seen].sort()) === JSON.stringify([...expected].sort());
+  seen.length === new Set(seen).size &&
+  JSON.stringify([...seen].sort()) === JSON.stringify([...expected].sort());
 
 async function main() {
   const probe = env("VS_PROBE_PUBLIC_ID");
