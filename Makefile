@@ -17,7 +17,7 @@ LINTED  := src tests bench functions infra layers app.py
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
 BUILD_EXTRA := $(VENV)/.build-extra
-.PHONY: help demo build-extra install test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch layers synth bench-cold-start clean
+.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch layers synth bench-cold-start clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -64,7 +64,13 @@ $(CHROMIUM):
 $(CDK): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 
-test: $(STAMP) $(CHROMIUM) $(CDK) ## lint, then every test tier (unit, parity, functional, infra synth + cdk-nag)
+# Cloudinary's Node, Java and Go SDKs for the real-client tests (tests/clients/), at the versions their
+# package-lock.json, pom.xml and go.sum pin: npm ci, Maven's dependency resolution, go mod download, then
+# one javac and one go build, all into .cache/clients/ (rebuilt only when those sources change).
+clients: $(STAMP) ## fetch and build the Node, Java and Go client programs the functional tests run
+	$(BIN)/python -m tests.clients.harness
+
+test: $(STAMP) $(CHROMIUM) $(CDK) clients ## lint, then every test tier (unit, parity, functional, infra synth + cdk-nag)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/python -m pytest -q
