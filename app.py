@@ -22,7 +22,9 @@ def build_app(context: dict | None = None) -> tuple[cdk.App, VisualSearchStack]:
     config = Config.from_context(app.node.try_get_context)
     stack = VisualSearchStack(app, "VisualSearch", config=config)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    nag_suppressions.apply(stack, stack.images.bucket, stack.index.domain, config.existing_arn)
+    nag_suppressions.apply(
+        stack, stack.images.bucket, stack.index.domain, config.existing_arn, nodes=config.instance_count
+    )
     return app, stack
 
 

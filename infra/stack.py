@@ -99,13 +99,15 @@ class VisualSearchStack(Stack):
             index_settings=index_settings,
         )  # fmt: skip
         index.grant(search.function, ingest.worker.function)
-        Monitoring(
+        monitoring = Monitoring(
             self,
             "Monitoring",
             api=api.api,
             ingest=ingest.worker.function,
+            queue=ingest.queue,
             dead_letter_alarm=ingest.dead_letter_alarm,
             domain=index.domain,
+            alarm_email=config.alarm_email,
         )
         CfnOutput(
             self, "ApiUrl", value=api.api.url, description="Cloudinary SDK upload_prefix / page at <url>ui/"
@@ -118,6 +120,12 @@ class VisualSearchStack(Stack):
             value=Fn.join(",", [search.function.role.role_arn, ingest.worker.function.role.role_arn]),
             description="roles an existing cluster's access policy (or collection data policy) must admit",
         )
+        CfnOutput(
+            self,
+            "AlarmTopic",
+            value=monitoring.topic.topic_arn,
+            description="every alarm notifies this topic: aws sns subscribe --topic-arn <arn> ...",
+        )
         CfnOutput(self, "DeadLetterQueueUrl", value=ingest.dead_letters.queue_url)
         CfnOutput(self, "IngestQueueUrl", value=ingest.queue.queue_url)
         CfnOutput(self, "LedgerTable", value=ingest.ledger.table_name, description="for backfills")
@@ -128,6 +136,7 @@ class VisualSearchStack(Stack):
             "--query SecretString --output text",
         )
         self.images, self.index, self.api, self.ingest = images, index, api, ingest
+        self.monitoring = monitoring
         self.functions = {"search": search, "ingest": ingest.worker}
         if authorizer is not None:
             self.functions["authorizer"] = authorizer_function

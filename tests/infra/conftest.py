@@ -18,7 +18,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 # The ways a team deploys: the default (managed domain, key:secret), a Serverless collection with only
 # one prefix indexed and an operator role for backfills, an existing collection (e.g. one a Bedrock
-# knowledge base made), and an existing domain behind IAM-authorised routes.
+# knowledge base made), an existing domain behind IAM-authorised routes, and a single-node dev domain
+# whose alarms e-mail someone.
 ADMIN_ROLE = "arn:aws:iam::123456789012:role/search-operators"
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "managed": {},
@@ -40,6 +41,11 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
         "existing_arn": "arn:aws:es:eu-west-1:123456789012:domain/team",
         "auth": "iam",
         "architecture": "x86_64",
+    },
+    "single-node": {
+        "instance_count": "1",  # as `-c instance_count=1` passes it
+        "alarm_email": "ops@example.com",
+        "removal_policy": "destroy",
     },
 }
 
@@ -102,6 +108,11 @@ def serverless() -> Synthesized:
 @pytest.fixture(scope="session")
 def existing_iam() -> Synthesized:
     return _cached("existing-iam")
+
+
+@pytest.fixture(scope="session")
+def single_node() -> Synthesized:
+    return _cached("single-node")
 
 
 _CACHE: dict[str, Synthesized] = {}

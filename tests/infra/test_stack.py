@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 
-import pytest
 from aws_cdk.assertions import Match
 
 from infra.ingest_pipeline import FUNCTION_TIMEOUT_S
-from tests.infra.conftest import ADMIN_ROLE
+from infra.monitoring import INGEST_SERVICE
+from tests.infra.conftest import ADMIN_ROLE, CONFIGURATIONS, ROOT
+from visual_search.observability import NAMESPACE
 from visual_search.settings import ENV_PREFIX, IngestSettings, ServiceSettings
 
 PUBLIC_PAGE_ROUTES = {("GET", "/"), ("GET", "/ui"), ("GET", "/ui/{name}")}
@@ -231,8 +233,30 @@ def test_the_asset_ledger_is_encrypted_and_point_in_time_recoverable(synthesized
     props = table["Properties"]
     assert props["SSESpecification"]["SSEEnabled"] is True
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    expected = "Delete" if synthesized.name == "serverless" else "Retain"  # removal_policy context
-    assert table["DeletionPolicy"] == expected
+    assert table["DeletionPolicy"] == _deletion_policy(synthesized)
+
+
+STATEFUL = (
+    "AWS::DynamoDB::Table",
+    "AWS::S3::Bucket",
+    "AWS::OpenSearchService::Domain",
+    "AWS::OpenSearchServerless::Collection",
+    "AWS::OpenSearchServerless::SecurityPolicy",
+    "AWS::OpenSearchServerless::AccessPolicy",
+)
+
+
+def _deletion_policy(s) -> str:
+    return "Delete" if CONFIGURATIONS[s.name].get("removal_policy") == "destroy" else "Retain"
+
+
+def test_the_index_the_ledger_and_the_bucket_follow_one_removal_policy(synthesized):
+    # A collection deleted while the ledger retains says "indexed" for vectors that are gone.
+    stateful = {k: r for k, r in synthesized.json["Resources"].items() if r["Type"] in STATEFUL}
+    assert {r["Type"] for r in stateful.values()} >= {"AWS::DynamoDB::Table", "AWS::S3::Bucket"}
+    for logical_id, resource in stateful.items():
+        assert resource.get("DeletionPolicy") == _deletion_policy(synthesized), logical_id
+        assert resource.get("UpdateReplacePolicy") == _deletion_policy(synthesized), logical_id
 
 
 # --- functions: settings, layers, logs ----------------------------------------------------------------
@@ -329,6 +353,11 @@ def test_the_managed_domain_is_encrypted_https_only_and_its_access_policy_names_
     assert props["DomainEndpointOptions"]["EnforceHTTPS"] is True
     assert props["DomainEndpointOptions"]["TLSSecurityPolicy"] == "Policy-Min-TLS-1-2-2019-07"
     assert re.fullmatch(r"OpenSearch_2\.\d+", props["EngineVersion"])
+    assert props["EBSOptions"]["VolumeType"] == "gp3"  # as the README prices it
+    cluster = props["ClusterConfig"]
+    assert cluster["InstanceCount"] == 2
+    assert cluster["ZoneAwarenessEnabled"] is True
+    assert cluster["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": 2}
     (access,) = managed.resources("Custom::OpenSearchAccessPolicy").values()
     text = json.dumps(access["Properties"])
     functions = managed.our_functions()
@@ -339,6 +368,14 @@ def test_the_managed_domain_is_encrypted_https_only_and_its_access_policy_names_
     assert named == roles
     assert '\\"AWS\\":\\"*\\"' not in text
     assert '"AWS": "*"' not in text
+
+
+def test_a_single_node_dev_domain_synthesizes_in_one_az_with_its_nag_finding_acknowledged(single_node):
+    (domain,) = single_node.resources("AWS::OpenSearchService::Domain").values()
+    cluster = domain["Properties"]["ClusterConfig"]
+    assert cluster["InstanceCount"] == 1
+    assert cluster.get("ZoneAwarenessEnabled") is not True
+    assert domain["Properties"]["EBSOptions"]["VolumeType"] == "gp3"
 
 
 def test_the_serverless_collection_has_encryption_network_and_data_policies_for_the_function_roles(
@@ -409,30 +446,49 @@ def test_the_outputs_tell_how_to_reach_the_api_the_bucket_the_index_and_the_secr
     assert "secretsmanager get-secret-value" in json.dumps(outputs["GetApiSecret"]["Value"])
 
 
-@pytest.mark.parametrize("name", ["Visual-Search", "vs", "a" * 28, "search_images", "1search"])
-def test_a_name_the_collection_or_its_policies_would_refuse_is_refused_at_synth(name):
-    from infra.config import Config
-
-    with pytest.raises(ValueError, match="3 to 27 characters"):
-        Config(name=name)
-
-
 def test_every_serverless_policy_name_fits_in_32_characters(serverless):
     for kind in ("AWS::OpenSearchServerless::SecurityPolicy", "AWS::OpenSearchServerless::AccessPolicy"):
         for policy in serverless.resources(kind).values():
             assert len(policy["Properties"]["Name"]) <= 32
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ({"instance_count": "3"}, 3),
-        ({"ingest_opt_in": "true"}, True),
-        ({"bucket_versioning": "false"}, False),
-    ],
-)
-def test_context_overrides_from_the_command_line_are_typed(raw, expected):
-    from infra.config import Config
+# --- alarms -------------------------------------------------------------------------------------------
 
-    (name, _), = raw.items()  # fmt: skip
-    assert getattr(Config.from_context(raw.get), name) == expected
+
+def test_every_alarm_notifies_the_alarm_topic_which_the_outputs_name(synthesized):
+    (topic_id,) = synthesized.resources("AWS::SNS::Topic")
+    alarms = synthesized.resources("AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 6
+    for logical_id, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}], logical_id
+        assert alarm["Properties"]["OKActions"] == [{"Ref": topic_id}], logical_id
+    assert synthesized.json["Outputs"]["AlarmTopic"]["Value"] == {"Ref": topic_id}
+
+
+def test_failing_ingest_raises_alarms_within_minutes_not_when_the_dlq_fills(synthesized):
+    # A partial batch response never raises Lambda's Errors: the function's retries and the queue's
+    # backlog age are what move when the index is down.
+    queue = synthesized.stack.get_logical_id(synthesized.stack.ingest.queue.node.default_child)
+    alarms = [a["Properties"] for a in synthesized.resources("AWS::CloudWatch::Alarm").values()]
+    retries = [a for a in alarms if a.get("MetricName") == "MessagesRetried"]
+    assert [(a["Namespace"], a["Dimensions"]) for a in retries] == [
+        ("VisualSearch", [{"Name": "service", "Value": "visual-search-ingest"}])
+    ]
+    (backlog,) = [a for a in alarms if a.get("MetricName") == "ApproximateAgeOfOldestMessage"]
+    assert backlog["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    assert backlog["Threshold"] + backlog["Period"] * backlog["EvaluationPeriods"] <= 1800  # DLQ: ~1 h
+
+
+def test_the_retries_alarm_watches_the_metric_the_ingest_handler_publishes():
+    spec = importlib.util.spec_from_file_location("ingest_handler", ROOT / "functions/ingest/handler.py")
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
+    assert (handler.metrics.namespace, handler.metrics.service) == (NAMESPACE, INGEST_SERVICE)
+
+
+def test_the_alarm_email_is_subscribed_only_when_given(synthesized):
+    subscriptions = [s["Properties"] for s in synthesized.resources("AWS::SNS::Subscription").values()]
+    if synthesized.name == "single-node":
+        assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "ops@example.com")]
+    else:
+        assert subscriptions == []
