@@ -83,8 +83,9 @@ bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (w
 layers: $(STAMP) ## build the Lambda layers into layers/build: make layers [ARCH=arm64|x86_64] [MODEL=models/tiny]
 	$(BIN)/python layers/build.py --arch $(ARCH) --model $(MODEL)
 
-synth: $(STAMP) $(CDK) ## cdk synth (cdk-nag included) into cdk.out; deploy with: node_modules/.bin/cdk deploy
+synth: $(STAMP) $(CDK) ## cdk synth (cdk-nag, then cfn-lint) into cdk.out; deploy: node_modules/.bin/cdk deploy
 	$(CDK) synth --no-notices --quiet
+	$(BIN)/python -m infra.template_lint cdk.out/VisualSearch.template.json
 
 bench-cold-start: $(STAMP) ## search function cold start, image tower from S3 vs local (needs make model-vit)
 	$(BIN)/python bench/cold_start.py

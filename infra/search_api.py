@@ -11,6 +11,7 @@ from constructs import Construct
 
 from infra.config import Config
 
+STAGE = "v1"
 ERROR_TEMPLATE = '{"error": {"message": $context.error.messageString}}'
 RESPONSE_TYPES = [
     aws_apigateway.ResponseType.DEFAULT_4_XX,
@@ -56,7 +57,7 @@ class SearchApi(Construct):
             min_compression_size=None,
             cloud_watch_role=True,
             deploy_options=aws_apigateway.StageOptions(
-                stage_name="v1",
+                stage_name=STAGE,
                 throttling_rate_limit=config.throttle_rate,
                 throttling_burst_limit=config.throttle_burst,
                 access_log_destination=aws_apigateway.LogGroupLogDestination(access_logs),
@@ -69,6 +70,15 @@ class SearchApi(Construct):
                 metrics_enabled=True,
             ),
         )  # fmt: skip
+        # API Gateway creates the execution log group on first use, with no expiry: created here first.
+        execution_logs = aws_logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{STAGE}",
+            retention=aws_logs.RetentionDays.ONE_MONTH,
+            removal_policy=config.removal,
+        )
+        self.api.deployment_stage.node.add_dependency(execution_logs)
         integration = aws_apigateway.LambdaIntegration(search, timeout=Duration.seconds(29))
         if authorizer is not None:
             guard = aws_apigateway.RequestAuthorizer(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Fn, Stack, aws_s3_deployment, aws_secretsmanager
+from aws_cdk import Aspects, CfnOutput, Fn, Stack, aws_s3_deployment, aws_secretsmanager
 from constructs import Construct
 
 from infra.config import Config
@@ -10,6 +10,7 @@ from infra.function import ServiceFunction
 from infra.image_bucket import ImageBucket
 from infra.ingest_pipeline import IngestPipeline
 from infra.layers import Layers
+from infra.log_retention import LogRetention
 from infra.monitoring import Monitoring
 from infra.search_api import SearchApi
 from infra.vector_index import VectorIndex
@@ -135,6 +136,7 @@ class VisualSearchStack(Stack):
             value=f"aws secretsmanager get-secret-value --secret-id {credentials.secret_arn} "
             "--query SecretString --output text",
         )
+        Aspects.of(self).add(LogRetention(config.removal))
         self.images, self.index, self.api, self.ingest = images, index, api, ingest
         self.monitoring = monitoring
         self.functions = {"search": search, "ingest": ingest.worker}

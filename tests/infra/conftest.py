@@ -92,33 +92,33 @@ def synthesize(name: str, context: dict[str, Any]) -> Synthesized:
 
 @pytest.fixture(scope="session", params=sorted(CONFIGURATIONS))
 def synthesized(request) -> Synthesized:
-    return _cached(request.param)
+    return cached(request.param)
 
 
 @pytest.fixture(scope="session")
 def managed() -> Synthesized:
-    return _cached("managed")
+    return cached("managed")
 
 
 @pytest.fixture(scope="session")
 def serverless() -> Synthesized:
-    return _cached("serverless")
+    return cached("serverless")
 
 
 @pytest.fixture(scope="session")
 def existing_iam() -> Synthesized:
-    return _cached("existing-iam")
+    return cached("existing-iam")
 
 
 @pytest.fixture(scope="session")
 def single_node() -> Synthesized:
-    return _cached("single-node")
+    return cached("single-node")
 
 
 _CACHE: dict[str, Synthesized] = {}
 
 
-def _cached(name: str) -> Synthesized:
+def cached(name: str) -> Synthesized:
     if name not in _CACHE:
         _CACHE[name] = synthesize(name, CONFIGURATIONS[name])
     return _CACHE[name]

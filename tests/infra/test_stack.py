@@ -129,7 +129,9 @@ def test_the_api_is_throttled_logged_traced_and_accepts_multipart_bodies(managed
     (stage,) = managed.resources("AWS::ApiGateway::Stage").values()
     props = stage["Properties"]
     assert props["TracingEnabled"] is True
-    assert _ref(props["AccessLogSetting"]["DestinationArn"]) in managed.resources("AWS::Logs::LogGroup")
+    parts = props["AccessLogSetting"]["DestinationArn"]["Fn::Join"][1]
+    assert ":log-group:" in parts
+    assert _ref(parts[-1]) in managed.resources("AWS::Logs::LogGroup")
     (settings,) = props["MethodSettings"]
     assert settings["ThrottlingRateLimit"] > 0
     assert settings["ThrottlingBurstLimit"] > 0
@@ -295,10 +297,40 @@ def test_each_function_gets_only_the_model_tower_it_uses(synthesized):
 def test_every_log_group_has_a_retention_and_every_function_logs_to_one_and_is_traced(synthesized):
     groups = synthesized.resources("AWS::Logs::LogGroup")
     assert groups
-    assert all(g["Properties"].get("RetentionInDays") for g in groups.values())
+    assert all(0 < g["Properties"].get("RetentionInDays", 0) <= 30 for g in groups.values())
     for name, fn in synthesized.our_functions().items():
         assert _ref(fn["LoggingConfig"]["LogGroup"]) in groups, name
         assert fn["TracingConfig"] == {"Mode": "Active"}, name
+
+
+def test_cdks_helper_functions_log_to_groups_that_expire_too(synthesized):
+    # Without one, Lambda creates /aws/lambda/<name> on first use, kept for ever.
+    groups = synthesized.resources("AWS::Logs::LogGroup")
+    named_after = {
+        _ref(part)
+        for g in groups.values()
+        for part in g["Properties"].get("LogGroupName", {}).get("Fn::Join", ["", []])[1]
+        if _ref(part)
+    }
+    functions = synthesized.resources("AWS::Lambda::Function")
+    assert len(functions) > len(synthesized.our_functions())  # CDK's own helpers are there
+    for logical_id, fn in functions.items():
+        own = _ref((fn["Properties"].get("LoggingConfig") or {}).get("LogGroup"))
+        assert own in groups or logical_id in named_after, logical_id
+
+
+def test_api_gateways_execution_logs_expire_and_exist_before_the_stage(synthesized):
+    (api_id,) = synthesized.resources("AWS::ApiGateway::RestApi")
+    groups = synthesized.resources("AWS::Logs::LogGroup")
+    (execution_id,) = [
+        k for k, g in groups.items()
+        if g["Properties"].get("LogGroupName") == {
+            "Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": api_id}, "/v1"]]
+        }
+    ]  # fmt: skip
+    (stage,) = synthesized.resources("AWS::ApiGateway::Stage").values()
+    assert stage["Properties"]["StageName"] == "v1"
+    assert execution_id in stage["DependsOn"]
 
 
 # --- least privilege ----------------------------------------------------------------------------------
