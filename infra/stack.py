@@ -31,6 +31,8 @@ class VisualSearchStack(Stack):
             "opensearch_mode": index.mode,
             "opensearch_auth": "sigv4",
             "opensearch_index": config.name,
+            # An existing cluster signs for the region of its ARN; the stack's own, for the function's.
+            **({"opensearch_region": config.existing_region} if config.existing_region else {}),
         }
         credentials = aws_secretsmanager.Secret(
             self,

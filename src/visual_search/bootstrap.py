@@ -202,6 +202,7 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
         settings.opensearch_endpoint,
         auth=settings.opensearch_auth,
         mode=settings.opensearch_mode,
+        region=settings.opensearch_region,
         username=settings.opensearch_username,
         password=password,
         timeout=settings.opensearch_timeout_s,

@@ -53,6 +53,8 @@ class CoreSettings(BaseSettings):
     opensearch_endpoint: str | None = None  # https://search-....es.amazonaws.com or ...aoss.amazonaws.com
     opensearch_mode: Literal["managed", "serverless"] = "managed"
     opensearch_auth: Literal["sigv4", "basic", "none"] = "sigv4"
+    # The region SigV4 signs for: the cluster's, which for an existing one may not be the function's own.
+    opensearch_region: str | None = None
     opensearch_index: str = "visual-search"
     opensearch_username: str | None = None  # basic auth (self-managed clusters)
     opensearch_password: SecretStr | None = None

@@ -201,6 +201,25 @@ def test_the_ingest_queue_accepts_s3_events_outlives_retries_and_parks_failures(
         )
 
 
+def test_only_s3_for_this_bucket_in_this_account_may_send_to_the_ingest_queue(synthesized):
+    stack = synthesized.stack
+    queue_id = stack.get_logical_id(stack.ingest.queue.node.default_child)
+    bucket_id = stack.get_logical_id(stack.images.bucket.node.default_child)
+    statements = [
+        s
+        for p in synthesized.resources("AWS::SQS::QueuePolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+    ]
+    (s3,) = statements
+    assert s3["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert _ref(s3["Resource"]) == queue_id
+    assert s3["Condition"] == {
+        "ArnLike": {"aws:SourceArn": {"Fn::GetAtt": [bucket_id, "Arn"]}},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
+
+
 def test_a_message_waiting_in_the_dead_letter_queue_raises_an_alarm(synthesized):
     dlq_name = {"Fn::GetAtt": [
         synthesized.stack.get_logical_id(synthesized.stack.ingest.dead_letters.node.default_child),
@@ -441,8 +460,10 @@ def test_functions_speak_the_engines_mode_and_reach_an_existing_collection_by_it
 ):
     functions = synthesized.our_functions()
     mode = "serverless" if synthesized.name in ("serverless", "existing-collection") else "managed"
+    region = "eu-west-1" if synthesized.name.startswith("existing") else None  # its ARN's region
     for name in ("search", "ingest"):
         assert functions[name]["Environment"]["Variables"]["VS_OPENSEARCH_MODE"] == mode
+        assert functions[name]["Environment"]["Variables"].get("VS_OPENSEARCH_REGION") == region
     if synthesized.name == "existing-collection":
         role = _role_of(functions["ingest"]["id"], synthesized)
         statements = [
