@@ -3,6 +3,7 @@ costs seconds). Each synth runs cdk-nag's AwsSolutions checks; an unacknowledged
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ROOT / "layers" / "build"
+LAYERS = ROOT / ".cache" / "layers"  # the tests' own, per architecture: `make layers` output stays as built
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 # The ways a team deploys: the default (managed domain, key:secret), a Serverless collection with only
@@ -50,12 +51,23 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def ensure_layers() -> Path:
-    """The layers `make layers` builds (deps for arm64 + the tiny model); built here when absent so the
+def ensure_layers(architecture: str = "arm64") -> Path:
+    """The layers `make layers ARCH=<architecture>` builds (with the tiny model), built here once so the
     synth tests run from a clean checkout too."""
-    if not all((LAYERS / name).is_dir() for name in ("deps", "model-text", "model-image")):
-        subprocess.run([sys.executable, str(ROOT / "layers" / "build.py")], check=True, cwd=ROOT)
-    return LAYERS
+    folder = LAYERS / architecture
+    record = folder / "build.json"
+    built = json.loads(record.read_text()) if record.is_file() else {}
+    if built.get("architecture") != architecture or not (folder / "deps").is_dir():
+        command = [
+            sys.executable,
+            str(ROOT / "layers" / "build.py"),
+            "--arch",
+            architecture,
+            "--out",
+            str(folder),
+        ]
+        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return folder
 
 
 @dataclass
@@ -84,7 +96,8 @@ def synthesize(name: str, context: dict[str, Any]) -> Synthesized:
 
     from app import build_app
 
-    app, stack = build_app({"layers_dir": str(ensure_layers()), **context})
+    layers = ensure_layers(context.get("architecture", "arm64"))
+    app, stack = build_app({"layers_dir": str(layers), **context})
     app.synth()  # runs the cdk-nag validation plugin: raises on an unacknowledged finding
     template = Template.from_stack(stack)
     return Synthesized(name, stack, template, template.to_json())
