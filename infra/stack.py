@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aspects, CfnOutput, Fn, Stack, aws_s3_deployment, aws_secretsmanager
+import re
+
+from aws_cdk import Aspects, Aws, CfnOutput, Fn, Stack, aws_iam, aws_s3_deployment, aws_secretsmanager
 from constructs import Construct
 
 from infra.config import Config
@@ -16,7 +18,13 @@ from infra.search_api import SearchApi
 from infra.vector_index import VectorIndex
 from visual_search.settings import ServiceSettings
 
-MODEL_PREFIX = "_vs/models/current/"  # reserved prefix: ingest ignores it
+MODELS_PREFIX = "_vs/models/"  # reserved prefix: ingest ignores it
+
+
+def model_prefix(model_id: str) -> str:
+    """Where the image tower of one model is published: a model change adds a prefix, never rewrites
+    the files a running function is verifying against its manifest."""
+    return MODELS_PREFIX + re.sub(r"[^A-Za-z0-9._-]", "-", model_id) + "/"
 
 
 class VisualSearchStack(Stack):
@@ -47,15 +55,29 @@ class VisualSearchStack(Stack):
         )
         # The image tower is too large to sit beside the text tower in the search function's layers:
         # it is published here and fetched (checksum-verified) on the first image query.
-        aws_s3_deployment.BucketDeployment(
+        tower_prefix = model_prefix(layers.built["model_id"])
+        tower = aws_s3_deployment.BucketDeployment(
             self,
             "ImageTower",
             sources=[aws_s3_deployment.Source.asset(str(layers.image_tower_dir))],
             destination_bucket=images.bucket,
-            destination_key_prefix=MODEL_PREFIX,
+            destination_key_prefix=tower_prefix,
             prune=False,
-            retain_on_delete=False,
+            # Kept when the prefix changes: functions still on the previous model keep fetching theirs.
+            retain_on_delete=True,
             memory_limit=1024,  # the deployment function unzips the ~90 MB tower: the 128 MB default is short
+        )
+        # CDK grants the deployment the whole bucket; objects outside the tower's prefix (the users'
+        # images) stay out of its reach. Reading its source asset (the cdk-* bootstrap bucket) remains.
+        tower.handler_role.add_to_principal_policy(
+            aws_iam.PolicyStatement(
+                effect=aws_iam.Effect.DENY,
+                actions=["s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*", "s3:Abort*"],
+                not_resources=[
+                    images.bucket.arn_for_objects(f"{tower_prefix}*"),
+                    f"arn:{Aws.PARTITION}:s3:::cdk-*/*",
+                ],
+            )
         )
         search = ServiceFunction(
             self,
@@ -69,7 +91,7 @@ class VisualSearchStack(Stack):
                 "bucket": images.bucket.bucket_name,
                 "credentials_secret_arn": credentials.secret_arn,
                 "model_dir": "/opt/model",
-                "model_remote_url": f"s3://{images.bucket.bucket_name}/{MODEL_PREFIX}",
+                "model_remote_url": f"s3://{images.bucket.bucket_name}/{tower_prefix}",
             },
             layers=[layers.deps, layers.model_text],
             memory_mb=config.search_memory_mb,
@@ -81,6 +103,7 @@ class VisualSearchStack(Stack):
                 lambda f: images.bucket.grant_delete(f, "*"),
             ],
         )
+        search.function.node.add_dependency(tower)  # a new model's tower is in place before its functions
         authorizer, authorizer_function = None, None
         if config.auth == "secret":
             authorizer_function = ServiceFunction(

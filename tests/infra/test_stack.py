@@ -307,8 +307,6 @@ def test_each_function_gets_only_the_model_tower_it_uses(synthesized):
     used = {name: sorted(layers[_ref(lv)] for lv in fn.get("Layers", [])) for name, fn in functions.items()}
     assert used["search"] == ["deps", "text"]
     assert used["ingest"] == ["deps", "image"]
-    remote = functions["search"]["Environment"]["Variables"]["VS_MODEL_REMOTE_URL"]
-    assert "/_vs/models/current/" in json.dumps(remote)
     architecture = "x86_64" if synthesized.name == "existing-iam" else "arm64"
     assert all(fn["Architectures"] == [architecture] for fn in functions.values())
 
@@ -352,6 +350,32 @@ def test_api_gateways_execution_logs_expire_and_exist_before_the_stage(synthesiz
     assert execution_id in stage["DependsOn"]
 
 
+def test_the_image_tower_is_published_per_model_before_the_search_function_that_fetches_it(synthesized):
+    model_id = synthesized.stack.node.find_child("Layers").built["model_id"]
+    prefix = "_vs/models/" + re.sub(r"[^A-Za-z0-9._-]", "-", model_id) + "/"
+    (deployment_id, deployment), *others = synthesized.resources("Custom::CDKBucketDeployment").items()
+    assert others == []
+    assert deployment["Properties"]["DestinationBucketKeyPrefix"] == prefix
+    assert deployment["Properties"]["RetainOnDelete"] is True  # the previous model's stays for its functions
+    search = synthesized.our_functions()["search"]
+    remote = search["Environment"]["Variables"]["VS_MODEL_REMOTE_URL"]
+    assert remote["Fn::Join"][1][-1] == f"/{prefix}"
+    assert deployment_id in synthesized.json["Resources"][search["id"]]["DependsOn"]
+
+
+def test_the_tower_deployment_cannot_touch_objects_outside_its_prefix(synthesized):
+    (deployment,) = synthesized.resources("Custom::CDKBucketDeployment").values()
+    prefix = deployment["Properties"]["DestinationBucketKeyPrefix"]
+    function_id = _ref(deployment["Properties"]["ServiceToken"])
+    role = _role_of(function_id, synthesized)
+    (deny,) = [s for s in _statements_of_role(role, synthesized) if s["Effect"] == "Deny"]
+    assert {"s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*"} <= set(deny["Action"])
+    images = synthesized.stack.get_logical_id(synthesized.stack.images.bucket.node.default_child)
+    (own, assets) = deny["NotResource"]
+    assert own == {"Fn::Join": ["", [{"Fn::GetAtt": [images, "Arn"]}, f"/{prefix}*"]]}
+    assert assets == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::cdk-*/*"]]}
+
+
 # --- least privilege ----------------------------------------------------------------------------------
 
 
@@ -360,7 +384,7 @@ def test_no_statement_grants_every_action_or_every_resource_where_one_can_be_nam
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = _as_list(statement["Action"])
             assert not any(a == "*" or a.endswith(":*") for a in actions), (policy_id, actions)
-            if "*" in _as_list(statement["Resource"]):
+            if statement["Effect"] == "Allow" and "*" in _as_list(statement["Resource"]):
                 assert set(actions) <= UNSCOPABLE, (policy_id, actions)
 
 
