@@ -90,6 +90,8 @@ class VisualSearchStack(Stack):
                 "store_backend": "s3",
                 "bucket": images.bucket.bucket_name,
                 "credentials_secret_arn": credentials.secret_arn,
+                # iam: API Gateway verified the SigV4 signature; the function trusts the identity it passes.
+                "api_auth": "iam" if config.auth == "iam" else "basic",
                 "model_dir": "/opt/model",
                 "model_remote_url": f"s3://{images.bucket.bucket_name}/{tower_prefix}",
             },

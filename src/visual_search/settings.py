@@ -80,6 +80,9 @@ class ServiceSettings(CoreSettings):
     # is never a default secret. Deployed functions read them from the Secrets Manager secret named by
     # credentials_secret_arn (JSON: api_key, api_secret, optionally cursor_secret).
     api_secret: SecretStr | None = None
+    # basic: the key:secret above. iam: API Gateway verified a SigV4 signature (AWS_IAM methods) and the
+    # identity it passes is trusted; the Authorization header is then never read (see api/auth.py).
+    api_auth: Literal["basic", "iam"] = "basic"
     cursor_secret: SecretStr | None = None
     credentials_secret_arn: str | None = None
     # Base of the file URLs the local store signs; unset, the URL the request came to is used.

@@ -107,6 +107,13 @@ def test_iam_mode_has_no_authorizer_and_no_credentials_function(existing_iam):
     assert "authorizer" not in existing_iam.our_functions()
 
 
+def test_the_search_function_checks_callers_the_way_its_routes_authenticate_them(synthesized):
+    # AWS_IAM routes: the function trusts requestContext.identity (test_search_handler_auth.py).
+    expected = "iam" if synthesized.name == "existing-iam" else "basic"
+    search = synthesized.our_functions()["search"]
+    assert search["Environment"]["Variables"]["VS_API_AUTH"] == expected
+
+
 def test_every_gateway_response_answers_in_cloudinarys_error_shape(synthesized):
     responses = synthesized.resources("AWS::ApiGateway::GatewayResponse")
     kinds = {r["Properties"]["ResponseType"] for r in responses.values()}
