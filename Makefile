@@ -14,7 +14,7 @@ LINTED  := src tests bench functions infra layers app.py
 
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
-.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch lock layers synth bench-cold-start clean
+.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch lock layers synth typecheck bench-cold-start clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -49,17 +49,23 @@ $(CHROMIUM):
 $(CDK): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 
-test: $(STAMP) $(CHROMIUM) $(CDK) ## lint, then every test tier (unit, parity, functional, infra synth + cdk-nag)
+test: $(STAMP) $(CHROMIUM) $(CDK) ## lint + mypy, then every test tier (unit, parity, functional, infra synth, cdk-nag, cfn-lint)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) ## unit tests only (seconds)
 	$(BIN)/python -m pytest -q tests/unit
 
-lint: $(STAMP) ## ruff lint + format check
+lint: $(STAMP) ## ruff lint + format check + mypy
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(MAKE) --no-print-directory typecheck
+
+typecheck: $(STAMP) ## mypy over src/, infra/, app.py and each Lambda handler (config in pyproject.toml)
+	$(BIN)/mypy
+	for handler in functions/*/handler.py; do $(BIN)/mypy $$handler || exit 1; done
 
 format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix $(LINTED)

@@ -67,5 +67,8 @@ class ServiceFunction(Construct):
                 **(extra_environment or {}),
             },
         )
+        role = self.function.role
+        assert role is not None  # a Function always makes its own when none is given
+        self.role: aws_iam.IRole = role
         for grant in grants:
             grant(self.function)

@@ -15,6 +15,7 @@ from aws_cdk import (
     aws_s3,
     aws_sqs,
 )
+from aws_cdk.interfaces.aws_s3 import IBucketRef
 from constructs import Construct
 
 from infra.config import Config
@@ -36,11 +37,11 @@ class QueueDestination:
     def __init__(self, queue: aws_sqs.Queue):
         self.queue = queue
 
-    def bind(self, scope: Construct, bucket: aws_s3.IBucket) -> aws_s3.BucketNotificationDestinationConfig:
+    def bind(self, scope: Construct, bucket: IBucketRef) -> aws_s3.BucketNotificationDestinationConfig:
         s3 = aws_iam.ServicePrincipal(
             "s3.amazonaws.com",
             conditions={
-                "ArnLike": {"aws:SourceArn": bucket.bucket_arn},
+                "ArnLike": {"aws:SourceArn": bucket.bucket_ref.bucket_arn},
                 "StringEquals": {"aws:SourceAccount": Stack.of(scope).account},
             },
         )

@@ -88,15 +88,18 @@ class SearchApi(Construct):
                 identity_sources=[aws_apigateway.IdentitySource.header("Authorization")],
                 results_cache_ttl=Duration.minutes(5),
             )
-            protected = {"authorizer": guard, "authorization_type": aws_apigateway.AuthorizationType.CUSTOM}
+            guarded = aws_apigateway.MethodOptions(
+                authorizer=guard, authorization_type=aws_apigateway.AuthorizationType.CUSTOM
+            )
         else:
-            protected = {"authorization_type": aws_apigateway.AuthorizationType.IAM}
+            guarded = aws_apigateway.MethodOptions(authorization_type=aws_apigateway.AuthorizationType.IAM)
         # The root's ANY first: a proxy under the root otherwise mirrors its ANY onto the root as an
         # unauthenticated MOCK method.
-        self.api.root.add_method("ANY", integration, **protected)
+        self.api.root.add_method(
+            "ANY", integration, authorizer=guarded.authorizer, authorization_type=guarded.authorization_type
+        )
         public = aws_apigateway.AuthorizationType.NONE
         self.api.root.add_method("GET", integration, authorization_type=public)  # redirects to the page
-        guarded = aws_apigateway.MethodOptions(**protected)
         self.api.root.add_proxy(
             default_integration=integration, any_method=True, default_method_options=guarded
         )

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import re
 
-from aws_cdk import Aspects, Aws, CfnOutput, Fn, Stack, aws_iam, aws_s3_deployment, aws_secretsmanager
+from aws_cdk import (
+    Aspects,
+    Aws,
+    CfnOutput,
+    Fn,
+    Stack,
+    aws_iam,
+    aws_lambda,
+    aws_s3_deployment,
+    aws_secretsmanager,
+)
 from constructs import Construct
 
 from infra.config import Config
@@ -106,7 +116,8 @@ class VisualSearchStack(Stack):
             ],
         )
         search.function.node.add_dependency(tower)  # a new model's tower is in place before its functions
-        authorizer, authorizer_function = None, None
+        authorizer: aws_lambda.IFunction | None = None
+        authorizer_function: ServiceFunction | None = None
         if config.auth == "secret":
             authorizer_function = ServiceFunction(
                 self,
@@ -145,7 +156,7 @@ class VisualSearchStack(Stack):
         CfnOutput(
             self,
             "IndexRoleArns",
-            value=Fn.join(",", [search.function.role.role_arn, ingest.worker.function.role.role_arn]),
+            value=Fn.join(",", [search.role.role_arn, ingest.worker.role.role_arn]),
             description="roles an existing cluster's access policy (or collection data policy) must admit",
         )
         CfnOutput(
@@ -166,6 +177,6 @@ class VisualSearchStack(Stack):
         Aspects.of(self).add(LogRetention(config.removal))
         self.images, self.index, self.api, self.ingest = images, index, api, ingest
         self.monitoring = monitoring
-        self.functions = {"search": search, "ingest": ingest.worker}
-        if authorizer is not None:
+        self.functions: dict[str, ServiceFunction] = {"search": search, "ingest": ingest.worker}
+        if authorizer_function is not None:
             self.functions["authorizer"] = authorizer_function

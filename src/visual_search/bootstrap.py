@@ -52,7 +52,7 @@ class Services:
 
     def collection_ids(self, limit: int | None = None) -> list[str]:
         """Asset ids of the stored images, in key order (at most `limit`)."""
-        ids = []
+        ids: list[str] = []
         for key in self.store.list():
             if limit is not None and len(ids) >= limit:
                 break

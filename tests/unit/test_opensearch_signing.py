@@ -28,7 +28,7 @@ def signed_client(monkeypatch):
             IngestSettings(
                 index_backend="opensearch", opensearch_endpoint="https://search.example", **settings
             ),
-            _Embedder(),  # type: ignore[arg-type]
+            _Embedder(),
         )
 
     return build
