@@ -1,11 +1,15 @@
 """The search Lambda under each API Gateway auth mode, with recorded event shapes (tests/events/):
 `-c auth=secret` checks Basic key:secret itself as well as behind the authorizer; `-c auth=iam` trusts
-the identity API Gateway verified and never reads the Authorization header, which holds a signature."""
+the identity API Gateway verified and never reads the Authorization header, which holds a signature.
+And every stage of a request shares the invocation's remaining time."""
 
 from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,7 +21,7 @@ from visual_search.bootstrap import build_services
 from visual_search.settings import service_settings
 
 
-def _search_lambda(tmp_path_factory, tiny_model_dir, mode: str):
+def _search_lambda(tmp_path_factory, tiny_model_dir, mode: str, remaining_ms: int = 28_000):
     seeded = tmp_path_factory.mktemp(f"lambda-{mode}-data")  # one per mode: an index opens once
     services = build_services(make_settings(seeded, tiny_model_dir))
     seed_images(services, 6)
@@ -36,7 +40,7 @@ def _search_lambda(tmp_path_factory, tiny_model_dir, mode: str):
             patch.setenv(name, value)
         service_settings.cache_clear()  # settings are read once per process, as in Lambda
         with loaded_handler("search") as module:
-            yield lambda event: module.handler(event, LambdaContext())
+            yield lambda event: module.handler(event, LambdaContext(remaining_ms=remaining_ms))
         service_settings.cache_clear()
 
 
@@ -103,3 +107,40 @@ def test_behind_the_authorizer_the_key_and_secret_are_checked_again(secret_lambd
 def test_in_secret_mode_an_iam_identity_is_not_enough(secret_lambda):
     # What `-c auth=iam` used to deploy: a SigV4 header the function read as failed Basic auth.
     assert answer(secret_lambda(load("apigw_rest_iam_search")))[0] == 401
+
+
+# --- one deadline per request -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slow_image_server():
+    from tests.unit.test_remote_fetch import _Handler
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_port}/slow"  # one byte every 0.2 s
+    srv.shutdown()
+
+
+def test_a_request_short_on_lambda_time_answers_429_with_retry_after_not_a_gateway_502(
+    tmp_path_factory, tiny_model_dir, slow_image_server, monkeypatch
+):
+    # Given an invocation with 6.8 s left, 6 s of which are kept to answer (one OpenSearch request
+    # timeout + 1 s), and an image_url far slower than the 0.8 s that leaves
+    monkeypatch.setenv("VS_ALLOW_PRIVATE_URLS", "true")
+    running = _search_lambda(tmp_path_factory, tiny_model_dir, "iam", remaining_ms=6_800)
+    search = next(running)
+    event = load("apigw_rest_iam_search")
+    event["queryStringParameters"] = {"image_url": slow_image_server}
+    event["multiValueQueryStringParameters"] = {"image_url": [slow_image_server]}
+    # When it is searched
+    started = time.monotonic()
+    response = search(event)
+    # Then the function answers in time, in Cloudinary's shape, telling the client when to retry
+    assert time.monotonic() - started < 3.0
+    status, payload = answer(response)
+    assert status == 429, payload
+    assert "ran out of time" in payload["error"]["message"]
+    assert int(response["multiValueHeaders"]["Retry-After"][0]) > 0
+    running.close()
