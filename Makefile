@@ -100,4 +100,4 @@ bench-cold-start: $(STAMP) ## search function cold start, image tower from S3 vs
 	$(BIN)/python bench/cold_start.py
 
 clean: ## remove caches and build outputs (keeps .venv)
-	rm -rf .pytest_cache .ruff_cache .hypothesis bench/results cdk.out
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis bench/results cdk.out
