@@ -17,7 +17,7 @@ LINTED  := src tests bench functions infra layers app.py
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
 BUILD_EXTRA := $(VENV)/.build-extra
-.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch layers synth bench-cold-start clean
+.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch lock layers synth typecheck bench-cold-start clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -70,17 +70,23 @@ $(CDK): package.json package-lock.json
 clients: $(STAMP) ## fetch and build the Node, Java and Go client programs the functional tests run
 	$(BIN)/python -m tests.clients.harness
 
-test: $(STAMP) $(CHROMIUM) $(CDK) clients ## lint, then every test tier (unit, parity, functional, infra synth + cdk-nag)
+test: $(STAMP) $(CHROMIUM) $(CDK) clients ## lint + mypy, then every test tier (unit, parity, functional, clients, infra synth, cdk-nag, cfn-lint)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) ## unit tests only (seconds)
 	$(BIN)/python -m pytest -q tests/unit
 
-lint: $(STAMP) ## ruff lint + format check
+lint: $(STAMP) ## ruff lint + format check + mypy
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(MAKE) --no-print-directory typecheck
+
+typecheck: $(STAMP) ## mypy over src/, infra/, app.py and each Lambda handler (config in pyproject.toml)
+	$(BIN)/mypy
+	for handler in functions/*/handler.py; do $(BIN)/mypy $$handler || exit 1; done
 
 format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix $(LINTED)
@@ -101,14 +107,18 @@ smoke-opensearch: $(RUNTIME) ## against a real cluster: make smoke-opensearch OP
 bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (writes bench/results/embed.json)
 	$(BIN)/python bench/embed.py
 
+lock: $(STAMP) ## re-pin layers/requirements.lock (versions + hashes) after changing pyproject's dependencies
+	$(BIN)/python layers/build.py --lock
+
 layers: $(STAMP) ## build the Lambda layers into layers/build: make layers [ARCH=arm64|x86_64] [MODEL=$(TINY)]
 	$(BIN)/python layers/build.py --arch $(ARCH) --model $(MODEL)
 
-synth: $(STAMP) $(CDK) ## cdk synth (cdk-nag included) into cdk.out; deploy with: node_modules/.bin/cdk deploy
+synth: $(STAMP) $(CDK) ## cdk synth (cdk-nag, then cfn-lint) into cdk.out; deploy: node_modules/.bin/cdk deploy
 	$(CDK) synth --no-notices --quiet
+	$(BIN)/python -m infra.template_lint cdk.out/VisualSearch.template.json
 
 bench-cold-start: $(STAMP) ## search function cold start, image tower from S3 vs local (needs make model-vit)
 	$(BIN)/python bench/cold_start.py
 
 clean: ## remove caches and build outputs (keeps .venv)
-	rm -rf .pytest_cache .ruff_cache .hypothesis bench/results cdk.out
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis bench/results cdk.out

@@ -57,7 +57,7 @@ class Services:
 
     def collection_ids(self, limit: int | None = None) -> list[str]:
         """Asset ids of the stored images, in key order (at most `limit`)."""
-        ids = []
+        ids: list[str] = []
         for key in self.store.list():
             if limit is not None and len(ids) >= limit:
                 break
@@ -123,7 +123,7 @@ def build_ingest(settings: IngestSettings) -> IngestServices:
     embedder = _build_embedder(settings, limits)
     index = _build_index(settings, embedder)
     store = _build_store(settings, signing_key=secrets.token_bytes(32))  # ingest signs no URLs
-    ledger = _build_ledger(settings, scope=_safe_name(embedder.model_id))
+    ledger = _build_ledger(settings, scope=ledger_scope(settings, embedder.model_id))
     ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
     policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)
     return IngestServices(settings, index, store, ledger, ObjectIngest(store, ingestor, ledger, policy))
@@ -184,6 +184,17 @@ def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
     )
 
 
+def ledger_scope(settings: CoreSettings, model_id: str) -> str:
+    """The index the ledger's entries describe: the model's, on this cluster. A domain or collection
+    made anew (a `cdk destroy` or a rename) has another endpoint, so its ledger starts empty instead of
+    saying "indexed" for vectors that are gone — and ingest and backfill index everything again."""
+    scope = _safe_name(model_id)
+    if settings.index_backend == "opensearch":
+        where = f"{settings.opensearch_endpoint}/{settings.opensearch_index}"
+        scope += "@" + hashlib.sha256(where.encode()).hexdigest()[:12]
+    return scope
+
+
 def _build_ledger(settings: IngestSettings, scope: str) -> AssetLedger:
     if settings.ledger_backend == "dynamodb":
         from visual_search.ledger.dynamodb import DynamoDbLedger
@@ -213,6 +224,7 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
         settings.opensearch_endpoint,
         auth=settings.opensearch_auth,
         mode=settings.opensearch_mode,
+        region=settings.opensearch_region,
         username=settings.opensearch_username,
         password=password,
         timeout=settings.opensearch_timeout_s,

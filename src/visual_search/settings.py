@@ -56,6 +56,8 @@ class CoreSettings(BaseSettings):
     opensearch_endpoint: str | None = None  # https://search-....es.amazonaws.com or ...aoss.amazonaws.com
     opensearch_mode: Literal["managed", "serverless"] = "managed"
     opensearch_auth: Literal["sigv4", "basic", "none"] = "sigv4"
+    # The region SigV4 signs for: the cluster's, which for an existing one may not be the function's own.
+    opensearch_region: str | None = None
     opensearch_index: str = "visual-search"
     opensearch_username: str | None = None  # basic auth (self-managed clusters)
     opensearch_password: SecretStr | None = None
@@ -81,6 +83,9 @@ class ServiceSettings(CoreSettings):
     # is never a default secret. Deployed functions read them from the Secrets Manager secret named by
     # credentials_secret_arn (JSON: api_key, api_secret, optionally cursor_secret).
     api_secret: SecretStr | None = None
+    # basic: the key:secret above. iam: API Gateway verified a SigV4 signature (AWS_IAM methods) and the
+    # identity it passes is trusted; the Authorization header is then never read (see api/auth.py).
+    api_auth: Literal["basic", "iam"] = "basic"
     cursor_secret: SecretStr | None = None
     credentials_secret_arn: str | None = None
     # Base of the file URLs the local store signs (https://images.example.com); unset, the scheme and

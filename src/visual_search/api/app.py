@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from visual_search import __version__, names, web
 from visual_search.api import params
-from visual_search.api.auth import check_basic_auth
+from visual_search.api.auth import authenticate as check_credentials
 from visual_search.api.concurrent_resolver import ConcurrentResolver
 from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
 from visual_search.api.rate_limit import rate_limit_headers
@@ -56,7 +56,14 @@ class Routes:
 
     def authenticate(self, cloud_name: str | None = None) -> None:
         secret = self.settings.api_secret.get_secret_value() if self.settings.api_secret else ""
-        check_basic_auth(self.app.current_event.headers or {}, self.settings.api_key, secret)
+        event = self.app.current_event
+        check_credentials(
+            self.settings.api_auth,
+            event.headers or {},
+            event.get("requestContext"),
+            self.settings.api_key,
+            secret,
+        )
         if cloud_name is not None:
             self.check_cloud(cloud_name)
 
