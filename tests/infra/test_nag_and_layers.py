@@ -13,6 +13,7 @@ from packaging.utils import canonicalize_name
 from infra.config import Config
 from infra.layers import Layers, LayersMismatch
 from layers import build
+from tests.conftest import TINY_MODEL
 from tests.infra.conftest import CONFIGURATIONS, ROOT, ensure_layers
 
 
@@ -70,8 +71,8 @@ def test_matching_layers_are_accepted_and_their_record_kept(tmp_path):
 
 def test_the_layer_build_records_the_platform_it_installed_for_and_the_model(tmp_path):
     build.record(tmp_path, architecture="x86_64")
-    recorded = build.record(tmp_path, model_dir=ROOT / "models" / "tiny")  # a model-only rebuild keeps it
-    manifest = json.loads((ROOT / "models" / "tiny" / "manifest.json").read_text())
+    recorded = build.record(tmp_path, model_dir=TINY_MODEL)  # a model-only rebuild keeps it
+    manifest = json.loads((TINY_MODEL / "manifest.json").read_text())
     assert recorded == {"architecture": "x86_64", "python": "3.12", "model_id": manifest["model_id"]}
     assert json.loads((tmp_path / "build.json").read_text()) == recorded
 
