@@ -29,6 +29,10 @@ CHECKS = {
         "tests/functional/test_hostile_inputs.py",
     ],
     "image_url SSRF and limits": ["tests/unit/test_remote_fetch.py"],
+    "local server: framing, body limit, deadlines, caps, TLS, JSON answers, access log, resolver state": [
+        "tests/functional/test_local_server.py",
+        "tests/functional/test_concurrency.py",
+    ],
     "fuzzing (Schemathesis, Hypothesis), auth on every route": ["tests/functional/test_api_fuzzing.py"],
     "deployed stack: auth on every method, least privilege, encryption, cdk-nag": [
         "tests/infra/test_stack.py",

@@ -1,5 +1,5 @@
-"""Shared fixtures. The tiny model committed under models/tiny was built by `visual-search build-model
---preset tiny --precisions int8`, so every test can embed without torch."""
+"""Shared fixtures. The tiny model shipped in the package (src/visual_search/models/tiny) was built by
+`visual-search build-model --preset tiny --precisions int8`, so every test can embed without torch."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+# No test reaches the real Hugging Face hub: a command left without VS_MODEL_DIR falls back to the tiny
+# model at once (the download tests run their own fake hub, in a subprocess with its own environment).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import pytest
 
 from visual_search.embedding import Embedder
+from visual_search.embedding.default_model import TINY_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_MODEL = ROOT / "models" / "tiny"
+TINY_MODEL = TINY_MODEL_DIR
 
 
 @pytest.fixture(scope="session")

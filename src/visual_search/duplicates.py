@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from visual_search.errors import NotFound
+from visual_search.assets import find_asset
 from visual_search.index.port import Hit, VectorIndex
 
 Tier = Literal["exact", "near", "similar"]
@@ -56,9 +56,7 @@ class DuplicateFinder:
 
     def of_asset(self, asset_id: str, threshold: float | None = None) -> list[Duplicate]:
         """The other assets that duplicate `asset_id`, most similar first."""
-        stored = self._index.get(asset_id)
-        if stored is None:
-            raise NotFound(f"no asset with asset_id {asset_id}")
+        stored = find_asset(self._index, asset_id)
         floor = self.similar_threshold if threshold is None else threshold
         hits = self._index.knn_page(
             stored.vector, MAX_PER_ASSET + 1, min_score=floor, max_hits=MAX_PER_ASSET + 1

@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from visual_search.deadline import budget  # the request's deadline, when nearer
 from visual_search.errors import ConfigurationError, DependencyUnavailable
 from visual_search.index.opensearch_errors import (
     RETRYABLE,
@@ -199,7 +200,7 @@ class OpenSearchIndex:
         pending = lines
         step = 2 if "index" in lines[0] else 1
         options = {"refresh": "wait_for"} if self.mode == "managed" else {}
-        deadline = self._clock() + self._budget_s
+        deadline = self._clock() + budget(self._budget_s)
         for attempt in range(self._attempts):
             response = self._call(lambda body=pending: self._os.bulk(body=body, **options), deadline)
             retry: list[dict[str, Any]] = []
@@ -328,7 +329,7 @@ class OpenSearchIndex:
         from opensearchpy.exceptions import ConnectionError as OSConnectionError
         from opensearchpy.exceptions import TransportError
 
-        deadline = self._clock() + self._budget_s if deadline is None else deadline
+        deadline = self._clock() + budget(self._budget_s) if deadline is None else deadline
         for attempt in range(self._attempts):
             try:
                 return complete(request())
