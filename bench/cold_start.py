@@ -34,7 +34,7 @@ import json, sys, time
 started = time.perf_counter()
 sys.path[:0] = ["functions/search", "src"]
 import handler
-from visual_search.local_server import lambda_context, to_proxy_event
+from visual_search.server.events import lambda_context, to_proxy_event
 imported = time.perf_counter()
 auth = {"Authorization": "Basic dmlzdWFsLXNlYXJjaDpiZW5jaC1zZWNyZXQ="}  # visual-search:bench-secret
 
@@ -87,7 +87,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     if not (args.model / "manifest.json").is_file():
-        raise SystemExit(f"no model in {args.model}: run `make model-vit` (or pass --model models/tiny)")
+        raise SystemExit(
+            f"no model in {args.model}: run `make model-vit` (or pass --model src/visual_search/models/tiny)"
+        )
 
     import boto3
     from moto.server import ThreadedMotoServer

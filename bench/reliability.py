@@ -31,6 +31,10 @@ CHECKS = {
         "tests/functional/test_hostile_inputs.py",
     ],
     "image_url SSRF and limits": ["tests/unit/test_remote_fetch.py"],
+    "local server: framing, body limit, deadlines, caps, TLS, JSON answers, access log, resolver state": [
+        "tests/functional/test_local_server.py",
+        "tests/functional/test_concurrency.py",
+    ],
     "fuzzing (Schemathesis, Hypothesis), auth on every route": ["tests/functional/test_api_fuzzing.py"],
     "decoding: every mode at the pixel limit, ordinary images unchanged, never a 500 on a corrupt image": [
         "tests/unit/test_decode.py",

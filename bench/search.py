@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import urllib3  # noqa: E402
 
 from visual_search.bootstrap import build_services  # noqa: E402
 from visual_search.index.port import IndexedAsset  # noqa: E402
-from visual_search.local_server import LocalServer  # noqa: E402
+from visual_search.server import LocalServer  # noqa: E402
 from visual_search.settings import ServiceSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,11 +84,10 @@ def main() -> None:
         services = build_services(settings)
         fill_index(services, args.n)
         services.embedder.load(["text"])
-        server = LocalServer(("127.0.0.1", 0), services)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = LocalServer(services, "127.0.0.1", 0).start()
         http = urllib3.PoolManager(retries=False, timeout=30)
         auth = {"Authorization": "Basic " + base64.b64encode(b"visual-search:bench-secret").decode()}
-        url = f"http://127.0.0.1:{server.server_port}/v1_1/demo/resources/visual_search"
+        url = f"{server.url}/v1_1/demo/resources/visual_search"
 
         def http_query(text: str) -> None:
             r = http.request("GET", url, fields={"text": text, "max_results": "50"}, headers=auth)
@@ -109,7 +107,7 @@ def main() -> None:
                 embed.append(t1 - t0)
                 index.append(t2 - t1)
                 total.append(t3 - t2)
-        server.shutdown()
+        server.stop()
         services.close()
     result = {
         "assets": args.n,

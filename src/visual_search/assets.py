@@ -12,12 +12,25 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from visual_search.embedding.decode import DecodedImage
+from visual_search.errors import NotFound
+from visual_search.index.port import IndexedAsset, VectorIndex
+from visual_search.storage.port import is_reserved
 
 
 def asset_id_for(store_name: str, key: str) -> str:
     """>>> asset_id_for("local", "shoes/red.jpg")  # doctest: +ELLIPSIS
     '...'"""
     return hashlib.sha256(f"{store_name}\x00{key}".encode()).hexdigest()[:32]
+
+
+def find_asset(index: VectorIndex, asset_id: str) -> IndexedAsset:
+    """The indexed asset with this id, or NotFound — also for a key under the reserved prefix, which
+    holds Visual Search's own files and is never an asset (an index written before the prefix was
+    guarded may still hold one)."""
+    stored = index.get(asset_id)
+    if stored is None or is_reserved(str(stored.document.get("key", ""))):
+        raise NotFound(f"no asset with asset_id {asset_id[:64]}")
+    return stored
 
 
 def public_id_for(key: str) -> str:

@@ -4,16 +4,19 @@ CLI and the tests all build their services here, so there is one way the parts f
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from visual_search import names
 from visual_search.assets import asset_id_for, public_id_for
 from visual_search.cursor import CursorCodec
 from visual_search.duplicates import DuplicateFinder
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeGate, DecodeLimits
+from visual_search.embedding.default_model import default_model
 from visual_search.embedding.manifest import Manifest
 from visual_search.errors import BadInput, ConfigurationError
 from visual_search.index.port import VectorIndex
@@ -30,6 +33,8 @@ from visual_search.settings import (
 )
 from visual_search.storage.local import LocalImageStore
 from visual_search.storage.port import ImageStore, validate_key
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the search service never imports the ingest worker's modules
     from visual_search.ledger.port import AssetLedger
@@ -52,7 +57,7 @@ class Services:
 
     def collection_ids(self, limit: int | None = None) -> list[str]:
         """Asset ids of the stored images, in key order (at most `limit`)."""
-        ids = []
+        ids: list[str] = []
         for key in self.store.list():
             if limit is not None and len(ids) >= limit:
                 break
@@ -68,15 +73,14 @@ class UploadService:
         self._store, self._ingestor, self._index, self._limits = store, ingestor, index, limits
 
     def upload(self, data: bytes, fields: dict[str, str]) -> dict[str, Any]:
-        decoded = self._ingestor.decode(data)  # refuse bad files before storing anything
-        public_id = fields.get("public_id") or secrets.token_hex(10)
-        folder = (fields.get("asset_folder") or fields.get("folder") or "").strip("/")
-        key = validate_key(
-            str(PurePosixPath(folder, f"{public_id}.{decoded.format}"))
-            if folder
-            else f"{public_id}.{decoded.format}"
+        # Names and files are refused before anything is stored.
+        public_id = names.new_public_id(
+            fields.get("public_id") or secrets.token_hex(10),
+            folder=fields.get("asset_folder") or fields.get("folder") or "",
         )
-        tags = tuple(t.strip() for t in fields.get("tags", "").split(",") if t.strip())
+        tags = names.tags(fields.get("tags", ""))
+        decoded = self._ingestor.decode(data)  # once, at the model's scale
+        key = validate_key(names.stored_key(public_id, decoded.format))
         self._store.put(key, data)
         (result,) = self._ingestor.ingest([IngestItem(key, data, tags, decoded=decoded)])
         if result.status != "indexed":
@@ -88,6 +92,7 @@ class UploadService:
 
     def delete(self, public_id: str) -> str:
         """Remove every stored file whose public_id matches, and its vector. "deleted" or "not_found"."""
+        public_id = names.existing_public_id(public_id)
         folder = str(PurePosixPath(public_id).parent)
         prefix = "" if folder == "." else folder + "/"
         keys = [k for k in self._store.list(prefix) if public_id_for(k) == public_id]
@@ -118,7 +123,7 @@ def build_ingest(settings: IngestSettings) -> IngestServices:
     embedder = _build_embedder(settings, limits)
     index = _build_index(settings, embedder)
     store = _build_store(settings, signing_key=secrets.token_bytes(32))  # ingest signs no URLs
-    ledger = _build_ledger(settings, scope=_safe_name(embedder.model_id))
+    ledger = _build_ledger(settings, scope=ledger_scope(settings, embedder.model_id))
     ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
     policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)
     return IngestServices(settings, index, store, ledger, ObjectIngest(store, ingestor, ledger, policy))
@@ -169,7 +174,13 @@ def _limits(settings: CoreSettings) -> DecodeLimits:
 
 
 def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
-    manifest = Manifest.load(settings.model_dir)
+    folder = settings.model_dir
+    if folder is None:  # the CLI resolves it first, to show progress; deployed functions always set it
+        chosen = default_model(settings, log=_log.info)
+        if chosen.note:
+            _log.warning(chosen.note)
+        folder = chosen.folder
+    manifest = Manifest.load(folder)
     if settings.model_remote_url:
         from visual_search.embedding.remote_files import S3ModelFiles
 
@@ -177,6 +188,17 @@ def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
     return Embedder(
         manifest, precision=settings.model_precision, threads=settings.model_threads, limits=limits
     )
+
+
+def ledger_scope(settings: CoreSettings, model_id: str) -> str:
+    """The index the ledger's entries describe: the model's, on this cluster. A domain or collection
+    made anew (a `cdk destroy` or a rename) has another endpoint, so its ledger starts empty instead of
+    saying "indexed" for vectors that are gone — and ingest and backfill index everything again."""
+    scope = _safe_name(model_id)
+    if settings.index_backend == "opensearch":
+        where = f"{settings.opensearch_endpoint}/{settings.opensearch_index}"
+        scope += "@" + hashlib.sha256(where.encode()).hexdigest()[:12]
+    return scope
 
 
 def _build_ledger(settings: IngestSettings, scope: str) -> AssetLedger:
@@ -208,6 +230,7 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
         settings.opensearch_endpoint,
         auth=settings.opensearch_auth,
         mode=settings.opensearch_mode,
+        region=settings.opensearch_region,
         username=settings.opensearch_username,
         password=password,
         timeout=settings.opensearch_timeout_s,

@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build_model(commands)
     _add_verify_model(commands)
+    _add_fetch_model(commands)
     _add_service_commands(commands)
     _add_redrive(commands)
     _add_backfill(commands)
@@ -87,10 +88,44 @@ def _run_verify_model(args) -> int:
     return 0
 
 
+def _add_fetch_model(commands) -> None:
+    p = commands.add_parser(
+        "fetch-model",
+        help="download real CLIP from the hub and build it once into the model home (the default model)",
+        description="Reads VS_MODEL_HUB (owner/name[@revision]) and VS_MODEL_HOME; needs the build extra.",
+    )
+    p.add_argument("--hub", help="owner/name[@revision] instead of VS_MODEL_HUB")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when the build extra must be installed first to build it (what `make demo` asks)",
+    )
+    p.set_defaults(run=_run_fetch_model)
+
+
+def _run_fetch_model(args) -> int:
+    from visual_search.embedding.default_model import default_model, needs_build_extra
+    from visual_search.settings import ServiceSettings
+
+    settings = ServiceSettings()
+    if args.hub:
+        settings = settings.model_copy(update={"model_hub": args.hub})
+    if args.check:
+        return 1 if needs_build_extra(settings) else 0
+    chosen = default_model(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if chosen.note:
+        print(chosen.note, file=sys.stderr)
+        return 2
+    print(chosen.folder)
+    return 0
+
+
 def _add_service_commands(commands) -> None:
     p = commands.add_parser("serve", help="run the local server (same API as the deployed one)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--tls-cert", type=Path, help="serve https with this PEM certificate (chain)")
+    p.add_argument("--tls-key", type=Path, help="the certificate's PEM private key")
     p.add_argument("--with-samples", action="store_true", help="index the generated sample images first")
     p.set_defaults(run=_run_serve)
 
@@ -165,9 +200,10 @@ def _run_backfill(args) -> int:
 
     from visual_search.backfill import backfill
     from visual_search.bootstrap import build_ingest
+    from visual_search.cli_commands import with_model
     from visual_search.settings import IngestSettings
 
-    services = build_ingest(IngestSettings())
+    services = build_ingest(with_model(IngestSettings()))
     try:
         with tqdm(unit="img", file=sys.stderr, disable=args.quiet) as bar:
             report = backfill(
@@ -194,8 +230,13 @@ def _run_backfill(args) -> int:
 
 
 def _run_serve(args) -> int:
+    import logging
+
     from visual_search import cli_commands
-    from visual_search.local_server import serve
+    from visual_search.server import serve
+
+    # One access-log line per request (and the server's warnings) on stderr.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from visual_search.samples import write_samples
 
     services = cli_commands.services_from_env()
@@ -206,20 +247,20 @@ def _run_serve(args) -> int:
             write_samples(folder)
         totals = cli_commands.add_files(services, [folder], prefix="samples")
         print(f"samples: {dict(totals)}", file=sys.stderr)
-    server = serve(services, args.host, args.port)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigurationError("--tls-cert and --tls-key go together")
+    server = serve(services, args.host, args.port, args.tls_cert, args.tls_key)
     print(
-        f"Visual Search on http://{args.host}:{server.server_port}/v1_1/{settings.cloud_name}/resources/visual_search"
+        f"Visual Search on {server.url}/v1_1/{settings.cloud_name}/resources/visual_search"
         f"  ({services.index.count()} images; model {services.embedder.model_id};"
         f" api_key {settings.api_key}, api_secret in {settings.data_dir / 'credentials.json'})",
         file=sys.stderr,
         flush=True,
     )
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.run()
     finally:
-        server.server_close()
+        server.socket.close()
         services.close()
     return 0
 

@@ -7,22 +7,38 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
+from visual_search import names
 from visual_search.assets import asset_id_for
 from visual_search.bootstrap import Services, build_services
 from visual_search.duplicates import DuplicateGroup
+from visual_search.embedding.default_model import default_model
 from visual_search.index.port import Filters
 from visual_search.ingest import IngestItem, IngestResult
 from visual_search.search import SearchQuery
-from visual_search.settings import ServiceSettings
+from visual_search.settings import CoreSettings, ServiceSettings
+from visual_search.storage.port import RESERVED_PREFIX, is_reserved
 
 BATCH = 16
+S = TypeVar("S", bound=CoreSettings)
 
 
 def services_from_env() -> Services:
-    return build_services(ServiceSettings())
+    return build_services(with_model(ServiceSettings()))
+
+
+def with_model(settings: S) -> S:
+    """The settings with the model folder resolved (the default model when none is configured),
+    reporting on stderr what a first run downloads and builds, or why the tiny model stands in."""
+    if settings.model_dir is not None:
+        return settings
+    chosen = default_model(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if chosen.note:
+        print(chosen.note, file=sys.stderr, flush=True)
+    return settings.model_copy(update={"model_dir": chosen.folder})
 
 
 def add_files(services: Services, sources: list[Path], prefix: str = "", progress: bool = True) -> Counter:
@@ -58,11 +74,19 @@ def _walk(sources: list[Path], prefix: str) -> Iterator[tuple[Path, str]]:
     for source in sources:
         if source.is_dir():
             for path in sorted(p for p in source.rglob("*") if p.is_file() and not p.name.startswith(".")):
-                yield path, _key(prefix, path.relative_to(source).as_posix())
+                yield from _unreserved(path, _key(prefix, path.relative_to(source).as_posix()))
         elif source.is_file():
-            yield source, _key(prefix, source.name)
+            yield from _unreserved(source, _key(prefix, source.name))
         else:
             print(f"skipped {source}: no such file or folder", file=sys.stderr)
+
+
+def _unreserved(path: Path, key: str) -> Iterator[tuple[Path, str]]:
+    # Checked before the file is stored: under the reserved prefix it would replace our own files.
+    if is_reserved(key):
+        print(f"skipped {path}: {RESERVED_PREFIX} holds Visual Search's own files", file=sys.stderr)
+    else:
+        yield path, key
 
 
 def _key(prefix: str, relative: str) -> str:
@@ -89,7 +113,7 @@ def run_search(services: Services, args) -> int:
         max_results=args.max_results,
         next_cursor=args.cursor,
         threshold=args.threshold,
-        filters=Filters(folder=args.folder),
+        filters=Filters(folder=names.folder_filter(args.folder or "") or None),
     )
     page = services.search.search(query)
     print(f"{'score':>7}  {'asset_id':32}  {'size':>11}  public_id")

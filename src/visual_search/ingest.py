@@ -23,6 +23,7 @@ from visual_search.embedding.preprocess import preprocess
 from visual_search.errors import ImageRejected
 from visual_search.index.port import IndexedAsset, VectorIndex
 from visual_search.renditions import RenditionWriter
+from visual_search.storage.port import RESERVED_PREFIX, is_reserved
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,10 @@ class Ingestor:
         spec = self._embedder.manifest.image
         for i, item in enumerate(items):
             asset_id = asset_id_for(self._store_name, item.key)
+            if is_reserved(item.key):  # every caller filters these; this is the last line of defence
+                message = f"{RESERVED_PREFIX} holds Visual Search's own files, never assets"
+                results[i] = IngestResult(item.key, asset_id, "refused", "reserved_name", message)
+                continue
             try:
                 decoded = item.decoded or self.decode(item.data)
             except ImageRejected as exc:

@@ -6,24 +6,32 @@ at most `max_hits_per_query` hits (the documented ceiling, below OpenSearch's k 
 
 A search by `image_asset_id` reuses the stored vector (no model call) and leaves the asset itself out
 of its results: "more like this" should not answer with the same picture.
+
+The query vector of a search that has a next page is kept (a bounded LRU with a time to live, keyed by
+the cursor's query key), so the next pages cost an index lookup only: an `image_url` is not fetched and
+embedded again for every page. Past the TTL or evicted, the page computes it again, as page 1 did.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from cachetools import TTLCache
 
+from visual_search.assets import find_asset
 from visual_search.cursor import CursorCodec, CursorState, query_key
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
-from visual_search.errors import BadInput, NotFound
+from visual_search.errors import BadInput
 from visual_search.index.port import Filters, Hit, SearchAfter, VectorIndex
 
 
@@ -81,6 +89,8 @@ class SearchService:
         limits: DecodeLimits,
         max_hits: int,
         max_text_chars: int,
+        kept_vectors: int = 256,
+        kept_vectors_ttl_s: float = 600.0,
     ):
         self._embedder = embedder
         self._index = index
@@ -89,19 +99,24 @@ class SearchService:
         self._limits = limits
         self._max_hits = max_hits
         self._max_text_chars = max_text_chars
+        # A few KB each; the local server answers from several threads and TTLCache is not thread-safe.
+        self._vectors: TTLCache[str, np.ndarray] = TTLCache(kept_vectors, kept_vectors_ttl_s)
+        self._vectors_lock = threading.Lock()
 
     def search(self, query: SearchQuery) -> SearchPage:
         started = time.perf_counter()
         kind, value = query.source()
+        if kind == "text":
+            value = normalise_text(value)
         key = query_key(self._identity(query, kind, value))
         after, served, snapshot = None, 0, None
         if query.next_cursor:
             state = self._codec.decode(query.next_cursor, key)
             after, served, snapshot = SearchAfter(state.score, state.asset_id), state.served, state.snapshot
         exclude = query.asset_id
-        vector = self._query_vector(kind, value)
-        if not query.next_cursor:  # opened once the query is known to be valid, not before
-            snapshot = self._index.open_snapshot()
+        vector = self._kept_vector(key) if query.next_cursor else None
+        if vector is None:
+            vector = self._query_vector(kind, value)
         remaining = self._max_hits - served
         size = min(query.max_results, remaining)
         hits: list[Hit] = []
@@ -119,23 +134,32 @@ class SearchService:
         served += len(hits)
         cursor = None
         if hits and len(hits) == size and served < self._max_hits:
+            # A point in time is scarce (OpenSearch allows 300 per node): only a search that has a next
+            # page opens one, after its first page; the next pages read it.
+            if snapshot is None and not query.next_cursor:
+                snapshot = self._index.open_snapshot()
             last = hits[-1]
             cursor = self._codec.encode(CursorState(key, last.score, last.asset_id, served, snapshot))
+            if kind != "image_asset_id":  # that one is an index lookup already
+                with self._vectors_lock:
+                    self._vectors[key] = vector
+        elif snapshot is not None:
+            self._index.close_snapshot(snapshot)  # the walk ends here
         return SearchPage(hits, cursor, int((time.perf_counter() - started) * 1000))
+
+    def _kept_vector(self, key: str) -> np.ndarray | None:
+        with self._vectors_lock:
+            return self._vectors.get(key)
 
     def _query_vector(self, kind: str, value: Any) -> np.ndarray:
         if kind == "text":
-            text = value.strip()
-            if not text:
+            if not value:
                 raise BadInput("text must not be empty")
-            if len(text) > self._max_text_chars:
+            if len(value) > self._max_text_chars:
                 raise BadInput(f"text is longer than {self._max_text_chars} characters")
-            return self._embedder.embed_texts([text])[0]
+            return self._embedder.embed_texts([value])[0]
         if kind == "image_asset_id":
-            stored = self._index.get(value)
-            if stored is None:
-                raise NotFound(f"no asset with asset_id {value}")
-            return stored.vector
+            return find_asset(self._index, value).vector
         data = self._fetch_image(value) if kind == "image_url" else value
         decoded = decode_image(data, self._limits, min_side=self._embedder.manifest.image.resize_to)
         pixels = preprocess(decoded.image, self._embedder.manifest.image)
@@ -152,6 +176,16 @@ class SearchService:
             "filters": [query.filters.folder, list(query.filters.tags), list(query.filters.formats)],
             "model": self._embedder.model_id,
         }
+
+
+def normalise_text(text: str) -> str:
+    """NFC, whitespace runs folded to one space, ends trimmed — as the CLIP tokenizer cleans text anyway,
+    so spellings that embed identically are one query, and a cursor from one serves the other.
+
+    >>> normalise_text("  red\t shoe ")
+    'red shoe'
+    """
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def decode_data_uri(value: str, max_bytes: int) -> bytes:

@@ -28,8 +28,11 @@ class CoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    # Model
-    model_dir: Path = Path("models/tiny")
+    # Model. Unset: the default model (visual_search.embedding.default_model): `model_hub` built once
+    # into `model_home`, else the tiny test model shipped in the package.
+    model_dir: Path | None = None
+    model_hub: str = "openai/clip-vit-base-patch32"  # hub id, optionally @revision
+    model_home: Path | None = None  # unset: $XDG_CACHE_HOME/visual-search/models (~/.cache/...)
     model_precision: Literal["int8", "fp32"] = "int8"
     model_threads: int = Field(1, ge=1, le=64)
     # Model files missing from model_dir are fetched from here on first use (s3://bucket/prefix/) into
@@ -58,6 +61,8 @@ class CoreSettings(BaseSettings):
     opensearch_endpoint: str | None = None  # https://search-....es.amazonaws.com or ...aoss.amazonaws.com
     opensearch_mode: Literal["managed", "serverless"] = "managed"
     opensearch_auth: Literal["sigv4", "basic", "none"] = "sigv4"
+    # The region SigV4 signs for: the cluster's, which for an existing one may not be the function's own.
+    opensearch_region: str | None = None
     opensearch_index: str = "visual-search"
     opensearch_username: str | None = None  # basic auth (self-managed clusters)
     opensearch_password: SecretStr | None = None
@@ -83,9 +88,13 @@ class ServiceSettings(CoreSettings):
     # is never a default secret. Deployed functions read them from the Secrets Manager secret named by
     # credentials_secret_arn (JSON: api_key, api_secret, optionally cursor_secret).
     api_secret: SecretStr | None = None
+    # basic: the key:secret above. iam: API Gateway verified a SigV4 signature (AWS_IAM methods) and the
+    # identity it passes is trusted; the Authorization header is then never read (see api/auth.py).
+    api_auth: Literal["basic", "iam"] = "basic"
     cursor_secret: SecretStr | None = None
     credentials_secret_arn: str | None = None
-    # Base of the file URLs the local store signs; unset, the URL the request came to is used.
+    # Base of the file URLs the local store signs (https://images.example.com); unset, the scheme and
+    # validated Host the request came to are used.
     public_base_url: str | None = None
 
     # Bounds
@@ -100,6 +109,14 @@ class ServiceSettings(CoreSettings):
     # Duplicates: similarity at or above which two different files count as near-identical / similar
     near_duplicate_threshold: float = Field(0.97, gt=0, le=1)
     similar_threshold: float = Field(0.90, gt=0, le=1)
+
+    # The local server (`visual-search serve`); API Gateway plays this part when deployed.
+    server_max_connections: int = Field(100, ge=1)  # open connections, idle keep-alive ones included
+    server_max_concurrent_requests: int = Field(32, ge=1)  # requests being read or resolved at once
+    server_header_timeout_s: float = Field(10.0, gt=0, le=300)  # connect (or last response) -> full head
+    server_body_timeout_s: float = Field(60.0, gt=0, le=3600)  # head -> full body
+    server_keep_alive_s: float = Field(5.0, gt=0, le=300)  # idle between requests on one connection
+    server_max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)  # request line + headers
 
 
 class IngestSettings(CoreSettings):

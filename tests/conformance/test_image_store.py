@@ -99,3 +99,18 @@ def test_scan_lists_objects_under_a_prefix_in_key_order_with_sizes(store):
     for key, body in (("a/2.jpg", b"22"), ("a/1.jpg", b"1"), ("b/3.jpg", b"333")):
         store.put(key, body)
     assert [(i.key, i.size) for i in store.scan("a/")] == [("a/1.jpg", 1), ("a/2.jpg", 2)]
+
+
+@pytest.mark.parametrize("key", [".upload-abc.jpg", "dir/.upload-x.png", "tmp1234.jpg"])
+def test_no_key_is_hidden_as_a_staging_name_every_key_put_is_listed_and_deletable(store, key):
+    store.put(key, b"x")
+    store.put("other.jpg", b"y")  # a second write, whose staging must leave nothing behind
+    assert sorted(store.list()) == sorted([key, "other.jpg"])
+    store.delete(key)
+    assert list(store.list()) == ["other.jpg"]
+
+
+def test_nothing_a_write_stages_is_listed_outside_the_reserved_prefix(store):
+    for i in range(3):
+        store.put(f"f/{i}.jpg", b"x" * i)
+    assert sorted(store.list()) == ["f/0.jpg", "f/1.jpg", "f/2.jpg"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from tests.fixtures import images
 from tests.fixtures.ingest_world import IngestWorld
 from tests.functional.helpers import ingest_keys
 from visual_search.bootstrap import Services, build_services
-from visual_search.local_server import LocalServer
+from visual_search.server import LocalServer
 from visual_search.settings import ServiceSettings
 
 API_KEY, API_SECRET, CLOUD = "test-key", "test-secret-123", "testcloud"
@@ -60,12 +59,9 @@ def services(tmp_path_factory, tiny_model_dir) -> Iterator[Services]:
 
 @pytest.fixture(scope="module")
 def server(services) -> Iterator[str]:
-    srv = LocalServer(("127.0.0.1", 0), services)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    srv.server_close()
+    srv = LocalServer(services, "127.0.0.1", 0).start()
+    yield srv.url
+    srv.stop()
 
 
 class Api:

@@ -17,9 +17,9 @@ METHOD_ARN = (
 )
 
 
-def event(authorization: str | None) -> dict:
+def event(authorization: str | None, method_arn: str = METHOD_ARN) -> dict:
     headers = {"Authorization": authorization} if authorization else {}
-    return {"type": "REQUEST", "methodArn": METHOD_ARN, "headers": headers, "httpMethod": "GET", "path": "/"}
+    return {"type": "REQUEST", "methodArn": method_arn, "headers": headers, "httpMethod": "GET", "path": "/"}
 
 
 def basic(key: str, secret: str) -> str:
@@ -65,3 +65,14 @@ def test_the_configured_key_and_secret_are_allowed_on_every_route(authorizer):
     response = authorizer.handler(event(basic("key-1", "s3cret")), LambdaContext())
     assert effect(response) == "Allow"
     assert response["principalId"] == "key-1"
+
+
+@pytest.mark.parametrize("partition", ["aws-cn", "aws-us-gov"])
+def test_the_policy_names_the_partition_the_api_runs_in(authorizer, partition):
+    method_arn = METHOD_ARN.replace("arn:aws:", f"arn:{partition}:")
+    response = authorizer.handler(event(basic("key-1", "s3cret"), method_arn), LambdaContext())
+    (statement,) = response["policyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Resource"] == [
+        f"arn:{partition}:execute-api:eu-west-1:123456789012:abcdef1234/prod/*/*"
+    ]

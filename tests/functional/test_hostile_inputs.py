@@ -68,13 +68,15 @@ def test_unicode_public_ids_are_stored_indexed_and_found(services):
     assert services.index.get(document["asset_id"]).document["tags"] == ["ünï"]
 
 
-def test_a_key_over_1024_bytes_is_refused_before_anything_is_stored(services):
+def test_a_public_id_over_255_characters_is_refused_before_anything_is_stored(services):
+    # 600 characters, 1,200 bytes: past Cloudinary's 255 characters and S3's 1,024 bytes alike
     from visual_search.errors import BadInput
 
-    count = services.index.count()
-    with pytest.raises(BadInput, match="1024"):
+    count, keys = services.index.count(), set(services.store.list())
+    with pytest.raises(BadInput, match="255"):
         services.uploads.upload(images.jpeg(seed=42), {"public_id": "é" * 600})
     assert services.index.count() == count
+    assert set(services.store.list()) == keys
 
 
 # -- Corrupt PNGs were a 500: `getexif()` decoded the pixels outside the error handling.

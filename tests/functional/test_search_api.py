@@ -235,7 +235,7 @@ def test_oversized_body_is_refused_before_reading(api, services):
         retries=False,
         preload_content=True,
     )
-    assert response.status == 400
+    assert response.status == 413
     assert json.loads(response.data)["error"]["message"]
 
 

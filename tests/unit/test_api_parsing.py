@@ -1,6 +1,7 @@
 import base64
 import contextlib
 import json
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from visual_search.api.auth import check_basic_auth
 from visual_search.api.params import collect_params, to_search_query
 from visual_search.api.upload_signature import sign, verify_upload
 from visual_search.errors import BadInput, Unauthorized
+from visual_search.search import normalise_text
 
 MAX = 1024 * 1024
 
@@ -162,3 +164,49 @@ def test_a_form_with_too_many_fields_is_bad_input():
     body = "&".join(f"f{i}=1" for i in range(100)).encode()
     with pytest.raises(BadInput, match="more than 64 fields"):
         collect_params({}, {"Content-Type": "application/x-www-form-urlencoded"}, body, MAX)
+
+
+@pytest.mark.parametrize(
+    ("query", "content_type", "body"),
+    [
+        ({"text": ["first", "last"]}, "", b""),
+        ({}, "application/x-www-form-urlencoded", b"text=first&text=last"),
+        ({}, "application/json", b'{"text": "first", "text": "last"}'),
+        (
+            {},
+            "multipart/form-data; boundary=XX",
+            b'--XX\r\nContent-Disposition: form-data; name="text"\r\n\r\nfirst\r\n'
+            b'--XX\r\nContent-Disposition: form-data; name="text"\r\n\r\nlast\r\n--XX--\r\n',
+        ),
+    ],
+)
+def test_a_repeated_parameter_takes_its_last_value_on_every_transport(query, content_type, body):
+    assert collect_params(query, {"Content-Type": content_type}, body, MAX)["text"] == "last"
+
+
+def test_a_json_null_is_an_absent_parameter_not_the_text_null():
+    params = collect_params({}, {"Content-Type": "application/json"}, b'{"text": null, "tags": null}', MAX)
+    assert params == {}
+    params = collect_params(
+        {"text": ["from-query"]}, {"Content-Type": "application/json"}, b'{"text": null}', MAX
+    )
+    assert to_search_query(params, 50, MAX).text == "from-query"
+
+
+def test_folder_and_tag_filters_are_normalised_and_bounded():
+    nfd = unicodedata.normalize("NFD", "été")
+    query = to_search_query({"text": "x", "asset_folder": f" /{nfd}/ ", "tags": f"{nfd}, a ,a"}, 50, MAX)
+    assert query.filters.folder == "été"
+    assert query.filters.tags == ("été", "a")
+    assert to_search_query({"text": "x", "asset_folder": "/"}, 50, MAX).filters.folder is None
+    with pytest.raises(BadInput, match="reserved"):
+        to_search_query({"text": "x", "asset_folder": "_vs/renditions"}, 50, MAX)
+    with pytest.raises(BadInput, match="1000"):
+        to_search_query({"text": "x", "tags": ",".join(map(str, range(1001)))}, 50, MAX)
+
+
+@given(st.text(max_size=60))
+def test_query_text_normalisation_is_idempotent_and_blind_to_spacing_and_unicode_form(text):
+    once = normalise_text(text)
+    assert normalise_text(once) == once
+    assert normalise_text(f"  {unicodedata.normalize('NFD', text)}\t ") == once

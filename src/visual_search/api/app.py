@@ -5,51 +5,39 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 import uuid
-from email.utils import formatdate
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from visual_search import __version__, web
+from visual_search import __version__, names, web
 from visual_search.api import params
-from visual_search.api.auth import check_basic_auth
+from visual_search.api.auth import authenticate as check_credentials
+from visual_search.api.concurrent_resolver import ConcurrentResolver
 from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
+from visual_search.api.rate_limit import rate_limit_headers
 from visual_search.api.responses import resource, search_response
 from visual_search.api.upload_signature import verify_upload
+from visual_search.assets import find_asset
 from visual_search.bootstrap import Services
-from visual_search.duplicates import DuplicateGroup
+from visual_search.duplicates import groups
 from visual_search.errors import BadInput, DependencyUnavailable, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
 SEARCH_PATH = "/v1_1/<cloud_name>/resources/visual_search"
 REPORT_MAX_ASSETS = 10_000
+# One page of the collection duplicates report: as many assets as fit in this time (one k-NN query each),
+# well inside the search function's 28 s; the rest is reached with next_cursor.
+REPORT_PAGE_BUDGET_S = 10.0
+REPORT_PAGE_MAX_ASSETS = 2_000
+MAX_DELETE_IDS = 100
 PAGE = "ui/index.html"
-Opt = Annotated[str | None, Query()]
-
-
-class RateWindow:
-    """Advisory X-FeatureRateLimit-* figures, counted per process and hour (the SDKs expose them).
-    Enforcement is API Gateway's throttling, not this counter."""
-
-    def __init__(self, limit: int):
-        self.limit, self.window, self.used = limit, 0, 0
-
-    def headers(self) -> dict[str, str]:
-        window = int(time.time() // 3600)
-        if window != self.window:
-            self.window, self.used = window, 0
-        self.used += 1
-        return {
-            "X-FeatureRateLimit-Limit": str(self.limit),
-            "X-FeatureRateLimit-Remaining": str(max(0, self.limit - self.used)),
-            "X-FeatureRateLimit-Reset": formatdate((window + 1) * 3600, usegmt=True),
-        }
+# A list, so a repeated parameter is not a validation error: on every transport the last value wins
+# (as Cloudinary's Rails backend reads `?a=1&a=2`); `request_params` applies that rule.
+Opt = Annotated[list[str] | None, Query()]
 
 
 class Routes:
@@ -59,30 +47,39 @@ class Routes:
 
     def __init__(self, app: APIGatewayRestResolver, services: Services):
         self.app, self.services, self.settings = app, services, services.settings
-        self.rate = RateWindow(self.settings.rate_limit_per_hour)
 
     # -- helpers
     def respond(self, status: int, body: str, extra: dict[str, str] | None = None) -> Response:
         context = self.app.current_event.get("requestContext") or {}
         headers = {
             "X-Request-Id": context.get("requestId") or uuid.uuid4().hex,
-            **self.rate.headers(),
+            **rate_limit_headers(self.settings.rate_limit_per_hour),
             **(extra or {}),
         }
         return Response(status_code=status, content_type=JSON, body=body, headers=headers)
 
     def authenticate(self, cloud_name: str | None = None) -> None:
         secret = self.settings.api_secret.get_secret_value() if self.settings.api_secret else ""
-        check_basic_auth(self.app.current_event.headers or {}, self.settings.api_key, secret)
+        event = self.app.current_event
+        check_credentials(
+            self.settings.api_auth,
+            event.headers or {},
+            event.get("requestContext"),
+            self.settings.api_key,
+            secret,
+        )
         if cloud_name is not None:
             self.check_cloud(cloud_name)
 
     def url_for(self, key: str) -> str:
         base = self.settings.public_base_url
         if base is None:
-            headers = self.app.current_event.headers or {}
-            host = next((v for k, v in headers.items() if k.lower() == "host"), "127.0.0.1")
-            base = f"http://{host}"
+            # The local server validates Host and sets X-Forwarded-Proto from its own socket, as
+            # API Gateway does in front of the Lambda.
+            headers = {k.lower(): v for k, v in (self.app.current_event.headers or {}).items()}
+            host = headers.get("host", "127.0.0.1")
+            scheme = "https" if headers.get("x-forwarded-proto") == "https" else "http"
+            base = f"{scheme}://{host}"
         return self.services.store.url(key, base)
 
     def from_script(self) -> bool:
@@ -94,6 +91,11 @@ class Routes:
     def check_cloud(self, cloud_name: str) -> None:
         if cloud_name != self.settings.cloud_name:
             raise NotFound(f"unknown cloud_name {cloud_name[:64]!r}")
+
+    def body_params(self) -> dict[str, str | bytes]:
+        event = self.app.current_event
+        body = params.raw_body(event.raw_event)
+        return params.collect_params({}, event.headers or {}, body, self.settings.max_image_bytes)
 
     def request_params(self) -> dict[str, str | bytes]:
         event = self.app.current_event
@@ -129,18 +131,16 @@ class Routes:
 
     def get_resource(self, cloud_name: str, asset_id: str):
         self.authenticate(cloud_name)
-        stored = self.services.index.get(asset_id)
-        if stored is None:
-            raise NotFound(f"no asset with asset_id {asset_id[:64]}")
+        stored = find_asset(self.services.index, asset_id)
         return self.respond(200, json.dumps(resource(stored.document, self.url_for)))
 
     def upload(self, cloud_name: str):
-        self.check_cloud(cloud_name)
         fields = self.request_params()
         data = fields.pop("file", None)
         text_fields = {k: v for k, v in fields.items() if isinstance(v, str)}
         secret = self.settings.api_secret.get_secret_value() if self.settings.api_secret else ""
         verify_upload(text_fields, self.settings.api_key, secret)
+        self.check_cloud(cloud_name)  # after the signature: a stranger learns nothing, not even the name
         if isinstance(data, str):
             data = (
                 params.decode_data_uri(data, self.settings.max_image_bytes)
@@ -172,30 +172,50 @@ class Routes:
         return self.respond(200, json.dumps(body))
 
     def duplicates_report(self, cloud_name: str):
-        """Extension: duplicate groups over the whole collection, per tier. Bounded, because an HTTP
-        request has a deadline; `visual-search duplicates` streams larger collections."""
+        """Extension: duplicate groups over the whole collection, per tier. One k-NN query per asset, so
+        it pages by time: a report that does not finish inside REPORT_PAGE_BUDGET_S answers the links
+        (`pairs`) it found and a `next_cursor` to continue from; the caller merges the pairs of every
+        page into groups. A report that finishes in one answer also carries `groups`. Collections over
+        REPORT_MAX_ASSETS are for `visual-search duplicates`, which streams."""
         self.authenticate(cloud_name)
-        threshold = params.number(self.request_params(), "threshold", None, 0.0, 1.0)
+        request = self.request_params()
+        threshold = params.number(request, "threshold", None, 0.0, 1.0)
+        offset = _report_offset(request.get("next_cursor"))
         ids = self.services.collection_ids(limit=REPORT_MAX_ASSETS + 1)
         if len(ids) > REPORT_MAX_ASSETS:
             raise BadInput(
                 f"the collection has over {REPORT_MAX_ASSETS:,} images: use `visual-search duplicates`"
             )
-        groups = [g for g in self.services.duplicates.report(ids, threshold) if isinstance(g, DuplicateGroup)]
-        body = {
+        page = ids[offset : offset + REPORT_PAGE_MAX_ASSETS]
+        links, done = self.services.duplicates.report_page(page, threshold, REPORT_PAGE_BUDGET_S)
+        more = offset + done < len(ids)
+        body: dict[str, object] = {
             "assets": len(ids),
-            "groups": [{"tier": g.tier, "asset_ids": list(g.asset_ids)} for g in groups],
+            "assets_in_page": done,
+            "pairs": [{"tier": k.tier, "asset_ids": [k.first, k.second], "score": k.score} for k in links],
+            "next_cursor": str(offset + done) if more else None,
         }
+        if offset == 0 and not more:
+            body["groups"] = [{"tier": g.tier, "asset_ids": list(g.asset_ids)} for g in groups(links)]
         return self.respond(200, json.dumps(body))
 
     def delete_resources(self, cloud_name: str):
-        """Cloudinary's DELETE /resources/image/upload?public_ids[]=...: removes files and vectors."""
+        """Cloudinary's DELETE /resources/image/upload: removes files and vectors. The ids come in the
+        query (`public_ids[]=a&public_ids[]=b`, as the Java SDK sends them) or in a JSON body (Python
+        and Node SDKs); every id is checked before any is deleted."""
         self.authenticate(cloud_name)
-        public_ids = params.id_list(
-            self.app.current_event.multi_value_query_string_parameters or {}, "public_ids"
-        )
+        lists = {
+            k: list(v) for k, v in (self.app.current_event.multi_value_query_string_parameters or {}).items()
+        }
+        if isinstance(in_body := self.body_params().get("public_ids"), str):
+            lists.setdefault("public_ids", []).append(in_body)
+        public_ids = params.id_list(lists, "public_ids")
         if not public_ids:
             raise BadInput("public_ids is required")
+        if len(public_ids) > MAX_DELETE_IDS:
+            raise BadInput(f"at most {MAX_DELETE_IDS} public_ids per call, as Cloudinary allows")
+        for public_id in public_ids:
+            names.existing_public_id(public_id)
         deleted = {pid: self.services.uploads.delete(pid) for pid in public_ids}
         return self.respond(200, json.dumps({"deleted": deleted, "partial": False}))
 
@@ -257,37 +277,8 @@ def _require_auth(routes: Routes):
     return middleware
 
 
-class ThreadSafeResolver(APIGatewayRestResolver):
-    """Powertools keeps the event being resolved on a class attribute: one event per process, as in
-    Lambda. The local server resolves requests on many threads at once, and a request could read
-    another's parameters (seen under load: 1 request in ~3,000). Here each thread keeps its own."""
-
-    _local = threading.local()
-
-    @property  # type: ignore[override]
-    def current_event(self):
-        return self._local.event
-
-    @current_event.setter
-    def current_event(self, value) -> None:
-        self._local.event = value
-
-    @property  # type: ignore[override]
-    def lambda_context(self):
-        return self._local.context
-
-    @lambda_context.setter
-    def lambda_context(self, value) -> None:
-        self._local.context = value
-
-    def resolve(self, event: dict, context) -> dict:
-        self._local.event = self._to_proxy_event(event)
-        self._local.context = context
-        return super().resolve(event, context)
-
-
 def build_resolver(services: Services) -> APIGatewayRestResolver:
-    app = ThreadSafeResolver(enable_validation=True)
+    app = ConcurrentResolver(enable_validation=True)
     routes = Routes(app, services)
     app.get(SEARCH_PATH, summary="Find images by what they show")(routes.search_get)
     app.post(SEARCH_PATH, summary="Visual search with a form, multipart (image_file) or JSON body")(
@@ -323,3 +314,13 @@ def build_resolver(services: Services) -> APIGatewayRestResolver:
     app.exception_handler(RequestValidationError)(routes.invalid_request)
     app.exception_handler(Exception)(routes.domain_error)
     return app
+
+
+def _report_offset(cursor: str | bytes | None) -> int:
+    """The duplicates report's next_cursor: how many assets earlier pages walked."""
+    if cursor is None or cursor == "":
+        return 0
+    text = cursor.decode() if isinstance(cursor, bytes) else cursor
+    if not text.isdigit() or len(text) > 6:
+        raise BadInput("next_cursor is not one this report returned")
+    return int(text)

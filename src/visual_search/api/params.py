@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 import multipart
 
+from visual_search import names
 from visual_search.errors import BadInput
 from visual_search.index.port import Filters
 from visual_search.search import SearchQuery, decode_data_uri
@@ -143,6 +144,8 @@ def _json(body: bytes) -> dict[str, str | bytes]:
         raise BadInput("JSON body must be an object")
     out: dict[str, str | bytes] = {}
     for key, value in data.items():
+        if value is None:  # null is "not given", as an absent form field; never the text "null"
+            continue
         if isinstance(value, list):
             value = ",".join(str(v) for v in value)
         out[key] = value if isinstance(value, str) else json.dumps(value)
@@ -168,6 +171,7 @@ def to_search_query(
             image_bytes = decode_data_uri(file_value, max_bytes)
     if asset_id is not None and not _is_asset_id(asset_id):
         raise BadInput("image_asset_id must be 32 lowercase hexadecimal characters")
+    folder = names.folder_filter(_text(params, "asset_folder") or _text(params, "folder") or "")
     return SearchQuery(
         text=text,
         image_url=image_url,
@@ -177,8 +181,8 @@ def to_search_query(
         next_cursor=_text(params, "next_cursor"),
         threshold=_float(params, "threshold", 0.0, 0.0, 1.0),
         filters=Filters(
-            folder=_text(params, "asset_folder") or _text(params, "folder"),
-            tags=_list(params, "tags"),
+            folder=folder or None,
+            tags=names.tags(_text(params, "tags") or ""),
             formats=tuple(f.lower() for f in _list(params, "format")),
         ),
     )

@@ -13,9 +13,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from visual_search.storage.port import ObjectInfo, ObjectNotFound, StoredObject, listed, validate_key
+from visual_search.storage.port import (
+    MAX_SEGMENT_BYTES,
+    RESERVED_PREFIX,
+    InvalidKey,
+    ObjectInfo,
+    ObjectNotFound,
+    StoredObject,
+    listed,
+    validate_key,
+)
 
 URL_TTL_S = 3600
+# Half-written files live under the reserved prefix, never beside the key they will become: a staging
+# name there could also be a public_id, and a scan that skipped it could never list that asset again.
+STAGING = f"{RESERVED_PREFIX}staging"
 
 
 class LocalImageStore:
@@ -27,13 +39,17 @@ class LocalImageStore:
         root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        return self.root / validate_key(key)
+        if any(len(part.encode("utf-8")) > MAX_SEGMENT_BYTES for part in validate_key(key).split("/")):
+            raise InvalidKey(f"each part of a key between slashes is at most {MAX_SEGMENT_BYTES} bytes")
+        return self.root / key
 
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.root / STAGING
+        staging.mkdir(parents=True, exist_ok=True)
         # Write then rename, so a reader (or a crash) never sees half a file.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        fd, tmp = tempfile.mkstemp(dir=staging)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -67,8 +83,6 @@ class LocalImageStore:
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames.sort()
             for name in sorted(filenames):
-                if name.startswith(".upload-"):
-                    continue
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
                 if listed(key, prefix) and (info := self.head(key)) is not None:
                     yield info

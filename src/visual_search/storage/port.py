@@ -23,6 +23,7 @@ class InvalidKey(BadInput):
 RESERVED_PREFIX = "_vs/"
 
 MAX_KEY_BYTES = 1024  # S3's limit, applied everywhere so a key valid locally is valid on AWS
+MAX_SEGMENT_BYTES = 255  # a file name's limit on ext4, XFS, APFS and NTFS: the local store's segments
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class ImageStore(Protocol):
         """A URL the caller can open: signed and expiring (local server, S3 presigned) or a CDN URL.
         `base_url` is where the request arrived, for stores served by this process."""
         ...
+
+
+def is_reserved(key: str) -> bool:
+    return key.startswith(RESERVED_PREFIX)
 
 
 def listed(key: str, prefix: str) -> bool:

@@ -1,0 +1,77 @@
+"""The one place that makes Powertools' resolver safe to share between threads.
+
+Powertools keeps the request being resolved on the resolver, as a Lambda resolves one event at a time:
+the event and Lambda context on a class attribute (`BaseRouter.current_event`), the route arguments,
+the matched route and the validated request in the instance's `context` dict (cleared after every
+request), and it builds each route's middleware stack lazily on first use. The local server resolves
+many requests at once on one resolver (one per process, so one rate-limit window too), so here all of
+that request state lives per thread, and the lazy build runs once under a lock (two threads building it
+together would wrap the route twice).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+
+class ConcurrentResolver(APIGatewayRestResolver):
+    def __init__(self, *args, **kwargs):
+        self._local = threading.local()
+        self._build_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def _state(self):
+        state = self._local
+        if not hasattr(state, "context"):
+            state.event, state.lambda_context, state.context, state.frames = None, None, {}, []
+        return state
+
+    @property
+    def current_event(self):
+        return self._state().event
+
+    @current_event.setter
+    def current_event(self, value) -> None:
+        self._state().event = value
+
+    @property
+    def lambda_context(self):
+        return self._state().lambda_context
+
+    @lambda_context.setter
+    def lambda_context(self, value) -> None:
+        self._state().lambda_context = value
+
+    @property
+    def context(self) -> dict:
+        return self._state().context
+
+    @context.setter
+    def context(self, value: dict) -> None:
+        self._state().context = value
+
+    @property
+    def processed_stack_frames(self) -> list[str]:
+        return self._state().frames
+
+    @processed_stack_frames.setter
+    def processed_stack_frames(self, value: list[str]) -> None:
+        self._state().frames = value
+
+    def resolve(self, event: Mapping[str, Any], context) -> dict:
+        # Powertools assigns these to the base class, where this class's properties never look.
+        state = self._state()
+        state.event = self._to_proxy_event(dict(event))
+        state.lambda_context = context
+        return super().resolve(event, context)
+
+    def _call_route(self, route, route_arguments):
+        if not route._middleware_stack_built:
+            with self._build_lock:
+                if not route._middleware_stack_built:
+                    route._build_middleware_stack(router_middlewares=self._router_middlewares, app=self)
+        return super()._call_route(route, route_arguments)

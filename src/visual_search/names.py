@@ -1,0 +1,144 @@
+"""Names given through the API — public_ids, folders and tags — normalised and validated as Cloudinary
+does, so one name is one asset and every name we accept is also one Cloudinary accepts.
+
+Cloudinary's rules (https://cloudinary.com/documentation/ts_permitted_naming_conventions, tags:
+https://cloudinary.com/documentation/tags), and where we differ:
+- a public_id is 1 to 255 characters; leading and trailing whitespace and slashes are trimmed;
+- `? & # \\ % < > +` are forbidden; a folder may not be `v` followed by digits (a version in a URL);
+- Cloudinary replaces other special characters with `_`; we keep them instead (only control characters,
+  lone surrogates and `,` are refused): silently renaming would merge different names into one asset,
+  and a comma separates the items of list parameters (`public_ids=a,b`);
+- a tag is at most 255 characters, an asset has at most 1000 tags.
+Our own additions: names are NFC-normalised (the same text typed on macOS and Linux is one asset);
+`.`, `..` and empty path segments are refused; each segment of the stored key is at most 255 UTF-8
+bytes (a file name on every common filesystem); the `_vs/` prefix is Visual Search's own (renditions,
+model files), so no name given to the API may be under it.
+
+Two strengths: `new_public_id` for names being created (every rule), `existing_public_id` for names
+being looked up or deleted, which may have come straight from a bucket with characters or lengths the
+API refuses (a `+` is common in S3 keys) but still cannot reach the reserved prefix or escape the store.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from visual_search.errors import BadInput
+from visual_search.renditions import rendition_key
+from visual_search.storage.port import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, RESERVED_PREFIX
+
+MAX_PUBLIC_ID_CHARS = 255
+MAX_TAG_CHARS = 255
+MAX_TAGS = 1000
+FORBIDDEN = frozenset("?&#\\%<>+")
+_ENDS = re.compile(r"^[\s/]+|[\s/]+$")
+_VERSION_FOLDER = re.compile(r"v\d+")
+_RESERVED_FOLDER = RESERVED_PREFIX.rstrip("/").casefold()
+
+
+class InvalidName(BadInput):
+    """A public_id, folder or tag outside the rules above."""
+
+
+class ReservedName(InvalidName):
+    """A name under the `_vs/` prefix, which belongs to Visual Search itself."""
+
+
+def normalise(value: str) -> str:
+    """NFC, then leading and trailing whitespace and slashes trimmed, as Cloudinary trims them.
+
+    >>> normalise(" /dir/ ")
+    'dir'
+    """
+    return _ENDS.sub("", unicodedata.normalize("NFC", value))
+
+
+def new_public_id(public_id: str, folder: str = "") -> str:
+    """The full public_id (`folder/public_id`) of an asset being created; raises InvalidName.
+
+    >>> new_public_id("red", folder="/shoes/")
+    'shoes/red'
+    """
+    name = normalise(public_id)
+    if not name:
+        raise InvalidName(f"public_id {public_id[:80]!r} is empty once trimmed of spaces and slashes")
+    folder = normalise(folder)
+    full = f"{folder}/{name}" if folder else name
+    if len(full) > MAX_PUBLIC_ID_CHARS:
+        raise InvalidName(
+            f"public_id is {len(full)} characters with its folder; at most {MAX_PUBLIC_ID_CHARS} are allowed"
+        )
+    bad = sorted(FORBIDDEN.intersection(full))
+    if bad:
+        raise InvalidName(f"public_id may not contain {' '.join(bad)} (Cloudinary forbids ?&#\\%<>+)")
+    if "," in full:
+        raise InvalidName("public_id may not contain a comma: it separates the items of a list parameter")
+    segments = _checked_segments(full)
+    if any(len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES for segment in segments):
+        raise InvalidName(f"each part of a public_id between slashes is at most {MAX_SEGMENT_BYTES} bytes")
+    for segment in segments[:-1]:
+        if _VERSION_FOLDER.fullmatch(segment):
+            raise InvalidName(f"folder {segment!r} reads as a version: 'v' followed by digits is not allowed")
+    return full
+
+
+def existing_public_id(public_id: str) -> str:
+    """A public_id to look up or delete: normalised, never reserved, never escaping the store."""
+    name = normalise(public_id)
+    if not name:
+        raise InvalidName("public_id must not be empty")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise InvalidName(f"public_id is longer than {MAX_KEY_BYTES} bytes")
+    _checked_segments(name)
+    return name
+
+
+def folder_filter(folder: str) -> str:
+    """An asset_folder search filter; "" (no filter) when it trims to nothing."""
+    name = normalise(folder)
+    if name:
+        _checked_segments(name)
+    return name
+
+
+def stored_key(public_id: str, extension: str) -> str:
+    """`public_id.extension`; its last segment, and its rendition's (`.extension.jpg`), within the
+    per-segment byte limit."""
+    key = f"{public_id}.{extension}"
+    longest = rendition_key(key).rpartition("/")[2]
+    if len(longest.encode("utf-8")) > MAX_SEGMENT_BYTES:
+        room = MAX_SEGMENT_BYTES - (len(longest) - len(public_id.rpartition("/")[2]))
+        raise InvalidName(f"the last part of a public_id is at most {room} bytes in UTF-8")
+    return key
+
+
+def tags(values: str | Iterable[str]) -> tuple[str, ...]:
+    """Tags from a comma-separated string (or a list): NFC, trimmed, empty ones dropped, each once."""
+    raw = values.split(",") if isinstance(values, str) else [p for v in values for p in v.split(",")]
+    seen = dict.fromkeys(t for t in (unicodedata.normalize("NFC", v).strip() for v in raw) if t)
+    if len(seen) > MAX_TAGS:
+        raise InvalidName(f"{len(seen)} tags given; at most {MAX_TAGS} are allowed")
+    for tag in seen:
+        if len(tag) > MAX_TAG_CHARS:
+            raise InvalidName(f"tag {tag[:40]!r}... is {len(tag)} characters; at most {MAX_TAG_CHARS}")
+        _printable(tag, "tag")
+    return tuple(seen)
+
+
+def _checked_segments(name: str) -> list[str]:
+    _printable(name, "public_id")
+    segments = name.split("/")
+    # Case-blind: on a case-insensitive disk (macOS) `_VS/` is the same folder.
+    if segments[0].casefold() == _RESERVED_FOLDER:
+        raise ReservedName(f"the {RESERVED_PREFIX} prefix is reserved for Visual Search's own files")
+    if any(segment in ("", ".", "..") for segment in segments):
+        raise InvalidName(f"public_id {name[:80]!r} has an empty, '.' or '..' path segment")
+    return segments
+
+
+def _printable(value: str, what: str) -> None:
+    # Control characters corrupt logs and listings; a lone surrogate cannot even be encoded as UTF-8.
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise InvalidName(f"{what} must not contain control characters")
