@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_search.api.auth import check_basic_auth
-from visual_search.api.params import collect_params, to_search_query
+from visual_search.api.params import collect_params, max_body_bytes, to_search_query
 from visual_search.api.upload_signature import sign, verify_upload
 from visual_search.errors import BadInput, Unauthorized
 from visual_search.search import normalise_text
@@ -155,9 +155,16 @@ def test_nesting_within_the_limit_is_parsed():
     assert _json_body(b'{"a": {"b": [[[[[1]]]]]}}')["a"] == '{"b": [[[[[1]]]]]}'  # 7 levels
 
 
-def test_a_body_over_one_base64_image_and_its_fields_is_bad_input():
-    with pytest.raises(BadInput, match="larger than"):
-        collect_params({}, {"Content-Type": "application/x-www-form-urlencoded"}, b"x" * (MAX * 2), MAX)
+def test_a_body_over_one_base64_image_and_its_fields_is_a_413_as_on_the_local_server():
+    from visual_search.api.errors import status_for
+    from visual_search.errors import BodyTooLarge
+
+    limit = max_body_bytes(MAX)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert collect_params({}, form, b"x=" + b"y" * (limit - 2), MAX)["x"]  # at the limit: parsed
+    with pytest.raises(BodyTooLarge, match="File size too large") as refused:
+        collect_params({}, form, b"x=" + b"y" * (limit - 1), MAX)  # one byte past it
+    assert status_for(refused.value) == 413
 
 
 def test_a_form_with_too_many_fields_is_bad_input():

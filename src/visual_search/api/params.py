@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 import multipart
 
 from visual_search import names
-from visual_search.errors import BadInput
+from visual_search.errors import BadInput, BodyTooLarge
 from visual_search.index.port import Filters
 from visual_search.search import SearchQuery, decode_data_uri
 
@@ -79,8 +79,9 @@ def collect_params(
 ) -> dict[str, str | bytes]:
     """Merge query-string and body parameters (the body wins). Values are str, or bytes for files."""
     params: dict[str, str | bytes] = {k: v[-1] for k, v in query.items() if v}
-    if len(body) > max_body_bytes(max_bytes):
-        raise BadInput(f"request body is larger than {max_body_bytes(max_bytes):,} bytes")
+    limit = max_body_bytes(max_bytes)
+    if len(body) > limit:  # the local server refuses it while streaming; API Gateway hands it over whole
+        raise BodyTooLarge(f"File size too large. Got {len(body)} bytes. Maximum is {limit:,}.")
     if body:
         params.update(_body_params(_content_type(headers), body, max_bytes))
     return {k.removesuffix("[]"): v for k, v in params.items()}
