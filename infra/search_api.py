@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra.config import Config
 
+STAGE = "v1"
 ERROR_TEMPLATE = '{"error": {"message": $context.error.messageString}}'
 # A request reaches the function only up to Lambda's 6 MB payload, base64 included: upload_large parts
 # must be smaller than the SDKs' default 20 MB (see the README: chunk_size 4 MB behind API Gateway).
@@ -68,7 +69,7 @@ class SearchApi(Construct):
             min_compression_size=None,
             cloud_watch_role=True,
             deploy_options=aws_apigateway.StageOptions(
-                stage_name="v1",
+                stage_name=STAGE,
                 throttling_rate_limit=config.throttle_rate,
                 throttling_burst_limit=config.throttle_burst,
                 access_log_destination=aws_apigateway.LogGroupLogDestination(access_logs),
@@ -81,6 +82,15 @@ class SearchApi(Construct):
                 metrics_enabled=True,
             ),
         )  # fmt: skip
+        # API Gateway creates the execution log group on first use, with no expiry: created here first.
+        execution_logs = aws_logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{STAGE}",
+            retention=aws_logs.RetentionDays.ONE_MONTH,
+            removal_policy=config.removal,
+        )
+        self.api.deployment_stage.node.add_dependency(execution_logs)
         integration = aws_apigateway.LambdaIntegration(search, timeout=Duration.seconds(29))
         if authorizer is not None:
             guard = aws_apigateway.RequestAuthorizer(
@@ -90,15 +100,18 @@ class SearchApi(Construct):
                 identity_sources=[aws_apigateway.IdentitySource.header("Authorization")],
                 results_cache_ttl=Duration.minutes(5),
             )
-            protected = {"authorizer": guard, "authorization_type": aws_apigateway.AuthorizationType.CUSTOM}
+            guarded = aws_apigateway.MethodOptions(
+                authorizer=guard, authorization_type=aws_apigateway.AuthorizationType.CUSTOM
+            )
         else:
-            protected = {"authorization_type": aws_apigateway.AuthorizationType.IAM}
+            guarded = aws_apigateway.MethodOptions(authorization_type=aws_apigateway.AuthorizationType.IAM)
         # The root's ANY first: a proxy under the root otherwise mirrors its ANY onto the root as an
         # unauthenticated MOCK method.
-        self.api.root.add_method("ANY", integration, **protected)
+        self.api.root.add_method(
+            "ANY", integration, authorizer=guarded.authorizer, authorization_type=guarded.authorization_type
+        )
         public = aws_apigateway.AuthorizationType.NONE
         self.api.root.add_method("GET", integration, authorization_type=public)  # redirects to the page
-        guarded = aws_apigateway.MethodOptions(**protected)
         self.api.root.add_proxy(
             default_integration=integration, any_method=True, default_method_options=guarded
         )

@@ -8,6 +8,7 @@ the bucket and the ingest worker indexes each object once, from its event (`Buck
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -19,7 +20,8 @@ from visual_search.assets.renditions import RenditionWriter
 from visual_search.assets.uploads import Uploads
 from visual_search.assets.writers import BucketEvents, IndexWriter, InlineIndexing
 from visual_search.embedding import Embedder
-from visual_search.embedding.decode import DecodeLimits
+from visual_search.embedding.decode import DecodeGate, DecodeLimits
+from visual_search.embedding.default_model import default_model
 from visual_search.embedding.manifest import Manifest
 from visual_search.errors import ConfigurationError
 from visual_search.index.port import VectorIndex
@@ -37,6 +39,8 @@ from visual_search.settings import (
 )
 from visual_search.storage.local import LocalImageStore
 from visual_search.storage.port import ImageStore
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from visual_search.ingest.objects import ObjectIngest
@@ -65,7 +69,7 @@ class Services:
 
     def collection_ids(self, limit: int | None = None) -> list[str]:
         """Asset ids of the stored images, in key order (at most `limit`)."""
-        ids = []
+        ids: list[str] = []
         for key in self.store.list():
             if limit is not None and len(ids) >= limit:
                 break
@@ -94,7 +98,7 @@ def build_ingest(settings: IngestSettings) -> IngestServices:
     embedder = _build_embedder(settings, limits)
     index = _build_index(settings, embedder)
     store = _build_store(settings, signing_key=secrets.token_bytes(32))  # ingest signs no URLs
-    ledger = _build_ledger(settings, scope=_safe_name(embedder.model_id))
+    ledger = _build_ledger(settings, scope=ledger_scope(settings, embedder.model_id))
     ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
     policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)
     return IngestServices(settings, index, store, ledger, ObjectIngest(store, ingestor, ledger, policy))
@@ -138,7 +142,7 @@ def build_services(settings: ServiceSettings) -> Services:
         max_hits=settings.max_hits_per_query,
         max_text_chars=settings.max_text_chars,
     )
-    uploads = Uploads(store, writer, index, limits, embedder.model_id)
+    uploads = Uploads(store, writer, index, ingestor.decode, embedder.model_id)
     chunks = ChunkedUploads(store, settings.max_image_bytes)
     listing = Listing(
         store, index, CursorCodec(_derive(settings.cursor_secret.get_secret_value(), "listing"))
@@ -161,11 +165,23 @@ def build_services(settings: ServiceSettings) -> Services:
 
 
 def _limits(settings: CoreSettings) -> DecodeLimits:
-    return DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    budget = settings.decode_memory_mb * 2**20
+    return DecodeLimits(
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_decode_bytes=budget,
+        gate=DecodeGate(budget),  # one per process: every decode of these services shares it
+    )
 
 
 def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
-    manifest = Manifest.load(settings.model_dir)
+    folder = settings.model_dir
+    if folder is None:  # the CLI resolves it first, to show progress; deployed functions always set it
+        chosen = default_model(settings, log=_log.info)
+        if chosen.note:
+            _log.warning(chosen.note)
+        folder = chosen.folder
+    manifest = Manifest.load(folder)
     if settings.model_remote_url:
         from visual_search.embedding.remote_files import S3ModelFiles
 
@@ -173,6 +189,17 @@ def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
     return Embedder(
         manifest, precision=settings.model_precision, threads=settings.model_threads, limits=limits
     )
+
+
+def ledger_scope(settings: CoreSettings, model_id: str) -> str:
+    """The index the ledger's entries describe: the model's, on this cluster. A domain or collection
+    made anew (a `cdk destroy` or a rename) has another endpoint, so its ledger starts empty instead of
+    saying "indexed" for vectors that are gone — and ingest and backfill index everything again."""
+    scope = _safe_name(model_id)
+    if settings.index_backend == "opensearch":
+        where = f"{settings.opensearch_endpoint}/{settings.opensearch_index}"
+        scope += "@" + hashlib.sha256(where.encode()).hexdigest()[:12]
+    return scope
 
 
 def _build_ledger(settings: IngestSettings, scope: str) -> AssetLedger:
@@ -208,6 +235,7 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
         settings.opensearch_endpoint,
         auth=settings.opensearch_auth,
         mode=settings.opensearch_mode,
+        region=settings.opensearch_region,
         username=settings.opensearch_username,
         password=password,
         timeout=settings.opensearch_timeout_s,

@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build_model(commands)
     _add_verify_model(commands)
+    _add_fetch_model(commands)
     _add_service_commands(commands)
     _add_redrive(commands)
     _add_backfill(commands)
@@ -84,6 +85,38 @@ def _run_verify_model(args) -> int:
     manifest = Manifest.load(args.folder)
     manifest.verify_all()
     print(f"ok: {manifest.model_id}, dim {manifest.embedding_dim}, {len(manifest.files)} files verified")
+    return 0
+
+
+def _add_fetch_model(commands) -> None:
+    p = commands.add_parser(
+        "fetch-model",
+        help="download real CLIP from the hub and build it once into the model home (the default model)",
+        description="Reads VS_MODEL_HUB (owner/name[@revision]) and VS_MODEL_HOME; needs the build extra.",
+    )
+    p.add_argument("--hub", help="owner/name[@revision] instead of VS_MODEL_HUB")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when the build extra must be installed first to build it (what `make demo` asks)",
+    )
+    p.set_defaults(run=_run_fetch_model)
+
+
+def _run_fetch_model(args) -> int:
+    from visual_search.embedding.default_model import default_model, needs_build_extra
+    from visual_search.settings import ServiceSettings
+
+    settings = ServiceSettings()
+    if args.hub:
+        settings = settings.model_copy(update={"model_hub": args.hub})
+    if args.check:
+        return 1 if needs_build_extra(settings) else 0
+    chosen = default_model(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if chosen.note:
+        print(chosen.note, file=sys.stderr)
+        return 2
+    print(chosen.folder)
     return 0
 
 
@@ -171,10 +204,11 @@ def _run_backfill(args) -> int:
     from tqdm import tqdm
 
     from visual_search.bootstrap import build_ingest
+    from visual_search.cli_commands import with_model
     from visual_search.ingest.backfill import backfill
     from visual_search.settings import IngestSettings
 
-    services = build_ingest(IngestSettings())
+    services = build_ingest(with_model(IngestSettings()))
     try:
         with tqdm(unit="img", file=sys.stderr, disable=args.quiet) as bar:
             report = backfill(

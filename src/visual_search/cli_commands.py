@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
@@ -14,19 +15,32 @@ from visual_search.assets import names
 from visual_search.assets.identity import asset_id_for
 from visual_search.assets.remote_add import UploadClient
 from visual_search.bootstrap import Services, build_services
+from visual_search.embedding.default_model import default_model
 from visual_search.index.port import Filters
 from visual_search.ingest.objects import Write
 from visual_search.ingest.pipeline import IngestResult
 from visual_search.search.duplicates import DuplicateGroup
 from visual_search.search.service import SearchQuery
-from visual_search.settings import ServiceSettings
+from visual_search.settings import CoreSettings, ServiceSettings
 from visual_search.storage.port import RESERVED_PREFIX, is_reserved
 
 BATCH = 16
+S = TypeVar("S", bound=CoreSettings)
 
 
 def services_from_env() -> Services:
-    return build_services(ServiceSettings())
+    return build_services(with_model(ServiceSettings()))
+
+
+def with_model(settings: S) -> S:
+    """The settings with the model folder resolved (the default model when none is configured),
+    reporting on stderr what a first run downloads and builds, or why the tiny model stands in."""
+    if settings.model_dir is not None:
+        return settings
+    chosen = default_model(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if chosen.note:
+        print(chosen.note, file=sys.stderr, flush=True)
+    return settings.model_copy(update={"model_dir": chosen.folder})
 
 
 def add_files(services: Services, sources: list[Path], prefix: str = "", progress: bool = True) -> Counter:

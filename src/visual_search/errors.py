@@ -13,6 +13,10 @@ class BadInput(VisualSearchError):
     """The caller's input is invalid; retrying it unchanged cannot succeed."""
 
 
+class BodyTooLarge(BadInput):
+    """A request body past the largest any route parses (413: refused before it is parsed)."""
+
+
 class ImageRejected(BadInput):
     """An image was refused. `reason` is a stable machine-readable code for logs and metrics."""
 

@@ -57,3 +57,15 @@ def test_the_configured_key_and_secret_are_allowed_on_every_route(authorizer):
     response = authorizer.handler(authorizer_event(basic("key-1", "s3cret")), LambdaContext())
     assert effect(response) == "Allow"
     assert response["principalId"] == "key-1"
+
+
+@pytest.mark.parametrize("partition", ["aws-cn", "aws-us-gov"])
+def test_the_policy_names_the_partition_the_api_runs_in(authorizer, partition):
+    event = authorizer_event(basic("key-1", "s3cret"))
+    event["methodArn"] = event["methodArn"].replace("arn:aws:", f"arn:{partition}:")
+    response = authorizer.handler(event, LambdaContext())
+    (statement,) = response["policyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    (resource,) = statement["Resource"]
+    assert resource.startswith(f"arn:{partition}:execute-api:")
+    assert resource.endswith("/*/*")

@@ -36,7 +36,7 @@ import visual_search.index.opensearch, visual_search.storage.s3, visual_search.l
 import visual_search.embedding.remote_files, visual_search.assets.renditions
 from PIL import Image
 from visual_search.embedding.encoder import Embedder
-embedder = Embedder.from_dir("models/tiny")
+embedder = Embedder.from_dir("src/visual_search/models/tiny")
 picture = io.BytesIO()
 Image.new("RGB", (64, 48), "red").save(picture, format="JPEG")
 import os

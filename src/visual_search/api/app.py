@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from visual_search import __version__, web
 from visual_search.api import params
 from visual_search.api.asset_routes import AssetRoutes
-from visual_search.api.auth import check_basic_auth
+from visual_search.api.auth import authenticate as check_credentials
 from visual_search.api.concurrent_resolver import ConcurrentResolver
 from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
 from visual_search.api.rate_limit import rate_limit_headers
@@ -24,12 +24,16 @@ from visual_search.api.search_params import SearchParams
 from visual_search.assets.identity import find_asset
 from visual_search.bootstrap import Services
 from visual_search.errors import BadInput, DependencyUnavailable, NotFound, Unauthorized
-from visual_search.search.duplicates import DuplicateGroup
+from visual_search.search.duplicates import groups
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
 SEARCH_PATH = "/v1_1/<cloud_name>/resources/visual_search"
 REPORT_MAX_ASSETS = 10_000
+# One page of the collection duplicates report: as many assets as fit in this time (one k-NN query each),
+# well inside the search function's 28 s; the rest is reached with next_cursor.
+REPORT_PAGE_BUDGET_S = 10.0
+REPORT_PAGE_MAX_ASSETS = 2_000
 PAGE = "ui/index.html"
 
 
@@ -54,7 +58,14 @@ class Routes:
 
     def authenticate(self, cloud_name: str | None = None) -> None:
         secret = self.settings.api_secret.get_secret_value() if self.settings.api_secret else ""
-        check_basic_auth(self.app.current_event.headers or {}, self.settings.api_key, secret)
+        event = self.app.current_event
+        check_credentials(
+            self.settings.api_auth,
+            event.headers or {},
+            event.get("requestContext"),
+            self.settings.api_key,
+            secret,
+        )
         if cloud_name is not None:
             self.check_cloud(cloud_name)
 
@@ -129,20 +140,31 @@ class Routes:
         return self.respond(200, json.dumps(body))
 
     def duplicates_report(self, cloud_name: str):
-        """Extension: duplicate groups over the whole collection, per tier. Bounded, because an HTTP
-        request has a deadline; `visual-search duplicates` streams larger collections."""
+        """Extension: duplicate groups over the whole collection, per tier. One k-NN query per asset, so
+        it pages by time: a report that does not finish inside REPORT_PAGE_BUDGET_S answers the links
+        (`pairs`) it found and a `next_cursor` to continue from; the caller merges the pairs of every
+        page into groups. A report that finishes in one answer also carries `groups`. Collections over
+        REPORT_MAX_ASSETS are for `visual-search duplicates`, which streams."""
         self.authenticate(cloud_name)
-        threshold = params.number(self.request_params(), "threshold", None, 0.0, 1.0)
+        request = self.request_params()
+        threshold = params.number(request, "threshold", None, 0.0, 1.0)
+        offset = _report_offset(request.get("next_cursor"))
         ids = self.services.collection_ids(limit=REPORT_MAX_ASSETS + 1)
         if len(ids) > REPORT_MAX_ASSETS:
             raise BadInput(
                 f"the collection has over {REPORT_MAX_ASSETS:,} images: use `visual-search duplicates`"
             )
-        groups = [g for g in self.services.duplicates.report(ids, threshold) if isinstance(g, DuplicateGroup)]
-        body = {
+        page = ids[offset : offset + REPORT_PAGE_MAX_ASSETS]
+        links, done = self.services.duplicates.report_page(page, threshold, REPORT_PAGE_BUDGET_S)
+        more = offset + done < len(ids)
+        body: dict[str, object] = {
             "assets": len(ids),
-            "groups": [{"tier": g.tier, "asset_ids": list(g.asset_ids)} for g in groups],
+            "assets_in_page": done,
+            "pairs": [{"tier": k.tier, "asset_ids": [k.first, k.second], "score": k.score} for k in links],
+            "next_cursor": str(offset + done) if more else None,
         }
+        if offset == 0 and not more:
+            body["groups"] = [{"tier": g.tier, "asset_ids": list(g.asset_ids)} for g in groups(links)]
         return self.respond(200, json.dumps(body))
 
     def page_file(self, name: str):
@@ -267,3 +289,13 @@ def build_resolver(services: Services) -> APIGatewayRestResolver:
     app.exception_handler(RequestValidationError)(routes.invalid_request)
     app.exception_handler(Exception)(routes.domain_error)
     return app
+
+
+def _report_offset(cursor: str | bytes | None) -> int:
+    """The duplicates report's next_cursor: how many assets earlier pages walked."""
+    if cursor is None or cursor == "":
+        return 0
+    text = cursor.decode() if isinstance(cursor, bytes) else cursor
+    if not text.isdigit() or len(text) > 6:
+        raise BadInput("next_cursor is not one this report returned")
+    return int(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,7 +19,7 @@ import multipart
 
 from visual_search.api import search_params
 from visual_search.assets import names
-from visual_search.errors import BadInput
+from visual_search.errors import BadInput, BodyTooLarge
 from visual_search.index.port import Filters
 from visual_search.search.service import SearchQuery, decode_data_uri
 
@@ -36,6 +37,32 @@ class FilePart(bytes):
         return part
 
 
+# -- Body bounds. Every parsed body (form, multipart, JSON) is first bounded in size; JSON also in
+# nesting, checked on the bytes before the parser runs (the parser recurses: 100,000 levels was a 500).
+# The upload route's signature is in the body, so the body must be parsed to check it: these bounds
+# make that parse cheap, and nothing else (data URI, image) is decoded before the signature is verified.
+MAX_JSON_DEPTH = 8  # our bodies are flat objects whose values may be lists; 8 leaves room for SDK extras
+MAX_FORM_FIELDS = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def max_body_bytes(max_image_bytes: int) -> int:
+    """The largest body any route parses: one image as base64 (a data URI in a form or JSON field, 4/3 of
+    its bytes) plus 64 KB of other fields and multipart framing."""
+    return (max_image_bytes * 4) // 3 + 64 * 1024
+
+
+def check_json_depth(body: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON nested deeper than `limit`, without parsing it: brackets outside strings, counted."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return
+    depth = 0
+    for token in re.finditer(rb"[\[\]{}]", _JSON_STRING.sub(b'""', body)):
+        depth += 1 if token.group() in (b"[", b"{") else -1
+        if depth > limit:
+            raise BadInput(f"JSON body is nested deeper than {limit} levels")
+
+
 def raw_body(event: Mapping[str, Any]) -> bytes:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
@@ -51,6 +78,9 @@ def collect_params(
 ) -> dict[str, str | bytes]:
     """Merge query-string and body parameters (the body wins). Values are str, or bytes for files."""
     params: dict[str, str | bytes] = {k: v[-1] for k, v in query.items() if v}
+    limit = max_body_bytes(max_bytes)
+    if len(body) > limit:  # the local server refuses it while streaming; API Gateway hands it over whole
+        raise BodyTooLarge(f"File size too large. Got {len(body)} bytes. Maximum is {limit:,}.")
     if body:
         params.update(_body_params(_content_type(headers), body, max_bytes))
     return {k.removesuffix("[]"): v for k, v in params.items()}
@@ -74,7 +104,11 @@ def _body_params(content_type: str, body: bytes, max_bytes: int) -> dict[str, st
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise BadInput("form body is not UTF-8") from None
-        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+        try:
+            fields = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        except ValueError:
+            raise BadInput(f"form body has more than {MAX_FORM_FIELDS} fields") from None
+        return {k: v[-1] for k, v in fields.items()}
     raise BadInput(f"unsupported Content-Type {mime!r}: use a query string, a form, multipart or JSON")
 
 
@@ -101,9 +135,10 @@ def _multipart(body: bytes, boundary: str, max_bytes: int) -> dict[str, str | by
 
 
 def _json(body: bytes) -> dict[str, str | bytes]:
+    check_json_depth(body)
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadInput("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadInput("JSON body must be an object")

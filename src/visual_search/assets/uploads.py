@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
 from visual_search.assets import names
 from visual_search.assets.identity import asset_id_for, build_document, public_id_for
 from visual_search.assets.writers import IndexWriter
-from visual_search.embedding.decode import DecodeLimits, decode_image
+from visual_search.embedding.decode import DecodedImage
 from visual_search.errors import BadInput
 from visual_search.index.port import VectorIndex
 from visual_search.storage.port import ImageStore, InvalidKey, validate_key
@@ -33,10 +33,17 @@ TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
 class Uploads:
     def __init__(
-        self, store: ImageStore, writer: IndexWriter, index: VectorIndex, limits: DecodeLimits, model_id: str
+        self,
+        store: ImageStore,
+        writer: IndexWriter,
+        index: VectorIndex,
+        decode: Callable[[bytes], DecodedImage],
+        model_id: str,
     ):
+        # `decode` is the ingest pipeline's: the model's scale and this process's decoding budget, so an
+        # image search accepts is never refused on upload (a full-scale decode of 49 MP needed 630 MB).
         self._store, self._writer, self._index = store, writer, index
-        self._limits, self._model_id = limits, model_id
+        self._decode, self._model_id = decode, model_id
 
     def upload(self, data: bytes, fields: Mapping[str, str], filename: str | None = None) -> dict[str, Any]:
         """Store and index one image; the stored document (Cloudinary's resource fields)."""
@@ -44,7 +51,7 @@ class Uploads:
         public_id = self._public_id(fields, filename)
         tags = names.tags(fields.get("tags", ""))
         opted_in = flag(fields, "visual_search", False)
-        decoded = decode_image(data, self._limits)
+        decoded = self._decode(data)
         key = validate_key(names.stored_key(public_id, decoded.format))
         existing = self.keys_of(public_id)
         if existing and not flag(fields, "overwrite", True):
@@ -102,7 +109,7 @@ class Uploads:
         return build_document(
             store_name=self._store.name,
             key=key,
-            image=decode_image(obj.data, self._limits),
+            image=self._decode(obj.data),
             data=obj.data,
             model_id=self._model_id,
             created_at=obj.last_modified,

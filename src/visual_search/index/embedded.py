@@ -157,6 +157,9 @@ class EmbeddedIndex:
         """None: one machine's index is read under its lock; pages stay consistent by (score, asset_id)."""
         return None
 
+    def close_snapshot(self, snapshot: str) -> None:
+        """Nothing to release: see open_snapshot."""
+
     def knn_page(
         self,
         vector: np.ndarray,

@@ -22,8 +22,9 @@ configured attempts, from where `visual-search redrive` re-feeds it.
 
 Ordering: the S3 `sequencer` is the order token when present (S3 and EventBridge carry it; moto does
 not, and there the event time stands in). A window remains between the ledger check and the ledger
-write in which two concurrent workers could both write the index; the OpenSearch adapter closes it with
-external versioning on the same token, the embedded index has a single writer.
+write in which two concurrent workers could both write an asset to the OpenSearch index, and the last
+write wins whatever its order token: nothing closes it (the adapter sends no document version), it is
+only narrow. The embedded index has a single writer.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import numpy as np
 from visual_search.assets.identity import asset_id_for, build_document
 from visual_search.assets.renditions import RenditionWriter
 from visual_search.embedding import Embedder
-from visual_search.embedding.decode import DecodeLimits, decode_image
+from visual_search.embedding.decode import DecodedImage, DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
 from visual_search.errors import ImageRejected
 from visual_search.index.port import IndexedAsset, VectorIndex
@@ -34,6 +34,7 @@ class IngestItem:
     data: bytes
     tags: tuple[str, ...] = ()
     created_at: datetime | None = None
+    decoded: DecodedImage | None = None  # already decoded by `Ingestor.decode` (an upload checks first)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class Ingestor:
         self._limits = limits
         self._renditions = renditions
 
+    def decode(self, data: bytes) -> DecodedImage:
+        """Decode as indexing does: the model's scale, this process's limits and decoding budget."""
+        return decode_image(data, self._limits, min_side=self._embedder.manifest.image.resize_to)
+
     def ingest(self, items: Sequence[IngestItem], timings: StageTimings | None = None) -> list[IngestResult]:
         """Index a batch; one result per item, in order. `timings`, when given, gets this call's seconds
         per stage added (the caller owns it, so nothing here accumulates across calls)."""
@@ -76,7 +81,7 @@ class Ingestor:
         results: dict[int, IngestResult] = {}
         pixels, documents, positions, decoded_images = [], [], [], []
         started = time.perf_counter()
-        spec, side = self._embedder.manifest.image, self._embedder.manifest.image.resize_to
+        spec = self._embedder.manifest.image
         for i, item in enumerate(items):
             asset_id = asset_id_for(self._store_name, item.key)
             if is_reserved(item.key):  # every caller filters these; this is the last line of defence
@@ -84,7 +89,7 @@ class Ingestor:
                 results[i] = IngestResult(item.key, asset_id, "refused", "reserved_name", message)
                 continue
             try:
-                decoded = decode_image(item.data, self._limits, min_side=side)
+                decoded = item.decoded or self.decode(item.data)
             except ImageRejected as exc:
                 log.info("refused %s: %s (%s)", item.key, exc.reason, exc)
                 results[i] = IngestResult(item.key, asset_id, "refused", exc.reason, str(exc))
