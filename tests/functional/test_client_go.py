@@ -11,8 +11,7 @@ from tests.clients import harness
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
 from visual_search.server import LocalServer
 
-ASSETS_BRANCH = pytest.mark.xfail(strict=True, reason="route lands with the assets branch")
-PASSING = [
+CALLS = [
     "visual_search_text",
     "visual_search_image_url",
     "visual_search_image_file",
@@ -20,8 +19,6 @@ PASSING = [
     "error_401_admin",
     "error_404",
     "error_400",
-]
-WITH_ASSETS = [
     "upload",
     "resource_by_asset_id",
     "upload_large",
@@ -64,16 +61,10 @@ def outcome(services, tmp_path_factory) -> harness.Outcome:
 
 
 def test_the_go_program_reports_every_call_and_exits_non_zero_on_a_failure(outcome):
-    assert sorted(outcome.calls) == sorted(PASSING + WITH_ASSETS), outcome.stderr[-2000:]
+    assert sorted(outcome.calls) == sorted(CALLS), outcome.stderr[-2000:]
     assert (outcome.returncode == 0) == all(call["ok"] for call in outcome.calls.values())
 
 
-@pytest.mark.parametrize("call", PASSING)
+@pytest.mark.parametrize("call", CALLS)
 def test_go_sdk_call_succeeds(outcome, call):
-    assert outcome[call]["ok"], outcome[call]
-
-
-@ASSETS_BRANCH
-@pytest.mark.parametrize("call", WITH_ASSETS)
-def test_go_sdk_asset_call_succeeds(outcome, call):
     assert outcome[call]["ok"], outcome[call]

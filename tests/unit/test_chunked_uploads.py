@@ -65,3 +65,26 @@ def test_a_part_shorter_than_its_range_or_disagreeing_on_the_total_is_a_400(stor
     chunks.receive(part("u3", 0, 4, 20), b"12345")
     with pytest.raises(BadInput, match="disagree"):
         chunks.receive(part("u3", 5, 9, 30), b"67890")
+
+
+@pytest.mark.parametrize("unknown", ["-1", "*"])
+def test_parts_whose_total_is_unknown_until_the_last_are_assembled(store, unknown):
+    # Cloudinary's Node SDK sends `bytes START-END/-1` on every part but the last (found by its test).
+    chunks = ChunkedUploads(store, max_bytes=1000)
+    data = bytes(range(30))
+    assert chunks.receive(parse_part("n1", f"bytes 0-9/{unknown}"), data[:10]) is None
+    assert chunks.receive(parse_part("n1", f"bytes 10-19/{unknown}"), data[10:20]) is None
+    assert chunks.receive(parse_part("n1", "bytes 20-29/30"), data[20:]) == data
+    assert list(store.list(STAGING)) == []
+
+
+def test_a_part_of_unknown_total_already_past_the_limit_is_refused(store):
+    with pytest.raises(ImageTooLarge):
+        ChunkedUploads(store, max_bytes=100).receive(parse_part("big", "bytes 95-104/-1"), b"x" * 10)
+
+
+def test_parts_reaching_past_the_total_the_last_part_gives_are_a_400(store):
+    chunks = ChunkedUploads(store, max_bytes=1000)
+    chunks.receive(parse_part("n2", "bytes 0-19/-1"), b"x" * 20)
+    with pytest.raises(BadInput, match="past its total"):
+        chunks.receive(parse_part("n2", "bytes 10-14/15"), b"y" * 5)
