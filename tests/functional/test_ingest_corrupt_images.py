@@ -10,6 +10,7 @@ import pytest
 from tests.fixtures import images
 from visual_search.assets.identity import asset_id_for
 from visual_search.cli import main as cli_main
+from visual_search.ingest.objects import IngestReport
 
 CORRUPT = {"png_first_60_bytes": images.png_first_60_bytes, "png_corrupt_idat": images.png_corrupt_idat}
 
@@ -41,7 +42,8 @@ def test_a_corrupt_png_through_s3_and_sqs_is_refused_once_and_its_neighbours_ind
     for i in range(3):
         world.put(f"mixed/good-{i}.jpg", images.jpeg(seed=i))
 
-    responses = world.drain(services)
+    report = IngestReport()
+    responses = world.drain(services, report=report)
 
     assert all(r["batchItemFailures"] == [] for r in responses)  # nothing goes back to the queue
     assert world.peek(world.queue_url) == []
@@ -50,6 +52,7 @@ def test_a_corrupt_png_through_s3_and_sqs_is_refused_once_and_its_neighbours_ind
     for i in range(3):
         good = services.ledger.get(asset_id_for(services.store.name, f"mixed/good-{i}.jpg"))
         assert good.state == "indexed"
-    assert services.pipeline.tally.counts.get("refused") == 1  # published as ImagesRefused
+    assert report.counts["refused"] == 1  # published as ImagesRefused
+    assert [r.reason for r in report.refused] == ["corrupt"]
     assert services.index.count() == 3
     services.close()
