@@ -2,19 +2,22 @@
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-# A CPU build of torch, for the model-build tool and the parity tests only. A bare `torch` requirement
-# resolves to a multi-GB CUDA build; 2.13.0 CPU is the one this project is tested with.
+# torch, for the model-build tool and the parity tests only (never in a layer). PyPI serves 2.13.0 as a
+# multi-GB CUDA build (+cu130); it runs on the CPU, and it is the version this project is tested with.
 TORCH   ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP   := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 CDK     := node_modules/.bin/cdk
 ARCH    ?= arm64
-MODEL   ?= models/tiny
+MODEL   ?= $(TINY)
+TINY    := src/visual_search/models/tiny
 LINTED  := src tests bench functions infra layers app.py
 
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
-.PHONY: help demo install test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch layers synth bench-cold-start clean
+BUILD_EXTRA := $(VENV)/.build-extra
+.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch lock layers synth typecheck bench-cold-start clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -35,8 +38,20 @@ $(RUNTIME): pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-demo: $(RUNTIME) ## main job: local server on the embedded index with the sample images indexed
+# Real CLIP for the demo: where the hub is reachable and the default model is not built yet, the build
+# extra (CPU torch, transformers, onnx) goes into .venv first; the runtime itself never needs torch.
+demo: $(RUNTIME) ## main job: local server on the embedded index, sample images indexed, real CLIP when it can be had
+	@if ! $(BIN)/visual-search fetch-model --check; then $(MAKE) --no-print-directory build-extra; fi
 	$(BIN)/visual-search serve --with-samples
+
+build-extra: $(BUILD_EXTRA) ## the model-build tool into .venv (CPU torch, transformers, onnx): what make demo adds to build real CLIP
+
+# On Linux, PyPI's torch wheel brings CUDA libraries (4.7 GB installed here); where PyTorch's own index is
+# reachable, `make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu` installs the CPU build instead.
+$(BUILD_EXTRA): $(RUNTIME)
+	$(BIN)/pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install --quiet -e ".[build]"
+	touch $@
 
 install: $(STAMP) $(CDK) ## create .venv (runtime, build, dev and infra extras) and the pinned CDK CLI
 
@@ -49,24 +64,59 @@ $(CHROMIUM):
 $(CDK): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 
-test: $(STAMP) $(CHROMIUM) $(CDK) ## lint, then every test tier (unit, parity, functional, infra synth + cdk-nag)
+# A real single-node OpenSearch 2.19.1 + k-NN from Maven Central (pinned SHA-512s) in .cache/opensearch;
+# the test session starts it once and stops it (tests/opensearch_node.py). Needs Java 17 and Maven.
+OPENSEARCH := .cache/opensearch/opensearch-2.19.1/plugins/opensearch-knn
+$(OPENSEARCH): tests/opensearch_node.py
+	@command -v mvn >/dev/null && ls /usr/lib/jvm/java-17-openjdk-*/bin/java >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null; \
+	else echo "the OpenSearch node needs Java 17 and Maven: sudo apt-get install openjdk-17-jdk-headless maven" >&2; exit 1; fi
+	$(PY) -m tests.opensearch_node fetch
+	touch $@
+
+opensearch-fetch: $(OPENSEARCH) ## fetch + verify OpenSearch 2.19.1 and k-NN from Maven Central into .cache/opensearch
+
+opensearch-start: $(OPENSEARCH) ## start the local node on 127.0.0.1:19200 (tests reuse it while it runs)
+	$(PY) -m tests.opensearch_node start
+
+opensearch-stop: ## stop the local node
+	$(PY) -m tests.opensearch_node stop
+
+# The API specification the OpenSearch double validates requests against: ../shared/opensearch-api-spec
+# where the workplace provides it, else a pinned copy (commit + digest in tests/doubles/spec_source.py).
+opensearch-spec: ## fetch the OpenSearch API specification into .cache when ../shared lacks it
+	$(PY) -m tests.doubles.spec_source fetch
+
+# Cloudinary's Node, Java and Go SDKs for the real-client tests (tests/clients/), at the versions their
+# package-lock.json, pom.xml and go.sum pin: npm ci, Maven's dependency resolution, go mod download, then
+# one javac and one go build, all into .cache/clients/ (rebuilt only when those sources change).
+clients: $(STAMP) ## fetch and build the Node, Java and Go client programs the functional tests run
+	$(BIN)/python -m tests.clients.harness
+
+test: $(STAMP) $(CHROMIUM) $(CDK) clients $(OPENSEARCH) opensearch-spec ## lint + mypy, then every test tier (unit, parity, functional, clients, conformance on a real OpenSearch node, infra synth, cdk-nag, cfn-lint)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) ## unit tests only (seconds)
 	$(BIN)/python -m pytest -q tests/unit
 
-lint: $(STAMP) ## ruff lint + format check
+lint: $(STAMP) ## ruff lint + format check + mypy
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(MAKE) --no-print-directory typecheck
+
+typecheck: $(STAMP) ## mypy over src/, infra/, app.py and each Lambda handler (config in pyproject.toml)
+	$(BIN)/mypy
+	for handler in functions/*/handler.py; do $(BIN)/mypy $$handler || exit 1; done
 
 format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix $(LINTED)
 	$(BIN)/ruff format $(LINTED)
 
-model-tiny: $(STAMP) ## rebuild the committed test model in models/tiny
-	$(BIN)/visual-search build-model --preset tiny --seed 0 --precisions int8 --out models/tiny --force
+model-tiny: $(STAMP) ## rebuild the tiny test model shipped in the package ($(TINY))
+	$(BIN)/visual-search build-model --preset tiny --seed 0 --precisions int8 --out $(TINY) --force
 
 model-vit: $(STAMP) ## build the ViT-B/32 architecture with random weights into .cache/models/vit-b-32
 	$(BIN)/visual-search build-model --preset vit-b-32 --seed 0 --out .cache/models/vit-b-32 --force
@@ -77,17 +127,31 @@ reliability: $(STAMP) $(CHROMIUM) ## every reliability/security check + the Locu
 smoke-opensearch: $(RUNTIME) ## against a real cluster: make smoke-opensearch OPENSEARCH_URL=https://...
 	OPENSEARCH_URL=$(OPENSEARCH_URL) $(BIN)/python -m tests.smoke.opensearch
 
+smoke-opensearch-local: $(RUNTIME) $(OPENSEARCH) ## the same smoke test against the local node (started and stopped if not running)
+	@was_running=$$($(PY) -m tests.opensearch_node running >/dev/null && echo yes); \
+	url=$$($(PY) -m tests.opensearch_node start) || exit 1; \
+	OPENSEARCH_URL=$$url OPENSEARCH_AUTH=none OPENSEARCH_ENGINE=lucene OPENSEARCH_REPLICAS=0 \
+	$(BIN)/python -m tests.smoke.opensearch; status=$$?; \
+	[ -n "$$was_running" ] || $(PY) -m tests.opensearch_node stop; exit $$status
+
+bench-opensearch: $(STAMP) $(OPENSEARCH) ## embedded vs the local OpenSearch node: 100,000 x 512 (writes bench/results)
+	nice $(BIN)/python bench/opensearch.py
+
 bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (writes bench/results/embed.json)
 	$(BIN)/python bench/embed.py
 
-layers: $(STAMP) ## build the Lambda layers into layers/build: make layers [ARCH=arm64|x86_64] [MODEL=models/tiny]
+lock: $(STAMP) ## re-pin layers/requirements.lock (versions + hashes) after changing pyproject's dependencies
+	$(BIN)/python layers/build.py --lock
+
+layers: $(STAMP) ## build the Lambda layers into layers/build: make layers [ARCH=arm64|x86_64] [MODEL=$(TINY)]
 	$(BIN)/python layers/build.py --arch $(ARCH) --model $(MODEL)
 
-synth: $(STAMP) $(CDK) ## cdk synth (cdk-nag included) into cdk.out; deploy with: node_modules/.bin/cdk deploy
+synth: $(STAMP) $(CDK) ## cdk synth (cdk-nag, then cfn-lint) into cdk.out; deploy: node_modules/.bin/cdk deploy
 	$(CDK) synth --no-notices --quiet
+	$(BIN)/python -m infra.template_lint cdk.out/VisualSearch.template.json
 
 bench-cold-start: $(STAMP) ## search function cold start, image tower from S3 vs local (needs make model-vit)
 	$(BIN)/python bench/cold_start.py
 
 clean: ## remove caches and build outputs (keeps .venv)
-	rm -rf .pytest_cache .ruff_cache .hypothesis bench/results cdk.out
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis bench/results cdk.out

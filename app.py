@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -16,13 +18,24 @@ from infra import nag_suppressions
 from infra.config import Config
 from infra.stack import VisualSearchStack
 
+ROOT = Path(__file__).resolve().parent
 
-def build_app(context: dict | None = None) -> tuple[cdk.App, VisualSearchStack]:
-    app = cdk.App(context=context or {})
+
+def cdk_json_context() -> dict[str, Any]:
+    """cdk.json's context: the defaults and the feature flags. The CDK CLI passes it to the app itself;
+    building the app in-process (the tests) takes it from here, so both synthesize the same stack."""
+    return json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+def build_app(context: dict[str, Any] | None = None) -> tuple[cdk.App, VisualSearchStack]:
+    # Explicit context is the base: what the CLI passes (cdk.json and -c) overrides it.
+    app = cdk.App(context={**cdk_json_context(), **(context or {})})
     config = Config.from_context(app.node.try_get_context)
     stack = VisualSearchStack(app, "VisualSearch", config=config)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    nag_suppressions.apply(stack, stack.images.bucket, stack.index.domain, config.existing_arn)
+    nag_suppressions.apply(
+        stack, stack.images.bucket, stack.index.domain, config.existing_arn, nodes=config.instance_count
+    )
     return app, stack
 
 

@@ -87,7 +87,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     if not (args.model / "manifest.json").is_file():
-        raise SystemExit(f"no model in {args.model}: run `make model-vit` (or pass --model models/tiny)")
+        raise SystemExit(
+            f"no model in {args.model}: run `make model-vit` (or pass --model src/visual_search/models/tiny)"
+        )
 
     import boto3
     from moto.server import ThreadedMotoServer

@@ -25,10 +25,10 @@ for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from visual_search import ingest as ingest_module  # noqa: E402
-from visual_search.backfill import backfill  # noqa: E402
 from visual_search.bootstrap import build_ingest  # noqa: E402
 from visual_search.embedding.decode import decode_image  # noqa: E402
+from visual_search.ingest import pipeline as ingest_module  # noqa: E402
+from visual_search.ingest.backfill import backfill  # noqa: E402
 from visual_search.settings import IngestSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,11 +59,10 @@ def run(images: list[bytes], batch: int, full_decode: bool) -> dict[str, float]:
             ingest_module.decode_image = _full_decode
         try:
             backfill(services.pipeline, services.store, prefix="warmup/")  # sessions loaded, caches warm
-            before = services.pipeline.stage_seconds()
             started = time.perf_counter()
             report = backfill(services.pipeline, services.store, prefix="bench/", batch_size=batch)
             total = time.perf_counter() - started
-            stages = {k: v - before[k] for k, v in services.pipeline.stage_seconds().items()}
+            stages = report.ingest.stage_seconds()
         finally:
             ingest_module.decode_image = original
             services.close()

@@ -3,7 +3,8 @@
 Prints and writes: requests, failures, 5xx, p50/p99, throughput, and the server's RSS over the run
 (first sample after warm-up vs last, to show memory is stable).
 
-    python bench/load.py [--requests 5000] [--users 20] [--model models/tiny] [--out bench/results/load.json]
+    python bench/load.py [--requests 5000] [--users 20] [--model src/visual_search/models/tiny]
+        [--out bench/results/load.json]
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--uploads", type=int, default=100)
     parser.add_argument("--max-seconds", type=float, default=600)
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "tiny")
+    parser.add_argument("--model", type=Path, default=ROOT / "src" / "visual_search" / "models" / "tiny")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load.json")
     args = parser.parse_args()
     result = run(args)

@@ -5,12 +5,14 @@ only reports what passed and how long it took), plus the Locust load test for th
 measurements rather than assertions (requests, errors, p50/p99, memory).
 
     python bench/reliability.py [--quick]     # --quick: a 1,000-request load run (what CI could afford)
+    python bench/reliability.py --decode-only # the decoding rows alone
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,11 @@ CHECKS = {
         "tests/functional/test_concurrency.py",
     ],
     "fuzzing (Schemathesis, Hypothesis), auth on every route": ["tests/functional/test_api_fuzzing.py"],
+    "decoding: every mode at the pixel limit, ordinary images unchanged, never a 500 on a corrupt image": [
+        "tests/unit/test_decode.py",
+        "tests/unit/test_decode_embeddings.py",
+        "tests/functional/test_ingest_corrupt_images.py",
+    ],
     "deployed stack: auth on every method, least privilege, encryption, cdk-nag": [
         "tests/infra/test_stack.py",
         "tests/infra/test_nag_and_layers.py",
@@ -68,11 +75,107 @@ def run_checks() -> list[tuple[str, int, int, float]]:
     return rows
 
 
+FUZZ_EXAMPLES = 10_000
+
+
+def probe(paths: list[Path]) -> dict:
+    """tests/fixtures/decode_probe.py in a fresh process: peak RSS growth and time of searching the
+    files by file, all at once."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fixtures.decode_probe", "models/tiny", *map(str, paths)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def decode_figures() -> dict:
+    """Every limit-sized image of the hostile corpus alone; the one with the largest growth three at
+    once; then the image-bytes fuzzer with a larger budget than the test suite's."""
+    sys.path.insert(0, str(ROOT))
+    from tests.fixtures import images
+
+    with tempfile.TemporaryDirectory() as tmp:
+        alone = {}
+        for name, make in images.LIMIT_CORPUS.items():
+            path = Path(tmp) / name
+            path.write_bytes(make())
+            report = probe([path])
+            alone[name] = (
+                report["growth_mb"],
+                report["requests"][0]["seconds"],
+                report["requests"][0]["outcome"],
+            )
+        decoded = {n: v for n, v in alone.items() if v[2] == "ok"}
+        worst = max(decoded, key=lambda n: decoded[n][0])
+        three = probe([Path(tmp) / worst] * 3)
+    with tempfile.NamedTemporaryFile(suffix=".count") as count:
+        fuzz = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/unit/test_decode_fuzz.py",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "VS_FUZZ_EXAMPLES": str(FUZZ_EXAMPLES), "VS_FUZZ_COUNT_FILE": count.name},
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+        inputs = len(Path(count.name).read_text().splitlines())
+    return {
+        "alone": alone,
+        "worst": worst,
+        "three_at_once": {
+            "growth_mb": three["growth_mb"],
+            "max_seconds": max(r["seconds"] for r in three["requests"]),
+            "outcomes": [r["outcome"] for r in three["requests"]],
+        },
+        "fuzz_inputs": inputs,
+        "fuzz_unhandled": 0 if fuzz.returncode == 0 else "FAILED (see tests/unit/test_decode_fuzz.py)",
+    }
+
+
+def print_decode(figures: dict) -> bool:
+    worst = figures["worst"]
+    growth, seconds, _ = figures["alone"][worst]
+    three = figures["three_at_once"]
+    refused = sorted(n for n, v in figures["alone"].items() if v[2] != "ok")
+    print(
+        f"decode at the 50 MP limit ({len(figures['alone'])} modes): worst {worst} alone +{growth} MB"
+        f" {seconds:.1f} s | three at once +{three['growth_mb']} MB, slowest {three['max_seconds']:.1f} s"
+        f" | refused by the decode budget: {', '.join(refused) or 'none'}"
+    )
+    unhandled = figures["fuzz_unhandled"]
+    print(f"image fuzzer: {figures['fuzz_inputs']:,} mutated inputs, unhandled exceptions {unhandled}")
+    worst_alone = max(v[0] for v in figures["alone"].values())
+    slowest = max(v[1] for v in figures["alone"].values())
+    return (
+        worst_alone < 600
+        and slowest < 10
+        and three["growth_mb"] < 600
+        and three["max_seconds"] < 10
+        and three["outcomes"] == ["ok"] * 3
+        and figures["fuzz_unhandled"] == 0
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--decode-only", action="store_true", help="only the decoding figures (~2 minutes)")
     args = parser.parse_args()
+    if args.decode_only:
+        return 0 if print_decode(decode_figures()) else 1
     rows = run_checks()
+    decode = decode_figures()
+    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    (ROOT / "bench" / "results" / "decode.json").write_text(json.dumps(decode, indent=2))
     out = ROOT / "bench" / "results" / "load.json"
     requests = "1000" if args.quick else "5000"
     subprocess.run(
@@ -92,7 +195,8 @@ def main() -> int:
         f" | errors {load['failures']} | 5xx {load['server_errors_5xx']} | p50 {load['p50_ms']} ms"
         f" | p99 {load['p99_ms']} ms | RSS {load['rss_mb_after_warmup']} -> {load['rss_mb_end']} MB"
     )
-    ok = all(passed == total for _, passed, total, _ in rows) and not load["server_errors_5xx"]
+    decode_ok = print_decode(decode)
+    ok = all(passed == total for _, passed, total, _ in rows) and not load["server_errors_5xx"] and decode_ok
     print("all promises held" if ok else "A PROMISE WAS BROKEN: see above")
     return 0 if ok else 1
 

@@ -1,31 +1,47 @@
-"""Deployment configuration from CDK context (`cdk.json` defaults, `-c key=value` overrides), typed."""
+"""Deployment configuration from CDK context (`cdk.json` defaults, `-c key=value` overrides), validated by
+one pydantic model: `-c` values arrive as strings and are coerced to the field's type; a bad value is
+refused at synth with one message per key, before anything reaches CloudFormation.
+
+The README's "Context keys" table lists what each key accepts; keep the two together."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from aws_cdk import RemovalPolicy, aws_lambda
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ARN = re.compile(r"arn:aws[a-z-]*:(es|aoss):[a-z0-9-]+:\d{12}:(domain|collection)/[a-z0-9-]+")
+EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 
-@dataclass(frozen=True)
-class Config:
+class ConfigError(ValueError):
+    """A context value the stack cannot be built from; the message names every bad key."""
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # It names the Serverless collection and its policies ("<name>-data": at most 32 characters) and the
+    # OpenSearch alias: lowercase letters, digits and hyphens.
     name: str = "visual-search"
     index_engine: Literal["managed", "serverless", "existing"] = "managed"
     existing_endpoint: str = ""  # with index_engine=existing
-    existing_arn: str = (
-        ""  # the domain's (arn:…:es:…:domain/…) or the collection's (arn:…:aoss:…:collection/…)
-    )
-    instance_type: str = "r7g.large.search"
-    instance_count: int = 2
-    volume_gb: int = 20
+    # The domain's (arn:…:es:…:domain/…) or the collection's (arn:…:aoss:…:collection/…)
+    existing_arn: str = ""
+    instance_type: Annotated[str, Field(pattern=r"^[a-z0-9]+\.[a-z0-9]+\.search$")] = "r7g.large.search"
+    # 1: a single-node dev domain (no replica, one AZ); otherwise an even count spread over two AZs.
+    instance_count: Annotated[int, Field(ge=1, le=80)] = 2
+    volume_gb: Annotated[int, Field(ge=10, le=3072)] = 20
     serverless_standby: bool = True  # standby replicas in a second AZ (false halves the idle OCUs: dev only)
     architecture: Literal["arm64", "x86_64"] = "arm64"
-    search_memory_mb: int = 2048
-    ingest_memory_mb: int = 2048
-    ingest_batch_size: int = 10
-    ingest_max_concurrency: int = 20
+    search_memory_mb: Annotated[int, Field(ge=512, le=10240)] = 2048
+    ingest_memory_mb: Annotated[int, Field(ge=512, le=10240)] = 2048
+    ingest_batch_size: Annotated[int, Field(ge=1, le=100)] = 10
+    ingest_max_concurrency: Annotated[int, Field(ge=2, le=1000)] = 20  # Lambda's SQS minimum is 2
     layers_dir: str = "layers/build"
     # Comma-separated IAM role ARNs that may also read and write the index (backfill, re-index after a
     # model change, the OpenSearch smoke test): the engine's own access policy names them beside the roles.
@@ -35,35 +51,78 @@ class Config:
     bucket_versioning: bool = True
     ingest_prefix: str = ""
     ingest_opt_in: bool = False
-    throttle_rate: int = 50
-    throttle_burst: int = 100
+    throttle_rate: Annotated[int, Field(ge=1, le=10000)] = 50
+    throttle_burst: Annotated[int, Field(ge=1, le=5000)] = 100
+    # Where the alarms' topic sends e-mail (optional: subscribe anything else to the AlarmTopic output).
+    alarm_email: str = ""
 
     @classmethod
-    def from_context(cls, get: Any) -> Config:
-        values = {}
-        for f in fields(cls):
-            raw = get(f.name)
-            if raw is None:
-                continue
-            if f.type in ("int",):
-                raw = int(raw)
-            elif f.type in ("bool",):
-                raw = raw if isinstance(raw, bool) else str(raw).lower() == "true"
-            values[f.name] = raw
-        return cls(**values)
+    def from_context(cls, get: Callable[[str], Any]) -> Config:
+        values = {key: get(key) for key in cls.model_fields if get(key) is not None}
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(explain(exc)) from None
 
-    def __post_init__(self) -> None:
-        # The name becomes the Serverless collection's and its policies' names ("<name>-data": at most
-        # 32 characters) and the OpenSearch alias: lowercase letters, digits and hyphens.
-        if not re.fullmatch(r"[a-z][a-z0-9-]{2,26}", self.name):
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9-]{2,26}", value):
             raise ValueError(
-                f"name {self.name!r}: 3 to 27 characters, lowercase letters, digits and '-', "
-                "starting with a letter (it names the index, the collection and its policies)"
+                "3 to 27 characters, lowercase letters, digits and '-', starting with a letter "
+                "(it names the index, the collection and its policies)"
             )
+        return value
+
+    @field_validator("instance_count")
+    @classmethod
+    def _instance_count(cls, value: int) -> int:
+        if value > 1 and value % 2:
+            raise ValueError(
+                "a domain of more than one node spreads its data nodes over two availability zones, which "
+                "OpenSearch accepts only for an even count: use 1 (a single-node dev domain) or 2, 4, 6, ..."
+            )
+        return value
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _alarm_email(cls, value: str) -> str:
+        if value and not EMAIL.fullmatch(value):
+            raise ValueError("one e-mail address (or empty for no subscription)")
+        return value
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _admin_role_arns(cls, value: str) -> str:
+        bad = [arn for arn in _split(value) if not ROLE_ARN.fullmatch(arn)]
+        if bad:
+            raise ValueError(f"not IAM role ARNs: {bad}")
+        return value
+
+    @field_validator("existing_arn")
+    @classmethod
+    def _existing_arn(cls, value: str) -> str:
+        if value and not ARN.fullmatch(value):
+            raise ValueError(
+                "a domain's arn:aws:es:<region>:<account>:domain/<name> or a collection's "
+                "arn:aws:aoss:<region>:<account>:collection/<id>"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _existing_needs_both(self) -> Config:
+        if self.index_engine == "existing" and not (self.existing_endpoint and self.existing_arn):
+            raise ValueError("index_engine=existing needs existing_endpoint and existing_arn")
+        return self
 
     @property
     def admin_roles(self) -> list[str]:
-        return [arn.strip() for arn in self.admin_role_arns.split(",") if arn.strip()]
+        return _split(self.admin_role_arns)
+
+    @property
+    def existing_region(self) -> str | None:
+        """The region `existing_arn` names: SigV4 signs for it, wherever the functions run."""
+        return self.existing_arn.split(":")[3] if self.existing_arn else None
 
     @property
     def lambda_architecture(self) -> aws_lambda.Architecture:
@@ -74,3 +133,19 @@ class Config:
     @property
     def removal(self) -> RemovalPolicy:
         return RemovalPolicy.DESTROY if self.removal_policy == "destroy" else RemovalPolicy.RETAIN
+
+
+def explain(error: ValidationError) -> str:
+    """One line per bad key: `-c key=value: what it accepts`."""
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "configuration"
+        message = problem["msg"].removeprefix("Value error, ")
+        value = problem.get("input")
+        shown = f"={value!r}" if problem["loc"] and not isinstance(value, dict) else ""
+        lines.append(f"{key}{shown}: {message}")
+    return "invalid CDK context (cdk.json or -c key=value):\n  " + "\n  ".join(lines)
+
+
+def _split(arns: str) -> list[str]:
+    return [arn.strip() for arn in arns.split(",") if arn.strip()]

@@ -11,6 +11,7 @@ from constructs import Construct
 from pydantic_settings import BaseSettings
 
 from infra.config import Config
+from infra.layers import RUNTIME
 from visual_search.settings import ENV_PREFIX
 
 FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
@@ -50,7 +51,7 @@ class ServiceFunction(Construct):
         self.function = aws_lambda.Function(
             self,
             "Function",
-            runtime=aws_lambda.Runtime.PYTHON_3_12,
+            runtime=RUNTIME,
             architecture=config.lambda_architecture,
             handler="handler.handler",
             code=aws_lambda.Code.from_asset(str(FUNCTIONS / handler)),
@@ -66,5 +67,8 @@ class ServiceFunction(Construct):
                 **(extra_environment or {}),
             },
         )
+        role = self.function.role
+        assert role is not None  # a Function always makes its own when none is given
+        self.role: aws_iam.IRole = role
         for grant in grants:
             grant(self.function)

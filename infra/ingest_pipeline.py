@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import jsii
 from aws_cdk import (
     Duration,
+    Stack,
     aws_cloudwatch,
     aws_dynamodb,
+    aws_iam,
     aws_lambda,
     aws_lambda_event_sources,
     aws_s3,
-    aws_s3_notifications,
     aws_sqs,
 )
+from aws_cdk.interfaces.aws_s3 import IBucketRef
 from constructs import Construct
 
 from infra.config import Config
@@ -23,6 +26,31 @@ FUNCTION_TIMEOUT_S = 120
 # S3 silently drops notifications to a queue whose maximum message size is below 64 KB.
 MAX_MESSAGE_BYTES = 262_144
 MAX_RECEIVES = 5
+
+
+@jsii.implements(aws_s3.IBucketNotificationDestination)
+class QueueDestination:
+    """CDK's SqsDestination, with the confused-deputy guard AWS recommends: S3 may send only for this
+    bucket (aws:SourceArn) *and* from this account (aws:SourceAccount), since a bucket name, once deleted,
+    can be claimed in another account."""
+
+    def __init__(self, queue: aws_sqs.Queue):
+        self.queue = queue
+
+    def bind(self, scope: Construct, bucket: IBucketRef) -> aws_s3.BucketNotificationDestinationConfig:
+        s3 = aws_iam.ServicePrincipal(
+            "s3.amazonaws.com",
+            conditions={
+                "ArnLike": {"aws:SourceArn": bucket.bucket_ref.bucket_arn},
+                "StringEquals": {"aws:SourceAccount": Stack.of(scope).account},
+            },
+        )
+        self.queue.grant_send_messages(s3)
+        return aws_s3.BucketNotificationDestinationConfig(
+            arn=self.queue.queue_arn,
+            type=aws_s3.BucketNotificationDestinationType.QUEUE,
+            dependencies=[self.queue],  # with its policy: S3 checks it may send when the rule is saved
+        )
 
 
 class IngestPipeline(Construct):
@@ -57,7 +85,7 @@ class IngestPipeline(Construct):
             ),
         )
         filters = [aws_s3.NotificationKeyFilter(prefix=config.ingest_prefix)] if config.ingest_prefix else []
-        destination = aws_s3_notifications.SqsDestination(self.queue)
+        destination = QueueDestination(self.queue)
         bucket.add_event_notification(aws_s3.EventType.OBJECT_CREATED, destination, *filters)
         bucket.add_event_notification(aws_s3.EventType.OBJECT_REMOVED, destination, *filters)
 

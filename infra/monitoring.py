@@ -1,12 +1,32 @@
-"""A dashboard and the alarms an operator needs: API errors and latency, ingest errors and the DLQ,
-and the OpenSearch domain's health."""
+"""A dashboard and the alarms an operator needs, every one notifying one SNS topic (an e-mail
+subscription from `alarm_email`; subscribe anything else to the AlarmTopic output): API errors and
+latency, ingest failures, retries and backlog age, the DLQ, and the OpenSearch domain's health.
+
+Ingest reports a failed image through a partial batch response, which never raises Lambda's `Errors`:
+with the index down every message is retried until the DLQ, an hour later. `MessagesRetried` (the
+function's own metric) and the age of the oldest queued message fire within minutes instead."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, aws_apigateway, aws_cloudwatch, aws_lambda, aws_opensearchservice
+from aws_cdk import (
+    Duration,
+    aws_apigateway,
+    aws_cloudwatch,
+    aws_cloudwatch_actions,
+    aws_lambda,
+    aws_opensearchservice,
+    aws_sns,
+    aws_sns_subscriptions,
+    aws_sqs,
+)
 from constructs import Construct
 
+from visual_search.observability import NAMESPACE
+
 FIVE_MINUTES = Duration.minutes(5)
+INGEST_SERVICE = "visual-search-ingest"  # the Metrics service dimension of functions/ingest/handler.py
+BACKLOG_AGE_S = 900  # beyond the queue's 12-minute visibility timeout: a message has been retried
+RETRIES_PER_5_MIN = 5
 
 
 class Monitoring(Construct):
@@ -17,18 +37,44 @@ class Monitoring(Construct):
         *,
         api: aws_apigateway.RestApi,
         ingest: aws_lambda.Function,
+        queue: aws_sqs.Queue,
         dead_letter_alarm: aws_cloudwatch.Alarm,
         domain: aws_opensearchservice.Domain | None,
+        alarm_email: str = "",
     ):
         super().__init__(scope, construct_id)
+        self.topic = aws_sns.Topic(self, "Alarms", display_name="Visual Search alarms", enforce_ssl=True)
+        if alarm_email:
+            self.topic.add_subscription(aws_sns_subscriptions.EmailSubscription(alarm_email))
         server_errors = api.metric_server_error(period=FIVE_MINUTES, statistic="Sum")
         latency = api.metric_latency(period=FIVE_MINUTES, statistic="p99")
         ingest_errors = ingest.metric_errors(period=FIVE_MINUTES, statistic="Sum")
+        retried = aws_cloudwatch.Metric(
+            namespace=NAMESPACE,
+            metric_name="MessagesRetried",
+            dimensions_map={"service": INGEST_SERVICE},
+            period=FIVE_MINUTES,
+            statistic="Sum",
+        )
+        backlog_age = queue.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum")
         self.alarms = [
             self._alarm("ApiServerErrors", server_errors, 1, "The API answered 5xx"),
             self._alarm("ApiLatencyP99", latency, 3000, "API p99 latency above 3 s"),
             self._alarm(
                 "IngestErrors", ingest_errors, 1, "The ingest function failed (messages are retried)"
+            ),
+            self._alarm(
+                "IngestRetries",
+                retried,
+                RETRIES_PER_5_MIN,
+                "Images failed and were put back on the queue (index or S3 unreachable?): they reach the DLQ "
+                "after 5 attempts",
+            ),
+            self._alarm(
+                "IngestBacklogAge",
+                backlog_age,
+                BACKLOG_AGE_S,
+                "An image has waited over 15 minutes to be indexed: ingest is failing or cannot keep up",
             ),
             dead_letter_alarm,
         ]
@@ -39,8 +85,8 @@ class Monitoring(Construct):
             aws_cloudwatch.GraphWidget(
                 title="API latency p50 / p99", left=[api.metric_latency(statistic="p50"), latency]
             ),
-            aws_cloudwatch.GraphWidget(title="Ingest errors", left=[ingest_errors]),
-            aws_cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms),
+            aws_cloudwatch.GraphWidget(title="Ingest errors and retries", left=[ingest_errors, retried]),
+            aws_cloudwatch.GraphWidget(title="Ingest backlog age (s)", left=[backlog_age]),
         ]
         if domain is not None:
             red = domain.metric_cluster_status_red(period=Duration.minutes(1))
@@ -52,6 +98,11 @@ class Monitoring(Construct):
                 ),
             ]
             widgets.append(aws_cloudwatch.GraphWidget(title="OpenSearch JVM pressure", left=[pressure]))
+        widgets.append(aws_cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms))
+        notify = aws_cloudwatch_actions.SnsAction(self.topic)
+        for alarm in self.alarms:
+            alarm.add_alarm_action(notify)
+            alarm.add_ok_action(notify)
         self.dashboard = aws_cloudwatch.Dashboard(self, "Dashboard", widgets=[widgets])
 
     def _alarm(

@@ -52,8 +52,18 @@ def _logical_id(resource: object) -> str:
     return Stack.of(child).get_logical_id(child)
 
 
-def apply(stack: Stack, bucket: aws_s3.Bucket, domain: opensearch.Domain | None, existing_arn: str) -> None:
+SINGLE_NODE = {
+    f"{RULE}OS7": "instance_count=1, a single-node dev domain (one AZ, no replica, the cheapest k-NN "
+    "domain): Config refuses any other odd count, and every count above 1 gets two-AZ zone awareness.",
+}
+
+
+def apply(
+    stack: Stack, bucket: aws_s3.Bucket, domain: opensearch.Domain | None, existing_arn: str, *, nodes: int
+) -> None:
     reasons = dict(STATIC)
+    if domain is not None and nodes == 1:
+        reasons |= SINGLE_NODE
     images = _logical_id(bucket)
     reasons[f"{RULE}IAM5[Resource::<{images}.Arn>/*]"] = "Object keys inside the one image bucket."
     reasons[f"{RULE}IAM5[Resource::<{images}.Arn>/_vs/*]"] = "Renditions, under the reserved prefix only."

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Fn, Stack, aws_s3_deployment, aws_secretsmanager
+import re
+
+from aws_cdk import (
+    Aspects,
+    Aws,
+    CfnOutput,
+    Fn,
+    Stack,
+    aws_iam,
+    aws_lambda,
+    aws_s3_deployment,
+    aws_secretsmanager,
+)
 from constructs import Construct
 
 from infra.config import Config
@@ -10,12 +22,19 @@ from infra.function import ServiceFunction
 from infra.image_bucket import ImageBucket
 from infra.ingest_pipeline import IngestPipeline
 from infra.layers import Layers
+from infra.log_retention import LogRetention
 from infra.monitoring import Monitoring
 from infra.search_api import SearchApi
 from infra.vector_index import VectorIndex
 from visual_search.settings import ServiceSettings
 
-MODEL_PREFIX = "_vs/models/current/"  # reserved prefix: ingest ignores it
+MODELS_PREFIX = "_vs/models/"  # reserved prefix: ingest ignores it
+
+
+def model_prefix(model_id: str) -> str:
+    """Where the image tower of one model is published: a model change adds a prefix, never rewrites
+    the files a running function is verifying against its manifest."""
+    return MODELS_PREFIX + re.sub(r"[^A-Za-z0-9._-]", "-", model_id) + "/"
 
 
 class VisualSearchStack(Stack):
@@ -30,6 +49,8 @@ class VisualSearchStack(Stack):
             "opensearch_mode": index.mode,
             "opensearch_auth": "sigv4",
             "opensearch_index": config.name,
+            # An existing cluster signs for the region of its ARN; the stack's own, for the function's.
+            **({"opensearch_region": config.existing_region} if config.existing_region else {}),
         }
         credentials = aws_secretsmanager.Secret(
             self,
@@ -44,15 +65,29 @@ class VisualSearchStack(Stack):
         )
         # The image tower is too large to sit beside the text tower in the search function's layers:
         # it is published here and fetched (checksum-verified) on the first image query.
-        aws_s3_deployment.BucketDeployment(
+        tower_prefix = model_prefix(layers.built["model_id"])
+        tower = aws_s3_deployment.BucketDeployment(
             self,
             "ImageTower",
             sources=[aws_s3_deployment.Source.asset(str(layers.image_tower_dir))],
             destination_bucket=images.bucket,
-            destination_key_prefix=MODEL_PREFIX,
+            destination_key_prefix=tower_prefix,
             prune=False,
-            retain_on_delete=False,
+            # Kept when the prefix changes: functions still on the previous model keep fetching theirs.
+            retain_on_delete=True,
             memory_limit=1024,  # the deployment function unzips the ~90 MB tower: the 128 MB default is short
+        )
+        # CDK grants the deployment the whole bucket; objects outside the tower's prefix (the users'
+        # images) stay out of its reach. Reading its source asset (the cdk-* bootstrap bucket) remains.
+        tower.handler_role.add_to_principal_policy(
+            aws_iam.PolicyStatement(
+                effect=aws_iam.Effect.DENY,
+                actions=["s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*", "s3:Abort*"],
+                not_resources=[
+                    images.bucket.arn_for_objects(f"{tower_prefix}*"),
+                    f"arn:{Aws.PARTITION}:s3:::cdk-*/*",
+                ],
+            )
         )
         search = ServiceFunction(
             self,
@@ -65,8 +100,10 @@ class VisualSearchStack(Stack):
                 "store_backend": "s3",
                 "bucket": images.bucket.bucket_name,
                 "credentials_secret_arn": credentials.secret_arn,
+                # iam: API Gateway verified the SigV4 signature; the function trusts the identity it passes.
+                "api_auth": "iam" if config.auth == "iam" else "basic",
                 "model_dir": "/opt/model",
-                "model_remote_url": f"s3://{images.bucket.bucket_name}/{MODEL_PREFIX}",
+                "model_remote_url": f"s3://{images.bucket.bucket_name}/{tower_prefix}",
             },
             layers=[layers.deps, layers.model_text],
             memory_mb=config.search_memory_mb,
@@ -78,7 +115,9 @@ class VisualSearchStack(Stack):
                 lambda f: images.bucket.grant_delete(f, "*"),
             ],
         )
-        authorizer, authorizer_function = None, None
+        search.function.node.add_dependency(tower)  # a new model's tower is in place before its functions
+        authorizer: aws_lambda.IFunction | None = None
+        authorizer_function: ServiceFunction | None = None
         if config.auth == "secret":
             authorizer_function = ServiceFunction(
                 self,
@@ -99,13 +138,15 @@ class VisualSearchStack(Stack):
             index_settings=index_settings,
         )  # fmt: skip
         index.grant(search.function, ingest.worker.function)
-        Monitoring(
+        monitoring = Monitoring(
             self,
             "Monitoring",
             api=api.api,
             ingest=ingest.worker.function,
+            queue=ingest.queue,
             dead_letter_alarm=ingest.dead_letter_alarm,
             domain=index.domain,
+            alarm_email=config.alarm_email,
         )
         CfnOutput(
             self, "ApiUrl", value=api.api.url, description="Cloudinary SDK upload_prefix / page at <url>ui/"
@@ -115,8 +156,14 @@ class VisualSearchStack(Stack):
         CfnOutput(
             self,
             "IndexRoleArns",
-            value=Fn.join(",", [search.function.role.role_arn, ingest.worker.function.role.role_arn]),
+            value=Fn.join(",", [search.role.role_arn, ingest.worker.role.role_arn]),
             description="roles an existing cluster's access policy (or collection data policy) must admit",
+        )
+        CfnOutput(
+            self,
+            "AlarmTopic",
+            value=monitoring.topic.topic_arn,
+            description="every alarm notifies this topic: aws sns subscribe --topic-arn <arn> ...",
         )
         CfnOutput(self, "DeadLetterQueueUrl", value=ingest.dead_letters.queue_url)
         CfnOutput(self, "IngestQueueUrl", value=ingest.queue.queue_url)
@@ -127,7 +174,9 @@ class VisualSearchStack(Stack):
             value=f"aws secretsmanager get-secret-value --secret-id {credentials.secret_arn} "
             "--query SecretString --output text",
         )
+        Aspects.of(self).add(LogRetention(config.removal))
         self.images, self.index, self.api, self.ingest = images, index, api, ingest
-        self.functions = {"search": search, "ingest": ingest.worker}
-        if authorizer is not None:
+        self.monitoring = monitoring
+        self.functions: dict[str, ServiceFunction] = {"search": search, "ingest": ingest.worker}
+        if authorizer_function is not None:
             self.functions["authorizer"] = authorizer_function

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Stack, aws_iam, aws_opensearchserverless, aws_opensearchservice
+from aws_cdk import Stack, aws_ec2, aws_iam, aws_opensearchserverless, aws_opensearchservice
 from constructs import Construct
 
 from infra.config import Config
@@ -29,8 +29,6 @@ class VectorIndex(Construct):
             self.collection = self._collection(config)
             self.endpoint = self.collection.attr_collection_endpoint
         else:
-            if not config.existing_endpoint or not config.existing_arn:
-                raise ValueError("index_engine=existing needs existing_endpoint and existing_arn")
             if ":aoss:" in config.existing_arn:
                 self.mode = "serverless"  # its data access policy must list the roles (output IndexRoleArns)
             self.endpoint = config.existing_endpoint
@@ -46,7 +44,9 @@ class VectorIndex(Construct):
                 data_node_instance_type=config.instance_type,
                 multi_az_with_standby_enabled=False,
             ),
-            ebs=aws_opensearchservice.EbsOptions(volume_size=config.volume_gb),
+            ebs=aws_opensearchservice.EbsOptions(
+                volume_size=config.volume_gb, volume_type=aws_ec2.EbsDeviceVolumeType.GP3
+            ),
             zone_awareness=aws_opensearchservice.ZoneAwarenessConfig(
                 enabled=multi_az, availability_zone_count=2
             )
@@ -84,6 +84,9 @@ class VectorIndex(Construct):
         )
         collection.add_resource_dependency(encryption)
         collection.add_resource_dependency(network)
+        # Like the domain, the bucket and the ledger: `retain` keeps the vectors through a `cdk destroy`.
+        for resource in (encryption, network, collection):
+            resource.apply_removal_policy(config.removal)
         self._collection_name = name
         return collection
 
@@ -129,7 +132,7 @@ class VectorIndex(Construct):
                 name=f"{name}-data",
                 type="data",
                 policy=Stack.of(self).to_json_string(policy),
-            )
+            ).apply_removal_policy(self.config.removal)
         elif self.mode == "serverless":  # an existing collection: its owner's data policy admits the roles
             actions, resources = ["aoss:APIAccessAll"], [self.config.existing_arn]
         else:

@@ -1,16 +1,19 @@
-"""Build the Lambda layers without Docker: `make layers [ARCH=arm64|x86_64] [MODEL=models/tiny]`.
+"""Build the Lambda layers without Docker: `make layers [ARCH=arm64|x86_64] [MODEL=<model folder>]`.
 
-* `deps`: the project's runtime dependencies (read from pyproject.toml, so they are declared once) and the
-  `visual_search` package itself, installed with pip for the Lambda platform (manylinux wheels only,
-  Python 3.12), then trimmed of what Lambda never uses (tests, caches, headers, boto3/botocore which the
-  runtime provides).
+* `deps`: the project's runtime dependencies at the versions and hashes of `layers/requirements.lock`
+  (compiled from pyproject.toml's ranges by `make lock`, so they are declared once and two builds ship
+  the same code) and the `visual_search` package itself, installed with pip for the Lambda platform
+  (manylinux wheels only, Python 3.12), then trimmed of what Lambda never uses (tests, caches,
+  headers, boto3/botocore which the runtime provides).
 * `model-text` and `model-image`: the manifest, tokenizer and one int8 tower each, under `model/`, so
   the files land in /opt/model. The ingest function gets the image tower, the search function the text
   tower; the search function fetches the image tower from S3 on its first image query (see
   `visual_search.embedding.remote_files`), because both towers do not fit in 250 MB beside the deps.
 
 Fails with a clear message if a function's layers would exceed Lambda's 250 MB unzipped limit, and
-prints the measured size of each layer and function.
+prints the measured size of each layer and function. Records what it built for (architecture, Python
+version, model) in `build.json` beside the layers: the CDK app refuses layers built for another
+architecture or Python than the functions run on, which would otherwise fail on their first import.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -38,9 +42,13 @@ NOT_USED_IN_LAMBDA = (
     "opensearch_protobufs", "protobuf", "google", "yaml", "_yaml", "pyyaml", "tqdm",
     "anyio", "httpx2", "httpcore2", "h11", "click", "uvicorn", "bin",
     "onnxruntime/transformers", "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/datasets",
+    "visual_search/models",  # the tiny test model the package ships; functions load /opt/model
 )  # fmt: skip
 TRIM_DIRS = ("tests", "test", "__pycache__", "include", "benchmarks")
 FUNCTIONS = {"search": ("deps", "model-text"), "ingest": ("deps", "model-image")}
+PYTHON_VERSION = "3.12"  # the functions' Lambda runtime (infra/layers.py RUNTIME)
+RECORD = "build.json"
+LOCK = ROOT / "layers" / "requirements.lock"
 
 
 def runtime_requirements() -> list[str]:
@@ -52,6 +60,21 @@ def runtime_requirements() -> list[str]:
     ]
 
 
+def lock(path: Path = LOCK) -> None:
+    """Pin pyproject's runtime ranges, with hashes, for every platform Lambda runs (`make lock`)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".in") as requirements:
+        requirements.write("\n".join(runtime_requirements()) + "\n")
+        requirements.flush()
+        subprocess.run(
+            [
+                sys.executable, "-m", "uv", "pip", "compile", requirements.name, "--universal",
+                "--python-version", PYTHON_VERSION, "--generate-hashes", "--no-header", "--quiet",
+                "--output-file", str(path),
+            ],
+            check=True,
+        )  # fmt: skip
+
+
 def build_deps(arch: str, out: Path = OUT) -> Path:
     target = out / "deps" / "python"
     shutil.rmtree(target.parent, ignore_errors=True)
@@ -59,9 +82,10 @@ def build_deps(arch: str, out: Path = OUT) -> Path:
     common = [
         sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
         "--platform", PLATFORMS[arch], "--platform", PLATFORMS[arch].replace("2014", "_2_28"),
-        "--implementation", "cp", "--python-version", "3.12", "--only-binary=:all:", "--no-warn-conflicts",
+        "--implementation", "cp", "--python-version", PYTHON_VERSION, "--only-binary=:all:",
+        "--no-warn-conflicts",
     ]  # fmt: skip
-    subprocess.run([*common, *runtime_requirements()], check=True)
+    subprocess.run([*common, "--require-hashes", "--requirement", str(LOCK)], check=True)
     subprocess.run([*common, "--no-deps", str(ROOT)], check=True)
     trim(target)
     return target.parent
@@ -91,6 +115,18 @@ def build_model(model_dir: Path, out: Path = OUT) -> list[Path]:
     return built
 
 
+def record(out: Path, *, architecture: str | None = None, model_dir: Path | None = None) -> dict:
+    """Update build.json with what was just built (the deps' platform, the model's id)."""
+    path = out / RECORD
+    built = json.loads(path.read_text()) if path.is_file() else {}
+    if architecture is not None:
+        built |= {"architecture": architecture, "python": PYTHON_VERSION}
+    if model_dir is not None:
+        built["model_id"] = json.loads((model_dir / "manifest.json").read_text())["model_id"]
+    path.write_text(json.dumps(built, indent=2) + "\n")
+    return built
+
+
 def size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
 
@@ -111,16 +147,22 @@ def report(out: Path = OUT) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--arch", choices=sorted(PLATFORMS), default="arm64")
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "tiny")
+    parser.add_argument("--model", type=Path, default=ROOT / "src" / "visual_search" / "models" / "tiny")
     parser.add_argument("--skip-deps", action="store_true", help="rebuild the model layers only")
     parser.add_argument("--trim-only", action="store_true", help="trim an existing deps layer again")
     parser.add_argument("--out", type=Path, default=OUT, help="where the layer folders go")
+    parser.add_argument("--lock", action="store_true", help="re-pin layers/requirements.lock from pyproject")
     args = parser.parse_args()
+    if args.lock:
+        lock()
+        return 0
     if args.trim_only:
         trim(args.out / "deps" / "python")
     elif not args.skip_deps:
         build_deps(args.arch, args.out)
+        record(args.out, architecture=args.arch)
     build_model(args.model, args.out)
+    record(args.out, model_dir=args.model)
     return report(args.out)
 
 

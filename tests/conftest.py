@@ -1,16 +1,23 @@
-"""Shared fixtures. The tiny model committed under models/tiny was built by `visual-search build-model
---preset tiny --precisions int8`, so every test can embed without torch."""
+"""Shared fixtures. The tiny model shipped in the package (src/visual_search/models/tiny) was built by
+`visual-search build-model --preset tiny --precisions int8`, so every test can embed without torch."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
+
+# No test reaches the real Hugging Face hub: a command left without VS_MODEL_DIR falls back to the tiny
+# model at once (the download tests run their own fake hub, in a subprocess with its own environment).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
 from visual_search.embedding import Embedder
+from visual_search.embedding.default_model import TINY_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_MODEL = ROOT / "models" / "tiny"
+TINY_MODEL = TINY_MODEL_DIR
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +28,19 @@ def tiny_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_embedder() -> Embedder:
     return Embedder.from_dir(TINY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> Iterator[str]:
+    """A real single-node OpenSearch with the k-NN plugin (tests/opensearch_node.py): started once for
+    the session (fetched from Maven Central first if need be) and stopped at its end, unless one was
+    already running (`make opensearch-start`), which is reused and left running."""
+    from tests import opensearch_node
+
+    if os.environ.get("VS_OPENSEARCH") == "off":
+        pytest.skip("VS_OPENSEARCH=off: the real OpenSearch node is not started")
+    already = opensearch_node.running_url()
+    url = already or opensearch_node.start()
+    yield url
+    if not already:
+        opensearch_node.stop()

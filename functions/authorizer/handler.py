@@ -31,6 +31,7 @@ def handler(event: APIGatewayAuthorizerRequestEvent, context: Any) -> dict[str, 
         aws_account_id=arn.aws_account_id,
         api_id=arn.api_id,
         stage=arn.stage,
+        partition=arn.partition,  # aws-cn, aws-us-gov: a policy naming another partition denies all
     )
     secret = settings.api_secret.get_secret_value() if settings.api_secret else ""
     try:

@@ -10,7 +10,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from visual_search.bootstrap import IngestServices, build_ingest
-from visual_search.ingest_batch import handle_event
+from visual_search.ingest.batch import handle_event
+from visual_search.ingest.objects import IngestReport
 from visual_search.observability import NAMESPACE, publish_ingest
 from visual_search.settings import IngestSettings
 
@@ -29,10 +30,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _services
     if _services is None:
         _services = build_ingest(IngestSettings())
-    pipeline = _services.pipeline
-    counts_before, seconds_before = dict(pipeline.tally.counts), pipeline.stage_seconds()
-    response = handle_event(pipeline, event, context)
-    stage_seconds = {k: v - seconds_before.get(k, 0.0) for k, v in pipeline.stage_seconds().items()}
+    report = IngestReport()
+    response = handle_event(_services.pipeline, event, context, report)
     failed = len(response.get("batchItemFailures", []))
-    publish_ingest(metrics, counts_before, pipeline.tally.counts, stage_seconds, failed)
+    publish_ingest(metrics, report.counts, report.stage_seconds(), failed)
     return response

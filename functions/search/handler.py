@@ -11,6 +11,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 
 from visual_search.api.app import build_resolver
 from visual_search.bootstrap import build_services
+from visual_search.deadline import lambda_budget, within
 from visual_search.settings import service_settings
 
 logger = Logger(service="visual-search-api")
@@ -22,6 +23,9 @@ _resolver: APIGatewayRestResolver | None = None
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _resolver
+    settings = service_settings()
     if _resolver is None:
-        _resolver = build_resolver(build_services(service_settings()))
-    return _resolver.resolve(event, context)
+        _resolver = build_resolver(build_services(settings))
+    # Every stage that waits shares what is left of this invocation: a slow one answers 429, not a 502.
+    with within(lambda_budget(context, reserve_s=settings.opensearch_timeout_s + 1)):
+        return _resolver.resolve(event, context)

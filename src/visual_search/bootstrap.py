@@ -1,27 +1,35 @@
-"""The composition root: settings in, wired services out. The search Lambda, the local server, the
-CLI and the tests all build their services here, so there is one way the parts fit together."""
+"""The composition root: settings in, wired services out. The search Lambda, the ingest Lambda, the local
+server, the CLI and the tests all build their services here, so there is one way the parts fit together.
+
+Writes reach the index one way, through the ledger-guarded pipeline (`ingest.objects`): on one machine the
+service runs it itself as it writes the local folder (`InlineIndexing`); on S3 the service only writes
+the bucket and the ingest worker indexes each object once, from its event (`BucketEvents`)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass, replace
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from visual_search import names
-from visual_search.assets import asset_id_for, public_id_for
-from visual_search.cursor import CursorCodec
-from visual_search.duplicates import DuplicateFinder
+from visual_search.assets.chunked_uploads import ChunkedUploads
+from visual_search.assets.identity import asset_id_for
+from visual_search.assets.listing import Listing
+from visual_search.assets.renditions import RenditionWriter
+from visual_search.assets.uploads import Uploads
+from visual_search.assets.writers import BucketEvents, IndexWriter, InlineIndexing
 from visual_search.embedding import Embedder
-from visual_search.embedding.decode import DecodeLimits, decode_image
+from visual_search.embedding.decode import DecodeGate, DecodeLimits
+from visual_search.embedding.default_model import default_model
 from visual_search.embedding.manifest import Manifest
-from visual_search.errors import BadInput, ConfigurationError
+from visual_search.errors import ConfigurationError
 from visual_search.index.port import VectorIndex
-from visual_search.ingest import IngestItem, Ingestor
-from visual_search.remote_fetch import FetchLimits, RemoteFetcher
-from visual_search.renditions import RenditionWriter
-from visual_search.search import SearchService
+from visual_search.ingest.pipeline import Ingestor
+from visual_search.search.cursor import CursorCodec
+from visual_search.search.duplicates import DuplicateFinder
+from visual_search.search.remote_fetch import FetchLimits, RemoteFetcher
+from visual_search.search.service import SearchService
 from visual_search.settings import (
     CoreSettings,
     IngestSettings,
@@ -30,11 +38,13 @@ from visual_search.settings import (
     with_local_secrets,
 )
 from visual_search.storage.local import LocalImageStore
-from visual_search.storage.port import ImageStore, validate_key
+from visual_search.storage.port import ImageStore
 
-if TYPE_CHECKING:  # the search service never imports the ingest worker's modules
+_log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from visual_search.ingest.objects import ObjectIngest
     from visual_search.ledger.port import AssetLedger
-    from visual_search.object_ingest import ObjectIngest
 
 
 @dataclass
@@ -45,57 +55,26 @@ class Services:
     store: ImageStore
     ingestor: Ingestor
     search: SearchService
-    uploads: UploadService
+    writer: IndexWriter
+    uploads: Uploads
+    chunks: ChunkedUploads
+    listing: Listing
     duplicates: DuplicateFinder
+    ledger: AssetLedger | None = None  # on one machine, where the service indexes its own writes
 
     def close(self) -> None:
         self.index.close()
+        if self.ledger is not None:
+            self.ledger.close()
 
     def collection_ids(self, limit: int | None = None) -> list[str]:
         """Asset ids of the stored images, in key order (at most `limit`)."""
-        ids = []
+        ids: list[str] = []
         for key in self.store.list():
             if limit is not None and len(ids) >= limit:
                 break
             ids.append(asset_id_for(self.store.name, key))
         return ids
-
-
-class UploadService:
-    """Cloudinary-style uploads: store the file under `folder/public_id.format`, then index it now
-    (one machine) — on AWS the bucket's object event indexes it instead."""
-
-    def __init__(self, store: ImageStore, ingestor: Ingestor, index: VectorIndex, limits: DecodeLimits):
-        self._store, self._ingestor, self._index, self._limits = store, ingestor, index, limits
-
-    def upload(self, data: bytes, fields: dict[str, str]) -> dict[str, Any]:
-        # Names and files are refused before anything is stored.
-        public_id = names.new_public_id(
-            fields.get("public_id") or secrets.token_hex(10),
-            folder=fields.get("asset_folder") or fields.get("folder") or "",
-        )
-        tags = names.tags(fields.get("tags", ""))
-        decoded = decode_image(data, self._limits)
-        key = validate_key(names.stored_key(public_id, decoded.format))
-        self._store.put(key, data)
-        (result,) = self._ingestor.ingest([IngestItem(key, data, tags)])
-        if result.status != "indexed":
-            self._store.delete(key)
-            raise BadInput(result.message or "image refused")
-        stored = self._index.get(asset_id_for(self._store.name, key))
-        assert stored is not None  # just written by this call
-        return dict(stored.document)
-
-    def delete(self, public_id: str) -> str:
-        """Remove every stored file whose public_id matches, and its vector. "deleted" or "not_found"."""
-        public_id = names.existing_public_id(public_id)
-        folder = str(PurePosixPath(public_id).parent)
-        prefix = "" if folder == "." else folder + "/"
-        keys = [k for k in self._store.list(prefix) if public_id_for(k) == public_id]
-        for key in keys:
-            self._ingestor.remove([key])
-            self._store.delete(key)
-        return "deleted" if keys else "not_found"
 
 
 @dataclass
@@ -113,13 +92,13 @@ class IngestServices:
 
 def build_ingest(settings: IngestSettings) -> IngestServices:
     """The ingest worker: S3 object events -> the same Ingestor the local server uses."""
-    from visual_search.object_ingest import IngestPolicy, ObjectIngest
+    from visual_search.ingest.objects import IngestPolicy, ObjectIngest
 
     limits = _limits(settings)
     embedder = _build_embedder(settings, limits)
     index = _build_index(settings, embedder)
     store = _build_store(settings, signing_key=secrets.token_bytes(32))  # ingest signs no URLs
-    ledger = _build_ledger(settings, scope=_safe_name(embedder.model_id))
+    ledger = _build_ledger(settings, scope=ledger_scope(settings, embedder.model_id))
     ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
     policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)
     return IngestServices(settings, index, store, ledger, ObjectIngest(store, ingestor, ledger, policy))
@@ -137,6 +116,15 @@ def build_services(settings: ServiceSettings) -> Services:
     index = _build_index(settings, embedder)
     store = _build_store(settings, _derive(settings.cursor_secret.get_secret_value(), "files"))
     ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
+    ledger: AssetLedger | None = None
+    if settings.store_backend == "local":
+        from visual_search.ingest.objects import IngestPolicy, ObjectIngest
+
+        ledger = _sqlite_ledger(settings, scope=_safe_name(embedder.model_id))
+        policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)
+        writer: IndexWriter = InlineIndexing(store, ObjectIngest(store, ingestor, ledger, policy))
+    else:
+        writer = BucketEvents(store)
     fetcher = RemoteFetcher(
         FetchLimits(
             max_bytes=settings.max_image_bytes,
@@ -154,17 +142,46 @@ def build_services(settings: ServiceSettings) -> Services:
         max_hits=settings.max_hits_per_query,
         max_text_chars=settings.max_text_chars,
     )
-    uploads = UploadService(store, ingestor, index, limits)
+    uploads = Uploads(store, writer, index, ingestor.decode, embedder.model_id)
+    chunks = ChunkedUploads(store, settings.max_image_bytes)
+    listing = Listing(
+        store, index, CursorCodec(_derive(settings.cursor_secret.get_secret_value(), "listing"))
+    )
     duplicates = DuplicateFinder(index, settings.near_duplicate_threshold, settings.similar_threshold)
-    return Services(settings, embedder, index, store, ingestor, search, uploads, duplicates)
+    return Services(
+        settings,
+        embedder,
+        index,
+        store,
+        ingestor,
+        search,
+        writer,
+        uploads,
+        chunks,
+        listing,
+        duplicates,
+        ledger,
+    )
 
 
 def _limits(settings: CoreSettings) -> DecodeLimits:
-    return DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    budget = settings.decode_memory_mb * 2**20
+    return DecodeLimits(
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_decode_bytes=budget,
+        gate=DecodeGate(budget),  # one per process: every decode of these services shares it
+    )
 
 
 def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
-    manifest = Manifest.load(settings.model_dir)
+    folder = settings.model_dir
+    if folder is None:  # the CLI resolves it first, to show progress; deployed functions always set it
+        chosen = default_model(settings, log=_log.info)
+        if chosen.note:
+            _log.warning(chosen.note)
+        folder = chosen.folder
+    manifest = Manifest.load(folder)
     if settings.model_remote_url:
         from visual_search.embedding.remote_files import S3ModelFiles
 
@@ -174,6 +191,17 @@ def _build_embedder(settings: CoreSettings, limits: DecodeLimits) -> Embedder:
     )
 
 
+def ledger_scope(settings: CoreSettings, model_id: str) -> str:
+    """The index the ledger's entries describe: the model's, on this cluster. A domain or collection
+    made anew (a `cdk destroy` or a rename) has another endpoint, so its ledger starts empty instead of
+    saying "indexed" for vectors that are gone — and ingest and backfill index everything again."""
+    scope = _safe_name(model_id)
+    if settings.index_backend == "opensearch":
+        where = f"{settings.opensearch_endpoint}/{settings.opensearch_index}"
+        scope += "@" + hashlib.sha256(where.encode()).hexdigest()[:12]
+    return scope
+
+
 def _build_ledger(settings: IngestSettings, scope: str) -> AssetLedger:
     if settings.ledger_backend == "dynamodb":
         from visual_search.ledger.dynamodb import DynamoDbLedger
@@ -181,6 +209,10 @@ def _build_ledger(settings: IngestSettings, scope: str) -> AssetLedger:
         if not settings.ledger_table:
             raise ConfigurationError("VS_LEDGER_TABLE is required with VS_LEDGER_BACKEND=dynamodb")
         return DynamoDbLedger(settings.ledger_table, scope)
+    return _sqlite_ledger(settings, scope)
+
+
+def _sqlite_ledger(settings: CoreSettings, scope: str) -> AssetLedger:
     from visual_search.ledger.sqlite import SqliteLedger
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -203,6 +235,7 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
         settings.opensearch_endpoint,
         auth=settings.opensearch_auth,
         mode=settings.opensearch_mode,
+        region=settings.opensearch_region,
         username=settings.opensearch_username,
         password=password,
         timeout=settings.opensearch_timeout_s,

@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build_model(commands)
     _add_verify_model(commands)
+    _add_fetch_model(commands)
     _add_service_commands(commands)
     _add_redrive(commands)
     _add_backfill(commands)
@@ -87,6 +88,38 @@ def _run_verify_model(args) -> int:
     return 0
 
 
+def _add_fetch_model(commands) -> None:
+    p = commands.add_parser(
+        "fetch-model",
+        help="download real CLIP from the hub and build it once into the model home (the default model)",
+        description="Reads VS_MODEL_HUB (owner/name[@revision]) and VS_MODEL_HOME; needs the build extra.",
+    )
+    p.add_argument("--hub", help="owner/name[@revision] instead of VS_MODEL_HUB")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when the build extra must be installed first to build it (what `make demo` asks)",
+    )
+    p.set_defaults(run=_run_fetch_model)
+
+
+def _run_fetch_model(args) -> int:
+    from visual_search.embedding.default_model import default_model, needs_build_extra
+    from visual_search.settings import ServiceSettings
+
+    settings = ServiceSettings()
+    if args.hub:
+        settings = settings.model_copy(update={"model_hub": args.hub})
+    if args.check:
+        return 1 if needs_build_extra(settings) else 0
+    chosen = default_model(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if chosen.note:
+        print(chosen.note, file=sys.stderr)
+        return 2
+    print(chosen.folder)
+    return 0
+
+
 def _add_service_commands(commands) -> None:
     p = commands.add_parser("serve", help="run the local server (same API as the deployed one)")
     p.add_argument("--host", default="127.0.0.1")
@@ -99,6 +132,11 @@ def _add_service_commands(commands) -> None:
     p = commands.add_parser("add", help="index image files and folders")
     p.add_argument("paths", nargs="+", type=Path)
     p.add_argument("--prefix", default="", help="store under this folder")
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help="add through a running server's upload API (e.g. http://127.0.0.1:8000): no downtime",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_add)
 
@@ -135,7 +173,7 @@ def _add_redrive(commands) -> None:
 def _run_redrive(args) -> int:
     from tqdm import tqdm
 
-    from visual_search.redrive import redrive
+    from visual_search.ingest.redrive import redrive
 
     with tqdm(unit="msg", file=sys.stderr) as bar:
         result = redrive(args.dlq_url, args.queue_url, args.max, args.per_second, progress=bar.update)
@@ -165,11 +203,12 @@ def _add_backfill(commands) -> None:
 def _run_backfill(args) -> int:
     from tqdm import tqdm
 
-    from visual_search.backfill import backfill
     from visual_search.bootstrap import build_ingest
+    from visual_search.cli_commands import with_model
+    from visual_search.ingest.backfill import backfill
     from visual_search.settings import IngestSettings
 
-    services = build_ingest(IngestSettings())
+    services = build_ingest(with_model(IngestSettings()))
     try:
         with tqdm(unit="img", file=sys.stderr, disable=args.quiet) as bar:
             report = backfill(
@@ -234,6 +273,17 @@ def _run_serve(args) -> int:
 def _run_add(args) -> int:
     from visual_search import cli_commands
 
+    if args.server:
+        from visual_search.assets.remote_add import UploadClient
+        from visual_search.settings import ServiceSettings, with_local_secrets
+
+        settings = ServiceSettings()
+        settings = with_local_secrets(settings) if settings.api_secret is None else settings
+        secret = settings.api_secret.get_secret_value() if settings.api_secret else ""
+        client = UploadClient(args.server, settings.cloud_name, settings.api_key, secret)
+        totals = cli_commands.add_files_through(client, args.paths, args.prefix, progress=not args.quiet)
+        print(", ".join(f"{k}: {v}" for k, v in sorted(totals.items())) or "nothing to add")
+        return 0
     services = cli_commands.services_from_env()
     try:
         totals = cli_commands.add_files(services, args.paths, args.prefix, progress=not args.quiet)

@@ -7,29 +7,46 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
-from visual_search import names
-from visual_search.assets import asset_id_for
+from visual_search.assets import names
+from visual_search.assets.identity import asset_id_for
+from visual_search.assets.remote_add import UploadClient
 from visual_search.bootstrap import Services, build_services
-from visual_search.duplicates import DuplicateGroup
+from visual_search.embedding.default_model import default_model
 from visual_search.index.port import Filters
-from visual_search.ingest import IngestItem, IngestResult
-from visual_search.search import SearchQuery
-from visual_search.settings import ServiceSettings
+from visual_search.ingest.objects import Write
+from visual_search.ingest.pipeline import IngestResult
+from visual_search.search.duplicates import DuplicateGroup
+from visual_search.search.service import SearchQuery
+from visual_search.settings import CoreSettings, ServiceSettings
 from visual_search.storage.port import RESERVED_PREFIX, is_reserved
 
 BATCH = 16
+S = TypeVar("S", bound=CoreSettings)
 
 
 def services_from_env() -> Services:
-    return build_services(ServiceSettings())
+    return build_services(with_model(ServiceSettings()))
+
+
+def with_model(settings: S) -> S:
+    """The settings with the model folder resolved (the default model when none is configured),
+    reporting on stderr what a first run downloads and builds, or why the tiny model stands in."""
+    if settings.model_dir is not None:
+        return settings
+    chosen = default_model(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if chosen.note:
+        print(chosen.note, file=sys.stderr, flush=True)
+    return settings.model_copy(update={"model_dir": chosen.folder})
 
 
 def add_files(services: Services, sources: list[Path], prefix: str = "", progress: bool = True) -> Counter:
     """Index files and folders: store each under its path relative to the folder given, then embed in
-    batches. Files already indexed with the same content are skipped, so re-running resumes."""
+    batches, through the same write path as an upload. Files already indexed with the same content are
+    skipped, so re-running resumes."""
     pairs = list(_walk(sources, prefix))
     totals: Counter = Counter()
     refused: list[IngestResult] = []
@@ -41,19 +58,43 @@ def add_files(services: Services, sources: list[Path], prefix: str = "", progres
                 if _already_indexed(services, key, data):
                     totals["unchanged"] += 1
                     continue
-                services.store.put(key, data)
-                batch.append(IngestItem(key, data))
-            for result in services.ingestor.ingest(batch):
-                totals[result.status] += 1
-                if result.status == "refused":
-                    services.store.delete(result.key)
-                    refused.append(result)
+                batch.append(Write(key, data, opted_in=True))
+            report = services.writer.put_many(batch)
+            totals.update(report.counts)
+            if not services.writer.indexes_now:
+                totals["stored"] += len(batch)
+            for result in report.refused:
+                services.store.delete(result.key)
+                refused.append(result)
             bar.update(len(pairs[start : start + BATCH]))
+    _print_refused([(r.key, f"{r.reason} — {r.message}") for r in refused])
+    return totals
+
+
+def add_files_through(
+    client: UploadClient, sources: list[Path], prefix: str = "", progress: bool = True
+) -> Counter:
+    """`add_files` through a running server's Upload API (`visual-search add --server URL`)."""
+    client.check()
+    pairs = list(_walk(sources, prefix))
+    totals: Counter = Counter()
+    refused: list[tuple[str, str]] = []
+    with tqdm(total=len(pairs), unit="img", disable=not progress, file=sys.stderr) as bar:
+        for path, key in pairs:
+            result = client.add(key, path.read_bytes())
+            totals[result.status] += 1
+            if result.status == "refused":
+                refused.append((key, result.message))
+            bar.update(1)
+    _print_refused(refused)
+    return totals
+
+
+def _print_refused(refused: list[tuple[str, str]]) -> None:
     if refused:
         print(f"refused {len(refused)} file(s):", file=sys.stderr)
-        for r in refused:
-            print(f"  {r.key}: {r.reason} — {r.message}", file=sys.stderr)
-    return totals
+        for key, why in refused:
+            print(f"  {key}: {why}", file=sys.stderr)
 
 
 def _walk(sources: list[Path], prefix: str) -> Iterator[tuple[Path, str]]:

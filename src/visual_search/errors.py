@@ -13,6 +13,10 @@ class BadInput(VisualSearchError):
     """The caller's input is invalid; retrying it unchanged cannot succeed."""
 
 
+class BodyTooLarge(BadInput):
+    """A request body past the largest any route parses (413: refused before it is parsed)."""
+
+
 class ImageRejected(BadInput):
     """An image was refused. `reason` is a stable machine-readable code for logs and metrics."""
 
@@ -69,6 +73,10 @@ class Unauthorized(VisualSearchError):
 
 class DependencyUnavailable(VisualSearchError):
     """The index or store cannot answer now; retrying later may succeed."""
+
+
+class IndexInUse(VisualSearchError):
+    """The embedded index is open in another process (one writer per index file)."""
 
 
 class ConfigurationError(VisualSearchError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -16,16 +18,14 @@ OUTCOME_METRICS = {
 
 def publish_ingest(
     metrics: Metrics,
-    before: dict[str, int],
-    after: dict[str, int],
-    stage_seconds: dict[str, float],
+    counts: Mapping[str, int],
+    stage_seconds: Mapping[str, float],
     failed_messages: int,
 ) -> None:
-    """Counts of this invocation (the pipeline's tallies are cumulative) and per-stage latency."""
+    """One invocation's outcome counts and per-stage latency."""
     for outcome, name in OUTCOME_METRICS.items():
-        delta = after.get(outcome, 0) - before.get(outcome, 0)
-        if delta:
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=delta)
+        if count := counts.get(outcome, 0):
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
     if failed_messages:
         metrics.add_metric(name="MessagesRetried", unit=MetricUnit.Count, value=failed_messages)
     for stage, seconds in stage_seconds.items():

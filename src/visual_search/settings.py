@@ -28,8 +28,11 @@ class CoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    # Model
-    model_dir: Path = Path("models/tiny")
+    # Model. Unset: the default model (visual_search.embedding.default_model): `model_hub` built once
+    # into `model_home`, else the tiny test model shipped in the package.
+    model_dir: Path | None = None
+    model_hub: str = "openai/clip-vit-base-patch32"  # hub id, optionally @revision
+    model_home: Path | None = None  # unset: $XDG_CACHE_HOME/visual-search/models (~/.cache/...)
     model_precision: Literal["int8", "fp32"] = "int8"
     model_threads: int = Field(1, ge=1, le=64)
     # Model files missing from model_dir are fetched from here on first use (s3://bucket/prefix/) into
@@ -43,9 +46,17 @@ class CoreSettings(BaseSettings):
     store_backend: Literal["local", "s3"] = "local"
     store_name: str = "local"  # part of every asset_id: the same key in another store is another asset
     bucket: str | None = None  # the image bucket, when store_backend is s3
+    # What gets indexed, whoever writes: the ingest worker and, on one machine, the service itself.
+    ingest_prefix: str = ""  # only keys under this prefix are indexed
+    ingest_opt_in: bool = False  # True: only objects tagged visual_search=true (upload: visual_search=true)
 
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(50_000_000, ge=10_000)
+    # Memory this process's image decodes may hold at once (DecodeGate), and the most one decode may
+    # need. 512: the costliest image under the pixel limit (a progressive CMYK JPEG, ~430 MB) decodes
+    # alone, two of every other kind at the limit decode side by side, and the growth stays under the
+    # 600 MB the README promises. Raise it with the function's memory if you raise max_image_pixels.
+    decode_memory_mb: int = Field(512, ge=64)
 
     # OpenSearch, when index_backend is opensearch: a managed domain (or self-managed cluster) or an
     # OpenSearch Serverless vector collection. Readers use the alias `opensearch_index`; the physical
@@ -53,6 +64,8 @@ class CoreSettings(BaseSettings):
     opensearch_endpoint: str | None = None  # https://search-....es.amazonaws.com or ...aoss.amazonaws.com
     opensearch_mode: Literal["managed", "serverless"] = "managed"
     opensearch_auth: Literal["sigv4", "basic", "none"] = "sigv4"
+    # The region SigV4 signs for: the cluster's, which for an existing one may not be the function's own.
+    opensearch_region: str | None = None
     opensearch_index: str = "visual-search"
     opensearch_username: str | None = None  # basic auth (self-managed clusters)
     opensearch_password: SecretStr | None = None
@@ -78,6 +91,9 @@ class ServiceSettings(CoreSettings):
     # is never a default secret. Deployed functions read them from the Secrets Manager secret named by
     # credentials_secret_arn (JSON: api_key, api_secret, optionally cursor_secret).
     api_secret: SecretStr | None = None
+    # basic: the key:secret above. iam: API Gateway verified a SigV4 signature (AWS_IAM methods) and the
+    # identity it passes is trusted; the Authorization header is then never read (see api/auth.py).
+    api_auth: Literal["basic", "iam"] = "basic"
     cursor_secret: SecretStr | None = None
     credentials_secret_arn: str | None = None
     # Base of the file URLs the local store signs (https://images.example.com); unset, the scheme and
@@ -109,8 +125,6 @@ class ServiceSettings(CoreSettings):
 class IngestSettings(CoreSettings):
     """The ingest worker (S3 events -> index)."""
 
-    ingest_prefix: str = ""  # only keys under this prefix are indexed
-    ingest_opt_in: bool = False  # True: only objects tagged visual_search=true
     ledger_backend: Literal["sqlite", "dynamodb"] = "sqlite"
     ledger_table: str | None = None  # DynamoDB table name, when ledger_backend is dynamodb
 

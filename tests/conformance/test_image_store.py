@@ -101,6 +101,16 @@ def test_scan_lists_objects_under_a_prefix_in_key_order_with_sizes(store):
     assert [(i.key, i.size) for i in store.scan("a/")] == [("a/1.jpg", 1), ("a/2.jpg", 2)]
 
 
+def test_scan_is_in_byte_order_across_folders_and_resumes_after_a_key(store):
+    # A folder's files and its subfolders interleave in byte order ("a/b/..." < "a/c.jpg" < "a/é.jpg").
+    for key in ("a/é.jpg", "a/c.jpg", "a/b/z.jpg", "a.jpg", "b.jpg", "a/b.jpg"):
+        store.put(key, b"x")
+    expected = ["a.jpg", "a/b.jpg", "a/b/z.jpg", "a/c.jpg", "a/é.jpg", "b.jpg"]
+    assert list(store.list()) == expected
+    assert [i.key for i in store.scan("a/", start_after="a/b/z.jpg")] == ["a/c.jpg", "a/é.jpg"]
+    assert [i.key for i in store.scan("", start_after="a/gone.jpg")] == ["a/é.jpg", "b.jpg"]
+
+
 @pytest.mark.parametrize("key", [".upload-abc.jpg", "dir/.upload-x.png", "tmp1234.jpg"])
 def test_no_key_is_hidden_as_a_staging_name_every_key_put_is_listed_and_deletable(store, key):
     store.put(key, b"x")

@@ -1,7 +1,13 @@
-"""Every VectorIndex implementation is held to these tests.
+"""Every VectorIndex implementation is held to these tests: the embedded index, the OpenSearch adapter
+over the strict double (both modes) and over a real OpenSearch node (tests/opensearch_node.py, started
+once per session), so the double is checked against the real thing.
 
-To add one, add a factory to IMPLEMENTATIONS: it gets a fresh empty folder and the dimension, and returns
-an open index (the fixture closes it).
+To add one, add a factory to IMPLEMENTATIONS: it gets a fresh empty folder, the dimension and the
+pytest request (for session fixtures), and returns an open index (the fixture closes it).
+
+Scores across engines: OpenSearch holds a score as float32 and we convert it back to the cosine, so a
+score may differ from the float64 cosine by a float32 rounding of (1 + cosine), about 1.2e-7 near 1;
+the stated tolerance (SCORE_TOLERANCE) is 1e-5, far above that and far below any meaningful gap.
 """
 
 from __future__ import annotations
@@ -19,15 +25,19 @@ from hypothesis import strategies as st
 from tests.doubles.opensearch_double import FakeOpenSearch
 from visual_search.index.embedded import EmbeddedIndex
 from visual_search.index.opensearch import OpenSearchIndex, connect
+from visual_search.index.opensearch_mapping import IndexOptions
 from visual_search.index.port import Filters, Hit, IndexedAsset, SearchAfter, VectorIndex
 
 DIM = 8
+SCORE_TOLERANCE = 1e-5
+
+Factory = Callable[[Path, int, pytest.FixtureRequest], VectorIndex]
 
 
-def on_opensearch(mode: str) -> Callable[[Path, int], VectorIndex]:
+def on_double(mode: str) -> Factory:
     """The OpenSearch adapter through opensearch-py, over the strict double (see tests/doubles)."""
 
-    def make(_folder: Path, dim: int) -> VectorIndex:
+    def make(_folder: Path, dim: int, _request: pytest.FixtureRequest) -> VectorIndex:
         cluster = FakeOpenSearch(mode=mode)
         client = connect("https://search.example", auth="none", connection_class=cluster.connection_class())
         return OpenSearchIndex(client, "visual-search", dim, "test-model", mode=mode, sleep=lambda _s: None)
@@ -35,10 +45,29 @@ def on_opensearch(mode: str) -> Callable[[Path, int], VectorIndex]:
     return make
 
 
-IMPLEMENTATIONS: dict[str, Callable[[Path, int], VectorIndex]] = {
-    "embedded": lambda folder, dim: EmbeddedIndex(folder / "index.sqlite3", dim),
-    "opensearch-managed": on_opensearch("managed"),
-    "opensearch-serverless": on_opensearch("serverless"),
+class OnNode(OpenSearchIndex):
+    """The adapter on the real node, in an index of its own that is deleted when closed."""
+
+    def close(self) -> None:
+        self._os.indices.delete(index=self.physical_name, ignore=[404])
+        super().close()
+
+
+def on_node(_folder: Path, dim: int, request: pytest.FixtureRequest) -> VectorIndex:
+    from tests.opensearch_node import ENGINE
+
+    client = connect(request.getfixturevalue("opensearch_url"), auth="none")
+    # One node: no replica could be assigned. The engine the node can run (see tests/opensearch_node).
+    # A short refresh so a write acknowledged with refresh=wait_for does not wait up to 1 s.
+    options = IndexOptions(engine=ENGINE, replicas=0, refresh_interval="20ms")  # type: ignore[arg-type]
+    return OnNode(client, f"vs-conf-{uuid.uuid4().hex[:12]}", dim, "test-model", options=options)
+
+
+IMPLEMENTATIONS: dict[str, Factory] = {
+    "embedded": lambda folder, dim, _request: EmbeddedIndex(folder / "index.sqlite3", dim),
+    "opensearch-managed": on_double("managed"),
+    "opensearch-serverless": on_double("serverless"),
+    "opensearch-node": on_node,
 }
 
 MakeIndex = Callable[[], VectorIndex]
@@ -52,7 +81,7 @@ def make_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeI
     def make() -> VectorIndex:
         folder = tmp_path / uuid.uuid4().hex
         folder.mkdir()
-        index = IMPLEMENTATIONS[request.param](folder, DIM)
+        index = IMPLEMENTATIONS[request.param](folder, DIM, request)
         opened.append(index)
         return index
 
@@ -210,7 +239,7 @@ def test_scores_are_cosine_similarities(index):
     hits = index.knn_page(query, 20)
 
     expected = {aid(n): float(vector.astype(np.float64) @ query) for n, vector in enumerate(vectors)}
-    assert {hit.asset_id: hit.score for hit in hits} == pytest.approx(expected, abs=1e-5)
+    assert {hit.asset_id: hit.score for hit in hits} == pytest.approx(expected, abs=SCORE_TOLERANCE)
     assert isinstance(hits[0].score, float)
 
 
@@ -385,4 +414,4 @@ def test_top_10_equals_exact_brute_force(index):
         best = sorted(range(len(vectors)), key=lambda n: (-exact[n], aid(n)))[:10]
         hits = index.knn_page(query, 10)
         assert ids(hits) == [aid(n) for n in best]
-        assert [hit.score for hit in hits] == pytest.approx([exact[n] for n in best], abs=1e-5)
+        assert [hit.score for hit in hits] == pytest.approx([exact[n] for n in best], abs=SCORE_TOLERANCE)

@@ -10,8 +10,9 @@ mapping, `search_after` not matching the sort. In `serverless` mode it also reje
 Serverless vector collection rejects: a custom `_id` on index, `refresh`, `_refresh` and point-in-time.
 
 k-NN here is exact (brute force), with OpenSearch's score per space type; a real cluster's HNSW is
-approximate. Faults can be injected: whole requests answered 429, and bulk items answered 429/500 —
-the next N, or at a seeded random rate (`injected` counts what was injected).
+approximate. Faults can be injected: whole requests answered 429, bulk items answered 429/500 — the
+next N, or at a seeded random rate — and searches answered by only some shards (`injected` counts what
+was injected).
 """
 
 from __future__ import annotations
@@ -39,13 +40,28 @@ KNN_KEYS = {
     "method_parameters",
     "rescore",
     "expand_nested_docs",
+    "boost",  # accepted by every query, as on a real node
+    "_name",
 }
+SHARDS = {"total": 1, "successful": 1, "skipped": 0, "failed": 0}
 
 
 class Rejected(Exception):
-    def __init__(self, status: int, kind: str, reason: str):
+    """An error answer. `root` is the root cause's type when OpenSearch wraps it in another (as a
+    search's `search_phase_execution_exception` wraps the shards' failures)."""
+
+    def __init__(self, status: int, kind: str, reason: str, root: str | None = None):
         super().__init__(reason)
-        self.status, self.kind, self.reason = status, kind, reason
+        self.status, self.kind, self.reason, self.root = status, kind, reason, root
+
+    def body(self) -> dict[str, Any]:
+        """OpenSearch's error body: the root causes, then the error itself."""
+        cause = {"type": self.root or self.kind, "reason": self.reason}
+        error: dict[str, Any] = {"root_cause": [cause], "type": self.kind, "reason": self.reason}
+        if self.root:
+            error |= {"reason": "all shards failed", "phase": "query", "grouped": True,
+                      "failed_shards": [{"shard": 0, "index": "?", "reason": cause}]}  # fmt: skip
+        return {"error": error, "status": self.status}
 
 
 @dataclass
@@ -67,6 +83,7 @@ class FakeOpenSearch:
     throttle_requests: int = 0  # answer this many next requests with 429
     bulk_item_faults: list[int] = field(default_factory=list)  # statuses for the next bulk items (0: none)
     throttle_rate: float = 0.0  # this share of requests answered 429
+    partial_searches: int = 0  # answer this many next searches with one failed shard (200, fewer hits)
     bulk_item_fault_rate: float = 0.0  # this share of bulk items answered 503
     seed: int = 0
     injected: Counter = field(default_factory=Counter)
@@ -86,7 +103,9 @@ class FakeOpenSearch:
                 status, payload = cluster.handle(method, url, params, body)
                 raw = "" if payload is None else json.dumps(payload)
                 if not 200 <= status < 300 and status not in ignore:
-                    self._raise_error(status, raw)
+                    # As a real node answers: JSON, so opensearch-py parses the error body (`exc.info`)
+                    # and keeps only the top-level type as `exc.error`.
+                    self._raise_error(status, raw, "application/json")
                 return status, {"content-type": "application/json"}, raw
 
             def close(self) -> None:
@@ -108,9 +127,9 @@ class FakeOpenSearch:
                 method, operation.template, unquote(url).strip("/").split("/"), params, body
             )
         except SpecViolation as exc:
-            return 400, {"error": {"type": "illegal_argument_exception", "reason": str(exc)}, "status": 400}
+            return 400, Rejected(400, "illegal_argument_exception", str(exc)).body()
         except Rejected as exc:
-            return exc.status, {"error": {"type": exc.kind, "reason": exc.reason}, "status": exc.status}
+            return exc.status, exc.body()
 
     @staticmethod
     def _parse_body(url: str, raw: Any) -> Any:
@@ -134,11 +153,12 @@ class FakeOpenSearch:
             ("POST", "/{index}/_search"): lambda: self._search(parts[0], body or {}),
             ("POST", "/_search"): lambda: self._search_pit(body or {}),
             ("POST", "/{index}/_search/point_in_time"): lambda: self._create_pit(parts[0], params),
+            ("DELETE", "/_search/point_in_time"): lambda: self._delete_pits(body or {}),
             ("GET", "/{index}/_search"): lambda: self._search(parts[0], body or {}),
             ("POST", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).docs)},
             ("GET", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).docs)},
         }
-        if template.endswith(("/_refresh", "/_search/point_in_time")) and self.mode == "serverless":
+        if template.endswith(("/_refresh", "_search/point_in_time")) and self.mode == "serverless":
             raise Rejected(404, "not_found", f"{template} is not supported by OpenSearch Serverless")
         handler = routes.get((method, template))
         if handler is None:
@@ -261,9 +281,18 @@ class FakeOpenSearch:
         if "pit" not in body:
             raise Rejected(400, "unsupported_by_double", "a search without an index needs a pit")
         frozen = self.pits.get(body["pit"]["id"])
-        if frozen is None:
-            raise Rejected(404, "search_context_missing_exception", "no search context (expired)")
+        if frozen is None:  # wrapped, as a real node does: the missing context is only the root cause
+            raise Rejected(
+                404,
+                "search_phase_execution_exception",
+                "No search context found",
+                "search_context_missing_exception",
+            )
         return self._search_in(frozen, body)
+
+    def _delete_pits(self, body: dict[str, Any]) -> dict[str, Any]:
+        ids = body.get("pit_id") or []
+        return {"pits": [{"pit_id": i, "successful": self.pits.pop(i, None) is not None} for i in ids]}
 
     # -- search
     def _search(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -284,9 +313,15 @@ class FakeOpenSearch:
             cursor = self._cursor_key(sort, body["search_after"])
             scored = [hit for hit in scored if tuple(k(hit) for k in keys) > cursor]
         hits = [self._hit(s, i, d, body.get("_source", True)) for s, i, d in scored[: body.get("size", 10)]]
+        shards = dict(SHARDS)
+        if self.partial_searches > 0:
+            self.partial_searches -= 1
+            self.injected["partial search"] += 1
+            shards |= {"total": 2, "failed": 1}
         return {
             "took": 1,
             "timed_out": False,
+            "_shards": shards,
             "hits": {"total": {"value": len(scored), "relation": "eq"}, "hits": hits},
         }
 
@@ -308,7 +343,15 @@ class FakeOpenSearch:
         prop = index.properties.get(field_name, {})
         if prop.get("type") != "knn_vector":
             raise Rejected(400, "illegal_argument_exception", f"{field_name} is not a knn_vector field")
-        k = knn.get("k")
+        if sum(key in knn for key in ("k", "max_distance", "min_score")) != 1:
+            raise Rejected(
+                400,
+                "illegal_argument_exception",
+                "[knn] requires exactly one of k, distance or score to be set",
+            )
+        if "k" not in knn:
+            raise Rejected(400, "unsupported_by_double", "radial search is not implemented by the double")
+        k = knn["k"]
         if not isinstance(k, int) or not 1 <= k <= 10_000:
             raise Rejected(400, "illegal_argument_exception", "[knn] k must be between 1 and 10,000")
         query = np.asarray(knn["vector"], dtype=np.float32)

@@ -1,7 +1,8 @@
-"""Checks requests against OpenSearch's published API specification (../shared/opensearch-api-spec, the
-opensearch-project/opensearch-api-specification repository): the path and method must be an operation of
-the spec, every query parameter one the operation (or the global parameters) declares, and a JSON body
-valid against the operation's request-body schema, `$ref`s resolved across the spec's files.
+"""Checks requests against OpenSearch's published API specification (the repository
+opensearch-project/opensearch-api-specification; `spec_source` says where it is read from): the path and
+method must be an operation of the spec, every query parameter one the operation (or the global
+parameters) declares, and a JSON body valid against the operation's request-body schema, `$ref`s resolved
+across the spec's files.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -18,7 +18,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "opensearch-api-spec" / "spec"
+from tests.doubles.spec_source import spec_folder
+
+SPEC = spec_folder()
 BASE = "file:///spec/"
 METHODS = ("get", "put", "post", "delete", "head")
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from visual_search.bootstrap import Services
-from visual_search.ingest import IngestItem
+from visual_search.ingest.objects import IngestReport, Write
 
 
-def ingest_keys(services: Services, files: dict[str, bytes], tags: dict[str, tuple[str, ...]] | None = None):
-    """Put files in the store and index them, as `visual-search add` does."""
+def ingest_keys(
+    services: Services, files: dict[str, bytes], tags: dict[str, tuple[str, ...]] | None = None
+) -> IngestReport:
+    """Store files and index them through the one write path, as `visual-search add` does."""
     tags = tags or {}
-    for key, data in files.items():
-        services.store.put(key, data)
-    return services.ingestor.ingest([IngestItem(k, d, tags.get(k, ())) for k, d in files.items()])
+    return services.writer.put_many([Write(k, d, tags.get(k, ()), opted_in=True) for k, d in files.items()])

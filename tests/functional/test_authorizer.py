@@ -10,16 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.events import authorizer_event
 from tests.fixtures.lambdas import LambdaContext, loaded_handler
-
-METHOD_ARN = (
-    "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod/GET/v1_1/demo/resources/visual_search"
-)
-
-
-def event(authorization: str | None) -> dict:
-    headers = {"Authorization": authorization} if authorization else {}
-    return {"type": "REQUEST", "methodArn": METHOD_ARN, "headers": headers, "httpMethod": "GET", "path": "/"}
 
 
 def basic(key: str, secret: str) -> str:
@@ -58,10 +50,22 @@ def effect(response: dict) -> str:
     ],
 )
 def test_missing_or_wrong_credentials_are_denied(authorizer, header):
-    assert effect(authorizer.handler(event(header), LambdaContext())) == "Deny"
+    assert effect(authorizer.handler(authorizer_event(header), LambdaContext())) == "Deny"
 
 
 def test_the_configured_key_and_secret_are_allowed_on_every_route(authorizer):
-    response = authorizer.handler(event(basic("key-1", "s3cret")), LambdaContext())
+    response = authorizer.handler(authorizer_event(basic("key-1", "s3cret")), LambdaContext())
     assert effect(response) == "Allow"
     assert response["principalId"] == "key-1"
+
+
+@pytest.mark.parametrize("partition", ["aws-cn", "aws-us-gov"])
+def test_the_policy_names_the_partition_the_api_runs_in(authorizer, partition):
+    event = authorizer_event(basic("key-1", "s3cret"))
+    event["methodArn"] = event["methodArn"].replace("arn:aws:", f"arn:{partition}:")
+    response = authorizer.handler(event, LambdaContext())
+    (statement,) = response["policyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    (resource,) = statement["Resource"]
+    assert resource.startswith(f"arn:{partition}:execute-api:")
+    assert resource.endswith("/*/*")

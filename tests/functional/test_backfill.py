@@ -9,10 +9,10 @@ import pytest
 
 from tests.fixtures import images
 from tests.fixtures.ingest_world import BUCKET, as_sqs_event, s3_notification
-from visual_search.assets import asset_id_for
-from visual_search.backfill import backfill
+from visual_search.assets.identity import asset_id_for
 from visual_search.cli import main
-from visual_search.ingest_batch import handle_event
+from visual_search.ingest.backfill import backfill
+from visual_search.ingest.batch import handle_event
 
 
 def fill(world, n: int, prefix: str = "old/") -> list[str]:
@@ -45,11 +45,11 @@ def test_an_interrupted_backfill_resumes_where_it_stopped(world, monkeypatch):
     calls = []
     apply = services.pipeline.apply
 
-    def dies_on_the_second_batch(staged):
+    def dies_on_the_second_batch(staged, report=None):
         calls.append(len(staged))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        apply(staged)
+        return apply(staged, report)
 
     monkeypatch.setattr(services.pipeline, "apply", dies_on_the_second_batch)
     with pytest.raises(KeyboardInterrupt):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures import images
+from visual_search.bootstrap import build_services
 from visual_search.cli import main as cli_main
+from visual_search.server import LocalServer
+from visual_search.settings import ServiceSettings
 
 
 @pytest.fixture
@@ -59,3 +62,42 @@ def test_duplicates_report_groups_exact_copies(env, capsys):
     exact = [line for line in out.splitlines() if line.startswith("exact")]
     assert exact == ["exact    2 assets: copy-of-p0, trips/p0"]
     assert "group(s)" in err
+
+
+@pytest.fixture
+def served(env):
+    """`visual-search serve` on the same data folder, as in another terminal."""
+    services = build_services(ServiceSettings())
+    server = LocalServer(services, "127.0.0.1", 0).start()
+    yield server.url
+    server.stop()
+    services.close()
+
+
+def test_add_on_a_served_data_folder_says_so_in_one_line_and_names_the_way_through(env, served, capsys):
+    assert cli_main(["add", str(env), "--quiet"]) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1
+    assert err.startswith("error: the index in ")
+    assert "already open" in err
+    assert "visual-search add --server URL" in err
+
+
+def test_add_through_the_server_indexes_refuses_and_resumes(env, served, capsys):
+    assert cli_main(["add", str(env), "--server", served, "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "indexed: 6" in out
+    assert "refused: 2" in out
+    assert "notes.txt: not an image" in err
+    assert "broken.jpg: " in err
+    assert cli_main(["add", str(env), "--server", served, "--quiet"]) == 0
+    out, _ = capsys.readouterr()
+    assert "unchanged: 6" in out
+    assert "indexed" not in out
+
+
+def test_add_through_the_server_with_wrong_credentials_stops_at_once(env, served, monkeypatch, capsys):
+    monkeypatch.setenv("VS_API_SECRET", "not-the-secret")
+    assert cli_main(["add", str(env), "--server", served, "--quiet"]) == 2
+    _, err = capsys.readouterr()
+    assert err.startswith("error: the server refused the credentials")

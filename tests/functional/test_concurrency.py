@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Route
 
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
 from visual_search.api.app import Routes, build_resolver
-from visual_search.assets import asset_id_for
+from visual_search.assets.identity import asset_id_for
 from visual_search.server.events import lambda_context, to_proxy_event
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.fixtures import images
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD, make_settings
-from visual_search.assets import asset_id_for
+from visual_search.assets.identity import asset_id_for
 from visual_search.bootstrap import build_services
 
 IMAGES = 60

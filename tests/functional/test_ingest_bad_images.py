@@ -7,7 +7,7 @@ import pytest
 
 from tests.fixtures import images
 from visual_search import errors
-from visual_search.assets import asset_id_for
+from visual_search.assets.identity import asset_id_for
 
 EXTENSIONS = {"png_bomb": "png", "grey_16bit": "png", "palette_alpha": "png", "animated_gif": "gif"}
 EXTENSIONS |= {"multipage_tiff": "tif", "one_pixel": "png", "svg": "png", "html": "jpg"}

@@ -12,10 +12,10 @@ from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
 from tests.fixtures import images
 from tests.fixtures.faults import FaultPlan, faulty
 from tests.fixtures.ingest_world import IngestWorld
-from visual_search.assets import asset_id_for
+from visual_search.assets.identity import asset_id_for
 from visual_search.index.opensearch import OpenSearchIndex
-from visual_search.ingest_events import parse_message_body
-from visual_search.redrive import redrive
+from visual_search.ingest.events import parse_message_body
+from visual_search.ingest.redrive import redrive
 
 OBJECTS = 1000
 MAX_RECEIVES = 3

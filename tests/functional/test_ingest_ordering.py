@@ -13,9 +13,9 @@ import pytest
 
 from tests.fixtures import images
 from tests.fixtures.ingest_world import BUCKET, IngestWorld, as_sqs_event, s3_notification, sqs_record
-from visual_search.assets import asset_id_for
+from visual_search.assets.identity import asset_id_for
 from visual_search.bootstrap import IngestServices
-from visual_search.ingest_batch import handle_event
+from visual_search.ingest.batch import handle_event
 
 KEY = "photos/red flower été + (2).jpg"
 

@@ -9,10 +9,11 @@ import pytest
 
 from tests.fixtures import images
 from tests.fixtures.ingest_world import IngestWorld, sqs_record
-from visual_search.assets import asset_id_for
+from visual_search.assets.identity import asset_id_for
 from visual_search.bootstrap import IngestServices
 from visual_search.errors import DependencyUnavailable
-from visual_search.ingest_batch import handle_event
+from visual_search.ingest.batch import handle_event
+from visual_search.ingest.objects import IngestReport
 
 
 @pytest.fixture
@@ -57,11 +58,12 @@ def test_duplicate_delivery_is_harmless(world, ingest):
     world.put("photos/x.jpg", images.jpeg(seed=5))
     messages = world.sqs.receive_message(QueueUrl=world.queue_url, MaxNumberOfMessages=10)["Messages"]
     event = {"Records": [sqs_record(m) for m in messages]}
-    first = handle_event(ingest.pipeline, event)
-    second = handle_event(ingest.pipeline, event)
+    first_report, second_report = IngestReport(), IngestReport()
+    first = handle_event(ingest.pipeline, event, report=first_report)
+    second = handle_event(ingest.pipeline, event, report=second_report)
     assert first["batchItemFailures"] == second["batchItemFailures"] == []
     assert ingest.index.count() == 1
-    assert ingest.pipeline.tally.counts == {"indexed": 1, "skipped": 1}
+    assert (first_report.counts, second_report.counts) == ({"indexed": 1}, {"skipped": 1})
 
 
 def test_keys_outside_the_prefix_and_non_images_are_ignored(world):
@@ -69,10 +71,11 @@ def test_keys_outside_the_prefix_and_non_images_are_ignored(world):
     world.put("other/a.jpg", images.jpeg(seed=1))
     world.put("photos/readme.txt", b"hello")
     world.put("photos/b.jpg", images.jpeg(seed=2))
-    world.drain(services)
+    report = IngestReport()
+    world.drain(services, report=report)
     assert services.index.count() == 1
     # skipped: other/a.jpg, readme.txt, and the rendition written for b.jpg (its own event comes back)
-    assert services.pipeline.tally.counts == {"indexed": 1, "skipped": 3}
+    assert report.counts == {"indexed": 1, "skipped": 3}
     services.close()
 
 

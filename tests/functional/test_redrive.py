@@ -1,7 +1,7 @@
 import boto3
 from moto import mock_aws
 
-from visual_search.redrive import redrive
+from visual_search.ingest.redrive import redrive
 
 
 def test_redrive_moves_every_parked_message_back_and_empties_the_dlq(monkeypatch):

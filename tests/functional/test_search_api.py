@@ -9,7 +9,9 @@ import pytest
 
 from tests.fixtures import images
 from tests.functional.conftest import CLOUD
-from visual_search.assets import asset_id_for
+from visual_search.api import search_params
+from visual_search.api.search_params import SearchParams
+from visual_search.assets.identity import asset_id_for
 
 RESOURCE_FIELDS = {
     "asset_id",
@@ -244,3 +246,14 @@ def test_errors_never_leave_in_another_shape(api):
         status, body, _ = api.request("GET", path)
         assert set(body) == {"error"}
         assert status in (400, 401, 404)
+
+
+def test_the_openapi_document_lists_the_search_parameters_the_parser_reads(api):
+    status, document, _ = api.request("GET", "/docs?format=json")
+    assert status == 200
+    operation = document["paths"]["/v1_1/{cloud_name}/resources/visual_search"]["get"]
+    documented = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
+    assert set(documented) == set(SearchParams.model_fields)
+    assert all(p.get("description") for p in documented.values())
+    read = search_params.read({name: "" for name in documented})  # the parser knows each by its rule
+    assert set(read) == set(documented)

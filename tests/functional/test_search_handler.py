@@ -13,6 +13,7 @@ import cloudinary.utils
 import pytest
 from urllib3 import encode_multipart_formdata
 
+from tests.events import api_gateway_event
 from tests.fixtures import images
 from tests.fixtures.lambdas import LambdaContext, loaded_handler
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD, make_settings, seed_images
@@ -22,41 +23,10 @@ SEARCH = f"/v1_1/{CLOUD}/resources/visual_search"
 AUTH = "Basic " + base64.b64encode(f"{API_KEY}:{API_SECRET}".encode()).decode()
 
 
-def gateway_event(
-    method: str,
-    path: str,
-    *,
-    query: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-    body: bytes | str | None = None,
-    binary: bool = False,
-    resource: str = "/{proxy+}",
-) -> dict:
-    headers = {"Authorization": AUTH, **(headers or {})}
-    if isinstance(body, bytes):  # API Gateway base64-encodes the binary media types only
-        body = base64.b64encode(body).decode() if binary else body.decode()
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": {"proxy": path.lstrip("/")} if resource == "/{proxy+}" else None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": resource,
-            "stage": "v1",
-            "path": "/v1" + path,
-            "httpMethod": method,
-            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "identity": {"sourceIp": "203.0.113.7"},
-            "authorizer": {"principalId": API_KEY},
-        },
-        "body": body,
-        "isBase64Encoded": binary and body is not None,
-    }
+def gateway_event(method: str, path: str, **kwargs) -> dict:
+    """The recorded proxy event, past the authorizer with the Basic credentials the SDKs send."""
+    headers = {"Authorization": AUTH, **kwargs.pop("headers", {})}
+    return api_gateway_event(method, path, headers=headers, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -153,14 +123,16 @@ def signed_upload_event(secret: str) -> dict:
     fields["signature"] = cloudinary.utils.api_sign_request(fields, secret)
     fields["api_key"] = API_KEY
     fields["file"] = ("red.jpg", images.jpeg(96, 64, seed=11), "image/jpeg")
-    event = multipart_event(
+    body, content_type = encode_multipart_formdata(fields)
+    return api_gateway_event(
+        "POST",
         f"/v1_1/{CLOUD}/image/upload",
-        fields,
+        headers={"Content-Type": content_type},
+        body=body,
+        binary=True,
         resource="/v1_1/{cloud_name}/image/upload",  # the route API Gateway lets through unauthorised
+        authorized=False,
     )
-    del event["headers"]["Authorization"], event["multiValueHeaders"]["Authorization"]
-    del event["requestContext"]["authorizer"]
-    return event
 
 
 def test_the_signed_upload_route_is_authenticated_by_its_signature(search_lambda):
@@ -170,3 +142,84 @@ def test_the_signed_upload_route_is_authenticated_by_its_signature(search_lambda
     status, payload = answer(search_lambda(signed_upload_event(API_SECRET)))
     assert status == 200
     assert payload["public_id"] == "gateway/red"
+
+
+# --- the asset calls, as API Gateway delivers them -----------------------------------------------------
+
+
+def signed_event(
+    action: str, fields: dict, resource_type: str = "image", headers: dict | None = None
+) -> dict:
+    """An Upload API call as the SDKs sign it, through the route without authorizer."""
+    fields = {**fields, "timestamp": str(int(time.time()))}
+    text = {k: v for k, v in fields.items() if not isinstance(v, tuple)}
+    fields["signature"] = cloudinary.utils.api_sign_request(text, API_SECRET)
+    fields["api_key"] = API_KEY
+    body, content_type = encode_multipart_formdata(fields)
+    return api_gateway_event(
+        "POST",
+        f"/v1_1/{CLOUD}/{resource_type}/{action}",
+        headers={"Content-Type": content_type, **(headers or {})},
+        body=body,
+        binary=True,
+        resource=f"/v1_1/{{cloud_name}}/{resource_type}/{action}",
+        authorized=False,
+    )
+
+
+def test_upload_lookup_list_and_destroy_as_gateway_events(search_lambda):
+    jpeg = ("a.jpg", images.jpeg(96, 64, seed=21), "image/jpeg")
+    status, uploaded = answer(
+        search_lambda(signed_event("upload", {"public_id": "gw/a", "file": jpeg}, "auto"))
+    )
+    assert (status, uploaded["public_id"]) == (200, "gw/a")
+    status, found = answer(search_lambda(gateway_event("GET", f"/v1_1/{CLOUD}/resources/image/upload/gw/a")))
+    assert (status, found["asset_id"]) == (200, uploaded["asset_id"])
+    query = {"prefix": "gw/", "max_results": "10"}
+    status, listed = answer(
+        search_lambda(gateway_event("GET", f"/v1_1/{CLOUD}/resources/image", query=query))
+    )
+    assert [r["public_id"] for r in listed["resources"]] == ["gw/a"]
+    by_ids = {"asset_ids[]": [uploaded["asset_id"], "0" * 32]}
+    path = f"/v1_1/{CLOUD}/resources/by_asset_ids"
+    status, fetched = answer(search_lambda(gateway_event("GET", path, query=by_ids)))
+    assert [r["public_id"] for r in fetched["resources"]] == ["gw/a"]
+    status, destroyed = answer(search_lambda(signed_event("destroy", {"public_id": "gw/a"})))
+    assert (status, destroyed) == (200, {"result": "ok"})
+
+
+def test_upload_large_parts_as_gateway_events_are_assembled(search_lambda):
+    data = images.jpeg(300, 200, seed=22)
+    half = len(data) // 2
+    for start, end in ((0, half - 1), (half, len(data) - 1)):
+        headers = {"X-Unique-Upload-Id": "gw-large-1", "Content-Range": f"bytes {start}-{end}/{len(data)}"}
+        part = ("large.jpg", data[start : end + 1], "application/octet-stream")
+        event = signed_event("upload", {"public_id": "gw/large", "file": part}, headers=headers)
+        status, payload = answer(search_lambda(event))
+        assert status == 200
+    assert (payload["public_id"], payload["bytes"]) == ("gw/large", len(data))
+
+
+def test_ping_delete_by_json_body_and_the_errors_as_gateway_events(search_lambda):
+    status, payload = answer(search_lambda(gateway_event("GET", f"/v1_1/{CLOUD}/ping")))
+    assert (status, payload) == (200, {"status": "ok"})
+    body = json.dumps({"public_ids": ["gw/none"]})
+    event = gateway_event(
+        "DELETE",
+        f"/v1_1/{CLOUD}/resources/image/upload",
+        headers={"Content-Type": "application/json"},
+        body=body,
+    )
+    status, payload = answer(search_lambda(event))
+    assert (status, payload["deleted"]) == (200, {"gw/none": "not_found"})
+    status, payload = answer(
+        search_lambda(signed_event("upload", {"file": ("x.jpg", b"x", "image/jpeg")}, "raw"))
+    )
+    assert status == 400
+    assert "images only" in payload["error"]["message"]
+    status, payload = answer(
+        search_lambda(gateway_event("GET", f"/v1_1/{CLOUD}/resources/image/upload/no/such"))
+    )
+    assert status == 404
+    event = gateway_event("GET", f"/v1_1/{CLOUD}/ping", headers={"Authorization": "Basic eDp5"})
+    assert answer(search_lambda(event))[0] == 401

@@ -9,7 +9,7 @@ from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
 from tests.functional.conftest import make_settings, seed_images
 from visual_search.bootstrap import build_services
 from visual_search.index.port import IndexedAsset
-from visual_search.search import SearchQuery
+from visual_search.search.service import SearchQuery
 
 
 @pytest.fixture(params=["managed", "serverless"])
@@ -79,3 +79,49 @@ def test_with_point_in_time_a_search_pages_through_the_index_as_it_was_when_it_s
     fresh = services.search.search(SearchQuery(text="a shoe", max_results=20))
     assert newcomer.asset_id in [h.asset_id for h in fresh.hits]
     services.close()
+
+
+@pytest.fixture
+def with_point_in_time(tmp_path, tiny_model_dir, monkeypatch):
+    cluster = FakeOpenSearch(mode="managed")
+    plug_in(monkeypatch, cluster)
+    services = build_services(
+        make_settings(
+            tmp_path,
+            tiny_model_dir,
+            index_backend="opensearch",
+            opensearch_endpoint="https://search.example",
+            opensearch_point_in_time_s=120,
+        )
+    )
+    seed_images(services, 12)
+    yield cluster, services
+    services.close()
+
+
+def opened_pits(cluster: FakeOpenSearch) -> int:
+    return sum(
+        1 for method, url, _, _ in cluster.requests if method == "POST" and url.endswith("point_in_time")
+    )
+
+
+def test_a_search_that_fits_on_one_page_opens_no_point_in_time(with_point_in_time):
+    cluster, services = with_point_in_time
+
+    page = services.search.search(SearchQuery(text="a shoe", max_results=20))
+
+    assert page.next_cursor is None
+    assert opened_pits(cluster) == 0
+
+
+def test_the_point_in_time_of_a_paged_search_is_closed_when_its_last_page_is_served(with_point_in_time):
+    cluster, services = with_point_in_time
+
+    page = services.search.search(SearchQuery(text="a shoe", max_results=5))
+    assert opened_pits(cluster) == 1
+    assert len(cluster.pits) == 1
+    while page.next_cursor:
+        page = services.search.search(SearchQuery(text="a shoe", max_results=5, next_cursor=page.next_cursor))
+
+    assert opened_pits(cluster) == 1
+    assert cluster.pits == {}

@@ -3,6 +3,7 @@ costs seconds). Each synth runs cdk-nag's AwsSolutions checks; an unacknowledged
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,12 +14,13 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ROOT / "layers" / "build"
+LAYERS = ROOT / ".cache" / "layers"  # the tests' own, per architecture: `make layers` output stays as built
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 # The ways a team deploys: the default (managed domain, key:secret), a Serverless collection with only
 # one prefix indexed and an operator role for backfills, an existing collection (e.g. one a Bedrock
-# knowledge base made), and an existing domain behind IAM-authorised routes.
+# knowledge base made), an existing domain behind IAM-authorised routes, and a single-node dev domain
+# whose alarms e-mail someone.
 ADMIN_ROLE = "arn:aws:iam::123456789012:role/search-operators"
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "managed": {},
@@ -41,15 +43,31 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
         "auth": "iam",
         "architecture": "x86_64",
     },
+    "single-node": {
+        "instance_count": "1",  # as `-c instance_count=1` passes it
+        "alarm_email": "ops@example.com",
+        "removal_policy": "destroy",
+    },
 }
 
 
-def ensure_layers() -> Path:
-    """The layers `make layers` builds (deps for arm64 + the tiny model); built here when absent so the
+def ensure_layers(architecture: str = "arm64") -> Path:
+    """The layers `make layers ARCH=<architecture>` builds (with the tiny model), built here once so the
     synth tests run from a clean checkout too."""
-    if not all((LAYERS / name).is_dir() for name in ("deps", "model-text", "model-image")):
-        subprocess.run([sys.executable, str(ROOT / "layers" / "build.py")], check=True, cwd=ROOT)
-    return LAYERS
+    folder = LAYERS / architecture
+    record = folder / "build.json"
+    built = json.loads(record.read_text()) if record.is_file() else {}
+    if built.get("architecture") != architecture or not (folder / "deps").is_dir():
+        command = [
+            sys.executable,
+            str(ROOT / "layers" / "build.py"),
+            "--arch",
+            architecture,
+            "--out",
+            str(folder),
+        ]
+        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return folder
 
 
 @dataclass
@@ -78,7 +96,8 @@ def synthesize(name: str, context: dict[str, Any]) -> Synthesized:
 
     from app import build_app
 
-    app, stack = build_app({"layers_dir": str(ensure_layers()), **context})
+    layers = ensure_layers(context.get("architecture", "arm64"))
+    app, stack = build_app({"layers_dir": str(layers), **context})
     app.synth()  # runs the cdk-nag validation plugin: raises on an unacknowledged finding
     template = Template.from_stack(stack)
     return Synthesized(name, stack, template, template.to_json())
@@ -86,28 +105,33 @@ def synthesize(name: str, context: dict[str, Any]) -> Synthesized:
 
 @pytest.fixture(scope="session", params=sorted(CONFIGURATIONS))
 def synthesized(request) -> Synthesized:
-    return _cached(request.param)
+    return cached(request.param)
 
 
 @pytest.fixture(scope="session")
 def managed() -> Synthesized:
-    return _cached("managed")
+    return cached("managed")
 
 
 @pytest.fixture(scope="session")
 def serverless() -> Synthesized:
-    return _cached("serverless")
+    return cached("serverless")
 
 
 @pytest.fixture(scope="session")
 def existing_iam() -> Synthesized:
-    return _cached("existing-iam")
+    return cached("existing-iam")
+
+
+@pytest.fixture(scope="session")
+def single_node() -> Synthesized:
+    return cached("single-node")
 
 
 _CACHE: dict[str, Synthesized] = {}
 
 
-def _cached(name: str) -> Synthesized:
+def cached(name: str) -> Synthesized:
     if name not in _CACHE:
         _CACHE[name] = synthesize(name, CONFIGURATIONS[name])
     return _CACHE[name]

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 
-import pytest
 from aws_cdk.assertions import Match
 
 from infra.ingest_pipeline import FUNCTION_TIMEOUT_S
-from tests.infra.conftest import ADMIN_ROLE
+from infra.monitoring import INGEST_SERVICE
+from tests.infra.conftest import ADMIN_ROLE, CONFIGURATIONS, ROOT
+from visual_search.observability import NAMESPACE
 from visual_search.settings import ENV_PREFIX, IngestSettings, ServiceSettings
 
 PUBLIC_PAGE_ROUTES = {("GET", "/"), ("GET", "/ui"), ("GET", "/ui/{name}")}
 # Cloudinary's Upload API signs the body; the function verifies it (test_search_handler.py proves both).
-SIGNED_UPLOAD = ("POST", "/v1_1/{cloud_name}/image/upload")
+# Cloudinary's Upload API, signed in the body: no API Gateway authorizer, the function verifies it.
+UPLOAD_API = {
+    ("POST", f"/v1_1/{{cloud_name}}/{resource_type}/{action}")
+    for resource_type in ("image", "auto", "raw", "video")
+    for action in ("upload", "destroy")
+}
 SETTINGS_OF = {"search": ServiceSettings, "authorizer": ServiceSettings, "ingest": IngestSettings}
 # Actions AWS offers without resource-level permissions, so "*" is the only possible resource.
 UNSCOPABLE = {
@@ -69,17 +76,17 @@ def _as_list(value) -> list:
 # --- the API: authentication and error shapes ---------------------------------------------------------
 
 
-def test_every_api_method_is_authenticated_except_the_pages_files_and_the_signed_upload(synthesized):
+def test_every_api_method_is_authenticated_except_the_pages_files_and_the_signed_upload_api(synthesized):
     expected = "AWS_IAM" if synthesized.name == "existing-iam" else "CUSTOM"
     methods = synthesized.resources("AWS::ApiGateway::Method")
     routes = _method_paths(synthesized)
     assert ("ANY", "/{proxy+}") in routes.values()
     assert ("ANY", "/") in routes.values()
     assert ("ANY", "/v1_1/{cloud_name}/{proxy+}") in routes.values()
-    assert SIGNED_UPLOAD in routes.values()
+    assert set(routes.values()) >= UPLOAD_API
     for logical_id, (verb, path) in routes.items():
         props = methods[logical_id]["Properties"]
-        if (verb, path) in PUBLIC_PAGE_ROUTES | {SIGNED_UPLOAD}:
+        if (verb, path) in PUBLIC_PAGE_ROUTES | UPLOAD_API:
             assert props["AuthorizationType"] == "NONE"
         else:
             assert props["AuthorizationType"] == expected, f"{verb} {path} is not authenticated"
@@ -105,6 +112,13 @@ def test_iam_mode_has_no_authorizer_and_no_credentials_function(existing_iam):
     assert "authorizer" not in existing_iam.our_functions()
 
 
+def test_the_search_function_checks_callers_the_way_its_routes_authenticate_them(synthesized):
+    # AWS_IAM routes: the function trusts requestContext.identity (test_search_handler_auth.py).
+    expected = "iam" if synthesized.name == "existing-iam" else "basic"
+    search = synthesized.our_functions()["search"]
+    assert search["Environment"]["Variables"]["VS_API_AUTH"] == expected
+
+
 def test_every_gateway_response_answers_in_cloudinarys_error_shape(synthesized):
     responses = synthesized.resources("AWS::ApiGateway::GatewayResponse")
     kinds = {r["Properties"]["ResponseType"] for r in responses.values()}
@@ -117,7 +131,11 @@ def test_every_gateway_response_answers_in_cloudinarys_error_shape(synthesized):
         template = props["ResponseTemplates"]["application/json"]
         # $context.error.messageString is already a quoted JSON string (AWS docs).
         rendered = json.loads(template.replace("$context.error.messageString", '"Unauthorized"'))
-        assert rendered == {"error": {"message": "Unauthorized"}}
+        if props["ResponseType"] == "REQUEST_TOO_LARGE":  # names the limit and the part size to use
+            assert "6 MB" in rendered["error"]["message"]
+            assert "chunk_size=4000000" in rendered["error"]["message"]
+        else:
+            assert rendered == {"error": {"message": "Unauthorized"}}
         assert props["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/json'"
 
 
@@ -127,7 +145,9 @@ def test_the_api_is_throttled_logged_traced_and_accepts_multipart_bodies(managed
     (stage,) = managed.resources("AWS::ApiGateway::Stage").values()
     props = stage["Properties"]
     assert props["TracingEnabled"] is True
-    assert _ref(props["AccessLogSetting"]["DestinationArn"]) in managed.resources("AWS::Logs::LogGroup")
+    parts = props["AccessLogSetting"]["DestinationArn"]["Fn::Join"][1]
+    assert ":log-group:" in parts
+    assert _ref(parts[-1]) in managed.resources("AWS::Logs::LogGroup")
     (settings,) = props["MethodSettings"]
     assert settings["ThrottlingRateLimit"] > 0
     assert settings["ThrottlingBurstLimit"] > 0
@@ -197,6 +217,25 @@ def test_the_ingest_queue_accepts_s3_events_outlives_retries_and_parks_failures(
         )
 
 
+def test_only_s3_for_this_bucket_in_this_account_may_send_to_the_ingest_queue(synthesized):
+    stack = synthesized.stack
+    queue_id = stack.get_logical_id(stack.ingest.queue.node.default_child)
+    bucket_id = stack.get_logical_id(stack.images.bucket.node.default_child)
+    statements = [
+        s
+        for p in synthesized.resources("AWS::SQS::QueuePolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+    ]
+    (s3,) = statements
+    assert s3["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert _ref(s3["Resource"]) == queue_id
+    assert s3["Condition"] == {
+        "ArnLike": {"aws:SourceArn": {"Fn::GetAtt": [bucket_id, "Arn"]}},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
+
+
 def test_a_message_waiting_in_the_dead_letter_queue_raises_an_alarm(synthesized):
     dlq_name = {"Fn::GetAtt": [
         synthesized.stack.get_logical_id(synthesized.stack.ingest.dead_letters.node.default_child),
@@ -231,8 +270,30 @@ def test_the_asset_ledger_is_encrypted_and_point_in_time_recoverable(synthesized
     props = table["Properties"]
     assert props["SSESpecification"]["SSEEnabled"] is True
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    expected = "Delete" if synthesized.name == "serverless" else "Retain"  # removal_policy context
-    assert table["DeletionPolicy"] == expected
+    assert table["DeletionPolicy"] == _deletion_policy(synthesized)
+
+
+STATEFUL = (
+    "AWS::DynamoDB::Table",
+    "AWS::S3::Bucket",
+    "AWS::OpenSearchService::Domain",
+    "AWS::OpenSearchServerless::Collection",
+    "AWS::OpenSearchServerless::SecurityPolicy",
+    "AWS::OpenSearchServerless::AccessPolicy",
+)
+
+
+def _deletion_policy(s) -> str:
+    return "Delete" if CONFIGURATIONS[s.name].get("removal_policy") == "destroy" else "Retain"
+
+
+def test_the_index_the_ledger_and_the_bucket_follow_one_removal_policy(synthesized):
+    # A collection deleted while the ledger retains says "indexed" for vectors that are gone.
+    stateful = {k: r for k, r in synthesized.json["Resources"].items() if r["Type"] in STATEFUL}
+    assert {r["Type"] for r in stateful.values()} >= {"AWS::DynamoDB::Table", "AWS::S3::Bucket"}
+    for logical_id, resource in stateful.items():
+        assert resource.get("DeletionPolicy") == _deletion_policy(synthesized), logical_id
+        assert resource.get("UpdateReplacePolicy") == _deletion_policy(synthesized), logical_id
 
 
 # --- functions: settings, layers, logs ----------------------------------------------------------------
@@ -262,8 +323,6 @@ def test_each_function_gets_only_the_model_tower_it_uses(synthesized):
     used = {name: sorted(layers[_ref(lv)] for lv in fn.get("Layers", [])) for name, fn in functions.items()}
     assert used["search"] == ["deps", "text"]
     assert used["ingest"] == ["deps", "image"]
-    remote = functions["search"]["Environment"]["Variables"]["VS_MODEL_REMOTE_URL"]
-    assert "/_vs/models/current/" in json.dumps(remote)
     architecture = "x86_64" if synthesized.name == "existing-iam" else "arm64"
     assert all(fn["Architectures"] == [architecture] for fn in functions.values())
 
@@ -271,10 +330,66 @@ def test_each_function_gets_only_the_model_tower_it_uses(synthesized):
 def test_every_log_group_has_a_retention_and_every_function_logs_to_one_and_is_traced(synthesized):
     groups = synthesized.resources("AWS::Logs::LogGroup")
     assert groups
-    assert all(g["Properties"].get("RetentionInDays") for g in groups.values())
+    assert all(0 < g["Properties"].get("RetentionInDays", 0) <= 30 for g in groups.values())
     for name, fn in synthesized.our_functions().items():
         assert _ref(fn["LoggingConfig"]["LogGroup"]) in groups, name
         assert fn["TracingConfig"] == {"Mode": "Active"}, name
+
+
+def test_cdks_helper_functions_log_to_groups_that_expire_too(synthesized):
+    # Without one, Lambda creates /aws/lambda/<name> on first use, kept for ever.
+    groups = synthesized.resources("AWS::Logs::LogGroup")
+    named_after = {
+        _ref(part)
+        for g in groups.values()
+        for part in g["Properties"].get("LogGroupName", {}).get("Fn::Join", ["", []])[1]
+        if _ref(part)
+    }
+    functions = synthesized.resources("AWS::Lambda::Function")
+    assert len(functions) > len(synthesized.our_functions())  # CDK's own helpers are there
+    for logical_id, fn in functions.items():
+        own = _ref((fn["Properties"].get("LoggingConfig") or {}).get("LogGroup"))
+        assert own in groups or logical_id in named_after, logical_id
+
+
+def test_api_gateways_execution_logs_expire_and_exist_before_the_stage(synthesized):
+    (api_id,) = synthesized.resources("AWS::ApiGateway::RestApi")
+    groups = synthesized.resources("AWS::Logs::LogGroup")
+    (execution_id,) = [
+        k for k, g in groups.items()
+        if g["Properties"].get("LogGroupName") == {
+            "Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": api_id}, "/v1"]]
+        }
+    ]  # fmt: skip
+    (stage,) = synthesized.resources("AWS::ApiGateway::Stage").values()
+    assert stage["Properties"]["StageName"] == "v1"
+    assert execution_id in stage["DependsOn"]
+
+
+def test_the_image_tower_is_published_per_model_before_the_search_function_that_fetches_it(synthesized):
+    model_id = synthesized.stack.node.find_child("Layers").built["model_id"]
+    prefix = "_vs/models/" + re.sub(r"[^A-Za-z0-9._-]", "-", model_id) + "/"
+    (deployment_id, deployment), *others = synthesized.resources("Custom::CDKBucketDeployment").items()
+    assert others == []
+    assert deployment["Properties"]["DestinationBucketKeyPrefix"] == prefix
+    assert deployment["Properties"]["RetainOnDelete"] is True  # the previous model's stays for its functions
+    search = synthesized.our_functions()["search"]
+    remote = search["Environment"]["Variables"]["VS_MODEL_REMOTE_URL"]
+    assert remote["Fn::Join"][1][-1] == f"/{prefix}"
+    assert deployment_id in synthesized.json["Resources"][search["id"]]["DependsOn"]
+
+
+def test_the_tower_deployment_cannot_touch_objects_outside_its_prefix(synthesized):
+    (deployment,) = synthesized.resources("Custom::CDKBucketDeployment").values()
+    prefix = deployment["Properties"]["DestinationBucketKeyPrefix"]
+    function_id = _ref(deployment["Properties"]["ServiceToken"])
+    role = _role_of(function_id, synthesized)
+    (deny,) = [s for s in _statements_of_role(role, synthesized) if s["Effect"] == "Deny"]
+    assert {"s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*"} <= set(deny["Action"])
+    images = synthesized.stack.get_logical_id(synthesized.stack.images.bucket.node.default_child)
+    (own, assets) = deny["NotResource"]
+    assert own == {"Fn::Join": ["", [{"Fn::GetAtt": [images, "Arn"]}, f"/{prefix}*"]]}
+    assert assets == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::cdk-*/*"]]}
 
 
 # --- least privilege ----------------------------------------------------------------------------------
@@ -285,7 +400,7 @@ def test_no_statement_grants_every_action_or_every_resource_where_one_can_be_nam
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = _as_list(statement["Action"])
             assert not any(a == "*" or a.endswith(":*") for a in actions), (policy_id, actions)
-            if "*" in _as_list(statement["Resource"]):
+            if statement["Effect"] == "Allow" and "*" in _as_list(statement["Resource"]):
                 assert set(actions) <= UNSCOPABLE, (policy_id, actions)
 
 
@@ -329,6 +444,11 @@ def test_the_managed_domain_is_encrypted_https_only_and_its_access_policy_names_
     assert props["DomainEndpointOptions"]["EnforceHTTPS"] is True
     assert props["DomainEndpointOptions"]["TLSSecurityPolicy"] == "Policy-Min-TLS-1-2-2019-07"
     assert re.fullmatch(r"OpenSearch_2\.\d+", props["EngineVersion"])
+    assert props["EBSOptions"]["VolumeType"] == "gp3"  # as the README prices it
+    cluster = props["ClusterConfig"]
+    assert cluster["InstanceCount"] == 2
+    assert cluster["ZoneAwarenessEnabled"] is True
+    assert cluster["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": 2}
     (access,) = managed.resources("Custom::OpenSearchAccessPolicy").values()
     text = json.dumps(access["Properties"])
     functions = managed.our_functions()
@@ -339,6 +459,14 @@ def test_the_managed_domain_is_encrypted_https_only_and_its_access_policy_names_
     assert named == roles
     assert '\\"AWS\\":\\"*\\"' not in text
     assert '"AWS": "*"' not in text
+
+
+def test_a_single_node_dev_domain_synthesizes_in_one_az_with_its_nag_finding_acknowledged(single_node):
+    (domain,) = single_node.resources("AWS::OpenSearchService::Domain").values()
+    cluster = domain["Properties"]["ClusterConfig"]
+    assert cluster["InstanceCount"] == 1
+    assert cluster.get("ZoneAwarenessEnabled") is not True
+    assert domain["Properties"]["EBSOptions"]["VolumeType"] == "gp3"
 
 
 def test_the_serverless_collection_has_encryption_network_and_data_policies_for_the_function_roles(
@@ -372,8 +500,10 @@ def test_functions_speak_the_engines_mode_and_reach_an_existing_collection_by_it
 ):
     functions = synthesized.our_functions()
     mode = "serverless" if synthesized.name in ("serverless", "existing-collection") else "managed"
+    region = "eu-west-1" if synthesized.name.startswith("existing") else None  # its ARN's region
     for name in ("search", "ingest"):
         assert functions[name]["Environment"]["Variables"]["VS_OPENSEARCH_MODE"] == mode
+        assert functions[name]["Environment"]["Variables"].get("VS_OPENSEARCH_REGION") == region
     if synthesized.name == "existing-collection":
         role = _role_of(functions["ingest"]["id"], synthesized)
         statements = [
@@ -409,30 +539,49 @@ def test_the_outputs_tell_how_to_reach_the_api_the_bucket_the_index_and_the_secr
     assert "secretsmanager get-secret-value" in json.dumps(outputs["GetApiSecret"]["Value"])
 
 
-@pytest.mark.parametrize("name", ["Visual-Search", "vs", "a" * 28, "search_images", "1search"])
-def test_a_name_the_collection_or_its_policies_would_refuse_is_refused_at_synth(name):
-    from infra.config import Config
-
-    with pytest.raises(ValueError, match="3 to 27 characters"):
-        Config(name=name)
-
-
 def test_every_serverless_policy_name_fits_in_32_characters(serverless):
     for kind in ("AWS::OpenSearchServerless::SecurityPolicy", "AWS::OpenSearchServerless::AccessPolicy"):
         for policy in serverless.resources(kind).values():
             assert len(policy["Properties"]["Name"]) <= 32
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ({"instance_count": "3"}, 3),
-        ({"ingest_opt_in": "true"}, True),
-        ({"bucket_versioning": "false"}, False),
-    ],
-)
-def test_context_overrides_from_the_command_line_are_typed(raw, expected):
-    from infra.config import Config
+# --- alarms -------------------------------------------------------------------------------------------
 
-    (name, _), = raw.items()  # fmt: skip
-    assert getattr(Config.from_context(raw.get), name) == expected
+
+def test_every_alarm_notifies_the_alarm_topic_which_the_outputs_name(synthesized):
+    (topic_id,) = synthesized.resources("AWS::SNS::Topic")
+    alarms = synthesized.resources("AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 6
+    for logical_id, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}], logical_id
+        assert alarm["Properties"]["OKActions"] == [{"Ref": topic_id}], logical_id
+    assert synthesized.json["Outputs"]["AlarmTopic"]["Value"] == {"Ref": topic_id}
+
+
+def test_failing_ingest_raises_alarms_within_minutes_not_when_the_dlq_fills(synthesized):
+    # A partial batch response never raises Lambda's Errors: the function's retries and the queue's
+    # backlog age are what move when the index is down.
+    queue = synthesized.stack.get_logical_id(synthesized.stack.ingest.queue.node.default_child)
+    alarms = [a["Properties"] for a in synthesized.resources("AWS::CloudWatch::Alarm").values()]
+    retries = [a for a in alarms if a.get("MetricName") == "MessagesRetried"]
+    assert [(a["Namespace"], a["Dimensions"]) for a in retries] == [
+        ("VisualSearch", [{"Name": "service", "Value": "visual-search-ingest"}])
+    ]
+    (backlog,) = [a for a in alarms if a.get("MetricName") == "ApproximateAgeOfOldestMessage"]
+    assert backlog["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    assert backlog["Threshold"] + backlog["Period"] * backlog["EvaluationPeriods"] <= 1800  # DLQ: ~1 h
+
+
+def test_the_retries_alarm_watches_the_metric_the_ingest_handler_publishes():
+    spec = importlib.util.spec_from_file_location("ingest_handler", ROOT / "functions/ingest/handler.py")
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
+    assert (handler.metrics.namespace, handler.metrics.service) == (NAMESPACE, INGEST_SERVICE)
+
+
+def test_the_alarm_email_is_subscribed_only_when_given(synthesized):
+    subscriptions = [s["Properties"] for s in synthesized.resources("AWS::SNS::Subscription").values()]
+    if synthesized.name == "single-node":
+        assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "ops@example.com")]
+    else:
+        assert subscriptions == []

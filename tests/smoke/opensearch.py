@@ -4,7 +4,12 @@ Creates a throw-away alias and index (`vs-smoke-<random>`), writes 200 random un
 adapter, pages through a filtered k-NN search with search_after, checks deletes and counts, swaps the
 alias to a second index, and removes everything it created. Auth: OPENSEARCH_AUTH=sigv4 (default; the
 AWS credentials of the shell, OPENSEARCH_MODE=serverless for a collection), basic (OPENSEARCH_USERNAME,
-OPENSEARCH_PASSWORD) or none.
+OPENSEARCH_PASSWORD) or none. OPENSEARCH_ENGINE (faiss by default; lucene where faiss's native libraries are
+missing, as on the local node of `make smoke-opensearch-local`) and OPENSEARCH_REPLICAS (1) set the index.
+
+On Serverless, writes become searchable only after the collection's refresh (documented as up to 60 s on
+classic collections, 10 s on newer ones): the test polls for up to SERVERLESS_REFRESH_S instead of
+waiting a fixed time.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import time
 import numpy as np
 
 from visual_search.index.opensearch import OpenSearchIndex, connect
+from visual_search.index.opensearch_mapping import IndexOptions
 from visual_search.index.port import Filters, IndexedAsset, SearchAfter
 
 DIM = 32
+SERVERLESS_REFRESH_S = 60.0
 
 
 def main() -> int:
@@ -37,7 +44,11 @@ def main() -> int:
         password=os.environ.get("OPENSEARCH_PASSWORD"),
     )
     alias = f"vs-smoke-{secrets.token_hex(4)}"
-    index = OpenSearchIndex(client, alias, DIM, "smoke-model", mode=mode)  # type: ignore[arg-type]
+    options = IndexOptions(
+        engine=os.environ.get("OPENSEARCH_ENGINE", "faiss"),  # type: ignore[arg-type]
+        replicas=int(os.environ.get("OPENSEARCH_REPLICAS", "1")),
+    )
+    index = OpenSearchIndex(client, alias, DIM, "smoke-model", mode=mode, options=options)  # type: ignore[arg-type]
     try:
         run(index, mode)
     finally:
@@ -47,7 +58,17 @@ def main() -> int:
     return 0
 
 
-def run(index: OpenSearchIndex, mode: str, settle: float = 5.0) -> None:
+def settled(check, mode: str, within_s: float = SERVERLESS_REFRESH_S) -> bool:
+    """True once `check()` holds; on Serverless, polled until its refresh has made writes visible."""
+    deadline = time.monotonic() + (within_s if mode == "serverless" else 0.0)
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1.0)
+    return True
+
+
+def run(index: OpenSearchIndex, mode: str) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((200, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -56,9 +77,7 @@ def run(index: OpenSearchIndex, mode: str, settle: float = 5.0) -> None:
         for n in range(200)
     ]
     index.upsert(assets)
-    if mode == "serverless":
-        time.sleep(settle)  # Serverless makes writes searchable after its own refresh
-    assert index.count() == 200, index.count()
+    assert settled(lambda: index.count() == 200, mode), index.count()
     pages, after = [], None
     while True:
         page = index.knn_page(vectors[0], 25, after=after, filters=Filters(folder="a"), max_hits=100)
@@ -70,9 +89,7 @@ def run(index: OpenSearchIndex, mode: str, settle: float = 5.0) -> None:
     assert all(h.document["folder"] == "a" for h in pages)
     print(f"paged {len(pages)} filtered hits without repeats; best score {pages[0].score:.4f}")
     index.delete([a.asset_id for a in assets[:10]])
-    if mode == "serverless":
-        time.sleep(settle)
-    assert index.count() == 190
+    assert settled(lambda: index.count() == 190, mode), index.count()
     index.create_physical(f"{index.alias}-next")
     index.activate(f"{index.alias}-next")
     assert index.count() == 0

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_search.api.auth import check_basic_auth
-from visual_search.api.params import collect_params, to_search_query
+from visual_search.api.params import collect_params, max_body_bytes, to_search_query
 from visual_search.api.upload_signature import sign, verify_upload
 from visual_search.errors import BadInput, Unauthorized
-from visual_search.search import normalise_text
+from visual_search.search.service import normalise_text
 
 MAX = 1024 * 1024
 
@@ -132,6 +132,45 @@ def test_upload_signature_refuses_stale_and_wrong_signatures():
         verify_upload(params, "k", "s", now=1700000000 + 7200)
     with pytest.raises(Unauthorized, match="signature"):
         verify_upload({**params, "public_id": "other"}, "k", "s", now=1700000000)
+
+
+# -- Body bounds: nesting and size refused before the parsers run
+def _json_body(body: bytes):
+    return collect_params({}, {"Content-Type": "application/json"}, body, MAX)
+
+
+def test_json_nested_deeper_than_the_limit_is_bad_input_before_parsing():
+    with pytest.raises(BadInput, match="nested deeper than 8"):
+        _json_body(b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    with pytest.raises(BadInput, match="nested deeper"):
+        _json_body(b'{"a": ' + b"{" * 9 + b"}" * 9 + b"}")
+
+
+def test_brackets_inside_json_strings_are_not_nesting():
+    text = 'a "quoted" [[[[[[[[[[ {{{{{{{{{{ \\\\'
+    assert _json_body(json.dumps({"text": text, "tags": ["x", "y"]}).encode())["text"] == text
+
+
+def test_nesting_within_the_limit_is_parsed():
+    assert _json_body(b'{"a": {"b": [[[[[1]]]]]}}')["a"] == '{"b": [[[[[1]]]]]}'  # 7 levels
+
+
+def test_a_body_over_one_base64_image_and_its_fields_is_a_413_as_on_the_local_server():
+    from visual_search.api.errors import status_for
+    from visual_search.errors import BodyTooLarge
+
+    limit = max_body_bytes(MAX)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert collect_params({}, form, b"x=" + b"y" * (limit - 2), MAX)["x"]  # at the limit: parsed
+    with pytest.raises(BodyTooLarge, match="File size too large") as refused:
+        collect_params({}, form, b"x=" + b"y" * (limit - 1), MAX)  # one byte past it
+    assert status_for(refused.value) == 413
+
+
+def test_a_form_with_too_many_fields_is_bad_input():
+    body = "&".join(f"f{i}=1" for i in range(100)).encode()
+    with pytest.raises(BadInput, match="more than 64 fields"):
+        collect_params({}, {"Content-Type": "application/x-www-form-urlencoded"}, body, MAX)
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from visual_search.cursor import CursorCodec, CursorState, query_key
 from visual_search.errors import InvalidCursor
+from visual_search.search.cursor import CursorCodec, CursorState, query_key
 
 CODEC = CursorCodec(b"k" * 32)
 KEY = query_key({"text": "red shirt", "threshold": 0.2})

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from visual_search.errors import IndexInUse
 from visual_search.index.embedded import EmbeddedIndex
 from visual_search.index.port import Filters, IndexedAsset, SearchAfter
 from visual_search.index.ranking import exact_scores
@@ -163,7 +164,7 @@ def test_reopen_with_a_stale_snapshot_replays_the_later_changes(db, data, caplog
 
 
 def test_a_second_open_of_the_same_file_is_refused(db):
-    with EmbeddedIndex(db, DIM), pytest.raises(RuntimeError, match="already open"):
+    with EmbeddedIndex(db, DIM), pytest.raises(IndexInUse, match="already open"):
         EmbeddedIndex(db, DIM)
 
 

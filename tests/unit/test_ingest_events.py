@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.events import load
-from visual_search.ingest_events import (
+from visual_search.ingest.events import (
     MalformedEvent,
     ObjectEvent,
     compare_sequencers,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from visual_search import names
-from visual_search.names import InvalidName, ReservedName
+from visual_search.assets import names
+from visual_search.assets.names import InvalidName, ReservedName
 
 
 def test_the_same_name_in_nfc_and_nfd_is_one_public_id():

@@ -252,7 +252,7 @@ def test_the_smoke_test_for_real_clusters_passes_against_the_double(mode):
     from tests.smoke.opensearch import DIM, run
 
     cluster = FakeOpenSearch(mode=mode)
-    run(open_index(cluster, model="smoke-model", dim=DIM), mode, settle=0)
+    run(open_index(cluster, model="smoke-model", dim=DIM), mode)
 
 
 def test_a_reindex_writes_beside_the_served_index_until_activated():
@@ -330,3 +330,29 @@ def test_a_cluster_that_keeps_timing_out_is_given_up_within_the_time_budget():
 def test_the_client_does_not_retry_on_its_own_so_the_budget_holds():
     client = connect("https://search.example", auth="none")
     assert client.transport.max_retries == 0
+
+
+def test_a_search_answered_by_only_some_shards_is_a_dependency_failure_not_a_short_page():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster)
+    index.upsert([asset(A, unit(1, 0, 0, 0))])
+    cluster.partial_searches = 1
+
+    with pytest.raises(DependencyUnavailable, match="1 shard"):
+        index.knn_page(unit(1, 0, 0, 0), 5)
+
+
+def test_every_page_of_one_search_prefers_the_same_shard_copies_and_other_searches_others():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster)
+    index.upsert([asset(A, unit(1, 0, 0, 0)), asset(B, unit(1, 1, 0, 0))])
+
+    (first,) = index.knn_page(unit(1, 0, 0, 0), 1)
+    index.knn_page(unit(1, 0, 0, 0), 1, SearchAfter(first.score, first.asset_id))
+    index.knn_page(unit(0, 1, 0, 0), 1)
+
+    preferences = [params.get("preference") for _, _, params, body in sent(cluster, "POST", "/vs/_search")
+                   if "knn" in str(body)]  # fmt: skip
+    assert preferences[0] is not None
+    assert preferences[0] == preferences[1]
+    assert preferences[2] not in (None, preferences[0])

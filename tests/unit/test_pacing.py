@@ -1,6 +1,6 @@
 import pytest
 
-from visual_search.pacing import Pacer
+from visual_search.ingest.pacing import Pacer
 
 
 class FakeTime:

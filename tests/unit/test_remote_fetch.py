@@ -16,7 +16,7 @@ import pytest
 
 from tests.fixtures import images
 from visual_search.errors import RemoteFetchFailed, RemoteFetchRefused
-from visual_search.remote_fetch import FetchLimits, RemoteFetcher, is_public_address, system_resolver
+from visual_search.search.remote_fetch import FetchLimits, RemoteFetcher, is_public_address, system_resolver
 
 PNG = images.png(40, 30)
 

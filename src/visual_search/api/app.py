@@ -12,28 +12,29 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from visual_search import __version__, names, web
+from visual_search import __version__, web
 from visual_search.api import params
-from visual_search.api.auth import check_basic_auth
+from visual_search.api.asset_routes import AssetRoutes
+from visual_search.api.auth import authenticate as check_credentials
 from visual_search.api.concurrent_resolver import ConcurrentResolver
 from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
 from visual_search.api.rate_limit import rate_limit_headers
 from visual_search.api.responses import resource, search_response
-from visual_search.api.upload_signature import verify_upload
-from visual_search.assets import find_asset
+from visual_search.api.search_params import SearchParams
+from visual_search.assets.identity import find_asset
 from visual_search.bootstrap import Services
-from visual_search.duplicates import DuplicateGroup
 from visual_search.errors import BadInput, DependencyUnavailable, NotFound, Unauthorized
+from visual_search.search.duplicates import groups
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
 SEARCH_PATH = "/v1_1/<cloud_name>/resources/visual_search"
 REPORT_MAX_ASSETS = 10_000
-MAX_DELETE_IDS = 100
+# One page of the collection duplicates report: as many assets as fit in this time (one k-NN query each),
+# well inside the search function's 28 s; the rest is reached with next_cursor.
+REPORT_PAGE_BUDGET_S = 10.0
+REPORT_PAGE_MAX_ASSETS = 2_000
 PAGE = "ui/index.html"
-# A list, so a repeated parameter is not a validation error: on every transport the last value wins
-# (as Cloudinary's Rails backend reads `?a=1&a=2`); `request_params` applies that rule.
-Opt = Annotated[list[str] | None, Query()]
 
 
 class Routes:
@@ -43,6 +44,7 @@ class Routes:
 
     def __init__(self, app: APIGatewayRestResolver, services: Services):
         self.app, self.services, self.settings = app, services, services.settings
+        self.assets = AssetRoutes(self)
 
     # -- helpers
     def respond(self, status: int, body: str, extra: dict[str, str] | None = None) -> Response:
@@ -56,7 +58,14 @@ class Routes:
 
     def authenticate(self, cloud_name: str | None = None) -> None:
         secret = self.settings.api_secret.get_secret_value() if self.settings.api_secret else ""
-        check_basic_auth(self.app.current_event.headers or {}, self.settings.api_key, secret)
+        event = self.app.current_event
+        check_credentials(
+            self.settings.api_auth,
+            event.headers or {},
+            event.get("requestContext"),
+            self.settings.api_key,
+            secret,
+        )
         if cloud_name is not None:
             self.check_cloud(cloud_name)
 
@@ -101,45 +110,15 @@ class Routes:
         page = self.services.search.search(query)
         return self.respond(200, json.dumps(search_response(page, self.url_for)))
 
-    def search_get(
-        self,
-        cloud_name: str,
-        text: Opt = None,
-        image_url: Opt = None,
-        image_asset_id: Opt = None,
-        image_file: Opt = None,
-        max_results: Opt = None,
-        next_cursor: Opt = None,
-        threshold: Opt = None,
-        asset_folder: Opt = None,
-        tags: Opt = None,
-        format: Opt = None,
-    ):
-        """Declared parameters document the API; values are read by `request_params` like every route."""
+    def search_get(self, cloud_name: str, query: Annotated[SearchParams, Query()]):
+        """The parameters are declared by SearchParams (for the OpenAPI document) and read, on every
+        route and transport alike, by `request_params` and the model's own rules."""
         return self.visual_search(cloud_name)
 
     def get_resource(self, cloud_name: str, asset_id: str):
         self.authenticate(cloud_name)
         stored = find_asset(self.services.index, asset_id)
         return self.respond(200, json.dumps(resource(stored.document, self.url_for)))
-
-    def upload(self, cloud_name: str):
-        fields = self.request_params()
-        data = fields.pop("file", None)
-        text_fields = {k: v for k, v in fields.items() if isinstance(v, str)}
-        secret = self.settings.api_secret.get_secret_value() if self.settings.api_secret else ""
-        verify_upload(text_fields, self.settings.api_key, secret)
-        self.check_cloud(cloud_name)  # after the signature: a stranger learns nothing, not even the name
-        if isinstance(data, str):
-            data = (
-                params.decode_data_uri(data, self.settings.max_image_bytes)
-                if data.startswith("data:")
-                else None
-            )
-        if not data:
-            raise BadInput("file is required (a file part or a data: URI)")
-        document = self.services.uploads.upload(data, text_fields)
-        return self.respond(200, json.dumps(resource(document, self.url_for)))
 
     def duplicates(self, cloud_name: str, asset_id: str):
         """Extension (not in Cloudinary's API): the tiered duplicates of one asset."""
@@ -161,41 +140,32 @@ class Routes:
         return self.respond(200, json.dumps(body))
 
     def duplicates_report(self, cloud_name: str):
-        """Extension: duplicate groups over the whole collection, per tier. Bounded, because an HTTP
-        request has a deadline; `visual-search duplicates` streams larger collections."""
+        """Extension: duplicate groups over the whole collection, per tier. One k-NN query per asset, so
+        it pages by time: a report that does not finish inside REPORT_PAGE_BUDGET_S answers the links
+        (`pairs`) it found and a `next_cursor` to continue from; the caller merges the pairs of every
+        page into groups. A report that finishes in one answer also carries `groups`. Collections over
+        REPORT_MAX_ASSETS are for `visual-search duplicates`, which streams."""
         self.authenticate(cloud_name)
-        threshold = params.number(self.request_params(), "threshold", None, 0.0, 1.0)
+        request = self.request_params()
+        threshold = params.number(request, "threshold", None, 0.0, 1.0)
+        offset = _report_offset(request.get("next_cursor"))
         ids = self.services.collection_ids(limit=REPORT_MAX_ASSETS + 1)
         if len(ids) > REPORT_MAX_ASSETS:
             raise BadInput(
                 f"the collection has over {REPORT_MAX_ASSETS:,} images: use `visual-search duplicates`"
             )
-        groups = [g for g in self.services.duplicates.report(ids, threshold) if isinstance(g, DuplicateGroup)]
-        body = {
+        page = ids[offset : offset + REPORT_PAGE_MAX_ASSETS]
+        links, done = self.services.duplicates.report_page(page, threshold, REPORT_PAGE_BUDGET_S)
+        more = offset + done < len(ids)
+        body: dict[str, object] = {
             "assets": len(ids),
-            "groups": [{"tier": g.tier, "asset_ids": list(g.asset_ids)} for g in groups],
+            "assets_in_page": done,
+            "pairs": [{"tier": k.tier, "asset_ids": [k.first, k.second], "score": k.score} for k in links],
+            "next_cursor": str(offset + done) if more else None,
         }
+        if offset == 0 and not more:
+            body["groups"] = [{"tier": g.tier, "asset_ids": list(g.asset_ids)} for g in groups(links)]
         return self.respond(200, json.dumps(body))
-
-    def delete_resources(self, cloud_name: str):
-        """Cloudinary's DELETE /resources/image/upload: removes files and vectors. The ids come in the
-        query (`public_ids[]=a&public_ids[]=b`, as the Java SDK sends them) or in a JSON body (Python
-        and Node SDKs); every id is checked before any is deleted."""
-        self.authenticate(cloud_name)
-        lists = {
-            k: list(v) for k, v in (self.app.current_event.multi_value_query_string_parameters or {}).items()
-        }
-        if isinstance(in_body := self.body_params().get("public_ids"), str):
-            lists.setdefault("public_ids", []).append(in_body)
-        public_ids = params.id_list(lists, "public_ids")
-        if not public_ids:
-            raise BadInput("public_ids is required")
-        if len(public_ids) > MAX_DELETE_IDS:
-            raise BadInput(f"at most {MAX_DELETE_IDS} public_ids per call, as Cloudinary allows")
-        for public_id in public_ids:
-            names.existing_public_id(public_id)
-        deleted = {pid: self.services.uploads.delete(pid) for pid in public_ids}
-        return self.respond(200, json.dumps({"deleted": deleted, "partial": False}))
 
     def page_file(self, name: str):
         """The search page's static files: public (they hold no data; every call they make is
@@ -229,7 +199,11 @@ class Routes:
 
     # -- errors
     def not_found(self, _exc: Exception) -> Response:
-        return self.respond(404, error_body("no such route"))
+        try:
+            found = self.assets.fallback()
+        except Exception as exc:  # not_found runs outside the resolver's exception handlers
+            return self.domain_error(exc)
+        return found if found is not None else self.respond(404, error_body("no such route"))
 
     def invalid_request(self, _exc: RequestValidationError) -> Response:
         return self.respond(400, error_body("invalid request parameters"))
@@ -255,6 +229,34 @@ def _require_auth(routes: Routes):
     return middleware
 
 
+def _asset_routes(app: APIGatewayRestResolver, assets: AssetRoutes) -> None:
+    """Cloudinary's asset calls. Registered before `resources/<asset_id>`: the first route that matches
+    wins, and `resources/image` must never be taken for an asset id."""
+    cloud = "/v1_1/<cloud_name>"
+    app.post(cloud + "/<resource_type>/upload", summary="Upload an image, whole or in parts (signed)")(
+        assets.upload
+    )
+    app.post(cloud + "/<resource_type>/destroy", summary="Delete one image by public_id (signed)")(
+        assets.destroy
+    )
+    app.get(cloud + "/ping", summary="Reachability and credentials")(assets.ping)
+    app.get(cloud + "/resources/image", summary="List images by public_id prefix")(assets.resources)
+    app.get(cloud + "/resources/image/<upload_type>", summary="List images of a delivery type")(
+        assets.resources_typed
+    )
+    app.get(cloud + "/resources/image/tags/<tag>", summary="List images with a tag")(assets.resources_by_tag)
+    app.get(cloud + "/resources/by_asset_ids", summary="Images by asset_id")(assets.resources_by_asset_ids)
+    app.get(cloud + "/resources/image/upload/<public_id>", summary="One image by public_id")(
+        assets.resource_by_public_id
+    )
+    app.delete(cloud + "/resources/image/upload", summary="Delete images by public_ids or prefix")(
+        assets.delete_resources
+    )
+    app.delete(cloud + "/resources/image/tags/<tag>", summary="Delete images with a tag")(
+        assets.delete_by_tag
+    )
+
+
 def build_resolver(services: Services) -> APIGatewayRestResolver:
     app = ConcurrentResolver(enable_validation=True)
     routes = Routes(app, services)
@@ -265,20 +267,15 @@ def build_resolver(services: Services) -> APIGatewayRestResolver:
     # The Java SDK's path for the same search.
     app.get(SEARCH_PATH + "/image", include_in_schema=False)(routes.visual_search)
     app.post(SEARCH_PATH + "/image", include_in_schema=False)(routes.visual_search)
+    _asset_routes(app, routes.assets)
     app.get("/v1_1/<cloud_name>/resources/<asset_id>", summary="One indexed image by asset_id")(
         routes.get_resource
-    )
-    app.post("/v1_1/<cloud_name>/image/upload", summary="Upload an image (Cloudinary signed upload)")(
-        routes.upload
     )
     app.get("/v1_1/<cloud_name>/resources/<asset_id>/duplicates", summary="Tiered duplicates of one asset")(
         routes.duplicates
     )
     app.get("/v1_1/<cloud_name>/duplicates", summary="Duplicate groups over the collection")(
         routes.duplicates_report
-    )
-    app.delete("/v1_1/<cloud_name>/resources/image/upload", summary="Delete images by public_id")(
-        routes.delete_resources
     )
     app.get("/health", summary="Liveness and index size")(routes.health)
     app.get("/", include_in_schema=False)(routes.page_redirect)
@@ -292,3 +289,13 @@ def build_resolver(services: Services) -> APIGatewayRestResolver:
     app.exception_handler(RequestValidationError)(routes.invalid_request)
     app.exception_handler(Exception)(routes.domain_error)
     return app
+
+
+def _report_offset(cursor: str | bytes | None) -> int:
+    """The duplicates report's next_cursor: how many assets earlier pages walked."""
+    if cursor is None or cursor == "":
+        return 0
+    text = cursor.decode() if isinstance(cursor, bytes) else cursor
+    if not text.isdigit() or len(text) > 6:
+        raise BadInput("next_cursor is not one this report returned")
+    return int(text)

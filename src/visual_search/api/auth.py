@@ -1,4 +1,7 @@
-"""HTTP Basic auth with a Cloudinary-style api_key:api_secret pair, compared in constant time."""
+"""Who may call the API. `basic` (the default, and the local server): HTTP Basic with a Cloudinary-style
+api_key:api_secret pair, compared in constant time. `iam` (deployed with `-c auth=iam`): API Gateway has
+already verified the caller's SigV4 signature and says who signed in `requestContext.identity`; the
+Authorization header then holds that signature and is never parsed here."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import base64
 import binascii
 import hmac
 from collections.abc import Mapping
+from typing import Any, Literal
 
 from visual_search.errors import Unauthorized
 
@@ -26,3 +30,27 @@ def check_basic_auth(headers: Mapping[str, str], api_key: str, api_secret: str) 
     secret_ok = hmac.compare_digest(secret, api_secret.encode())
     if not (sep and key_ok and secret_ok):
         raise Unauthorized("invalid credentials")
+
+
+def check_iam_identity(request_context: Mapping[str, Any] | None) -> str:
+    """The IAM principal API Gateway verified for this request, or Unauthorized. Only an AWS_IAM method
+    fills `identity.userArn`: a request reaching the function by any other route has none."""
+    identity = (request_context or {}).get("identity") or {}
+    caller = identity.get("userArn")
+    if not caller or not identity.get("accountId"):
+        raise Unauthorized("missing credentials: sign the request with AWS Signature Version 4")
+    return str(caller)
+
+
+def authenticate(
+    mode: Literal["basic", "iam"],
+    headers: Mapping[str, str],
+    request_context: Mapping[str, Any] | None,
+    api_key: str,
+    api_secret: str,
+) -> None:
+    """One request (an API Gateway proxy event's headers and requestContext), by `mode`."""
+    if mode == "iam":
+        check_iam_identity(request_context)
+    else:
+        check_basic_auth(headers, api_key, api_secret)

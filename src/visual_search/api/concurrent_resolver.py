@@ -12,6 +12,8 @@ together would wrap the route twice).
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
@@ -28,7 +30,7 @@ class ConcurrentResolver(APIGatewayRestResolver):
             state.event, state.lambda_context, state.context, state.frames = None, None, {}, []
         return state
 
-    @property  # type: ignore[override]
+    @property
     def current_event(self):
         return self._state().event
 
@@ -36,7 +38,7 @@ class ConcurrentResolver(APIGatewayRestResolver):
     def current_event(self, value) -> None:
         self._state().event = value
 
-    @property  # type: ignore[override]
+    @property
     def lambda_context(self):
         return self._state().lambda_context
 
@@ -44,7 +46,7 @@ class ConcurrentResolver(APIGatewayRestResolver):
     def lambda_context(self, value) -> None:
         self._state().lambda_context = value
 
-    @property  # type: ignore[override]
+    @property
     def context(self) -> dict:
         return self._state().context
 
@@ -52,7 +54,7 @@ class ConcurrentResolver(APIGatewayRestResolver):
     def context(self, value: dict) -> None:
         self._state().context = value
 
-    @property  # type: ignore[override]
+    @property
     def processed_stack_frames(self) -> list[str]:
         return self._state().frames
 
@@ -60,10 +62,10 @@ class ConcurrentResolver(APIGatewayRestResolver):
     def processed_stack_frames(self, value: list[str]) -> None:
         self._state().frames = value
 
-    def resolve(self, event: dict, context) -> dict:
+    def resolve(self, event: Mapping[str, Any], context) -> dict:
         # Powertools assigns these to the base class, where this class's properties never look.
         state = self._state()
-        state.event = self._to_proxy_event(event)
+        state.event = self._to_proxy_event(dict(event))
         state.lambda_context = context
         return super().resolve(event, context)
 

@@ -1,6 +1,6 @@
 """One table from domain errors to HTTP statuses, and Cloudinary's error body.
 
-Statuses are limited to those Cloudinary's SDKs understand (400, 401, 403, 404, 409, 420/429, 500).
+Statuses are limited to those Cloudinary's SDKs understand (400, 401, 403, 404, 409, 413, 420/429, 500).
 Unavailable dependencies answer 429 with Retry-After rather than 503, because the Node SDK drops the
 body of a 503 and the Python SDK maps unknown statuses to a bare Exception. 500 is for bugs only.
 """
@@ -16,6 +16,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (errors.Unauthorized, 401),
     (errors.NotFound, 404),
     (errors.DependencyUnavailable, 429),
+    (errors.BodyTooLarge, 413),
     (errors.BadInput, 400),
 ]
 

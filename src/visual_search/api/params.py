@@ -10,31 +10,57 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
 import multipart
 
-from visual_search import names
-from visual_search.errors import BadInput
+from visual_search.api import search_params
+from visual_search.assets import names
+from visual_search.errors import BadInput, BodyTooLarge
 from visual_search.index.port import Filters
-from visual_search.search import SearchQuery, decode_data_uri
+from visual_search.search.service import SearchQuery, decode_data_uri
 
-FIELDS = {
-    "text",
-    "image_url",
-    "image_file",
-    "image_asset_id",
-    "max_results",
-    "next_cursor",
-    "threshold",
-    "folder",
-    "asset_folder",
-    "tags",
-    "format",
-}
 MAX_PARTS = 32
+
+
+class FilePart(bytes):
+    """A multipart file's bytes, with the file name the client gave (Cloudinary's `use_filename`)."""
+
+    filename: str
+
+    def __new__(cls, data: bytes, filename: str) -> FilePart:
+        part = super().__new__(cls, data)
+        part.filename = filename
+        return part
+
+
+# -- Body bounds. Every parsed body (form, multipart, JSON) is first bounded in size; JSON also in
+# nesting, checked on the bytes before the parser runs (the parser recurses: 100,000 levels was a 500).
+# The upload route's signature is in the body, so the body must be parsed to check it: these bounds
+# make that parse cheap, and nothing else (data URI, image) is decoded before the signature is verified.
+MAX_JSON_DEPTH = 8  # our bodies are flat objects whose values may be lists; 8 leaves room for SDK extras
+MAX_FORM_FIELDS = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def max_body_bytes(max_image_bytes: int) -> int:
+    """The largest body any route parses: one image as base64 (a data URI in a form or JSON field, 4/3 of
+    its bytes) plus 64 KB of other fields and multipart framing."""
+    return (max_image_bytes * 4) // 3 + 64 * 1024
+
+
+def check_json_depth(body: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON nested deeper than `limit`, without parsing it: brackets outside strings, counted."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return
+    depth = 0
+    for token in re.finditer(rb"[\[\]{}]", _JSON_STRING.sub(b'""', body)):
+        depth += 1 if token.group() in (b"[", b"{") else -1
+        if depth > limit:
+            raise BadInput(f"JSON body is nested deeper than {limit} levels")
 
 
 def raw_body(event: Mapping[str, Any]) -> bytes:
@@ -52,6 +78,9 @@ def collect_params(
 ) -> dict[str, str | bytes]:
     """Merge query-string and body parameters (the body wins). Values are str, or bytes for files."""
     params: dict[str, str | bytes] = {k: v[-1] for k, v in query.items() if v}
+    limit = max_body_bytes(max_bytes)
+    if len(body) > limit:  # the local server refuses it while streaming; API Gateway hands it over whole
+        raise BodyTooLarge(f"File size too large. Got {len(body)} bytes. Maximum is {limit:,}.")
     if body:
         params.update(_body_params(_content_type(headers), body, max_bytes))
     return {k.removesuffix("[]"): v for k, v in params.items()}
@@ -75,7 +104,11 @@ def _body_params(content_type: str, body: bytes, max_bytes: int) -> dict[str, st
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise BadInput("form body is not UTF-8") from None
-        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+        try:
+            fields = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        except ValueError:
+            raise BadInput(f"form body has more than {MAX_FORM_FIELDS} fields") from None
+        return {k: v[-1] for k, v in fields.items()}
     raise BadInput(f"unsupported Content-Type {mime!r}: use a query string, a form, multipart or JSON")
 
 
@@ -95,16 +128,17 @@ def _multipart(body: bytes, boundary: str, max_bytes: int) -> dict[str, str | by
     out: dict[str, str | bytes] = {}
     try:
         for part in parser:
-            out[part.name] = part.raw if part.filename is not None else part.value
+            out[part.name] = FilePart(part.raw, part.filename) if part.filename is not None else part.value
     except multipart.MultipartError as exc:
         raise BadInput(f"malformed multipart body: {exc}") from None
     return out
 
 
 def _json(body: bytes) -> dict[str, str | bytes]:
+    check_json_depth(body)
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadInput("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadInput("JSON body must be an object")
@@ -121,93 +155,62 @@ def _json(body: bytes) -> dict[str, str | bytes]:
 def to_search_query(
     params: Mapping[str, str | bytes], default_max_results: int, max_bytes: int
 ) -> SearchQuery:
-    text = _text(params, "text")
-    image_url = _text(params, "image_url")
-    asset_id = _text(params, "image_asset_id")
-    image_bytes: bytes | None = None
-    file_value = params.get("image_file")
+    """A validated SearchQuery from the parameters `search_params.SearchParams` declares."""
+    given = search_params.read(params)
+    image_url, image_bytes = given["image_url"], None
+    file_value = given["image_file"]
     if isinstance(file_value, bytes):
         image_bytes = file_value
-    elif isinstance(file_value, str) and file_value:
+    elif isinstance(file_value, str):
         if file_value.startswith(("http://", "https://")):
             if image_url is not None:
                 raise BadInput("give image_url or an image_file URL, not both")
             image_url = file_value
         else:
             image_bytes = decode_data_uri(file_value, max_bytes)
+    asset_id = given["image_asset_id"]
     if asset_id is not None and not _is_asset_id(asset_id):
         raise BadInput("image_asset_id must be 32 lowercase hexadecimal characters")
-    folder = names.folder_filter(_text(params, "asset_folder") or _text(params, "folder") or "")
+    folder = names.folder_filter(given["asset_folder"] or given["folder"] or "")
+    max_results = given["max_results"]
+    threshold = given["threshold"]
     return SearchQuery(
-        text=text,
+        text=given["text"],
         image_url=image_url,
         image_bytes=image_bytes,
         asset_id=asset_id,
-        max_results=_int(params, "max_results", default_max_results, 1, 500),
-        next_cursor=_text(params, "next_cursor"),
-        threshold=_float(params, "threshold", 0.0, 0.0, 1.0),
+        max_results=default_max_results if max_results is None else max_results,
+        next_cursor=given["next_cursor"],
+        threshold=0.0 if threshold is None else threshold,
         filters=Filters(
             folder=folder or None,
-            tags=names.tags(_text(params, "tags") or ""),
-            formats=tuple(f.lower() for f in _list(params, "format")),
+            tags=names.tags(given["tags"]),
+            formats=tuple(f.lower() for f in given["format"]),
         ),
     )
 
 
-def _text(params: Mapping[str, str | bytes], name: str) -> str | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadInput(f"{name} must be text") from None
-    return value
+def text(params: Mapping[str, str | bytes], name: str) -> str | None:
+    """A text parameter; None when absent or empty."""
+    return search_params.Text().read(params, name)
 
 
-def _int(params: Mapping[str, str | bytes], name: str, default: int, low: int, high: int) -> int:
-    raw = _text(params, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadInput(f"{name} must be an integer from {low} to {high}") from None
-    if not low <= value <= high:
-        raise BadInput(f"{name} must be an integer from {low} to {high}")
-    return value
+def integer(params: Mapping[str, str | bytes], name: str, default: int, low: int, high: int) -> int:
+    """An integer parameter within [low, high]; `default` when absent."""
+    value = search_params.Integer(low, high).read(params, name)
+    return default if value is None else value
 
 
 def number(params: Mapping[str, str | bytes], name: str, default: float | None, low: float, high: float):
     """An optional number parameter within [low, high]; `default` when absent."""
-    if _text(params, name) is None:
-        return default
-    return _float(params, name, low, low, high)
+    value = search_params.Number(low, high).read(params, name)
+    return default if value is None else value
 
 
 def id_list(multi_query: Mapping[str, list[str]], name: str) -> list[str]:
     """`public_ids[]=a&public_ids[]=b` (the SDKs' form) or `public_ids=a,b`."""
     values = list(multi_query.get(name + "[]", [])) + list(multi_query.get(name, []))
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
-
-
-def _float(params: Mapping[str, str | bytes], name: str, default: float, low: float, high: float) -> float:
-    raw = _text(params, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadInput(f"{name} must be a number from {low} to {high}") from None
-    if not low <= value <= high:  # also refuses NaN
-        raise BadInput(f"{name} must be a number from {low} to {high}")
-    return value
-
-
-def _list(params: Mapping[str, str | bytes], name: str) -> tuple[str, ...]:
-    raw = _text(params, name)
-    return tuple(t.strip() for t in raw.split(",") if t.strip()) if raw else ()
 
 
 def _is_asset_id(value: str) -> bool:

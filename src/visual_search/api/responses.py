@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from visual_search.renditions import rendition_key
-from visual_search.search import SearchPage, clip_score
+from visual_search.assets.renditions import rendition_key
+from visual_search.search.service import SearchPage, clip_score
 
 
 def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict[str, Any]:
@@ -25,6 +25,7 @@ def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict
         "type": "upload",
         "created_at": created,
         "bytes": document.get("bytes"),
+        "etag": document.get("etag"),
         "width": document.get("width"),
         "height": document.get("height"),
         "folder": document.get("folder", ""),

@@ -52,7 +52,8 @@ def default_threads(environ: Mapping[str, str] = os.environ) -> int:
 class Embedder:
     """CLIP embeddings from a model folder made by `visual-search build-model`.
 
-    >>> emb = Embedder.from_dir("models/tiny")
+    >>> from visual_search.embedding.default_model import TINY_MODEL_DIR
+    >>> emb = Embedder.from_dir(TINY_MODEL_DIR)
     >>> emb.embed_texts(["a red shirt"]).shape
     (1, 32)
     """

@@ -26,11 +26,20 @@ def preprocess(image: Image.Image, spec: ImageSpec) -> np.ndarray:
     """RGB PIL image -> float32 array of shape (3, crop_size, crop_size)."""
     if image.mode != "RGB":
         raise ValueError(f"preprocess expects an RGB image, got mode {image.mode}")
-    image = image.resize(resized_size(*image.size, spec.resize_to), Image.Resampling.BICUBIC)
+    width, height = resized_size(*image.size, spec.resize_to)
     crop = spec.crop_size
-    left = (image.width - crop) // 2
-    top = (image.height - crop) // 2
-    image = image.crop((left, top, left + crop, top + crop))
+    left = (width - crop) // 2
+    top = (height - crop) // 2
+    # Resize only the part the crop keeps: `box` maps those source pixels to the crop, with the same
+    # filter and scale as resizing the whole image and cropping it (a 1:10,000 panorama resized whole
+    # would be 224 x 2,240,000 pixels). Pillow's filter still reads source pixels around the box.
+    sx, sy = image.width / width, image.height / height
+    box = (left * sx, top * sy, (left + crop) * sx, (top + crop) * sy)
+    if width >= crop and height >= crop:
+        image = image.resize((crop, crop), Image.Resampling.BICUBIC, box=box)
+    else:  # resized smaller than the crop (tiny resize_to): pad as crop() does
+        image = image.resize((width, height), Image.Resampling.BICUBIC)
+        image = image.crop((left, top, left + crop, top + crop))
     pixels = np.asarray(image, dtype=np.float32) * np.float32(spec.rescale_factor)
     pixels = (pixels - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))

@@ -22,6 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from visual_search.deadline import budget, out_of_time, request_expired
 from visual_search.errors import ChecksumMismatch, DependencyUnavailable, ModelError
 
 CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
@@ -69,7 +70,7 @@ class S3ModelFiles:
         return f"{self.prefix}/{name}" if self.prefix else name
 
     def _download(self, name: str) -> bytes:
-        deadline = self._clock() + self._budget_s
+        deadline = self._clock() + budget(self._budget_s)  # or the request's, if nearer
         try:
             body = self._s3.get_object(Bucket=self.bucket, Key=self._key(name))["Body"]
             parts = []
@@ -77,6 +78,8 @@ class S3ModelFiles:
                 parts.append(part)
                 if self._clock() > deadline:
                     body.close()
+                    if request_expired():
+                        raise out_of_time("model file download")
                     raise DependencyUnavailable(
                         f"model file download took over {self._budget_s:.0f} s: try again shortly"
                     )

@@ -116,7 +116,7 @@ class SqliteStore:
         return np.frombuffer(row[0], dtype=np.float32).copy(), json.loads(row[1])
 
     def documents(self, keys: Sequence[int]) -> dict[int, dict[str, Any]]:
-        found = {}
+        found: dict[int, dict[str, Any]] = {}
         # Chunked to stay under SQLite's limit on bound parameters.
         for start in range(0, len(keys), 500):
             chunk = list(keys[start : start + 500])

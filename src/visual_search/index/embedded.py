@@ -34,6 +34,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from visual_search.errors import IndexInUse
 from visual_search.index._rows import Rows, filter_fields
 from visual_search.index._sqlite_store import SqliteStore, StoredRow
 from visual_search.index._usearch_graph import Graph, GraphParams, Snapshots
@@ -155,6 +156,9 @@ class EmbeddedIndex:
     def open_snapshot(self) -> str | None:
         """None: one machine's index is read under its lock; pages stay consistent by (score, asset_id)."""
         return None
+
+    def close_snapshot(self, snapshot: str) -> None:
+        """Nothing to release: see open_snapshot."""
 
     def knn_page(
         self,
@@ -314,5 +318,8 @@ def _lock_exclusively(path: Path) -> IO[str]:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise RuntimeError(f"index {path} is already open, in this or another process") from None
+        raise IndexInUse(
+            f"the index in {path.parent} is already open, in this or another process (is `visual-search"
+            " serve` running on this data folder? add through it: `visual-search add --server URL`)"
+        ) from None
     return handle

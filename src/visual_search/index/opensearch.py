@@ -3,33 +3,45 @@ plugin) in `managed` mode, or an OpenSearch Serverless vector collection in `ser
 
 Readers and writers use an alias; the physical index behind it is per model (`<alias>-<model>`), made
 from the manifest on first start, and `_meta` records model id and dimension, so a mismatch is a clear
-ConfigurationError at start-up instead of garbage results. `reindex_into` builds a new physical index
+ConfigurationError at start-up instead of garbage results. `reindex=True` builds a new physical index
 and `activate` swaps the alias in one `_aliases` call, so search never goes down on a model change.
 
 Writes are `_bulk` requests whose every item is checked: items answered 429 or 5xx are retried with
 exponential back-off and full jitter (bounded), other item errors raise; what still fails raises
 DependencyUnavailable, so the ingest message is retried and ends in the DLQ. A managed domain keys
 documents by asset id and writes with `refresh=wait_for`, so an acknowledged write is searchable.
-A Serverless collection accepts neither custom ids, upserts nor refresh: the adapter finds an asset's
-documents by a term query on `asset_id`, deletes them and indexes the new one (the ingest ledger keeps
-the ordering, see `ledger/port.py`), and searches see writes after the collection's own refresh
-(seconds), which is documented rather than hidden.
+A Serverless collection accepts no refresh, and its classic vector collections no custom ids (newer ones
+do; the adapter does not rely on it): the adapter finds an asset's documents by a term query on
+`asset_id`, deletes them and indexes the new one (the ingest ledger keeps the ordering, see
+`ledger/port.py`). Writes become searchable after the collection's own refresh - documented as up to
+60 s on classic collections, 10 s on newer ones - so a replace or delete of a document written within
+that window does not find it: an overwrite can leave two documents for one asset, a delete a ghost.
+Recording the generated `_id` in the ledger's `doc_id` and deleting by it would close this; it is not
+done yet (see the README's OpenSearch section).
 
 Ordering against late or duplicate S3 events is not decided here: the asset ledger's conditional write
-(DynamoDB) decides which event may touch an asset, before the index is written, for both modes - a
-single mechanism, because Serverless offers no external versioning.
+(DynamoDB) decides which event may touch an asset, before the index is written, for both modes.
 
 Search: a `knn` query with `k = max_hits` and the filters inside it (efficient filtering), sorted by
 `_score` then `asset_id`, paged with `search_after`. k-NN returns at most k hits per shard, so pages
 beyond `max_hits` could come from a multi-shard index; the search service's cursor counts what it has
-served and stops at its ceiling (1,000, far below k's limit of 10,000). Scores are converted to the raw
-cosine the embedded index returns. Point-in-time would pin the segments across pages on a managed
-domain; it is not used because Serverless lacks it and the cursor's (score, asset_id) position already
-makes pages consistent for a stable index.
+served and stops at its ceiling (1,000, far below k's limit of 10,000). k also sets the HNSW beam
+(ef_search is raised to k), so every page searches as wide as max_hits: bench/opensearch.py measures the
+cost. Scores are converted to the raw cosine the embedded index returns.
+
+Point in time (managed mode, `point_in_time_s` > 0): the search service opens one only when a search has
+a next page, every later page reads it, and it is deleted when the last page is served; one that
+expired falls back to the live index (still ordered, without repeats, thanks to search_after). Without
+one, each page sends the same `preference`, so one search reads the same shard copies throughout. A
+search answered by only some shards, or timed out, raises DependencyUnavailable rather than returning a
+short page. Errors are typed in one place (`opensearch_errors.translate`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
 import random
 import re
@@ -39,7 +51,16 @@ from typing import Any, Literal
 
 import numpy as np
 
+from visual_search.deadline import budget  # the request's deadline, when nearer
 from visual_search.errors import ConfigurationError, DependencyUnavailable
+from visual_search.index.opensearch_errors import (
+    RETRYABLE,
+    IndexAlreadyExists,
+    OpenSearchRefused,
+    PointInTimeExpired,
+    error_types,
+    translate,
+)
 from visual_search.index.opensearch_mapping import (
     VECTOR,
     IndexOptions,
@@ -63,7 +84,6 @@ from visual_search.index.port import (
 log = logging.getLogger(__name__)
 
 Mode = Literal["managed", "serverless"]
-RETRYABLE = {429, 500, 502, 503, 504}
 MAX_K = 10_000  # the k-NN plugin's limit on k
 
 
@@ -119,13 +139,10 @@ class OpenSearchIndex:
         if self._call(lambda: self._os.indices.exists(index=name)):
             return
         body = index_body(self.dim, self.model_id, self.options, self.mode == "serverless")
-        try:
+        # Cold-starting functions race to create it; the index name holds the model id, so the
+        # winner's index is the same one.
+        with contextlib.suppress(IndexAlreadyExists):
             self._call(lambda: self._os.indices.create(index=name, body=body))
-        except ValueError as exc:
-            # Cold-starting functions race to create it; the index name holds the model id, so the
-            # winner's index is the same one.
-            if "resource_already_exists_exception" not in str(exc):
-                raise
 
     def activate(self, name: str) -> None:
         """Point the alias at `name`, atomically removing it from any other index."""
@@ -183,7 +200,7 @@ class OpenSearchIndex:
         pending = lines
         step = 2 if "index" in lines[0] else 1
         options = {"refresh": "wait_for"} if self.mode == "managed" else {}
-        deadline = self._clock() + self._budget_s
+        deadline = self._clock() + budget(self._budget_s)
         for attempt in range(self._attempts):
             response = self._call(lambda body=pending: self._os.bulk(body=body, **options), deadline)
             retry: list[dict[str, Any]] = []
@@ -195,7 +212,7 @@ class OpenSearchIndex:
                 if status in RETRYABLE:
                     retry += pending[n * step : n * step + step]
                     continue
-                raise ValueError(f"OpenSearch refused a document ({status}): {result.get('error')}")
+                raise OpenSearchRefused(status, error_types(result), f"a document: {result.get('error')}")
             if not retry:
                 return
             pending = retry
@@ -230,6 +247,13 @@ class OpenSearchIndex:
         )
         return created["pit_id"]
 
+    def close_snapshot(self, snapshot: str) -> None:
+        """Delete the point in time; a failure is logged, not raised (it expires by itself)."""
+        try:
+            self._call(lambda: self._os.delete_pit(body={"pit_id": [snapshot]}))
+        except (DependencyUnavailable, ConfigurationError, OpenSearchRefused) as exc:
+            log.info("point in time not deleted (it expires after its keep-alive): %s", exc)
+
     def knn_page(
         self,
         vector: np.ndarray,
@@ -260,7 +284,11 @@ class OpenSearchIndex:
             body["search_after"] = [to_score(after.score, space), after.asset_id]
         response = self._search_snapshot(body, snapshot) if snapshot else None
         if response is None:
-            response = self._call(lambda: self._os.search(index=self.target, body=body))
+            # Without a point in time, every page of one search asks for the same copies of the shards
+            # (primary and replica hold different graphs and segments), so no hit repeats or is skipped
+            # because two pages were answered by different copies.
+            params = {"preference": preference_for(query, clauses)} if self.mode == "managed" else {}
+            response = self._call(lambda: self._os.search(index=self.target, body=body, params=params))
         return [
             Hit(h["_source"]["asset_id"], to_cosine(float(h["_score"]), space), h["_source"]["document"])
             for h in response["hits"]["hits"]
@@ -272,9 +300,7 @@ class OpenSearchIndex:
         pit = {"id": snapshot, "keep_alive": f"{max(self.point_in_time_s, 1)}s"}
         try:
             return self._call(lambda: self._os.search(body={**body, "pit": pit}))
-        except ConfigurationError as exc:
-            if "search_context_missing" not in str(exc):
-                raise
+        except PointInTimeExpired:
             log.info("point in time expired: the next page reads the live index")
             return None
 
@@ -295,25 +321,24 @@ class OpenSearchIndex:
     def close(self) -> None:
         self._os.close()
 
-    # -- transport errors
+    # -- transport errors and the time budget
     def _call(self, request: Callable[[], Any], deadline: float | None = None) -> Any:
         """One request, retried on throttling, server errors and timeouts until the attempts or the
-        operation's time budget run out; then DependencyUnavailable."""
+        operation's time budget run out (then DependencyUnavailable); a refusal raises its typed error
+        (`opensearch_errors.translate`)."""
         from opensearchpy.exceptions import ConnectionError as OSConnectionError
         from opensearchpy.exceptions import TransportError
 
-        deadline = self._clock() + self._budget_s if deadline is None else deadline
+        deadline = self._clock() + budget(self._budget_s) if deadline is None else deadline
         for attempt in range(self._attempts):
             try:
-                return request()
+                return complete(request())
             except OSConnectionError as exc:  # timeouts included
                 reason = f"cannot reach OpenSearch: {exc.error}"
             except TransportError as exc:
                 status = exc.status_code
-                if status in (401, 403, 404):  # credentials, access policy, a missing index: set-up
-                    raise ConfigurationError(f"OpenSearch answered {status}: {exc.error}") from None
-                if status not in RETRYABLE:
-                    raise ValueError(f"OpenSearch refused a request ({status}): {exc.error}") from None
+                if not isinstance(status, int) or status not in RETRYABLE:
+                    raise translate(int(status or 0), exc.info, str(exc.error)) from None
                 reason = f"OpenSearch answered {status}"
             if attempt + 1 == self._attempts or not self._back_off(attempt, deadline):
                 break
@@ -326,6 +351,27 @@ class OpenSearchIndex:
             return False
         self._sleep(pause)
         return True
+
+
+def complete(response: Any) -> Any:
+    """The response, unless it is a search answered by only some shards or cut short by a timeout: then
+    DependencyUnavailable, since a partial page would silently skip hits the next page cannot bring back."""
+    if isinstance(response, dict) and "hits" in response:
+        failed = (response.get("_shards") or {}).get("failed", 0)
+        if failed or response.get("timed_out"):
+            raise DependencyUnavailable(
+                f"OpenSearch answered a search partially ({failed} shard(s) failed, timed out: "
+                f"{bool(response.get('timed_out'))})"
+            )
+    return response
+
+
+def preference_for(query: np.ndarray, clauses: list[dict[str, Any]]) -> str:
+    """A `preference` string that is the same for every page of one search (same query vector and
+    filters, as the cursor binds them) and differs between searches, so load still spreads."""
+    digest = hashlib.sha256(query.tobytes())
+    digest.update(json.dumps(clauses, sort_keys=True).encode())
+    return "vs-" + digest.hexdigest()[:16]
 
 
 def connect(

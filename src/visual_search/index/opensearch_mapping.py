@@ -37,6 +37,9 @@ class IndexOptions:
     fp16: bool = False
     shards: int = 1
     replicas: int = 1
+    # How often new writes become searchable; a managed write waits for it (`refresh=wait_for`), so a
+    # shorter one makes writes slower to acknowledge but not cheaper. None keeps OpenSearch's 1 s.
+    refresh_interval: str | None = None
 
 
 def index_body(dim: int, model_id: str, options: IndexOptions, serverless: bool) -> dict[str, Any]:
@@ -51,6 +54,8 @@ def index_body(dim: int, model_id: str, options: IndexOptions, serverless: bool)
     index_settings: dict[str, Any] = {"knn": True, "knn.algo_param.ef_search": options.ef_search}
     if not serverless:  # a Serverless collection manages shards and replicas itself
         index_settings |= {"number_of_shards": options.shards, "number_of_replicas": options.replicas}
+        if options.refresh_interval:
+            index_settings["refresh_interval"] = options.refresh_interval
     return {
         "settings": {"index": index_settings},
         "mappings": {

@@ -12,9 +12,11 @@ compares exactly, and paging never repeats a hit. An implementation that answers
 with an approximate (ANN) search keeps order and no-repeat exactly; "never skips" then holds up to the ANN's
 recall, as "the max_hits most similar" means "as found by the ANN".
 
-A snapshot (`open_snapshot`, then `snapshot=` on each page) makes every page of one search read the
-index as it was when the search started, where the implementation has such a thing (an OpenSearch domain's
-point in time); elsewhere `open_snapshot` returns None and the contract above is what holds.
+A snapshot (`open_snapshot`, then `snapshot=` on each page, `close_snapshot` when the walk ends) makes
+every later page of one search read the index as it was when the snapshot was opened, where the
+implementation has such a thing (an OpenSearch domain's point in time, a scarce resource: the search
+service opens one only for a search that has a next page); elsewhere `open_snapshot` returns None and the
+contract above is what holds.
 """
 
 from __future__ import annotations
@@ -110,6 +112,9 @@ class VectorIndex(Protocol):
 
     def open_snapshot(self) -> str | None:
         """An opaque token for `knn_page(snapshot=...)`, or None where there are no snapshots."""
+
+    def close_snapshot(self, snapshot: str) -> None:
+        """Release a snapshot (best effort: one that expired already is fine)."""
 
     def close(self) -> None: ...
 

@@ -9,8 +9,9 @@ refused, with the reason) and the index's document id where the index chose it.
 `record` is a conditional write — it succeeds only if the entry is absent or older — so two workers
 racing on one asset cannot move the ledger backwards; `is_newer` lets a worker skip work early.
 
-Entries are kept per *scope* (the index they describe; one per model), so re-indexing for a new model
-starts from an empty ledger beside the old one.
+Entries are kept per *scope* (the index they describe: one per model and cluster endpoint, see
+`bootstrap.ledger_scope`), so re-indexing for a new model, or into a cluster made anew, starts from an
+empty ledger beside the old one.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Checkpoint -> quantized ONNX towers + manifest. Needs the `build` extra (torch, transformers, onnx).
 
-Never imported by the runtime and never packed into a Lambda layer.
+Never packed into a Lambda layer. The runtime imports only this module (no torch), for BuildRefused,
+and the build itself only when it builds the default model (visual_search.embedding.default_model).
 """
 
 

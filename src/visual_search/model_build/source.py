@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
+from visual_search.embedding.hub import HubError, HubRef, fetch_checkpoint
 from visual_search.model_build import BuildRefused
 from visual_search.model_build.clip_vocab import clip_vocab_and_merges
 from visual_search.model_build.presets import CLIP_CONTEXT_LENGTH, PRESETS
@@ -18,6 +19,7 @@ from visual_search.model_build.presets import CLIP_CONTEXT_LENGTH, PRESETS
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+HUB_TIMEOUT_S = 10.0  # the hub's listing; the download itself is bounded by HF_HUB_DOWNLOAD_TIMEOUT
 
 
 @dataclass
@@ -68,17 +70,17 @@ def load_checkpoint(path: Path) -> LoadedSource:
     )
 
 
-def load_hub(repo_id: str) -> LoadedSource:
-    """Download a hub checkpoint (only where the hub is reachable) and load it like a local folder."""
+def load_hub(ref: str) -> LoadedSource:
+    """Download a hub checkpoint (`owner/name[@revision]`), verified file by file, and load it like a
+    local folder. Only where the hub is reachable (or, with HF_HUB_OFFLINE, already in the hub cache)."""
     try:
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.txt", "*.safetensors"]))
-    except Exception as exc:
-        raise BuildRefused(f"cannot download {repo_id} from the hub: {type(exc).__name__}: {exc}") from None
+        hub_ref = HubRef.parse(ref)
+        folder, commit = fetch_checkpoint(hub_ref, timeout=HUB_TIMEOUT_S)
+    except HubError as exc:
+        raise BuildRefused(f"cannot download {ref} from the hub: {exc}") from None
     loaded = load_checkpoint(folder)
-    loaded.info.update(kind="hub", ref=repo_id)
-    loaded.model_id = f"{repo_id}@{loaded.info['sha256'][:12]}"
+    loaded.info.update(kind="hub", ref=hub_ref.repo_id, revision=commit)
+    loaded.model_id = f"{hub_ref.repo_id}@{loaded.info['sha256'][:12]}"
     return loaded
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from visual_search.api import params
 from visual_search.api.app import build_resolver
 from visual_search.api.errors import RETRY_AFTER_S, error_body
 from visual_search.bootstrap import Services
@@ -33,7 +34,6 @@ from visual_search.storage.port import ObjectNotFound
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("visual_search.server.access")
 
-BODY_OVERHEAD = 1024 * 1024  # multipart framing and base64 on top of the image byte limit
 # A host name or IPv4 address, or a bracketed IPv6 literal, then an optional port (RFC 3986 authority
 # without userinfo): nothing that could break out of a URL or an HTML attribute.
 VALID_HOST = re.compile(
@@ -58,7 +58,7 @@ class Limits:
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Limits:
         return cls(
-            max_body_bytes=settings.max_image_bytes * 4 // 3 + BODY_OVERHEAD,
+            max_body_bytes=params.max_body_bytes(settings.max_image_bytes),  # one limit, the parser's
             max_head_bytes=settings.server_max_header_bytes,
             max_concurrent_requests=settings.server_max_concurrent_requests,
             body_timeout_s=settings.server_body_timeout_s,

@@ -8,9 +8,10 @@ import hmac
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 from urllib.parse import quote
 
 from visual_search.storage.port import (
@@ -43,7 +44,15 @@ class LocalImageStore:
             raise InvalidKey(f"each part of a key between slashes is at most {MAX_SEGMENT_BYTES} bytes")
         return self.root / key
 
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        object_tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Metadata and tags are not kept: a local folder is indexed inline, by the writer itself."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = self.root / STAGING
@@ -79,18 +88,34 @@ class LocalImageStore:
     def list(self, prefix: str = "") -> Iterator[str]:
         return (info.key for info in self.scan(prefix))
 
-    def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames.sort()
-            for name in sorted(filenames):
+    def scan(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
+        # A walk visits a folder's files before its subfolders; S3 lists keys in byte order, and a
+        # listing cursor (`start_after`) needs that order, so the keys are sorted first.
+        keys = sorted(
+            (key for key in self._keys(prefix) if start_after is None or _utf8(key) > _utf8(start_after)),
+            key=_utf8,
+        )
+        for key in keys:
+            if (info := self.head(key)) is not None:
+                yield info
+
+    def _keys(self, prefix: str) -> Iterator[str]:
+        # Only the folders the prefix can reach are walked (never above the root).
+        folder = prefix.rpartition("/")[0]
+        safe = folder and "\x00" not in folder and all(s not in ("", ".", "..") for s in folder.split("/"))
+        top = self.root / folder if safe else self.root
+        for dirpath, _dirnames, filenames in os.walk(top):
+            for name in filenames:
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
-                if listed(key, prefix) and (info := self.head(key)) is not None:
-                    yield info
+                if listed(key, prefix):
+                    yield key
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
             stat = self._path(key).stat()
         except FileNotFoundError:
+            return None
+        if not S_ISREG(stat.st_mode):  # a folder named like the key holds other keys; it is not one
             return None
         return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
@@ -110,3 +135,7 @@ class LocalImageStore:
         except ValueError:
             return False
         return when >= (now or time.time()) and hmac.compare_digest(self.sign(key, when), signature)
+
+
+def _utf8(key: str) -> bytes:
+    return key.encode("utf-8", "surrogateescape")

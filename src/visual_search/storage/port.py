@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -32,6 +32,7 @@ class StoredObject:
     data: bytes
     content_type: str | None
     last_modified: datetime
+    metadata: Mapping[str, str] = field(default_factory=dict)  # user metadata, where the store keeps it
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,18 @@ class ObjectInfo:
 class ImageStore(Protocol):
     name: str
 
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        object_tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write the object. `metadata` (S3 user metadata) and `object_tags` (S3 object tagging) carry
+        what the ingest worker reads back from the bucket; a store that is indexed inline (the local
+        folder) has no worker to read them and may ignore both."""
+        ...
 
     def get(self, key: str, version_id: str | None = None) -> StoredObject: ...
 
@@ -56,10 +68,13 @@ class ImageStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def list(self, prefix: str = "") -> Iterator[str]: ...
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """The keys of `scan`, in its order."""
+        ...
 
-    def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object under the prefix, in a stable order, with its size and modification time."""
+    def scan(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
+        """Every object under the prefix, in the order of the keys' UTF-8 bytes (S3's), with its size
+        and modification time; only keys after `start_after` when given (where a listing page resumes)."""
         ...
 
     def head(self, key: str) -> ObjectInfo | None:

@@ -3,8 +3,9 @@ URLs are presigned GETs that expire, and every call has timeouts and standard re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 from botocore.config import Config
@@ -30,8 +31,19 @@ class S3ImageStore:
         self._max_bytes = max_bytes
         self._s3 = client or boto3.client("s3", config=CLIENT_CONFIG)
 
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        extra = {"ContentType": content_type} if content_type else {}
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        object_tags: Mapping[str, str] | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        if metadata:
+            extra["Metadata"] = dict(metadata)
+        if object_tags:
+            extra["Tagging"] = urlencode(object_tags)
         self._call("put_object", Bucket=self.bucket, Key=validate_key(key), Body=data, **extra)
 
     def get(self, key: str, version_id: str | None = None) -> StoredObject:
@@ -46,7 +58,9 @@ class S3ImageStore:
         data = response["Body"].read(self._max_bytes + 1)
         if len(data) > self._max_bytes:
             raise ImageTooLarge(f"object is larger than {self._max_bytes:,} bytes")
-        return StoredObject(key, data, response.get("ContentType"), response["LastModified"])
+        return StoredObject(
+            key, data, response.get("ContentType"), response["LastModified"], response.get("Metadata") or {}
+        )
 
     def tags(self, key: str) -> dict[str, str]:
         response = self._call("get_object_tagging", Bucket=self.bucket, Key=validate_key(key))
@@ -58,10 +72,11 @@ class S3ImageStore:
     def list(self, prefix: str = "") -> Iterator[str]:
         return (info.key for info in self.scan(prefix))
 
-    def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def scan(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
         paginator = self._s3.get_paginator("list_objects_v2")
+        extra = {"StartAfter": start_after} if start_after else {}
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **extra):
                 for item in page.get("Contents", []):
                     if not listed(item["Key"], prefix):
                         continue

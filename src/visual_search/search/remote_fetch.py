@@ -24,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 
 import urllib3
 
+from visual_search.deadline import budget, out_of_time, request_expired
 from visual_search.errors import RemoteFetchFailed, RemoteFetchRefused
 
 Resolver = Callable[[str, int], list[str]]
@@ -91,7 +92,7 @@ class RemoteFetcher:
         self._address_allowed = address_allowed
 
     def fetch(self, url: str) -> FetchedImage:
-        deadline = time.monotonic() + self.limits.total_timeout
+        deadline = time.monotonic() + budget(self.limits.total_timeout)  # or the request's, if nearer
         current = url
         for _hop in range(self.limits.max_redirects + 1):
             response = self._request(current, deadline)
@@ -211,6 +212,8 @@ class RemoteFetcher:
     def _remaining(self, deadline: float) -> float:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
+            if request_expired():  # not the URL's fault: 429, try again
+                raise out_of_time("fetching image_url")
             raise RemoteFetchFailed(f"fetching the image took longer than {self.limits.total_timeout:g} s")
         return remaining
 

@@ -25,8 +25,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from visual_search.assets.renditions import rendition_key
 from visual_search.errors import BadInput
-from visual_search.renditions import rendition_key
 from visual_search.storage.port import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, RESERVED_PREFIX
 
 MAX_PUBLIC_ID_CHARS = 255

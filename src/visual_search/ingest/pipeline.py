@@ -10,19 +10,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 import numpy as np
 
-from visual_search.assets import asset_id_for, build_document
+from visual_search.assets.identity import asset_id_for, build_document
+from visual_search.assets.renditions import RenditionWriter
 from visual_search.embedding import Embedder
-from visual_search.embedding.decode import DecodeLimits, decode_image
+from visual_search.embedding.decode import DecodedImage, DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
 from visual_search.errors import ImageRejected
 from visual_search.index.port import IndexedAsset, VectorIndex
-from visual_search.renditions import RenditionWriter
 from visual_search.storage.port import RESERVED_PREFIX, is_reserved
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ class IngestItem:
     data: bytes
     tags: tuple[str, ...] = ()
     created_at: datetime | None = None
+    decoded: DecodedImage | None = None  # already decoded by `Ingestor.decode` (an upload checks first)
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,11 @@ class IngestResult:
 
 @dataclass
 class StageTimings:
+    """Seconds spent per stage by the calls it was handed to."""
+
     decode_s: float = 0.0
     embed_s: float = 0.0
     write_s: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 class Ingestor:
@@ -67,14 +69,19 @@ class Ingestor:
         self._store_name = store_name
         self._limits = limits
         self._renditions = renditions
-        self.timings = StageTimings()
 
-    def ingest(self, items: Sequence[IngestItem]) -> list[IngestResult]:
-        """Index a batch; one result per item, in order."""
+    def decode(self, data: bytes) -> DecodedImage:
+        """Decode as indexing does: the model's scale, this process's limits and decoding budget."""
+        return decode_image(data, self._limits, min_side=self._embedder.manifest.image.resize_to)
+
+    def ingest(self, items: Sequence[IngestItem], timings: StageTimings | None = None) -> list[IngestResult]:
+        """Index a batch; one result per item, in order. `timings`, when given, gets this call's seconds
+        per stage added (the caller owns it, so nothing here accumulates across calls)."""
+        timings = timings if timings is not None else StageTimings()
         results: dict[int, IngestResult] = {}
         pixels, documents, positions, decoded_images = [], [], [], []
         started = time.perf_counter()
-        spec, side = self._embedder.manifest.image, self._embedder.manifest.image.resize_to
+        spec = self._embedder.manifest.image
         for i, item in enumerate(items):
             asset_id = asset_id_for(self._store_name, item.key)
             if is_reserved(item.key):  # every caller filters these; this is the last line of defence
@@ -82,7 +89,7 @@ class Ingestor:
                 results[i] = IngestResult(item.key, asset_id, "refused", "reserved_name", message)
                 continue
             try:
-                decoded = decode_image(item.data, self._limits, min_side=side)
+                decoded = item.decoded or self.decode(item.data)
             except ImageRejected as exc:
                 log.info("refused %s: %s (%s)", item.key, exc.reason, exc)
                 results[i] = IngestResult(item.key, asset_id, "refused", exc.reason, str(exc))
@@ -112,11 +119,11 @@ class Ingestor:
                 for doc, image in zip(documents, decoded_images, strict=True):
                     self._renditions.write(doc["key"], image)
             written_at = time.perf_counter()
-            self.timings.embed_s += embedded_at - decoded_at
-            self.timings.write_s += written_at - embedded_at
+            timings.embed_s += embedded_at - decoded_at
+            timings.write_s += written_at - embedded_at
             for pos, doc in zip(positions, documents, strict=True):
                 results[pos] = IngestResult(items[pos].key, doc["asset_id"], "indexed")
-        self.timings.decode_s += decoded_at - started
+        timings.decode_s += decoded_at - started
         return [results[i] for i in range(len(items))]
 
     def remove(self, keys: Sequence[str]) -> list[str]:

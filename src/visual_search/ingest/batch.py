@@ -15,17 +15,18 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from visual_search.ingest_events import parse_lambda_event
-from visual_search.object_ingest import ObjectIngest, Staged
+from visual_search.ingest.events import parse_lambda_event
+from visual_search.ingest.objects import IngestReport, ObjectIngest, Staged
 
 log = logging.getLogger(__name__)
 FETCH_WORKERS = 8
 
 
 class StagedBatchProcessor(BatchProcessor):
-    def __init__(self, pipeline: ObjectIngest, fetch_workers: int = FETCH_WORKERS):
+    def __init__(self, pipeline: ObjectIngest, report: IngestReport, fetch_workers: int = FETCH_WORKERS):
         super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self.pipeline = pipeline
+        self.report = report
         self.fetch_workers = fetch_workers
         self._staged: dict[str, list[Staged]] = {}
 
@@ -37,7 +38,7 @@ class StagedBatchProcessor(BatchProcessor):
                 log.info("message %s ignored: %s", record.message_id, parsed.ignored)
                 continue
             for event in parsed.events:
-                item = self.pipeline.stage(event)
+                item = self.pipeline.stage(event, self.report)
                 if item is not None:
                     staged.append(item)
         self._staged[record.message_id] = staged
@@ -53,7 +54,7 @@ class StagedBatchProcessor(BatchProcessor):
         if not pending:
             return results
         try:
-            self.pipeline.apply([item for _, items in pending for item in items])
+            self._apply_counted([item for _, items in pending for item in items])
         except Exception:
             # One message's failure must not send the whole batch back: apply message by message, so
             # only the messages that still fail return to the queue (and, in the end, the DLQ).
@@ -64,20 +65,29 @@ class StagedBatchProcessor(BatchProcessor):
 
     def _apply_alone(self, record: dict[str, Any], items: list[Staged]) -> None:
         try:
-            self.pipeline.apply(items)
+            self._apply_counted(items)
         except Exception as exc:
             log.warning("message %s goes back to the queue: %s", record.get("messageId"), exc)
             self.success_messages.remove(record)
             as_record = self._to_batch_type(record, event_type=self.event_type, model=self.model)
             self.failure_handler(as_record, (type(exc), exc, exc.__traceback__))
 
+    def _apply_counted(self, items: list[Staged]) -> None:
+        # Counted only once applied: a batch that fails is applied again message by message.
+        attempt = self.pipeline.apply(items)
+        self.report.merge(attempt)
 
-def handle_event(pipeline: ObjectIngest, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+
+def handle_event(
+    pipeline: ObjectIngest, event: dict[str, Any], context: Any = None, report: IngestReport | None = None
+) -> dict[str, Any]:
     """The ingest Lambda's body: SQS batches get a partial batch response; direct S3 and EventBridge
-    events are applied whole and raise on failure (Lambda's async retries and on-failure destination)."""
+    events are applied whole and raise on failure (Lambda's async retries and on-failure destination).
+    `report`, when given, receives this call's outcomes and stage seconds."""
+    report = report if report is not None else IngestReport()
     records = event.get("Records") or []
     if records and records[0].get("eventSource") == "aws:sqs":
-        processor = StagedBatchProcessor(pipeline)
+        processor = StagedBatchProcessor(pipeline, report)
         with processor(records=records, handler=processor.record_handler, lambda_context=context):
             processor.process()
         return processor.response()
@@ -86,7 +96,7 @@ def handle_event(pipeline: ObjectIngest, event: dict[str, Any], context: Any = N
         for parsed in parse_lambda_event(event)
         if not parsed.ignored
         for e in parsed.events
-        if (item := pipeline.stage(e)) is not None
+        if (item := pipeline.stage(e, report)) is not None
     ]
-    pipeline.apply(staged)
+    pipeline.apply(staged, report)
     return {"applied": len(staged)}

@@ -6,12 +6,17 @@ at most `max_hits_per_query` hits (the documented ceiling, below OpenSearch's k 
 
 A search by `image_asset_id` reuses the stored vector (no model call) and leaves the asset itself out
 of its results: "more like this" should not answer with the same picture.
+
+The query vector of a search that has a next page is kept (a bounded LRU with a time to live, keyed by
+the cursor's query key), so the next pages cost an index lookup only: an `image_url` is not fetched and
+embedded again for every page. Past the TTL or evicted, the page computes it again, as page 1 did.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import time
 import unicodedata
 from collections.abc import Callable
@@ -19,14 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from cachetools import TTLCache
 
-from visual_search.assets import find_asset
-from visual_search.cursor import CursorCodec, CursorState, query_key
+from visual_search.assets.identity import find_asset
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
 from visual_search.errors import BadInput
 from visual_search.index.port import Filters, Hit, SearchAfter, VectorIndex
+from visual_search.search.cursor import CursorCodec, CursorState, query_key
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class SearchService:
         limits: DecodeLimits,
         max_hits: int,
         max_text_chars: int,
+        kept_vectors: int = 256,
+        kept_vectors_ttl_s: float = 600.0,
     ):
         self._embedder = embedder
         self._index = index
@@ -91,6 +99,9 @@ class SearchService:
         self._limits = limits
         self._max_hits = max_hits
         self._max_text_chars = max_text_chars
+        # A few KB each; the local server answers from several threads and TTLCache is not thread-safe.
+        self._vectors: TTLCache[str, np.ndarray] = TTLCache(kept_vectors, kept_vectors_ttl_s)
+        self._vectors_lock = threading.Lock()
 
     def search(self, query: SearchQuery) -> SearchPage:
         started = time.perf_counter()
@@ -103,9 +114,9 @@ class SearchService:
             state = self._codec.decode(query.next_cursor, key)
             after, served, snapshot = SearchAfter(state.score, state.asset_id), state.served, state.snapshot
         exclude = query.asset_id
-        vector = self._query_vector(kind, value)
-        if not query.next_cursor:  # opened once the query is known to be valid, not before
-            snapshot = self._index.open_snapshot()
+        vector = self._kept_vector(key) if query.next_cursor else None
+        if vector is None:
+            vector = self._query_vector(kind, value)
         remaining = self._max_hits - served
         size = min(query.max_results, remaining)
         hits: list[Hit] = []
@@ -123,9 +134,22 @@ class SearchService:
         served += len(hits)
         cursor = None
         if hits and len(hits) == size and served < self._max_hits:
+            # A point in time is scarce (OpenSearch allows 300 per node): only a search that has a next
+            # page opens one, after its first page; the next pages read it.
+            if snapshot is None and not query.next_cursor:
+                snapshot = self._index.open_snapshot()
             last = hits[-1]
             cursor = self._codec.encode(CursorState(key, last.score, last.asset_id, served, snapshot))
+            if kind != "image_asset_id":  # that one is an index lookup already
+                with self._vectors_lock:
+                    self._vectors[key] = vector
+        elif snapshot is not None:
+            self._index.close_snapshot(snapshot)  # the walk ends here
         return SearchPage(hits, cursor, int((time.perf_counter() - started) * 1000))
+
+    def _kept_vector(self, key: str) -> np.ndarray | None:
+        with self._vectors_lock:
+            return self._vectors.get(key)
 
     def _query_vector(self, kind: str, value: Any) -> np.ndarray:
         if kind == "text":

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 
-from visual_search.ingest_events import ObjectEvent
-from visual_search.object_ingest import ObjectIngest, Staged
-from visual_search.pacing import Pacer
+from visual_search.ingest.events import ObjectEvent
+from visual_search.ingest.objects import IngestReport, ObjectIngest, Staged
+from visual_search.ingest.pacing import Pacer
 from visual_search.storage.port import ImageStore, ObjectInfo
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 @dataclass
 class BackfillReport:
     listed: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
+    ingest: IngestReport = field(default_factory=IngestReport)
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        return {k: v for k, v in self.ingest.counts.items() if v}
 
 
 def backfill(
@@ -39,27 +43,23 @@ def backfill(
     progress: Callable[[int], None] | None = None,
 ) -> BackfillReport:
     report, pacer, seen = BackfillReport(), Pacer(per_second), set()
-    before = dict(pipeline.tally.counts)
     batch: list[Staged] = []
     for info in store.scan(prefix):
         report.listed += 1
         seen.add(info.key)
         pacer.wait()
-        staged = pipeline.stage(listing_event(store.name, info))
+        staged = pipeline.stage(listing_event(store.name, info), report.ingest)
         if staged is not None:
             batch.append(staged)
         if len(batch) >= batch_size:
-            pipeline.apply(batch)
+            pipeline.apply(batch, report.ingest)
             batch = []
         if progress:
             progress(1)
     if batch:
-        pipeline.apply(batch)
+        pipeline.apply(batch, report.ingest)
     if prune:
-        pipeline.apply(pipeline.removals_for_missing(seen, prefix))
-    report.outcomes = {
-        k: v - before.get(k, 0) for k, v in pipeline.tally.counts.items() if v - before.get(k, 0)
-    }
+        pipeline.apply(pipeline.removals_for_missing(seen, prefix), report.ingest)
     return report
 
 

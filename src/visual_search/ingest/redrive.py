@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from visual_search.pacing import Pacer
+from visual_search.ingest.pacing import Pacer
 
 SQS_CONFIG = Config(connect_timeout=3, read_timeout=25, retries={"mode": "standard", "max_attempts": 5})
 

@@ -1,0 +1,36 @@
+"""Every log group expires after a month, CDK's helper functions' included (bucket notifications,
+deployments, custom resources): left alone, those are kept for two years, or for ever where CDK makes no
+log group and Lambda creates one on first use."""
+
+from __future__ import annotations
+
+import jsii
+from aws_cdk import CfnResource, IAspect, RemovalPolicy, aws_lambda, aws_logs
+from constructs import Construct, IConstruct
+
+RETENTION = aws_logs.RetentionDays.ONE_MONTH
+DAYS = 30
+
+
+@jsii.implements(IAspect)
+class LogRetention:
+    """An aspect over the whole stack (so it reaches functions CDK adds on its own)."""
+
+    def __init__(self, removal: RemovalPolicy):
+        self.removal = removal
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, aws_logs.CfnLogGroup):
+            if node.retention_in_days is None or node.retention_in_days > DAYS:
+                node.retention_in_days = DAYS
+        elif (
+            isinstance(node, CfnResource)
+            and not isinstance(node, aws_lambda.CfnFunction)  # aws_lambda.Function: CDK gives it a group
+            and node.cfn_resource_type == "AWS::Lambda::Function"
+        ):
+            # A raw function (S3 bucket notifications' handler): its own group, referenced, so it exists
+            # before the function can run and log.
+            scope = node.node.scope
+            assert isinstance(scope, Construct)
+            group = aws_logs.LogGroup(scope, "Logs", retention=RETENTION, removal_policy=self.removal)
+            node.add_property_override("LoggingConfig.LogGroup", group.log_group_name)

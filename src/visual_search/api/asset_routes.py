@@ -1,0 +1,201 @@
+"""Cloudinary's asset calls around visual_search: the Upload API (`upload`, `upload_large`, `destroy`:
+signed in the body, verified here) and the Admin API (`ping`, `resources`, `resources_by_tag`,
+`resources_by_asset_ids`, `resource`, `delete_resources` by ids, prefix or tag: Basic auth). Paths and
+parameters as the SDKs send them; each handler is one call into `uploads` or `listing`."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from visual_search.api import params
+from visual_search.api.responses import resource
+from visual_search.api.upload_signature import verify_upload
+from visual_search.assets import names
+from visual_search.assets.chunked_uploads import parse_part
+from visual_search.assets.identity import public_id_for
+from visual_search.assets.listing import DEFAULT_RESULTS, MAX_RESULTS
+from visual_search.errors import BadInput, NotFound
+
+if TYPE_CHECKING:
+    from visual_search.api.app import Routes
+
+CLOUD = "/v1_1/<cloud_name>"
+MAX_DELETE_IDS = 100
+# Cloudinary deletes at most 1000 assets per call and answers `partial`; 200 here, so a call that deletes
+# from S3 and the index one by one still answers within the search function's 28 s.
+MAX_DELETE_MATCHES = 200
+# A public_id holds slashes, which a route parameter cannot match: these paths are resolved here.
+RESOURCE_BY_PUBLIC_ID = re.compile(r"^/v1_1/(?P<cloud_name>[^/]+)/resources/image/upload/(?P<public_id>.+)$")
+ONLY_IMAGES = "Visual Search stores and indexes images only: upload with resource_type 'image' or 'auto'"
+
+
+class AssetRoutes:
+    def __init__(self, routes: Routes):
+        self.r = routes
+        self.services = routes.services
+
+    # -- Upload API
+    def upload(self, cloud_name: str, resource_type: str):
+        fields = self.r.request_params()
+        data = fields.pop("file", None)
+        filename = getattr(data, "filename", None)
+        text_fields = {k: v for k, v in fields.items() if isinstance(v, str)}
+        self._verify(text_fields, cloud_name)
+        if resource_type not in ("image", "auto"):
+            raise BadInput(ONLY_IMAGES)
+        if isinstance(data, str):
+            data = (
+                params.decode_data_uri(data, self.r.settings.max_image_bytes)
+                if data.startswith("data:")
+                else None
+            )
+        if not data:
+            raise BadInput(
+                "file is required: a file part or a data: URI (remote URLs are not fetched on upload)"
+            )
+        headers = {k.lower(): v for k, v in (self.r.app.current_event.headers or {}).items()}
+        if "x-unique-upload-id" in headers or "content-range" in headers:
+            part = parse_part(headers.get("x-unique-upload-id", ""), headers.get("content-range", ""))
+            assembled = self.services.chunks.receive(part, bytes(data))
+            if assembled is None:
+                # The SDK sends the public_id it gets back with the next part: echo or choose it now.
+                public_id = text_fields.get("public_id") or (
+                    None if text_fields.get("use_filename") else part.upload_id
+                )
+                body = {"done": False, "upload_id": part.upload_id, "public_id": public_id}
+                return self.r.respond(200, json.dumps({k: v for k, v in body.items() if v is not None}))
+            data = assembled
+        document = self.services.uploads.upload(bytes(data), text_fields, filename)
+        body = resource(document, self.r.url_for)
+        if document.get("existing"):
+            body["existing"] = True
+        return self.r.respond(200, json.dumps(body))
+
+    def destroy(self, cloud_name: str, resource_type: str):
+        fields = {k: v for k, v in self.r.request_params().items() if isinstance(v, str)}
+        self._verify(fields, cloud_name)
+        public_id = fields.get("public_id")
+        if not public_id:
+            raise BadInput("public_id is required")
+        if resource_type != "image" or fields.get("type", "upload") != "upload":
+            return self.r.respond(200, json.dumps({"result": "not found"}))
+        found = self.services.uploads.destroy(public_id)
+        return self.r.respond(200, json.dumps({"result": "ok" if found else "not found"}))
+
+    def _verify(self, fields: dict[str, str], cloud_name: str) -> None:
+        secret = self.r.settings.api_secret.get_secret_value() if self.r.settings.api_secret else ""
+        verify_upload(fields, self.r.settings.api_key, secret)
+        self.r.check_cloud(cloud_name)  # after the signature: a stranger learns nothing, not even the name
+
+    # -- Admin API
+    def ping(self, cloud_name: str):
+        self.r.authenticate(cloud_name)
+        return self.r.respond(200, json.dumps({"status": "ok"}))
+
+    def resources(self, cloud_name: str):
+        self.r.authenticate(cloud_name)
+        fields = self.r.request_params()
+        return self._page(fields, prefix=params.text(fields, "prefix") or "")
+
+    def resources_typed(self, cloud_name: str, upload_type: str):
+        self.r.authenticate(cloud_name)
+        fields = self.r.request_params()
+        if upload_type != "upload":
+            return self.r.respond(200, json.dumps({"resources": []}))
+        return self._page(fields, prefix=params.text(fields, "prefix") or "")
+
+    def resources_by_tag(self, cloud_name: str, tag: str):
+        self.r.authenticate(cloud_name)
+        return self._page(self.r.request_params(), tag=_one_tag(tag))
+
+    def resources_by_asset_ids(self, cloud_name: str):
+        self.r.authenticate(cloud_name)
+        ids = params.id_list(self._lists(), "asset_ids")
+        if not ids:
+            raise BadInput("asset_ids is required")
+        documents = self.services.listing.by_asset_ids(ids)
+        return self.r.respond(
+            200, json.dumps({"resources": [resource(d, self.r.url_for) for d in documents]})
+        )
+
+    def resource_by_public_id(self, cloud_name: str, public_id: str):
+        self.r.authenticate(cloud_name)
+        keys = self.services.uploads.keys_of(names.existing_public_id(public_id))
+        info = self.services.store.head(keys[0]) if keys else None
+        if info is None:
+            raise NotFound(f"Resource not found - {public_id[:255]}")
+        return self.r.respond(200, json.dumps(resource(self.services.listing.document(info), self.r.url_for)))
+
+    def delete_resources(self, cloud_name: str):
+        """DELETE /resources/image/upload: by `public_ids` (query, as the Java SDK sends them, or JSON
+        body, as the Python and Node SDKs do), or by `prefix`. Every id is checked before any is deleted."""
+        self.r.authenticate(cloud_name)
+        body = self.r.body_params()
+        lists = self._lists()
+        if isinstance(in_body := body.get("public_ids"), str):
+            lists.setdefault("public_ids", []).append(in_body)
+        public_ids = params.id_list(lists, "public_ids")
+        prefix = params.text(body, "prefix") or params.text(self._query(), "prefix")
+        if public_ids and prefix:
+            raise BadInput("give public_ids or prefix, not both")
+        if prefix:
+            names.existing_public_id(prefix)
+            return self._delete_matching(prefix=names.normalise(prefix))
+        if not public_ids:
+            raise BadInput("public_ids or prefix is required")
+        if len(public_ids) > MAX_DELETE_IDS:
+            raise BadInput(f"at most {MAX_DELETE_IDS} public_ids per call, as Cloudinary allows")
+        for public_id in public_ids:
+            names.existing_public_id(public_id)
+        deleted = {pid: self.services.uploads.delete(pid) for pid in public_ids}
+        return self.r.respond(200, json.dumps({"deleted": deleted, "partial": False}))
+
+    def delete_by_tag(self, cloud_name: str, tag: str):
+        self.r.authenticate(cloud_name)
+        return self._delete_matching(tag=_one_tag(tag))
+
+    def fallback(self) -> Response | None:
+        """Routes whose last parameter holds slashes; None when the path is none of them."""
+        event = self.r.app.current_event
+        match = RESOURCE_BY_PUBLIC_ID.match(event.path or "")
+        if event.http_method != "GET" or match is None:
+            return None
+        return self.resource_by_public_id(match["cloud_name"], match["public_id"])
+
+    # -- helpers
+    def _page(self, fields: dict[str, Any], prefix: str = "", tag: str | None = None):
+        if (params.text(fields, "direction") or "asc").lower() not in ("asc", "1"):
+            raise BadInput("only direction=asc is supported: listings follow the public_id order")
+        page = self.services.listing.page(
+            prefix=prefix,
+            tag=tag,
+            max_results=params.integer(fields, "max_results", DEFAULT_RESULTS, 1, MAX_RESULTS),
+            next_cursor=params.text(fields, "next_cursor"),
+        )
+        body: dict[str, Any] = {"resources": [resource(d, self.r.url_for) for d in page.documents]}
+        if page.next_cursor:
+            body["next_cursor"] = page.next_cursor
+        return self.r.respond(200, json.dumps(body))
+
+    def _delete_matching(self, prefix: str = "", tag: str | None = None):
+        keys, complete = self.services.listing.matching(prefix, tag, limit=MAX_DELETE_MATCHES)
+        deleted = {public_id_for(key): self.services.uploads.delete_key(key) for key in keys}
+        return self.r.respond(200, json.dumps({"deleted": deleted, "partial": not complete}))
+
+    def _lists(self) -> dict[str, list[str]]:
+        multi = self.r.app.current_event.multi_value_query_string_parameters or {}
+        return {k: list(v) for k, v in multi.items()}
+
+    def _query(self) -> dict[str, str | bytes]:
+        return {k: v[-1] for k, v in self._lists().items() if v}
+
+
+def _one_tag(value: str) -> str:
+    found = names.tags(value)
+    if len(found) != 1:
+        raise BadInput("give exactly one tag (a tag holds no comma)")
+    return found[0]

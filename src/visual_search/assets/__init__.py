@@ -1,0 +1,1 @@
+"""What exists and under which name: identity, names, uploads, listings, renditions, writes."""

@@ -1,0 +1,107 @@
+"""Listing the collection as Cloudinary's Admin API does (`resources`, `resources_by_tag`,
+`resources_by_asset_ids`, `resource`), and the bulk deletes that select by prefix or tag.
+
+The store is the list of what exists (an object the worker has not indexed yet, or one left out by the
+opt-in rule, is still an asset); the index adds what only it knows (dimensions, tags). Pages follow the
+keys' byte order, so a page resumes after the last key served whatever was added or deleted since, and
+never repeats one. The cursor is the search cursor's signed envelope (`CursorCodec`) carrying that key,
+bound to the listing's parameters. Every call is bounded: at most `MAX_RESULTS` resources per page, and
+a tag filter reads at most `SCAN_LIMIT` keys per call before it hands back a cursor to continue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import PurePosixPath
+from typing import Any
+
+from visual_search.assets import names
+from visual_search.assets.identity import asset_id_for, folder_for, public_id_for
+from visual_search.errors import BadInput
+from visual_search.index.port import VectorIndex
+from visual_search.search.cursor import CursorCodec, CursorState, query_key
+from visual_search.storage.port import ImageStore, ObjectInfo, is_reserved
+
+MAX_RESULTS = 500  # Cloudinary's maximum for max_results
+DEFAULT_RESULTS = 10  # Cloudinary's default
+# Keys read per call when a tag filters them: each is one index lookup, and a call must answer well
+# within the search function's 28 s (an OpenSearch GET takes milliseconds).
+SCAN_LIMIT = 1000
+MAX_BY_ASSET_IDS = 100  # Cloudinary's limit for resources_by_asset_ids
+
+
+@dataclass(frozen=True)
+class Page:
+    documents: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class Listing:
+    def __init__(self, store: ImageStore, index: VectorIndex, cursors: CursorCodec):
+        self._store, self._index, self._cursors = store, index, cursors
+
+    def page(
+        self,
+        prefix: str = "",
+        tag: str | None = None,
+        max_results: int = DEFAULT_RESULTS,
+        next_cursor: str | None = None,
+    ) -> Page:
+        """Resources whose public_id starts with `prefix` (and that carry `tag`), in key order."""
+        prefix = names.normalise(prefix) if prefix else ""
+        if prefix and is_reserved(prefix + "/"):
+            raise names.ReservedName("the _vs/ prefix is reserved for Visual Search's own files")
+        key = query_key({"listing": 1, "prefix": prefix, "tag": tag})
+        after = self._cursors.decode(next_cursor, key).asset_id if next_cursor else None
+        documents: list[dict[str, Any]] = []
+        last, scanned = after, 0
+        for info in self._store.scan(prefix, start_after=after):
+            if is_reserved(info.key):
+                continue
+            if len(documents) == max_results or scanned == SCAN_LIMIT:
+                return Page(documents, self._cursors.encode(CursorState(key, 0.0, last or "", 0)))
+            scanned += 1
+            last = info.key
+            document = self.document(info)
+            if tag is None or tag in document.get("tags", ()):
+                documents.append(document)
+        return Page(documents, None)
+
+    def matching(self, prefix: str = "", tag: str | None = None, limit: int = 1000) -> tuple[list[str], bool]:
+        """Keys to delete by prefix or tag: at most `limit`, reading at most SCAN_LIMIT keys; and whether
+        that was all of them."""
+        keys: list[str] = []
+        for scanned, info in enumerate(self._store.scan(prefix)):
+            if len(keys) == limit or scanned == SCAN_LIMIT:
+                return keys, False
+            if is_reserved(info.key):
+                continue
+            if tag is None or tag in self.document(info).get("tags", ()):
+                keys.append(info.key)
+        return keys, True
+
+    def by_asset_ids(self, asset_ids: list[str]) -> list[dict[str, Any]]:
+        if len(asset_ids) > MAX_BY_ASSET_IDS:
+            raise BadInput(f"at most {MAX_BY_ASSET_IDS} asset_ids per call, as Cloudinary allows")
+        found = [self._index.get(a) for a in dict.fromkeys(asset_ids)]
+        return [dict(s.document) for s in found if s is not None and not is_reserved(str(s.document["key"]))]
+
+    def document(self, info: ObjectInfo) -> dict[str, Any]:
+        """The index's document for a stored object, or what the listing alone tells of it."""
+        asset_id = asset_id_for(self._store.name, info.key)
+        stored = self._index.get(asset_id)
+        if stored is not None:
+            return dict(stored.document)
+        modified = info.last_modified.astimezone(UTC) if info.last_modified.tzinfo else info.last_modified
+        suffix = PurePosixPath(info.key).suffix.lstrip(".").lower()
+        return {
+            "asset_id": asset_id,
+            "key": info.key,
+            "public_id": public_id_for(info.key),
+            "folder": folder_for(info.key),
+            "format": {"jpeg": "jpg", "tif": "tiff"}.get(suffix, suffix) or None,
+            "bytes": info.size,
+            "tags": [],
+            "created_at": modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }

@@ -1,0 +1,144 @@
+"""The upload and destroy use cases, as Cloudinary's Upload API defines them.
+
+One asset per public_id, as in Cloudinary: a re-upload replaces the stored file and its index entry, in
+any format (the files of that public_id in other formats are deleted once the new one is stored).
+Cloudinary keeps an asset's `asset_id` when it is overwritten; ours derives from the stored key
+(`public_id.format`), so it is kept by a re-upload in the same format and changes with the format —
+the cost of an id every writer (API, bucket events, backfill) computes alone, without a lookup.
+
+Naming, as Cloudinary's upload parameters: `public_id` (else the file name with `use_filename`, plus a
+random 6-character suffix unless `unique_filename=false`, else 20 random hex characters), under `folder`
+(or `asset_folder`); `overwrite=false` returns the existing asset, marked `"existing": true`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from pathlib import PurePosixPath
+from typing import Any
+
+from visual_search.assets import names
+from visual_search.assets.identity import asset_id_for, build_document, public_id_for
+from visual_search.assets.writers import IndexWriter
+from visual_search.embedding.decode import DecodedImage
+from visual_search.errors import BadInput
+from visual_search.index.port import VectorIndex
+from visual_search.storage.port import ImageStore, InvalidKey, validate_key
+
+SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+class Uploads:
+    def __init__(
+        self,
+        store: ImageStore,
+        writer: IndexWriter,
+        index: VectorIndex,
+        decode: Callable[[bytes], DecodedImage],
+        model_id: str,
+    ):
+        # `decode` is the ingest pipeline's: the model's scale and this process's decoding budget, so an
+        # image search accepts is never refused on upload (a full-scale decode of 49 MP needed 630 MB).
+        self._store, self._writer, self._index = store, writer, index
+        self._decode, self._model_id = decode, model_id
+
+    def upload(self, data: bytes, fields: Mapping[str, str], filename: str | None = None) -> dict[str, Any]:
+        """Store and index one image; the stored document (Cloudinary's resource fields)."""
+        # Names and files are refused before anything is stored.
+        public_id = self._public_id(fields, filename)
+        tags = names.tags(fields.get("tags", ""))
+        opted_in = flag(fields, "visual_search", False)
+        decoded = self._decode(data)
+        key = validate_key(names.stored_key(public_id, decoded.format))
+        existing = self.keys_of(public_id)
+        if existing and not flag(fields, "overwrite", True):
+            return {**self._document_of(existing[0]), "existing": True}
+        report = self._writer.put(key, data, tags, opted_in)
+        if report.refused:
+            self._writer.delete(key)
+            raise BadInput(report.refused[0].message or "image refused")
+        for other in existing:
+            if other != key:
+                self._writer.delete(other)
+        stored = self._index.get(asset_id_for(self._store.name, key)) if self._writer.indexes_now else None
+        if stored is not None:
+            return dict(stored.document)
+        return build_document(
+            store_name=self._store.name,
+            key=key,
+            image=decoded,
+            data=data,
+            model_id=self._model_id,
+            tags=tags,
+        )
+
+    def destroy(self, public_id: str) -> bool:
+        """Remove every stored file of this public_id, its index entry and rendition; False if none."""
+        keys = self.keys_of(names.existing_public_id(public_id))
+        for key in keys:
+            self._writer.delete(key)
+        return bool(keys)
+
+    def delete_key(self, key: str) -> str:
+        """Remove one stored file (found by a listing) and its index entry: "deleted"."""
+        self._writer.delete(key)
+        return "deleted"
+
+    def delete(self, public_id: str) -> str:
+        """The Admin API's per-id outcome: "deleted" or "not_found"."""
+        return "deleted" if self.destroy(public_id) else "not_found"
+
+    def keys_of(self, public_id: str) -> list[str]:
+        """The stored keys whose public_id this is (one, unless written around the API)."""
+        keys = [k for k in self._store.list(public_id + ".") if public_id_for(k) == public_id]
+        try:
+            if self._store.head(public_id) is not None:
+                keys.append(public_id)
+        except InvalidKey:  # a name no store can hold as a key is simply not there
+            pass
+        return keys
+
+    def _document_of(self, key: str) -> dict[str, Any]:
+        stored = self._index.get(asset_id_for(self._store.name, key))
+        if stored is not None:
+            return dict(stored.document)
+        obj = self._store.get(key)
+        return build_document(
+            store_name=self._store.name,
+            key=key,
+            image=self._decode(obj.data),
+            data=obj.data,
+            model_id=self._model_id,
+            created_at=obj.last_modified,
+        )
+
+    def _public_id(self, fields: Mapping[str, str], filename: str | None) -> str:
+        folder = fields.get("asset_folder") or fields.get("folder") or ""
+        given = fields.get("public_id")
+        if given:
+            return names.new_public_id(given, folder=folder)
+        if flag(fields, "use_filename", False) and filename:
+            stem = PurePosixPath(filename.replace("\\", "/")).name
+            stem = stem.rsplit(".", 1)[0] if "." in stem.lstrip(".") else stem
+            # Cloudinary replaces the characters a public_id may not hold; so do we, for file names only.
+            stem = "".join("_" if c in names.FORBIDDEN or c == "," else c for c in stem).strip() or "file"
+            if flag(fields, "unique_filename", True):
+                stem += "_" + "".join(secrets.choice(SUFFIX_ALPHABET) for _ in range(6))
+            return names.new_public_id(stem, folder=folder)
+        return names.new_public_id(secrets.token_hex(10), folder=folder)
+
+
+def flag(fields: Mapping[str, str], name: str, default: bool) -> bool:
+    """A boolean upload parameter as the SDKs send it: true/false or 1/0."""
+    value = fields.get(name)
+    if value is None or value == "":
+        return default
+    text = str(value).strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise BadInput(f"{name} must be true or false")

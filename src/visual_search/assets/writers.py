@@ -1,0 +1,76 @@
+"""How a change to the collection reaches the index: the two ways a writer (upload, destroy, `visual-search
+add`) stores an image, chosen once by the composition root.
+
+* `InlineIndexing` (one machine, a local folder): nothing watches the folder, so the writer indexes the
+  object itself, through the same ledger-guarded pipeline as S3 events (`ObjectIngest.index_object`).
+* `BucketEvents` (S3): the bucket's object events index it, exactly once, in the ingest worker; the writer
+  only stores the object with what the worker must read back — the tags as user metadata, the opt-in as
+  the `visual_search=true` object tag. An upload and a plain `aws s3 cp` then end in the same state, and
+  so do a destroy and an `aws s3 rm`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from visual_search.ingest.objects import OPT_IN_TAG, IngestReport, ObjectIngest, Write, tags_metadata
+from visual_search.storage.port import ImageStore
+
+
+class IndexWriter(Protocol):
+    indexes_now: bool  # True: the index holds the change when `put`/`delete` return
+
+    def put(self, key: str, data: bytes, tags: Sequence[str] = (), opted_in: bool = False) -> IngestReport:
+        """Store the object; its report says what indexing did (empty when events will do it)."""
+        ...
+
+    def put_many(self, writes: Sequence[Write]) -> IngestReport:
+        """`put` for several objects (embedded in one model call where indexing is inline)."""
+        ...
+
+    def delete(self, key: str) -> IngestReport: ...
+
+
+class InlineIndexing:
+    indexes_now = True
+
+    def __init__(self, store: ImageStore, pipeline: ObjectIngest):
+        self._store, self._pipeline = store, pipeline
+
+    def put(self, key: str, data: bytes, tags: Sequence[str] = (), opted_in: bool = False) -> IngestReport:
+        return self.put_many([Write(key, data, tuple(tags), opted_in)])
+
+    def put_many(self, writes: Sequence[Write]) -> IngestReport:
+        for write in writes:
+            self._store.put(write.key, write.data)
+        return self._pipeline.index_objects(writes)
+
+    def delete(self, key: str) -> IngestReport:
+        self._store.delete(key)
+        return self._pipeline.remove_object(key)
+
+
+class BucketEvents:
+    indexes_now = False
+
+    def __init__(self, store: ImageStore):
+        self._store = store
+
+    def put(self, key: str, data: bytes, tags: Sequence[str] = (), opted_in: bool = False) -> IngestReport:
+        self._store.put(
+            key,
+            data,
+            metadata=tags_metadata(tags),
+            object_tags={OPT_IN_TAG: "true"} if opted_in else None,
+        )
+        return IngestReport()
+
+    def put_many(self, writes: Sequence[Write]) -> IngestReport:
+        for write in writes:
+            self.put(write.key, write.data, write.tags, write.opted_in)
+        return IngestReport()
+
+    def delete(self, key: str) -> IngestReport:
+        self._store.delete(key)
+        return IngestReport()

@@ -1,0 +1,356 @@
+"""Indexing, the one write path: every writer — S3 object events, backfill, and on one machine the API's
+upload and destroy and `visual-search add` (`index_object` / `remove_object`) — goes through here, so the
+ledger orders every change the same way and each call returns its own `IngestReport`.
+
+Two stages, so that one SQS batch is embedded in one model call while a bad record still fails alone:
+
+* `stage(event, report)` per record — filter (prefix, extension, opt-in tag), check the ledger (a
+  duplicate or an older event than the state already applied is dropped), fetch the object (bounded)
+  with the tags stored as its metadata;
+* `apply(staged, report)` per batch — removals, then decode + embed + upsert through the shared
+  Ingestor, then the ledger records what was applied.
+
+A writer that has just stored an object (one machine) calls `index_object(s)` / `remove_object`: the same
+rules and ledger, with an order token from the write time ("t" + time, as where S3 gives no sequencer),
+so a later backfill of the same file ("b" + modification time) never overrides it. The extension filter
+is for events only: a writer holds the bytes, and decoding refuses a non-image with its reason.
+
+Errors are sorted by what a retry can do. Bad images (not an image, a bomb, too large) are *refused*:
+recorded in the ledger with their reason and never retried. Dependencies failing (index, store,
+ledger) raise, so the message returns to the queue and ends in the dead-letter queue after the
+configured attempts, from where `visual-search redrive` re-feeds it.
+
+Ordering: the S3 `sequencer` is the order token when present (S3 and EventBridge carry it; moto does
+not, and there the event time stands in). A window remains between the ledger check and the ledger
+write in which two concurrent workers could both write an asset to the OpenSearch index, and the last
+write wins whatever its order token: nothing closes it (the adapter sends no document version), it is
+only narrow. The embedded index has a single writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Literal
+from urllib.parse import quote, unquote
+
+from visual_search.assets.identity import asset_id_for
+from visual_search.errors import BadInput, ImageRejected
+from visual_search.ingest.events import ObjectEvent, sequencer_sort_key
+from visual_search.ingest.pipeline import IngestItem, Ingestor, IngestResult, StageTimings
+from visual_search.ledger.port import AssetLedger, LedgerEntry
+from visual_search.storage.port import RESERVED_PREFIX, ImageStore, ObjectNotFound
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+OPT_IN_TAG = "visual_search"  # Cloudinary's per-asset opt-in, as an S3 object tag: visual_search=true
+TAGS_METADATA = "vs-tags"  # an object's Cloudinary tags, as S3 user metadata (see `tags_metadata`)
+MAX_METADATA_BYTES = 2048  # S3's limit for all user metadata of one object
+
+
+@dataclass(frozen=True)
+class IngestPolicy:
+    prefix: str = ""
+    opt_in: bool = False  # False: index everything; True: only objects tagged visual_search=true
+
+
+@dataclass(frozen=True)
+class Staged:
+    event: ObjectEvent
+    asset_id: str
+    order: str
+    data: bytes | None = None  # the object, for created events
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Write:
+    """An object a writer has just stored, to index now."""
+
+    key: str
+    data: bytes
+    tags: tuple[str, ...] = ()
+    opted_in: bool = False
+
+
+Outcome = Literal["indexed", "removed", "refused", "skipped"]
+
+
+@dataclass
+class IngestReport:
+    """What one call did: outcome counts, the images refused (with their reason) and seconds per stage
+    (fetch is summed over threads: time spent fetching, not wall time)."""
+
+    counts: Counter = field(default_factory=Counter)
+    refused: list[IngestResult] = field(default_factory=list)
+    fetch_s: float = 0.0
+    timings: StageTimings = field(default_factory=StageTimings)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, outcome: str, n: int = 1) -> None:
+        if n:
+            with self._lock:  # messages of one batch are staged on several threads
+                self.counts[outcome] += n
+
+    def add_seconds(self, seconds: float) -> None:
+        with self._lock:
+            self.fetch_s += seconds
+
+    def refuse(self, result: IngestResult) -> None:
+        with self._lock:
+            self.counts["refused"] += 1
+            self.refused.append(result)
+
+    def merge(self, other: IngestReport) -> None:
+        with self._lock:
+            self.counts.update(other.counts)
+            self.refused.extend(other.refused)
+            self.fetch_s += other.fetch_s
+            for name in ("decode_s", "embed_s", "write_s"):
+                setattr(self.timings, name, getattr(self.timings, name) + getattr(other.timings, name))
+
+    def stage_seconds(self) -> dict[str, float]:
+        t = self.timings
+        return {"fetch": self.fetch_s, "decode": t.decode_s, "embed": t.embed_s, "write": t.write_s}
+
+
+def tags_metadata(tags: Sequence[str]) -> dict[str, str]:
+    """An object's tags as S3 user metadata, percent-encoded (metadata travels as HTTP headers, ASCII).
+    Raises BadInput past S3's 2 KB metadata limit."""
+    if not tags:
+        return {}
+    value = ",".join(quote(t, safe="") for t in tags)
+    if len(TAGS_METADATA) + len(value) > MAX_METADATA_BYTES:
+        raise BadInput(
+            f"tags take {len(value):,} bytes encoded; on S3 an object's tags are at most"
+            f" {MAX_METADATA_BYTES:,} bytes (S3 user metadata)"
+        )
+    return {TAGS_METADATA: value}
+
+
+def tags_from_metadata(metadata: dict[str, str]) -> tuple[str, ...]:
+    value = metadata.get(TAGS_METADATA, "")
+    return tuple(unquote(t) for t in value.split(",") if t)
+
+
+def order_token(event: ObjectEvent) -> str:
+    """A string whose `<` orders the events of one object.
+
+    "s" + padded sequencer when S3 gave one (always, on AWS). "b" + modification time for a listing
+    (backfill): below every sequencer, so a live event always wins over what a backfill saw. "t" +
+    event time where no sequencer exists (moto, some S3-compatible stores).
+    """
+    if event.listed:
+        return "b" + event.event_time
+    if event.sequencer:
+        return "s" + sequencer_sort_key(event.sequencer)
+    return "t" + event.event_time
+
+
+class ObjectIngest:
+    def __init__(
+        self,
+        store: ImageStore,
+        ingestor: Ingestor,
+        ledger: AssetLedger,
+        policy: IngestPolicy,
+    ):
+        self._store, self._ingestor, self._ledger = store, ingestor, ledger
+        self._policy = policy
+        self._clock_lock = threading.Lock()
+        self._last_write = ""
+
+    # -- writers that change the store themselves (one machine): the change is applied now
+    def index_object(
+        self, key: str, data: bytes, tags: Sequence[str] = (), opted_in: bool = False
+    ) -> IngestReport:
+        """Index an object just written to the store, with its tags; the same rules as an S3 event
+        (prefix, extension, opt-in: `opted_in` stands for the object's visual_search=true tag)."""
+        return self.index_objects([Write(key, data, tuple(tags), opted_in)])
+
+    def index_objects(self, writes: Sequence[Write]) -> IngestReport:
+        """`index_object` for several objects, embedded together."""
+        report, staged = IngestReport(), []
+        for write in writes:
+            event = ObjectEvent("created", self._store.name, write.key, self._write_time(), name="Write")
+            # The extension rule spares S3 fetches of what cannot be an image; a writer holds the bytes,
+            # so decoding decides, and a non-image is refused with its reason rather than ignored.
+            if reason := self._ignored(event, check_extension=False):
+                log.info("ignored %s: %s", write.key, reason, extra={"key": write.key})
+                report.add("skipped")
+                continue
+            asset_id, order = asset_id_for(self._store.name, write.key), order_token(event)
+            if self._policy.opt_in and not write.opted_in:
+                if (removal := self._not_opted_in(event, asset_id, order, report)) is not None:
+                    staged.append(removal)
+                continue
+            staged.append(Staged(event, asset_id, order, write.data, write.tags))
+        return self.apply(staged, report)
+
+    def remove_object(self, key: str) -> IngestReport:
+        """Remove the asset of an object just deleted from the store (and its rendition)."""
+        report = IngestReport()
+        event = ObjectEvent("removed", self._store.name, key, self._write_time(), name="Delete")
+        self.apply([Staged(event, asset_id_for(self._store.name, key), order_token(event))], report)
+        return report
+
+    def _write_time(self) -> str:
+        # Fixed width, so it compares as text; strictly increasing within the process, so two writes
+        # of one key in the same microsecond still order.
+        with self._clock_lock:
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            self._last_write = now if now > self._last_write else self._last_write + "+"
+            return self._last_write
+
+    # -- stage 1: per record
+    def stage(self, event: ObjectEvent, report: IngestReport) -> Staged | None:
+        """Decide whether the event applies and fetch what it needs; None when it is dropped."""
+        reason = self._ignored(event)
+        if reason:
+            log.info("ignored %s: %s", event.key, reason, extra={"key": event.key})
+            report.add("skipped")
+            return None
+        asset_id = asset_id_for(self._store.name, event.key)
+        order = order_token(event)
+        if not self._ledger.is_newer(asset_id, order):
+            log.info(
+                "dropped %s: not newer than the state already applied",
+                event.name or event.kind,
+                extra={"key": event.key, "asset_id": asset_id},
+            )
+            report.add("skipped")
+            return None
+        started = time.perf_counter()
+        try:
+            return self._fetch(event, asset_id, order, report)
+        finally:
+            report.add_seconds(time.perf_counter() - started)
+
+    def _fetch(self, event: ObjectEvent, asset_id: str, order: str, report: IngestReport) -> Staged | None:
+        if event.kind == "removed":
+            if self._store.head(event.key) is None:
+                return Staged(event, asset_id, order)
+            # A non-current version was deleted, or the key was written again since: the bucket still
+            # holds an object under this key, so the index follows the bucket's current state.
+            event = replace(event, kind="created", version_id=None)
+        try:
+            if self._policy.opt_in and self._store.tags(event.key).get(OPT_IN_TAG, "").lower() != "true":
+                return self._not_opted_in(event, asset_id, order, report)
+            obj = self._store.get(event.key, event.version_id)
+        except ObjectNotFound:
+            # Deleted or replaced since: its own removal/creation event carries the newer state.
+            log.info("dropped created event for %s: the object is gone", event.key)
+            report.add("skipped")
+            return None
+        except ImageRejected as exc:
+            self._refuse(Staged(event, asset_id, order), exc.reason, str(exc), report)
+            return None
+        return Staged(event, asset_id, order, obj.data, tags_from_metadata(obj.metadata))
+
+    def _not_opted_in(
+        self, event: ObjectEvent, asset_id: str, order: str, report: IngestReport
+    ) -> Staged | None:
+        """Untagged in opt-in mode: never indexed, or removed if it was (the tag went away)."""
+        entry = self._ledger.get(asset_id)
+        if entry is not None and entry.state == "indexed":
+            log.info("removing %s: no longer opted in (tag %s=true)", event.key, OPT_IN_TAG)
+            return Staged(replace(event, kind="removed"), asset_id, order)
+        log.info("ignored %s: not opted in (tag %s=true)", event.key, OPT_IN_TAG)
+        report.add("skipped")
+        return None
+
+    def _ignored(self, event: ObjectEvent, check_extension: bool = True) -> str | None:
+        if event.key.startswith(RESERVED_PREFIX):
+            return "Visual Search's own object (a rendition)"
+        if not event.key.startswith(self._policy.prefix):
+            return f"outside the prefix {self._policy.prefix!r}"
+        if (
+            check_extension
+            and event.kind == "created"
+            and PurePosixPath(event.key).suffix.lower() not in IMAGE_EXTENSIONS
+        ):
+            return "not an image extension"
+        return None
+
+    # -- stage 2: per batch
+    def apply(self, staged: Sequence[Staged], report: IngestReport | None = None) -> IngestReport:
+        """Apply a batch; returns `report` (a new one when none is given) with this batch's outcomes.
+        Raises on a dependency failure (the caller retries the batch's messages)."""
+        report = report if report is not None else IngestReport()
+        staged = self._newest_per_asset(staged, report)
+        removals = [s for s in staged if s.event.kind == "removed"]
+        if removals:
+            self._ingestor.remove([s.event.key for s in removals])
+            for s in removals:
+                self._record(s, "removed", report)
+        creations = [s for s in staged if s.event.kind == "created"]
+        if not creations:
+            return report
+        items = [
+            IngestItem(s.event.key, s.data or b"", s.tags, created_at=_parse_time(s.event.event_time))
+            for s in creations
+        ]
+        for s, result in zip(creations, self._ingestor.ingest(items, report.timings), strict=True):
+            if result.status == "indexed":
+                self._record(s, "indexed", report)
+            else:
+                self._refuse(s, result.reason or "refused", result.message, report)
+        return report
+
+    def removals_for_missing(self, present: set[str], prefix: str = "") -> list[Staged]:
+        """Removals for indexed assets under the prefix whose object is gone (for a backfill's prune).
+        Each removal orders just after the entry it replaces, so any later real event still wins."""
+        removals = []
+        for entry in self._ledger.entries("indexed"):
+            if (
+                entry.key.startswith(prefix)
+                and entry.key not in present
+                and self._store.head(entry.key) is None
+            ):
+                event = ObjectEvent("removed", self._store.name, entry.key, _now(), name="Prune", listed=True)
+                removals.append(Staged(event, entry.asset_id, entry.order + "~"))
+        return removals
+
+    def _newest_per_asset(self, staged: Sequence[Staged], report: IngestReport) -> list[Staged]:
+        """One batch may hold several events of one object (an overwrite burst): only the newest counts,
+        and only if nothing newer was applied since it was staged (a retry, another worker)."""
+        newest: dict[str, Staged] = {}
+        for item in staged:
+            if not self._ledger.is_newer(item.asset_id, item.order):
+                continue
+            kept = newest.get(item.asset_id)
+            if kept is None or item.order > kept.order:
+                newest[item.asset_id] = item
+        report.add("skipped", len(staged) - len(newest))
+        return list(newest.values())
+
+    def _record(self, staged: Staged, state: Literal["indexed", "removed"], report: IngestReport) -> None:
+        applied = self._ledger.record(
+            LedgerEntry(staged.asset_id, staged.event.key, staged.order, state, None, None, _now())
+        )
+        report.add(state if applied else "skipped")
+
+    def _refuse(self, staged: Staged, reason: str, message: str | None, report: IngestReport) -> None:
+        log.warning("refused %s: %s", staged.event.key, reason)
+        self._ledger.record(
+            LedgerEntry(staged.asset_id, staged.event.key, staged.order, "refused", None, reason, _now())
+        )
+        report.refuse(IngestResult(staged.event.key, staged.asset_id, "refused", reason, message))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

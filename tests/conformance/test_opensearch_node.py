@@ -1,0 +1,244 @@
+"""What only a real OpenSearch node can show (tests/opensearch_node.py, Lucene engine): approximate HNSW
+scoring with `min_score`, filtered k-NN, a point in time, bulk partial failures, the alias swap while
+reads go on, the `_meta` model check, and 1,000 writes through throttling injected in front of the node.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import requests
+
+from tests.conformance.test_vector_index import SCORE_TOLERANCE
+from visual_search.errors import ConfigurationError
+from visual_search.index.opensearch import OpenSearchIndex, connect
+from visual_search.index.opensearch_errors import OpenSearchRefused
+from visual_search.index.opensearch_mapping import IndexOptions
+from visual_search.index.port import Filters, IndexedAsset, SearchAfter
+
+DIM = 16
+FOLDERS = 20
+
+
+def unit(array: np.ndarray) -> np.ndarray:
+    return (array / np.linalg.norm(array, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def clustered(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = unit(rng.standard_normal((8, DIM)))
+    return unit(centres[rng.integers(0, 8, n)] + 0.4 * rng.standard_normal((n, DIM)))
+
+
+def assets(vectors: np.ndarray) -> list[IndexedAsset]:
+    return [
+        IndexedAsset(f"{n:032x}", v, {"public_id": f"p{n}", "folder": f"f{n % FOLDERS}", "tags": []})
+        for n, v in enumerate(vectors)
+    ]
+
+
+def open_on(url: str, alias: str, model: str = "m1", **kwargs) -> OpenSearchIndex:
+    options = IndexOptions(engine="lucene", replicas=0, refresh_interval="20ms")
+    return OpenSearchIndex(connect(url, auth="none"), alias, DIM, model, options=options, **kwargs)
+
+
+@pytest.fixture
+def alias(opensearch_url: str) -> Iterator[str]:
+    name = f"vs-node-{uuid.uuid4().hex[:10]}"
+    yield name
+    requests.delete(f"{opensearch_url}/{name}-*", timeout=30)
+
+
+@pytest.fixture
+def loaded(opensearch_url: str, alias: str) -> tuple[OpenSearchIndex, np.ndarray]:
+    vectors = clustered(3000)
+    index = open_on(opensearch_url, alias)
+    every = assets(vectors)
+    for start in range(0, len(every), 500):
+        index.upsert(every[start : start + 500])
+    return index, vectors
+
+
+def test_approximate_knn_with_min_score_returns_exactly_the_assets_above_it(loaded):
+    index, vectors = loaded
+    query = vectors[7]
+    exact = vectors.astype(np.float64) @ query.astype(np.float64)
+    floor = float(np.sort(exact)[-150])  # about 150 assets qualify
+
+    hits = index.knn_page(query, 1000, min_score=floor)
+
+    assert all(hit.score >= floor - SCORE_TOLERANCE for hit in hits)
+    surely = {f"{n:032x}" for n in np.flatnonzero(exact >= floor + SCORE_TOLERANCE)}
+    assert surely <= {hit.asset_id for hit in hits}
+    for hit in hits:
+        assert hit.score == pytest.approx(exact[int(hit.asset_id, 16)], abs=SCORE_TOLERANCE)
+
+
+def test_filtered_knn_finds_the_best_matches_inside_a_selective_filter(loaded):
+    index, vectors = loaded
+    query = vectors[11]
+    in_folder = np.array([n % FOLDERS == 3 for n in range(len(vectors))])
+    exact = np.where(in_folder, vectors @ query, -np.inf)
+    best = [f"{n:032x}" for n in np.argsort(-exact, kind="stable")[:10]]
+
+    hits = index.knn_page(query, 10, filters=Filters(folder="f3"))
+
+    assert [hit.asset_id for hit in hits] == best
+    assert all(hit.document["folder"] == "f3" for hit in hits)
+
+
+def test_pages_read_the_point_in_time_and_a_deleted_one_falls_back_to_the_live_index(opensearch_url, alias):
+    index = open_on(opensearch_url, alias, point_in_time_s=60)
+    vectors = clustered(50, seed=3)
+    index.upsert(assets(vectors))
+    query = vectors[0]
+    first = index.knn_page(query, 10)
+    snapshot = index.open_snapshot()
+    newcomer = IndexedAsset("f" * 32, query, {"public_id": "late", "folder": "", "tags": []})
+    index.upsert([newcomer])  # scores 1.0: among the first in the live index
+
+    after = SearchAfter(first[-1].score, first[-1].asset_id)
+    frozen = index.knn_page(query, 100, after=after, snapshot=snapshot)
+    index.close_snapshot(snapshot)
+    live = index.knn_page(query, 100, after=after, snapshot=snapshot)  # closed: the live index
+
+    assert len(first) + len(frozen) == 50
+    assert "f" * 32 not in {hit.asset_id for hit in first + frozen}
+    assert [hit.asset_id for hit in live] == [hit.asset_id for hit in frozen]  # newcomer sorts above `after`
+    assert "f" * 32 in {hit.asset_id for hit in index.knn_page(query, 2)}  # ties with asset 0 at 1.0
+
+
+def test_a_bulk_with_one_refused_document_lands_the_others_and_names_the_refusal(opensearch_url, alias):
+    index = open_on(opensearch_url, alias)
+    vectors = clustered(5, seed=4)
+    batch = assets(vectors)
+    # A keyword term over Lucene's 32,766-byte limit: only the node can refuse it (the adapter checks types)
+    bad = IndexedAsset(batch[2].asset_id, vectors[2], {"public_id": "x", "folder": "a" * 40_000})
+    batch[2] = bad
+
+    with pytest.raises(OpenSearchRefused, match=r"\(400\).*immense term"):
+        index.upsert(batch)
+
+    assert index.count() == 4
+    assert index.get(bad.asset_id) is None
+
+
+def test_reads_during_the_alias_swap_never_fail_nor_come_back_empty(opensearch_url, alias):
+    index = open_on(opensearch_url, alias)
+    vectors = clustered(200, seed=5)
+    index.upsert(assets(vectors))
+    building = open_on(opensearch_url, alias, model="m2", reindex=True)
+    building.upsert(assets(vectors))
+    results: list[int] = []
+    errors: list[Exception] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                results.append(len(index.knn_page(vectors[0], 5)))
+            except Exception as exc:  # any failure is what this test looks for
+                errors.append(exc)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        while len(results) < 20:
+            stop.wait(0.01)
+        building.activate(building.physical_name)
+        seen = len(results)
+        while len(results) < seen + 20:
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        thread.join()
+
+    assert errors == []
+    assert set(results) == {5}
+    assert list(index._os.indices.get_alias(name=alias)) == [building.physical_name]
+
+
+def test_an_index_of_another_model_is_refused_at_start(opensearch_url, alias):
+    open_on(opensearch_url, alias, model="m1")
+
+    with pytest.raises(ConfigurationError, match="re-index"):
+        open_on(opensearch_url, alias, model="m2")
+
+
+class Throttling(ThreadingHTTPServer):
+    """A loopback proxy in front of the node answering a seeded share of requests 429 (as a domain
+    under load does), forwarding the rest."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, rate: float):
+        self.upstream, self.rate, self.injected = upstream, rate, 0
+        self.rng, self.lock = random.Random(0), threading.Lock()
+        super().__init__(("127.0.0.1", 0), ThrottlingHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ThrottlingHandler(BaseHTTPRequestHandler):
+    server: Throttling
+
+    def log_message(self, *_args) -> None:
+        """Quiet."""
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.lock:
+            throttle = self.server.rng.random() < self.server.rate
+            self.server.injected += throttle
+        if throttle:
+            payload = b'{"error":{"type":"too_many_requests","reason":"injected"},"status":429}'
+            status, headers = 429, {"Content-Type": "application/json"}
+        else:
+            response = requests.request(
+                self.command,
+                self.server.upstream + self.path,
+                data=body or None,
+                headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
+                timeout=60,
+            )
+            payload, status = response.content, response.status_code
+            headers = {"Content-Type": response.headers.get("Content-Type", "application/json")}
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward  # noqa: N815 (http.server's names)
+
+
+def test_a_thousand_writes_through_throttling_all_land_once(opensearch_url, alias):
+    index = open_on(opensearch_url, alias)  # made without faults
+    proxy = Throttling(opensearch_url, rate=0.2)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        options = IndexOptions(engine="lucene", replicas=0, refresh_interval="20ms")
+        through = OpenSearchIndex(
+            connect(proxy.url, auth="none"), alias, DIM, "m1", options=options, attempts=8, budget_s=60
+        )
+        every = assets(clustered(1000, seed=6))
+        for start in range(0, 1000, 10):
+            through.upsert(every[start : start + 10])
+    finally:
+        proxy.shutdown()
+        thread.join()
+
+    assert proxy.injected > 0
+    assert index.count() == 1000
+    assert len(set(index.iter_assets())) == 1000

@@ -1,0 +1,70 @@
+"""Cloudinary's Go SDK (github.com/cloudinary/cloudinary-go/v2, pinned in tests/clients/go/go.sum) against
+the local server over TLS: tests/clients/go/main.go makes every call the SDK exposes and reports each; one
+test per call. The Go SDK uploads to auto/upload, in parts once a file is over its chunk size (no separate
+upload_large), and has no resources_by_asset_ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.clients import harness
+from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
+from visual_search.server import LocalServer
+
+CALLS = [
+    "visual_search_text",
+    "visual_search_image_url",
+    "visual_search_image_file",
+    "visual_search_image_asset_id",
+    "error_401_admin",
+    "error_404",
+    "error_400",
+    "upload",
+    "resource_by_asset_id",
+    "upload_large",
+    "upload_b",
+    "upload_c",
+    "upload_sub_d",
+    "ping",
+    "resource",
+    "resources",
+    "resources_paging",
+    "resources_by_tag",
+    "destroy",
+    "destroy_not_found",
+    "delete_resources",
+    "delete_resources_by_tag",
+    "delete_resources_by_prefix",
+    "error_401_upload",
+]
+
+
+@pytest.fixture(scope="module")
+def outcome(services, tmp_path_factory) -> harness.Outcome:
+    program = harness.go_program()
+    folder = tmp_path_factory.mktemp("go-client")
+    cert, key = harness.self_signed_certificate(folder)
+    server = LocalServer(services, "127.0.0.1", 0, tls_cert=cert, tls_key=key).start()
+    try:
+        with harness.serve_files(folder) as files:
+            env = {
+                **harness.fixture_env(folder, "go", files),
+                "VS_UPLOAD_PREFIX": server.url,
+                "VS_CLOUD_NAME": CLOUD,
+                "VS_API_KEY": API_KEY,
+                "VS_API_SECRET": API_SECRET,
+                "SSL_CERT_FILE": str(cert),  # Go's crypto/x509 trusts the certificates in this file
+            }
+            return harness.run_program(program, env)
+    finally:
+        server.stop()
+
+
+def test_the_go_program_reports_every_call_and_exits_non_zero_on_a_failure(outcome):
+    assert sorted(outcome.calls) == sorted(CALLS), outcome.stderr[-2000:]
+    assert (outcome.returncode == 0) == all(call["ok"] for call in outcome.calls.values())
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_go_sdk_call_succeeds(outcome, call):
+    assert outcome[call]["ok"], outcome[call]

@@ -1,0 +1,64 @@
+"""Cloudinary's Java SDK (com.cloudinary:cloudinary-http5, pinned in tests/clients/java/pom.xml) against
+the local server over plain http (the SDK takes any upload_prefix): tests/clients/java/.../Calls.java
+makes every call and reports each; one test per call. The Java SDK has no image_file search."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.clients import harness
+from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
+
+CALLS = [
+    "visual_search_text",
+    "visual_search_image_url",
+    "visual_search_image_asset_id",
+    "visual_search_paging",
+    "upload",
+    "resource_by_asset_id",
+    "upload_b",
+    "upload_c",
+    "upload_sub_d",
+    "delete_resources",
+    "error_401_admin",
+    "error_401_upload",
+    "error_404",
+    "error_400",
+    "upload_large",
+    "ping",
+    "resource",
+    "resources",
+    "resources_paging",
+    "resources_by_tag",
+    "resources_by_asset_ids",
+    "destroy",
+    "destroy_not_found",
+    "delete_resources_by_tag",
+    "delete_resources_by_prefix",
+    "error_400_upload_large_raw",
+]
+
+
+@pytest.fixture(scope="module")
+def outcome(server, tmp_path_factory) -> harness.Outcome:
+    program = harness.java_program()
+    folder = tmp_path_factory.mktemp("java-client")
+    with harness.serve_files(folder) as files:
+        env = {
+            **harness.fixture_env(folder, "java", files),
+            "VS_UPLOAD_PREFIX": server,
+            "VS_CLOUD_NAME": CLOUD,
+            "VS_API_KEY": API_KEY,
+            "VS_API_SECRET": API_SECRET,
+        }
+        return harness.run_program(program, env)
+
+
+def test_the_java_program_reports_every_call_and_exits_non_zero_on_a_failure(outcome):
+    assert sorted(outcome.calls) == sorted(CALLS), outcome.stderr[-2000:]
+    assert (outcome.returncode == 0) == all(call["ok"] for call in outcome.calls.values())
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_java_sdk_call_succeeds(outcome, call):
+    assert outcome[call]["ok"], outcome[call]

@@ -1,0 +1,95 @@
+"""The CDK context is validated before anything is synthesized: typed from `-c key=value` strings, one
+clear message per bad key, values OpenSearch or Lambda would refuse at deploy time refused here."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.config import Config, ConfigError
+
+
+def _from(**context: object) -> Config:
+    return Config.from_context(context.get)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"instance_count": "4"}, 4),
+        ({"ingest_opt_in": "true"}, True),
+        ({"bucket_versioning": "false"}, False),
+        ({"serverless_standby": "False"}, False),
+        ({"volume_gb": "100"}, 100),
+    ],
+)
+def test_context_overrides_from_the_command_line_are_typed(raw, expected):
+    ((name, _),) = raw.items()
+    assert getattr(Config.from_context(raw.get), name) == expected
+
+
+def test_an_unknown_literal_is_named_with_the_values_it_accepts():
+    with pytest.raises(ConfigError) as refused:
+        _from(index_engine="serverles")
+    message = str(refused.value)
+    assert "index_engine='serverles'" in message
+    assert "'managed', 'serverless' or 'existing'" in message
+    assert "existing_endpoint" not in message  # not mistaken for a half-configured existing engine
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("architecture", "arm"),
+        ("auth", "basic"),
+        ("removal_policy", "delete"),
+        ("instance_count", "two"),
+        ("ingest_batch_size", "0"),
+        ("ingest_max_concurrency", "1"),
+        ("search_memory_mb", "128"),
+        ("instance_type", "r7g.large"),
+        ("alarm_email", "ops"),
+        ("admin_role_arns", "arn:aws:iam::123456789012:user/alice"),
+        ("existing_arn", "arn:aws:s3:::bucket"),
+    ],
+)
+def test_each_bad_value_is_refused_with_a_message_naming_its_key(key, value):
+    with pytest.raises(ConfigError, match=rf"\n  {key}='{value}': "):
+        _from(**{key: value})
+
+
+def test_every_bad_key_gets_its_own_line():
+    with pytest.raises(ConfigError) as refused:
+        _from(architecture="arm", auth="basic", volume_gb="1")
+    lines = str(refused.value).splitlines()[1:]
+    assert [line.split("=")[0].strip() for line in lines] == ["volume_gb", "architecture", "auth"]
+
+
+@pytest.mark.parametrize("count", [3, 5, 7])
+def test_an_odd_node_count_above_one_is_refused_since_two_az_awareness_needs_an_even_one(count):
+    with pytest.raises(ConfigError, match=r"instance_count=.*even count: use 1 \(a single-node dev domain\)"):
+        _from(instance_count=str(count))
+
+
+@pytest.mark.parametrize("count", [1, 2, 4, 6])
+def test_a_single_node_or_an_even_count_is_accepted(count):
+    assert _from(instance_count=count).instance_count == count
+
+
+def test_an_existing_engine_needs_its_endpoint_and_its_arn():
+    with pytest.raises(ConfigError, match="index_engine=existing needs existing_endpoint and existing_arn"):
+        _from(index_engine="existing", existing_endpoint="https://search-x.eu-west-1.es.amazonaws.com")
+
+
+def test_the_region_an_existing_arn_names_is_the_one_sigv4_signs_for():
+    config = _from(
+        index_engine="existing",
+        existing_endpoint="https://search-x.cn-north-1.es.amazonaws.com.cn",
+        existing_arn="arn:aws-cn:es:cn-north-1:123456789012:domain/team",
+    )
+    assert config.existing_region == "cn-north-1"
+
+
+@pytest.mark.parametrize("name", ["Visual-Search", "vs", "a" * 28, "search_images", "1search"])
+def test_a_name_the_collection_or_its_policies_would_refuse_is_refused_at_synth(name):
+    with pytest.raises(ConfigError, match="3 to 27 characters"):
+        _from(name=name)
