@@ -34,7 +34,8 @@ class CoreSettings(BaseSettings):
     model_hub: str = "openai/clip-vit-base-patch32"  # hub id, optionally @revision
     model_home: Path | None = None  # unset: $XDG_CACHE_HOME/visual-search/models (~/.cache/...)
     model_precision: Literal["int8", "fp32"] = "int8"
-    model_threads: int = Field(1, ge=1, le=64)
+    # Unset: the Lambda function's vCPU share by its memory, one thread elsewhere (encoder.default_threads).
+    model_threads: int | None = Field(None, ge=1, le=64)
     # Model files missing from model_dir are fetched from here on first use (s3://bucket/prefix/) into
     # model_cache_dir, verified against the manifest: how a Lambda holds a tower its layers cannot.
     model_remote_url: str | None = None

@@ -40,3 +40,17 @@ def test_an_explicit_thread_count_wins_over_the_lambda_memory(tiny_model_dir, mo
     monkeypatch.setenv(LAMBDA_MEMORY_VARIABLE, "10240")
     embedder = Embedder.from_dir(tiny_model_dir, threads=1)
     assert embedder.session_options("text").intra_op_num_threads == 1
+
+
+def test_a_deployed_function_without_vs_model_threads_sizes_its_sessions_by_its_memory(monkeypatch, tmp_path):
+    from tests.conftest import TINY_MODEL
+    from visual_search.bootstrap import _build_embedder, _limits
+    from visual_search.settings import CoreSettings
+
+    monkeypatch.delenv("VS_MODEL_THREADS", raising=False)
+    monkeypatch.setenv(LAMBDA_MEMORY_VARIABLE, "3538")
+    settings = CoreSettings(model_dir=TINY_MODEL, data_dir=tmp_path)
+    assert _build_embedder(settings, _limits(settings)).threads == 2
+    monkeypatch.setenv("VS_MODEL_THREADS", "1")
+    settings = CoreSettings(model_dir=TINY_MODEL, data_dir=tmp_path)
+    assert _build_embedder(settings, _limits(settings)).threads == 1  # an explicit count wins
