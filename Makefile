@@ -17,10 +17,10 @@ LINTED  := src tests bench functions infra layers app.py
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
 BUILD_EXTRA := $(VENV)/.build-extra
-.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed reliability smoke-opensearch lock layers synth typecheck bench-cold-start clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch
+.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -136,6 +136,13 @@ smoke-opensearch-local: $(RUNTIME) $(OPENSEARCH) ## the same smoke test against 
 
 bench-opensearch: $(STAMP) $(OPENSEARCH) ## embedded vs the local OpenSearch node: 100,000 x 512 (writes bench/results)
 	nice $(BIN)/python bench/opensearch.py
+
+bench-int8: $(STAMP) ## int8 image towers side by side with OpenVINO + NNCF as a baseline (needs make model-vit)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/int8.py
+
+bench-quality: $(STAMP) ## int8 vs fp32 on 1,000 real photos: cosine, top-10 overlap [MODEL_DIR=.cache/models/vit-b-32]
+	$(BIN)/python bench/quality.py $(or $(MODEL_DIR),.cache/models/vit-b-32)
 
 bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (writes bench/results/embed.json)
 	$(BIN)/python bench/embed.py
