@@ -56,7 +56,8 @@ class ChunkedUploads:
         folder = f"{STAGING}{part.upload_id}/"
         key = f"{folder}{part.start:012d}-{part.end:012d}-"
         key += _UNKNOWN if part.total is None else f"{part.total:012d}"
-        ranges, totals = [], {part.total} - {None}
+        ranges: list[tuple[int, int, str]] = []
+        totals: set[int] = {part.total} if part.total is not None else set()
         for info in self._store.scan(folder):
             start, end, total = info.key.rpartition("/")[2].split("-")
             if total != _UNKNOWN:

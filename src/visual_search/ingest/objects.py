@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -135,7 +135,7 @@ def tags_metadata(tags: Sequence[str]) -> dict[str, str]:
     return {TAGS_METADATA: value}
 
 
-def tags_from_metadata(metadata: dict[str, str]) -> tuple[str, ...]:
+def tags_from_metadata(metadata: Mapping[str, str]) -> tuple[str, ...]:
     value = metadata.get(TAGS_METADATA, "")
     return tuple(unquote(t) for t in value.split(",") if t)
 
