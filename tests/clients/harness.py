@@ -12,12 +12,10 @@ a digest of its sources, so a session compiles each at most once:
 from __future__ import annotations
 
 import contextlib
-import datetime
 import functools
 import hashlib
 import http.server
 import io
-import ipaddress
 import json
 import os
 import shutil
@@ -28,13 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from PIL import Image
 
 from tests.fixtures import images
+from tests.fixtures.tls import self_signed_certificate
+from visual_search.server import LocalServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "tests" / "clients"
@@ -143,31 +139,27 @@ def run_program(program: tuple[list[str], dict[str, str]], env: dict[str, str]) 
     return Outcome(calls, done.returncode, done.stderr)
 
 
-def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and localhost, made at test time (PEM certificate, PEM key)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=2))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
+def run_against(
+    services,
+    program: tuple[list[str], dict[str, str]],
+    language: str,
+    folder: Path,
+    credentials: dict[str, str],
+    trust_variable: str | None = None,
+) -> Outcome:
+    """Start the local server on `services` — https with a certificate made here when the SDK needs it,
+    trusted through the environment variable `trust_variable` —, serve the fixture files, run the
+    program and collect what it reports."""
+    cert, key = self_signed_certificate(folder) if trust_variable else (None, None)
+    server = LocalServer(services, "127.0.0.1", 0, tls_cert=cert, tls_key=key).start()
+    try:
+        with serve_files(folder) as files:
+            env = {**fixture_env(folder, language, files), "VS_UPLOAD_PREFIX": server.url, **credentials}
+            if trust_variable:
+                env[trust_variable] = str(cert)
+            return run_program(program, env)
+    finally:
+        server.stop()
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

@@ -9,7 +9,6 @@ import pytest
 
 from tests.clients import harness
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
-from visual_search.server import LocalServer
 
 CALLS = [
     "visual_search_text",
@@ -41,23 +40,10 @@ CALLS = [
 
 @pytest.fixture(scope="module")
 def outcome(services, tmp_path_factory) -> harness.Outcome:
-    program = harness.go_program()
+    credentials = {"VS_CLOUD_NAME": CLOUD, "VS_API_KEY": API_KEY, "VS_API_SECRET": API_SECRET}
     folder = tmp_path_factory.mktemp("go-client")
-    cert, key = harness.self_signed_certificate(folder)
-    server = LocalServer(services, "127.0.0.1", 0, tls_cert=cert, tls_key=key).start()
-    try:
-        with harness.serve_files(folder) as files:
-            env = {
-                **harness.fixture_env(folder, "go", files),
-                "VS_UPLOAD_PREFIX": server.url,
-                "VS_CLOUD_NAME": CLOUD,
-                "VS_API_KEY": API_KEY,
-                "VS_API_SECRET": API_SECRET,
-                "SSL_CERT_FILE": str(cert),  # Go's crypto/x509 trusts the certificates in this file
-            }
-            return harness.run_program(program, env)
-    finally:
-        server.stop()
+    # Go's crypto/x509 trusts the certificates in this file
+    return harness.run_against(services, harness.go_program(), "go", folder, credentials, "SSL_CERT_FILE")
 
 
 def test_the_go_program_reports_every_call_and_exits_non_zero_on_a_failure(outcome):

@@ -40,18 +40,11 @@ CALLS = [
 
 
 @pytest.fixture(scope="module")
-def outcome(server, tmp_path_factory) -> harness.Outcome:
-    program = harness.java_program()
+def outcome(services, tmp_path_factory) -> harness.Outcome:
+    credentials = {"VS_CLOUD_NAME": CLOUD, "VS_API_KEY": API_KEY, "VS_API_SECRET": API_SECRET}
     folder = tmp_path_factory.mktemp("java-client")
-    with harness.serve_files(folder) as files:
-        env = {
-            **harness.fixture_env(folder, "java", files),
-            "VS_UPLOAD_PREFIX": server,
-            "VS_CLOUD_NAME": CLOUD,
-            "VS_API_KEY": API_KEY,
-            "VS_API_SECRET": API_SECRET,
-        }
-        return harness.run_program(program, env)
+    # the SDK accepts an http upload_prefix
+    return harness.run_against(services, harness.java_program(), "java", folder, credentials, None)
 
 
 def test_the_java_program_reports_every_call_and_exits_non_zero_on_a_failure(outcome):

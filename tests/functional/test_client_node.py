@@ -7,7 +7,6 @@ import pytest
 
 from tests.clients import harness
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
-from visual_search.server import LocalServer
 
 CALLS = [
     "visual_search_text",
@@ -41,23 +40,12 @@ CALLS = [
 
 @pytest.fixture(scope="module")
 def outcome(services, tmp_path_factory) -> harness.Outcome:
-    program = harness.node_program()
+    credentials = {"VS_CLOUD_NAME": CLOUD, "VS_API_KEY": API_KEY, "VS_API_SECRET": API_SECRET}
     folder = tmp_path_factory.mktemp("node-client")
-    cert, key = harness.self_signed_certificate(folder)
-    server = LocalServer(services, "127.0.0.1", 0, tls_cert=cert, tls_key=key).start()
-    try:
-        with harness.serve_files(folder) as files:
-            env = {
-                **harness.fixture_env(folder, "node", files),
-                "VS_UPLOAD_PREFIX": server.url,
-                "VS_CLOUD_NAME": CLOUD,
-                "VS_API_KEY": API_KEY,
-                "VS_API_SECRET": API_SECRET,
-                "NODE_EXTRA_CA_CERTS": str(cert),  # the SDK speaks https only
-            }
-            return harness.run_program(program, env)
-    finally:
-        server.stop()
+    # the SDK speaks https only
+    return harness.run_against(
+        services, harness.node_program(), "node", folder, credentials, "NODE_EXTRA_CA_CERTS"
+    )
 
 
 def test_the_node_program_reports_every_call_and_exits_non_zero_on_a_failure(outcome):

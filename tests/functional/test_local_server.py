@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import datetime
 import json
 import logging
 import os
@@ -18,15 +17,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import urllib3
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.fixtures.tls import self_signed_certificate
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
 from visual_search.api.app import Routes
 from visual_search.server import LocalServer
@@ -301,33 +296,8 @@ def test_requests_over_the_concurrency_cap_are_a_429_with_retry_after(limited, m
 # -- TLS
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 def test_tls_cert_and_key_serve_https_with_https_file_urls(services, tmp_path):
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     server = LocalServer(services, "127.0.0.1", 0, tls_cert=cert, tls_key=key).start()
     try:
         assert server.url.startswith("https://")
@@ -351,7 +321,7 @@ def test_tls_cert_and_key_serve_https_with_https_file_urls(services, tmp_path):
 
 
 def test_tls_handshake_uses_the_given_certificate(services, tmp_path):
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     server = LocalServer(services, "127.0.0.1", 0, tls_cert=cert, tls_key=key).start()
     try:
         context = ssl.create_default_context(cafile=str(cert))
@@ -512,7 +482,7 @@ def test_the_page_folders_redirect_to_the_page_relative_to_themselves(limited, p
 
 
 def test_serve_with_tls_cert_and_key_serves_https_and_logs_each_request(tmp_path, tiny_model_dir):
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     env = {
         **os.environ,
         "VS_DATA_DIR": str(tmp_path / "data"),
