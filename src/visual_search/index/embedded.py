@@ -2,10 +2,12 @@
 
 SQLite holds every asset's vector and document; a write is acknowledged only once committed with
 synchronous=FULL, so a kill -9 loses nothing acknowledged. Memory holds a dense float32 copy of the
-vectors plus the filterable fields, so scoring never touches the disk. The usearch graph answers large
-unfiltered queries fast; it is snapshotted beside the database (on close and every `snapshot_every`
-changes), loaded on open, caught up from the change sequence, and rebuilt from SQLite if missing or
-unreadable. No result depends on it being there: exact search is always a correct fallback.
+vectors plus the filterable fields (`_rows.py`), so scoring never touches the disk, and the usearch graph
+over int8 copies of the vectors (`_usearch_graph.py`), which answers large unfiltered queries fast. Both
+are snapshotted beside the database (on close and every `snapshot_every` changes; `_snapshots.py`),
+loaded and checksum-verified on open, caught up from the change sequence, and rebuilt from SQLite if
+missing, stale in a way a catch-up cannot repair, or corrupt. No result depends on the graph being right:
+exact search is always a correct fallback, and every score comes from the float32 rows.
 
 Why usearch: a fast SIMD HNSW in self-contained wheels (usearch and its numkong kernels, ~55 MB installed,
 no BLAS or torch), save/load of one file, Apache-2.0. Its import needs care: see `_preload.py`.
@@ -35,8 +37,9 @@ from typing import IO, Any
 import numpy as np
 
 from visual_search.index._rows import Rows, filter_fields
-from visual_search.index._sqlite_store import SqliteStore, StoredRow
-from visual_search.index._usearch_graph import Graph, GraphParams, Snapshots
+from visual_search.index._snapshots import Snapshots
+from visual_search.index._sqlite_store import LoadedRows, SqliteStore, StoredRow
+from visual_search.index._usearch_graph import Graph, GraphParams
 from visual_search.index.port import (
     Filters,
     Hit,
@@ -57,6 +60,9 @@ log = logging.getLogger(__name__)
 _SLACK = 32
 _ANN_GROWTH = 4
 _SMALL_MATCH_FRACTION = 0.2
+# A loaded snapshot gets room for an eighth more rows, so the first insert does not copy every vector into
+# a larger array; untouched, that room costs address space only.
+_SPARE_FRACTION = 8
 
 
 class EmbeddedIndex:
@@ -88,9 +94,8 @@ class EmbeddedIndex:
         self._unsaved = 0
         try:
             self._store = SqliteStore(self.path, dim)
-            self._rows = Rows.adopt(self._store.load_all(), dim)
             self._snapshots = Snapshots(self.path)
-            self._graph = self._open_graph()
+            self._rows, self._graph = self._open_state()
         except BaseException:
             self._release()
             raise
@@ -123,10 +128,18 @@ class EmbeddedIndex:
         with self._lock:
             self._require_open()
             keys = np.array(self._store.upsert(stored), dtype=np.int64)
-            self._graph.remove(keys)  # the replaced ones
-            self._graph.add(keys, np.stack([row.vector for row in stored]))
-            for key, row in zip(keys.tolist(), stored, strict=True):
-                self._rows.put(key, row.asset_id, row.vector, (row.folder, row.format, row.tags))
+            self._apply(
+                LoadedRows(
+                    keys=keys,
+                    asset_ids=[row.asset_id for row in stored],
+                    vectors=np.stack([row.vector for row in stored]),
+                    folders=[row.folder for row in stored],
+                    formats=[row.format for row in stored],
+                    tags=[row.tags for row in stored],
+                ),
+                self._rows,
+                self._graph,
+            )
             self._note_changes(len(stored))
 
     def delete(self, asset_ids: Sequence[str]) -> None:
@@ -183,10 +196,18 @@ class EmbeddedIndex:
         ]
 
     def save_snapshot(self) -> None:
-        """Write the graph snapshot now (close and the periodic rule do it anyway)."""
+        """Write the snapshot now (close and the periodic rule do it anyway)."""
         with self._lock:
             self._require_open()
             self._save_snapshot()
+
+    def memory_usage(self) -> dict[str, int]:
+        """Bytes held in memory by the float32 rows and by the graph (for benchmarks and operators)."""
+        with self._lock:
+            self._require_open()
+            rows = self._rows
+            columns = (rows.vectors, rows.keys, rows.ids, rows._folders, rows._formats, rows._slot_of_key)
+            return {"rows": sum(column.nbytes for column in columns), "graph": self._graph.memory_usage}
 
     def _rank(
         self,
@@ -228,7 +249,7 @@ class EmbeddedIndex:
         count = max(math.ceil((size + _SLACK) * rows.n / matching), self._params.expansion_search)
         # Past a quarter of the index an exact scan costs about as much, and is exact.
         while count <= rows.n // 4:
-            slots = rows.slots(self._graph.search(query, count).tolist())
+            slots = rows.slots(self._graph.search(query, count))
             if len(slots) < count:
                 return None
             scores = exact_scores(rows.vectors[slots], query)
@@ -243,32 +264,49 @@ class EmbeddedIndex:
             count *= _ANN_GROWTH
         return None
 
-    def _open_graph(self) -> Graph:
-        latest = self._snapshots.latest()
-        if latest is not None and latest[0] <= self._store.last_seq:
-            seq, path = latest
-            graph = Graph.load(path, self.dim, self._params)
-            if graph is not None and self._catch_up(graph, since=seq):
-                return graph
-        log.info("building the ANN graph of %s from %d assets", self.path, self._rows.n)
+    def _open_state(self) -> tuple[Rows, Graph]:
+        """The mirror and the graph: from the newest valid snapshot caught up, else rebuilt from SQLite."""
+        store = self._store
+        snapshot = self._snapshots.read(self.dim, store.db_id, store.last_seq, _SPARE_FRACTION)
+        if snapshot is not None:
+            graph = Graph.load(snapshot.graph_path, self.dim, self._params)
+            if graph is not None and self._catch_up(snapshot.rows, graph, since=snapshot.seq):
+                return snapshot.rows, graph
+            del snapshot, graph  # before the rebuild allocates its own copy
+        rows = Rows.adopt(store.load_all(), self.dim)
+        log.info("building the ANN graph of %s from %d assets", self.path, rows.n)
         graph = Graph.empty(self.dim, self._params)
-        graph.add(self._rows.keys[: self._rows.n], self._rows.vectors[: self._rows.n])
-        self._unsaved = self._rows.n
-        return graph
+        graph.add(rows.keys[: rows.n], rows.vectors[: rows.n])
+        self._unsaved = rows.n
+        return rows, graph
 
-    def _catch_up(self, graph: Graph, since: int) -> bool:
+    def _catch_up(self, rows: Rows, graph: Graph, since: int) -> bool:
         """Apply the changes made after the snapshot; False if the result disagrees with SQLite."""
-        live = self._rows.keys[: self._rows.n]
-        changed = np.array(self._store.keys_changed_since(since), dtype=np.int64)
-        graph.remove(changed)
-        graph.add(changed, self._rows.vectors[self._rows.slots(changed.tolist())])
-        if not _same_keys(graph, live):
-            graph.remove(np.setdiff1d(graph.keys(), live))  # keys are never reused: these were deleted
-        self._unsaved = len(changed)
-        if _same_keys(graph, live):
+        changed = self._store.load_changed_since(since)
+        self._apply(changed, rows, graph)
+        live = self._store.all_keys()
+        # Keys are never reused, so a key the snapshot has and the table lacks was deleted since.
+        for key in np.setdiff1d(rows.keys[: rows.n], live, assume_unique=True).tolist():
+            rows.remove(key)
+            graph.remove(np.array([key], dtype=np.int64))
+        self._unsaved = len(changed.keys)
+        held = np.sort(rows.keys[: rows.n])
+        if (
+            np.array_equal(held, live)
+            and len(graph) == len(live)
+            and np.array_equal(np.sort(graph.keys()), live)
+        ):
             return True
         log.warning("index snapshot of %s disagrees with the database: rebuilding", self.path)
         return False
+
+    @staticmethod
+    def _apply(changed: LoadedRows, rows: Rows, graph: Graph) -> None:
+        """Rows inserted or replaced in SQLite, into the mirror and the graph."""
+        replaced = changed.keys[rows.slots_or_absent(changed.keys) >= 0]
+        graph.remove(replaced)
+        graph.add(changed.keys, changed.vectors)
+        rows.put_many(changed)
 
     def _note_changes(self, count: int) -> None:
         self._unsaved += count
@@ -276,7 +314,7 @@ class EmbeddedIndex:
             self._save_snapshot()
 
     def _save_snapshot(self) -> None:
-        self._snapshots.write(self._graph, self._store.last_seq)
+        self._snapshots.write(self._graph, self._rows, self._store.db_id, self._store.last_seq)
         self._unsaved = 0
 
     def _require_open(self) -> None:
@@ -290,10 +328,6 @@ class EmbeddedIndex:
         if self._lock_file is not None:
             self._lock_file.close()  # closing the file drops the flock
             self._lock_file = None
-
-
-def _same_keys(graph: Graph, keys: np.ndarray) -> bool:
-    return len(graph) == len(keys) and np.array_equal(np.sort(graph.keys()), np.sort(keys))
 
 
 def _stored_row(asset: IndexedAsset, vector: np.ndarray) -> StoredRow:
