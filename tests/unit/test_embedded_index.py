@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -256,6 +257,55 @@ def test_reopen_with_a_stale_snapshot_replays_the_later_changes(db, data, caplog
         ]
         assert index.knn_page(data[7], 5, filters=Filters(tags=("old",))) == []
         assert [hit.asset_id for hit in index.knn_page(data[7], 5, filters=Filters(folder="new"))] == [aid(7)]
+
+
+CRASH_AFTER_A_SNAPSHOT = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    import numpy as np
+    from visual_search.index.embedded import EmbeddedIndex
+    from visual_search.index.port import IndexedAsset
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = EmbeddedIndex(Path(sys.argv[1]), 16, snapshot_every=10**9)
+    index.upsert([IndexedAsset(f"{n:032x}", v, {"n": n}) for n, v in enumerate(vectors[:200])])
+    index.save_snapshot()
+    index.delete([f"{3:032x}"])
+    index.upsert([IndexedAsset(f"{n:032x}", vectors[n], {"n": n}) for n in range(200, 300)])
+    os._exit(0)  # no close, so no newer snapshot: the next open catches up from SQLite
+    """
+)
+
+
+def crash_after_a_snapshot(db: Path) -> None:
+    subprocess.run([sys.executable, "-c", CRASH_AFTER_A_SNAPSHOT, str(db)], check=True, timeout=120)
+
+
+def test_reopen_after_a_crash_catches_up_deletions_from_the_log(db, caplog):
+    crash_after_a_snapshot(db)
+
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        assert "building the ANN graph" not in caplog.text
+        assert index.count() == 299
+        assert index.get(aid(3)) is None
+        assert aid(3) not in [hit.asset_id for hit in index.knn_page(index.get(aid(4)).vector, 300)]
+        assert index.knn_page(index.get(aid(250)).vector, 1)[0].asset_id == aid(250)
+
+
+def test_a_deletion_missing_from_the_log_is_detected_and_the_state_rebuilt(db, caplog):
+    # Given a deletion after the snapshot that the log does not record (as an older version would do)
+    crash_after_a_snapshot(db)
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM deleted")
+
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        assert "disagrees with the database" in caplog.text
+        assert "building the ANN graph" in caplog.text
+        assert index.count() == 299
+        assert aid(3) not in [hit.asset_id for hit in index.knn_page(index.get(aid(4)).vector, 300)]
 
 
 def test_a_second_open_of_the_same_file_is_refused(db):

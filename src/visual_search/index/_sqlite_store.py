@@ -2,8 +2,8 @@
 that returned survives a kill -9 or a power cut.
 
 Every write transaction takes the next value of a monotonic change sequence and stamps it on the rows it
-inserts or replaces, so a cache built at sequence S can catch up by reading the rows with seq > S.
-Keys are AUTOINCREMENT, never reused: a key the cache knows and the table lacks was deleted.
+inserts or replaces, so a cache built at sequence S can catch up by reading the rows with seq > S, and
+records the keys it deletes, with the same sequence, in `deleted`. Keys are AUTOINCREMENT, never reused.
 A random `db_id`, drawn when the file is created, tells a cache of this database from one of another
 database that happens to sit at the same path (a restored backup, a copied file).
 """
@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS assets (
     tags TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS assets_by_seq ON assets (seq);
+CREATE TABLE IF NOT EXISTS deleted (key INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 """
 # A 512-d float32 vector is 2 KiB: with the default 4 KiB pages each row would take a page of its own.
 _PAGE_SIZE = 16384
@@ -132,8 +133,26 @@ class SqliteStore:
         with self._transaction():
             keys = [row[0] for asset_id in asset_ids for row in self._db.execute(sql, (asset_id,))]
             if keys:
-                self._next_seq()
+                seq = self._next_seq()
+                self._db.executemany("INSERT INTO deleted (key, seq) VALUES (?, ?)", [(k, seq) for k in keys])
             return keys
+
+    def deleted_since(self, seq: int) -> np.ndarray:
+        """Keys deleted after change `seq` (as far back as `forget_deletions` left them): int64."""
+        rows = self._db.execute("SELECT key FROM deleted WHERE seq > ?", (seq,))
+        return np.array([row[0] for row in rows], dtype=np.int64)
+
+    def forget_deletions(self, up_to_seq: int) -> None:
+        """Once nothing will catch up from a change at or before `up_to_seq`, its deletions can go."""
+        with self._transaction():
+            self._db.execute("DELETE FROM deleted WHERE seq <= ?", (up_to_seq,))
+
+    def count_and_key_sum(self) -> tuple[int, int]:
+        """How many rows, and the sum of their keys: a cheap check that a cache holds the same keys."""
+        # The seq index holds every key and is a fraction of the table's size.
+        sql = "SELECT count(*), coalesce(sum(key), 0) FROM assets INDEXED BY assets_by_seq WHERE seq >= 0"
+        count, key_sum = self._db.execute(sql).fetchone()
+        return int(count), int(key_sum)
 
     def get(self, asset_id: str) -> tuple[np.ndarray, dict[str, Any]] | None:
         sql = "SELECT vector, document FROM assets WHERE asset_id = ?"
@@ -158,14 +177,6 @@ class SqliteStore:
         """The rows inserted or replaced after change `seq`."""
         sql = "SELECT key, asset_id, vector, folder, format, tags FROM assets WHERE seq > ? ORDER BY key"
         return self._load(sql, (seq,))
-
-    def all_keys(self) -> np.ndarray:
-        """Every key, ascending: int64."""
-        # One string through the driver is far faster than a million one-column rows.
-        (joined,) = self._db.execute("SELECT group_concat(key) FROM assets").fetchone()
-        if not joined:
-            return np.empty(0, dtype=np.int64)
-        return np.sort(np.array(joined.split(","), dtype=np.int64))
 
     def _keys_of(self, asset_ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}

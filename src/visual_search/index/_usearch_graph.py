@@ -89,6 +89,9 @@ class Graph:
         found = self._index.search(self._encode(query), count, threads=self._params.threads)
         return np.asarray(found.keys, dtype=np.int64)
 
+    def set_expansion_search(self, expansion: int) -> None:
+        self._index.expansion_search = expansion
+
     @property
     def memory_usage(self) -> int:
         """Bytes usearch holds for the graph and its vectors."""

@@ -24,6 +24,7 @@ exactly) whichever path found the hit.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import functools
 import json
@@ -188,7 +189,7 @@ class EmbeddedIndex:
             self._require_open()
             slots, scores = self._rank(query, select, filters, size, min_score)
             keys = self._rows.keys[slots].tolist()
-            ids = self._rows.ids[slots].tolist()
+            ids = [asset_id.decode() for asset_id in self._rows.ids[slots].tolist()]
             documents = self._store.documents(keys)
         return [
             Hit(asset_id=asset_id, score=score, document=documents[key])
@@ -200,6 +201,13 @@ class EmbeddedIndex:
         with self._lock:
             self._require_open()
             self._save_snapshot()
+
+    def set_expansion_search(self, expansion: int) -> None:
+        """Trade recall for speed from now on: the graph's search beam, and the fewest candidates rescored."""
+        with self._lock:
+            self._require_open()
+            self._params = dataclasses.replace(self._params, expansion_search=expansion)
+            self._graph.set_expansion_search(expansion)
 
     def memory_usage(self) -> dict[str, int]:
         """Bytes held in memory by the float32 rows and by the graph (for benchmarks and operators)."""
@@ -267,12 +275,17 @@ class EmbeddedIndex:
     def _open_state(self) -> tuple[Rows, Graph]:
         """The mirror and the graph: from the newest valid snapshot caught up, else rebuilt from SQLite."""
         store = self._store
-        snapshot = self._snapshots.read(self.dim, store.db_id, store.last_seq, _SPARE_FRACTION)
+        snapshot = self._snapshots.read(
+            self.dim,
+            store.db_id,
+            store.last_seq,
+            _SPARE_FRACTION,
+            load_graph=lambda path: Graph.load(path, self.dim, self._params),
+        )
         if snapshot is not None:
-            graph = Graph.load(snapshot.graph_path, self.dim, self._params)
-            if graph is not None and self._catch_up(snapshot.rows, graph, since=snapshot.seq):
-                return snapshot.rows, graph
-            del snapshot, graph  # before the rebuild allocates its own copy
+            if self._catch_up(snapshot.rows, snapshot.graph, since=snapshot.seq):
+                return snapshot.rows, snapshot.graph
+            del snapshot  # before the rebuild allocates its own copy
         rows = Rows.adopt(store.load_all(), self.dim)
         log.info("building the ANN graph of %s from %d assets", self.path, rows.n)
         graph = Graph.empty(self.dim, self._params)
@@ -284,18 +297,16 @@ class EmbeddedIndex:
         """Apply the changes made after the snapshot; False if the result disagrees with SQLite."""
         changed = self._store.load_changed_since(since)
         self._apply(changed, rows, graph)
-        live = self._store.all_keys()
-        # Keys are never reused, so a key the snapshot has and the table lacks was deleted since.
-        for key in np.setdiff1d(rows.keys[: rows.n], live, assume_unique=True).tolist():
+        deleted = self._store.deleted_since(since)
+        present = deleted[rows.slots_or_absent(deleted) >= 0]
+        for key in present.tolist():
             rows.remove(key)
-            graph.remove(np.array([key], dtype=np.int64))
-        self._unsaved = len(changed.keys)
-        held = np.sort(rows.keys[: rows.n])
-        if (
-            np.array_equal(held, live)
-            and len(graph) == len(live)
-            and np.array_equal(np.sort(graph.keys()), live)
-        ):
+        graph.remove(present)
+        self._unsaved = len(changed.keys) + len(present)
+        # Keys are never reused, so the same count and the same sum of keys catch a deletion the log
+        # lacks (made by a version without it) as well as any other drift.
+        count, key_sum = self._store.count_and_key_sum()
+        if rows.n == count == len(graph) and int(rows.keys[: rows.n].sum()) == key_sum:
             return True
         log.warning("index snapshot of %s disagrees with the database: rebuilding", self.path)
         return False
@@ -314,7 +325,9 @@ class EmbeddedIndex:
             self._save_snapshot()
 
     def _save_snapshot(self) -> None:
-        self._snapshots.write(self._graph, self._rows, self._store.db_id, self._store.last_seq)
+        seq = self._store.last_seq
+        self._snapshots.write(self._graph, self._rows, self._store.db_id, seq)
+        self._store.forget_deletions(up_to_seq=seq)  # only the snapshot just written is kept
         self._unsaved = 0
 
     def _require_open(self) -> None:
@@ -322,6 +335,7 @@ class EmbeddedIndex:
             raise RuntimeError(f"index {self.path} is closed")
 
     def _release(self) -> None:
+        self._rows = self._graph = None  # type: ignore[assignment]  # a closed index holds no memory
         store = getattr(self, "_store", None)
         if store is not None:
             store.close()
