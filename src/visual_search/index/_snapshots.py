@@ -172,13 +172,20 @@ def _read_exactly(file: IO[bytes], size: int) -> bytes:
 
 
 def _read_into(file: IO[bytes], array: np.ndarray, crc: int) -> int:
+    """Fill `array` from `file`; returns the CRC-32 continued over its bytes.
+
+    Each chunk's CRC is computed on another thread while the next chunk is read, so reading and checking
+    2 GB take about as long as the longer of the two rather than their sum."""
     view = memoryview(array).cast("B")
-    for start in range(0, len(view), _READ_CHUNK):
-        chunk = view[start : start + _READ_CHUNK]
-        if file.readinto(chunk) != len(chunk):
-            raise SnapshotError("file is truncated")
-        crc = zlib.crc32(chunk, crc)
-    return crc
+    with ThreadPoolExecutor(max_workers=1) as checker:
+        checked = None
+        for start in range(0, len(view), _READ_CHUNK):
+            chunk = view[start : start + _READ_CHUNK]
+            if file.readinto(chunk) != len(chunk):
+                raise SnapshotError("file is truncated")
+            crc = checked.result() if checked is not None else crc
+            checked = checker.submit(zlib.crc32, chunk, crc)
+        return checked.result() if checked is not None else crc
 
 
 def _file_crc(path: Path) -> tuple[int, int]:
