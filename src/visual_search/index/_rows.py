@@ -118,6 +118,12 @@ class Rows:
             self._slot_of_key[self.keys[slot]] = slot
         self.n = last
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the columns (allocated, including room reserved for more rows)."""
+        columns = (self.vectors, self.keys, self.ids, self._folders, self._formats, self._slot_of_key)
+        return sum(column.nbytes for column in columns)
+
     def slots(self, keys: np.ndarray) -> np.ndarray:
         """Slots of these keys, which must all be present: int64."""
         slots = self.slots_or_absent(keys)

@@ -10,8 +10,9 @@ file's size and CRC, the same `db_id`, and a `seq` the database has reached. The
 changes after `seq` from SQLite and compares the key sets. Anything else (a torn, truncated or bit-flipped
 file, a snapshot of another database, one from the future of a restored backup) is ignored and the state
 is rebuilt from SQLite: a snapshot can cost time, never a wrong result. The graph file is checked and
-loaded on a second thread while this one reads the rows (zlib, file reads and usearch's load release the
-GIL), so at a million rows the checksums add well under a second to opening.
+loaded on a second thread while this one reads the rows, and each chunk of rows is checksummed on a third
+while the next is read (zlib, file reads and usearch's load release the GIL), so the checks overlap the
+reading instead of adding to it.
 """
 
 from __future__ import annotations

@@ -215,9 +215,7 @@ class EmbeddedIndex:
         """Bytes held in memory by the float32 rows and by the graph (for benchmarks and operators)."""
         with self._lock:
             self._require_open()
-            rows = self._rows
-            columns = (rows.vectors, rows.keys, rows.ids, rows._folders, rows._formats, rows._slot_of_key)
-            return {"rows": sum(column.nbytes for column in columns), "graph": self._graph.memory_usage}
+            return {"rows": self._rows.nbytes, "graph": self._graph.memory_usage}
 
     def _rank(
         self,
