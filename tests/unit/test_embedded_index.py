@@ -49,7 +49,9 @@ def assets(vectors: np.ndarray, start: int = 0) -> list[IndexedAsset]:
     ]
 
 
-def exact_top(vectors: np.ndarray, query: np.ndarray, count: int, among: range | None = None) -> list[str]:
+def exact_top(
+    vectors: np.ndarray, query: np.ndarray, count: int, among: range | list[int] | None = None
+) -> list[str]:
     """Ids of the `count` best of `vectors` (asset n has vector n), optionally only among some numbers."""
     scores = vectors.astype(np.float64) @ query.astype(np.float64)
     numbers = range(len(vectors)) if among is None else among
@@ -306,6 +308,29 @@ def test_a_deletion_missing_from_the_log_is_detected_and_the_state_rebuilt(db, c
         assert "building the ANN graph" in caplog.text
         assert index.count() == 299
         assert aid(3) not in [hit.asset_id for hit in index.knn_page(index.get(aid(4)).vector, 300)]
+
+
+def test_an_index_written_before_snapshots_had_rows_opens_with_every_asset(db, data, queries, caplog):
+    # Given the files of the previous version: no db_id, no deletion log, a graph snapshot alone
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+        index.delete([aid(3)])
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM meta WHERE name = 'db_id'")
+        connection.execute("DROP TABLE deleted")
+    for path in db.parent.glob("*.rows"):
+        path.unlink()
+
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        assert "building the ANN graph" in caplog.text
+        assert index.count() == len(data) - 1
+        assert [hit.asset_id for hit in index.knn_page(queries[0], 10)] == exact_top(
+            data, queries[0], 10, among=[n for n in range(len(data)) if n != 3]
+        )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        assert "building the ANN graph" not in caplog.text  # the new snapshot is used from then on
+        assert index.count() == len(data) - 1
 
 
 def test_a_second_open_of_the_same_file_is_refused(db):
