@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -49,7 +50,9 @@ def assets(vectors: np.ndarray, start: int = 0) -> list[IndexedAsset]:
     ]
 
 
-def exact_top(vectors: np.ndarray, query: np.ndarray, count: int, among: range | None = None) -> list[str]:
+def exact_top(
+    vectors: np.ndarray, query: np.ndarray, count: int, among: range | list[int] | None = None
+) -> list[str]:
     """Ids of the `count` best of `vectors` (asset n has vector n), optionally only among some numbers."""
     scores = vectors.astype(np.float64) @ query.astype(np.float64)
     numbers = range(len(vectors)) if among is None else among
@@ -57,7 +60,8 @@ def exact_top(vectors: np.ndarray, query: np.ndarray, count: int, among: range |
 
 
 def snapshots(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.usearch"))
+    """A snapshot's files: the graph (`.usearch`) and the rows with the checksums (`.rows`)."""
+    return sorted([*folder.glob("*.usearch"), *folder.glob("*.rows")])
 
 
 @pytest.fixture
@@ -99,7 +103,18 @@ def test_close_writes_a_snapshot_of_the_graph(db, data):
     with open_ann(db) as index:
         index.upsert(assets(data))
 
-    assert [path.name for path in snapshots(db.parent)] == ["index.sqlite3.1.usearch"]
+    assert [path.name for path in snapshots(db.parent)] == ["index.sqlite3.1.rows", "index.sqlite3.1.usearch"]
+
+
+def test_an_index_whose_every_asset_was_deleted_snapshots_and_reopens_empty(db, data):
+    # The snapshot's byte view of an empty column raised (memoryview refuses a zero in its shape).
+    with open_ann(db) as index:
+        index.upsert(assets(data[:5]))
+        index.delete([aid(i) for i in range(5)])
+
+    with open_ann(db) as index:
+        assert index.count() == 0
+        assert index.knn_page(data[0], 10) == []
 
 
 def test_a_snapshot_is_written_every_n_changes(db, data):
@@ -109,7 +124,10 @@ def test_a_snapshot_is_written_every_n_changes(db, data):
 
         index.upsert(assets(data[60:120], start=60))
 
-        assert [path.name for path in snapshots(db.parent)] == ["index.sqlite3.2.usearch"]
+        assert [path.name for path in snapshots(db.parent)] == [
+            "index.sqlite3.2.rows",
+            "index.sqlite3.2.usearch",
+        ]
 
 
 def test_reopen_without_a_snapshot_rebuilds_the_graph(db, data, queries, caplog):
@@ -125,10 +143,11 @@ def test_reopen_without_a_snapshot_rebuilds_the_graph(db, data, queries, caplog)
     assert [hit.asset_id for hit in hits] == exact_top(data, queries[0], 10)
 
 
-def test_reopen_with_a_corrupt_snapshot_rebuilds_the_graph(db, data, queries, caplog):
+@pytest.mark.parametrize("suffix", [".usearch", ".rows"])
+def test_reopen_with_a_truncated_snapshot_rebuilds_the_graph(db, data, queries, caplog, suffix):
     with open_ann(db) as index:
         index.upsert(assets(data))
-    (snapshot,) = snapshots(db.parent)
+    (snapshot,) = [path for path in snapshots(db.parent) if path.suffix == suffix]
     snapshot.write_bytes(snapshot.read_bytes()[:1000])
 
     with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
@@ -138,19 +157,104 @@ def test_reopen_with_a_corrupt_snapshot_rebuilds_the_graph(db, data, queries, ca
     assert [hit.asset_id for hit in hits] == exact_top(data, queries[0], 10)
 
 
+@pytest.mark.parametrize("suffix", [".usearch", ".rows"])
+@pytest.mark.parametrize("where", [0.3, 0.6, 0.9])
+def test_reopen_with_one_flipped_bit_in_a_snapshot_rebuilds_and_answers_exactly(
+    db, data, queries, caplog, suffix, where
+):
+    # A flipped bit in a vector would change scores, one in the graph's links could crash usearch:
+    # the checksums must catch it before either is used.
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+    (snapshot,) = [path for path in snapshots(db.parent) if path.suffix == suffix]
+    content = bytearray(snapshot.read_bytes())
+    content[int(len(content) * where)] ^= 0x10
+    snapshot.write_bytes(bytes(content))
+
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        hits = index.knn_page(queries[0], 10)
+        assert index.get(aid(5)).vector.tobytes() == data[5].tobytes()
+
+    assert "building the ANN graph" in caplog.text
+    assert [hit.asset_id for hit in hits] == exact_top(data, queries[0], 10)
+    assert [hit.score for hit in hits] == exact_scores(data, queries[0])[
+        [int(h.asset_id, 16) for h in hits]
+    ].tolist()
+
+
+def test_a_snapshot_of_another_database_at_the_same_path_is_not_used(db, data, queries, caplog):
+    # Given the snapshot of one database, and then another database file put in its place, with as many
+    # changes behind it
+    with open_ann(db) as index:
+        index.upsert(assets(data[:1000]))
+    kept = {path.name: path.read_bytes() for path in snapshots(db.parent)}
+    for path in db.parent.iterdir():
+        path.unlink()
+    with open_ann(db) as index:
+        index.upsert(assets(data[1000:], start=1000))
+    for path in snapshots(db.parent):
+        path.unlink()
+    for name, content in kept.items():
+        (db.parent / name).write_bytes(content)
+
+    # When it is opened, Then the other database's snapshot is not served
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        hits = index.knn_page(queries[0], 10)
+
+    assert "building the ANN graph" in caplog.text
+    assert [hit.asset_id for hit in hits] == exact_top(data, queries[0], 10, among=range(1000, 2000))
+
+
+def test_a_snapshot_newer_than_the_database_is_not_used(db, data, queries, caplog):
+    # Given a database restored from a backup taken before the snapshot's changes
+    with open_ann(db) as index:
+        index.upsert(assets(data[:1000]))
+    backup = {db.name: db.read_bytes()}  # closed, so the WAL was checkpointed into the file
+    with open_ann(db) as index:
+        index.upsert(assets(data[1000:], start=1000))
+    newer = {path.name: path.read_bytes() for path in snapshots(db.parent)}
+    for path in db.parent.iterdir():
+        path.unlink()
+    for name, content in {**backup, **newer}.items():
+        (db.parent / name).write_bytes(content)
+
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        assert index.count() == 1000
+        hits = index.knn_page(queries[0], 10)
+
+    assert "building the ANN graph" in caplog.text
+    assert [hit.asset_id for hit in hits] == exact_top(data, queries[0], 10, among=range(1000))
+
+
+def test_reopen_from_a_snapshot_reads_no_vector_from_sqlite(db, data, queries, monkeypatch):
+    # The point of the rows snapshot: opening a large index must not read every vector back from SQLite.
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+        before = [index.knn_page(query, 10) for query in queries]
+    monkeypatch.setattr(
+        "visual_search.index._sqlite_store.SqliteStore.load_all",
+        lambda self: pytest.fail("the snapshot was not used"),
+    )
+
+    with open_ann(db) as index:
+        assert [index.knn_page(query, 10) for query in queries] == before
+
+
 def test_reopen_with_a_stale_snapshot_replays_the_later_changes(db, data, caplog):
     # Given a snapshot taken before an insert, a replacement and a deletion
     with open_ann(db, snapshot_every=10**9) as index:
         index.upsert(assets(data[:1500]))
+        index.upsert([IndexedAsset(aid(7), data[7], {"n": 7, "tags": ["old"]})])
         index.save_snapshot()
-        (stale,) = snapshots(db.parent)
-        kept = stale.read_bytes()
+        kept = {path.name: path.read_bytes() for path in snapshots(db.parent)}
         index.upsert(assets(data[1500:], start=1500))
         index.upsert([IndexedAsset(aid(0), data[1999], {"n": "moved"})])
+        index.upsert([IndexedAsset(aid(7), data[7], {"n": 7, "folder": "new", "tags": ["new"]})])
         index.delete([aid(1999)])
     for path in snapshots(db.parent):
         path.unlink()
-    stale.write_bytes(kept)
+    for name, content in kept.items():
+        (db.parent / name).write_bytes(content)
     caplog.clear()
 
     # When reopening
@@ -161,6 +265,84 @@ def test_reopen_with_a_stale_snapshot_replays_the_later_changes(db, data, caplog
         assert [hit.asset_id for hit in index.knn_page(data[1999], 1)] == [aid(0)]
         assert [hit.asset_id for hit in index.knn_page(data[1800], 1)] == [aid(1800)]
         assert aid(1999) not in [hit.asset_id for hit in index.knn_page(data[1999], 20)]
+        # and the filters see the replaced fields, not the snapshot's
+        assert [hit.asset_id for hit in index.knn_page(data[7], 5, filters=Filters(tags=("new",)))] == [
+            aid(7)
+        ]
+        assert index.knn_page(data[7], 5, filters=Filters(tags=("old",))) == []
+        assert [hit.asset_id for hit in index.knn_page(data[7], 5, filters=Filters(folder="new"))] == [aid(7)]
+
+
+CRASH_AFTER_A_SNAPSHOT = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    import numpy as np
+    from visual_search.index.embedded import EmbeddedIndex
+    from visual_search.index.port import IndexedAsset
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = EmbeddedIndex(Path(sys.argv[1]), 16, snapshot_every=10**9)
+    index.upsert([IndexedAsset(f"{n:032x}", v, {"n": n}) for n, v in enumerate(vectors[:200])])
+    index.save_snapshot()
+    index.delete([f"{3:032x}"])
+    index.upsert([IndexedAsset(f"{n:032x}", vectors[n], {"n": n}) for n in range(200, 300)])
+    os._exit(0)  # no close, so no newer snapshot: the next open catches up from SQLite
+    """
+)
+
+
+def crash_after_a_snapshot(db: Path) -> None:
+    subprocess.run([sys.executable, "-c", CRASH_AFTER_A_SNAPSHOT, str(db)], check=True, timeout=120)
+
+
+def test_reopen_after_a_crash_catches_up_deletions_from_the_log(db, caplog):
+    crash_after_a_snapshot(db)
+
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        assert "building the ANN graph" not in caplog.text
+        assert index.count() == 299
+        assert index.get(aid(3)) is None
+        assert aid(3) not in [hit.asset_id for hit in index.knn_page(index.get(aid(4)).vector, 300)]
+        assert index.knn_page(index.get(aid(250)).vector, 1)[0].asset_id == aid(250)
+
+
+def test_a_deletion_missing_from_the_log_is_detected_and_the_state_rebuilt(db, caplog):
+    # Given a deletion after the snapshot that the log does not record (as an older version would do)
+    crash_after_a_snapshot(db)
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM deleted")
+
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        assert "disagrees with the database" in caplog.text
+        assert "building the ANN graph" in caplog.text
+        assert index.count() == 299
+        assert aid(3) not in [hit.asset_id for hit in index.knn_page(index.get(aid(4)).vector, 300)]
+
+
+def test_an_index_written_before_snapshots_had_rows_opens_with_every_asset(db, data, queries, caplog):
+    # Given the files of the previous version: no db_id, no deletion log, a graph snapshot alone
+    with open_ann(db) as index:
+        index.upsert(assets(data))
+        index.delete([aid(3)])
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM meta WHERE name = 'db_id'")
+        connection.execute("DROP TABLE deleted")
+    for path in db.parent.glob("*.rows"):
+        path.unlink()
+
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        assert "building the ANN graph" in caplog.text
+        assert index.count() == len(data) - 1
+        assert [hit.asset_id for hit in index.knn_page(queries[0], 10)] == exact_top(
+            data, queries[0], 10, among=[n for n in range(len(data)) if n != 3]
+        )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        assert "building the ANN graph" not in caplog.text  # the new snapshot is used from then on
+        assert index.count() == len(data) - 1
 
 
 def test_a_second_open_of_the_same_file_is_refused(db):

@@ -1,8 +1,12 @@
 """The embedded index's in-memory mirror of the assets table: what scoring and filtering read.
 
 Rows are dense (slot 0..n-1) so a scan is one contiguous block; deleting moves the last row into the
-hole. Keys (SQLite's) map to slots. Folder and format are stored as small integer codes so a filter is a
-vectorised `isin`; tags, being many per asset, are an inverted index from tag to keys.
+hole. Keys (SQLite's, AUTOINCREMENT, so dense enough) map to slots through an array indexed by key. Folder
+and format are stored as small integer codes so a filter is a vectorised `isin`; tags, being many per
+asset, are an inverted index from tag to keys.
+
+The float32 vectors here are the only copy in memory that scores are computed from; the graph holds a
+coarser one (see `_usearch_graph.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from visual_search.index._sqlite_store import LoadedRows
 from visual_search.index.port import Filters, folder_matches
 
 Fields = tuple[str, str, tuple[str, ...]]
+_ABSENT = -1
 
 
 def filter_fields(document: Mapping[str, Any]) -> Fields:
@@ -28,8 +33,13 @@ def filter_fields(document: Mapping[str, Any]) -> Fields:
 
 
 class _Vocabulary:
-    def __init__(self) -> None:
-        self._codes: dict[str, int] = {}
+    def __init__(self, names: Sequence[str] = ()) -> None:
+        self._codes: dict[str, int] = {name: code for code, name in enumerate(names)}
+
+    @property
+    def names(self) -> list[str]:
+        """Every name, in code order."""
+        return list(self._codes)
 
     def code(self, name: str) -> int:
         return self._codes.setdefault(name, len(self._codes))
@@ -50,56 +60,83 @@ class Rows:
         self.n = 0
         self.vectors = np.empty((0, dim), dtype=np.float32)
         self.keys = np.empty(0, dtype=np.int64)
-        self.ids = np.empty(0, dtype="U32")
+        # ASCII bytes, a quarter of numpy's UCS-4 strings: 96 MB less at a million rows.
+        self.ids = np.empty(0, dtype="S32")
         self._folders = np.empty(0, dtype=np.int32)
         self._formats = np.empty(0, dtype=np.int32)
         self._folder_names = _Vocabulary()
         self._format_names = _Vocabulary()
         self._tags_of: dict[int, tuple[str, ...]] = {}
         self._keys_with_tag: dict[str, set[int]] = {}
-        self.slot_of: dict[int, int] = {}
+        self._slot_of_key = np.empty(0, dtype=np.int64)
 
     @classmethod
     def adopt(cls, loaded: LoadedRows, dim: int) -> Rows:
-        """Rows over what the store loaded, taking its arrays as they are (the open path: no copies)."""
+        """Rows over what the store loaded, taking its arrays as they are (no copies)."""
         rows = cls(dim)
         rows.n = len(loaded.keys)
         rows.vectors, rows.keys = loaded.vectors, loaded.keys
-        rows.ids = np.array(loaded.asset_ids, dtype="U32").reshape(rows.n)
+        rows.ids = np.array(loaded.asset_ids, dtype="S32").reshape(rows.n)
         rows._folders = rows._folder_names.encode(loaded.folders)
         rows._formats = rows._format_names.encode(loaded.formats)
-        rows.slot_of = dict(zip(loaded.keys.tolist(), range(rows.n), strict=True))
+        rows._index_keys()
         for key, tags in zip(loaded.keys.tolist(), loaded.tags, strict=True):
             if tags:
                 rows._set_tags(key, tags)
         return rows
 
-    def put(self, key: int, asset_id: str, vector: np.ndarray, fields: Fields) -> None:
-        slot = self.slot_of.get(key)
-        if slot is None:
-            slot = self.n
-            self._reserve(slot + 1)
-            self.keys[slot], self.ids[slot] = key, asset_id
-            self.slot_of[key] = slot
-            self.n += 1
-        folder, fmt, tags = fields
-        self.vectors[slot] = vector
-        self._folders[slot] = self._folder_names.code(folder)
-        self._formats[slot] = self._format_names.code(fmt)
-        self._set_tags(key, tags)
+    def put_many(self, loaded: LoadedRows) -> None:
+        """Insert or replace these rows (distinct keys)."""
+        count = len(loaded.keys)
+        if not count:
+            return
+        slots = self.slots_or_absent(loaded.keys)
+        new = slots == _ABSENT
+        added = int(np.count_nonzero(new))
+        self._reserve(self.n + added)
+        slots[new] = np.arange(self.n, self.n + added)
+        self._grow_key_index(int(loaded.keys.max()))
+        self._slot_of_key[loaded.keys[new]] = slots[new]
+        self.keys[slots] = loaded.keys
+        self.ids[slots] = np.array(loaded.asset_ids, dtype="S32")
+        self.vectors[slots] = loaded.vectors
+        self._folders[slots] = self._folder_names.encode(loaded.folders)
+        self._formats[slots] = self._format_names.encode(loaded.formats)
+        self.n += added
+        for key, tags in zip(loaded.keys.tolist(), loaded.tags, strict=True):
+            if tags or key in self._tags_of:
+                self._set_tags(key, tags)
 
     def remove(self, key: int) -> None:
-        slot = self.slot_of.pop(key)
+        slot = int(self._slot_of_key[key])
+        self._slot_of_key[key] = _ABSENT
         self._set_tags(key, ())
         last = self.n - 1
         if slot != last:
             for column in (self.vectors, self.keys, self.ids, self._folders, self._formats):
                 column[slot] = column[last]
-            self.slot_of[int(self.keys[slot])] = slot
+            self._slot_of_key[self.keys[slot]] = slot
         self.n = last
 
-    def slots(self, keys: Sequence[int]) -> np.ndarray:
-        return np.fromiter((self.slot_of[key] for key in keys), dtype=np.int64, count=len(keys))
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the columns (allocated, including room reserved for more rows)."""
+        columns = (self.vectors, self.keys, self.ids, self._folders, self._formats, self._slot_of_key)
+        return sum(column.nbytes for column in columns)
+
+    def slots(self, keys: np.ndarray) -> np.ndarray:
+        """Slots of these keys, which must all be present: int64."""
+        slots = self.slots_or_absent(keys)
+        if np.any(slots == _ABSENT):
+            raise KeyError("a key is not in the mirror")
+        return slots
+
+    def slots_or_absent(self, keys: np.ndarray) -> np.ndarray:
+        keys = np.asarray(keys, dtype=np.int64)
+        slots = np.full(len(keys), _ABSENT, dtype=np.int64)
+        known = (keys >= 0) & (keys < len(self._slot_of_key))
+        slots[known] = self._slot_of_key[keys[known]]
+        return slots
 
     def mask(self, filters: Filters) -> np.ndarray | None:
         """Boolean (n,) of the rows that pass, or None when the filters restrict nothing."""
@@ -116,11 +153,77 @@ class Rows:
         if filters.tags:
             keys = set.intersection(*(self._keys_with_tag.get(tag, set()) for tag in set(filters.tags)))
             tagged = np.zeros(self.n, dtype=bool)
-            tagged[self.slots(list(keys))] = True
+            tagged[self.slots(np.fromiter(keys, dtype=np.int64, count=len(keys)))] = True
             masks.append(tagged)
         if not masks:
             return None
         return np.logical_and.reduce(masks)
+
+    # --- snapshots: the columns and vocabularies as plain arrays and lists, and back -----------------
+
+    def columns(self) -> dict[str, np.ndarray]:
+        n = self.n
+        return {
+            "keys": self.keys[:n],
+            "vectors": self.vectors[:n],
+            "ids": self.ids[:n],
+            "folders": self._folders[:n],
+            "formats": self._formats[:n],
+        }
+
+    def vocabularies(self) -> dict[str, Any]:
+        return {
+            "folder_names": self._folder_names.names,
+            "format_names": self._format_names.names,
+            "tags": [[key, list(tags)] for key, tags in self._tags_of.items()],
+        }
+
+    @classmethod
+    def restore(cls, dim: int, columns: Mapping[str, np.ndarray], vocabularies: Mapping[str, Any]) -> Rows:
+        """Rows from `columns()` and `vocabularies()`; ValueError if they do not fit together."""
+        rows = cls(dim)
+        rows.n = len(columns["keys"])
+        # `vectors` may have spare rows past n, so the next insert need not copy them all.
+        rows.vectors = columns["vectors"]
+        capacity = len(rows.vectors)
+        rows.keys = _grown(columns["keys"], capacity)
+        rows.ids = _grown(columns["ids"].astype("S32"), capacity)
+        rows._folders = _grown(columns["folders"], capacity)
+        rows._formats = _grown(columns["formats"], capacity)
+        rows._folder_names = _Vocabulary(vocabularies["folder_names"])
+        rows._format_names = _Vocabulary(vocabularies["format_names"])
+        shapes_fit = (
+            rows.vectors.ndim == 2
+            and rows.vectors.shape[1] == dim
+            and capacity >= rows.n
+            and all(len(columns[name]) == rows.n for name in ("ids", "folders", "formats"))
+        )
+        codes_fit = shapes_fit and all(
+            rows.n == 0 or (codes[: rows.n].min() >= 0 and codes[: rows.n].max() < len(vocabulary.names))
+            for codes, vocabulary in (
+                (rows._folders, rows._folder_names),
+                (rows._formats, rows._format_names),
+            )
+        )
+        if not codes_fit or (rows.n and rows.keys[: rows.n].min() < 0):
+            raise ValueError("snapshot columns do not fit together")
+        rows._index_keys()
+        for key, tags in vocabularies["tags"]:
+            rows._set_tags(int(key), tuple(tags))
+        return rows
+
+    def _index_keys(self) -> None:
+        self._slot_of_key = np.empty(0, dtype=np.int64)
+        if self.n:
+            self._grow_key_index(int(self.keys[: self.n].max()))
+            self._slot_of_key[self.keys[: self.n]] = np.arange(self.n)
+
+    def _grow_key_index(self, max_key: int) -> None:
+        if max_key < len(self._slot_of_key):
+            return
+        grown = np.full(max(max_key + 1, len(self._slot_of_key) * 5 // 4, 1024), _ABSENT, dtype=np.int64)
+        grown[: len(self._slot_of_key)] = self._slot_of_key
+        self._slot_of_key = grown
 
     def _set_tags(self, key: int, tags: tuple[str, ...]) -> None:
         for tag in self._tags_of.pop(key, ()):
@@ -136,7 +239,8 @@ class Rows:
     def _reserve(self, needed: int) -> None:
         if needed <= len(self.keys):
             return
-        capacity = max(needed, 2 * len(self.keys), 1024)
+        # A quarter more, not double: at a million 512-d rows, doubling would reserve another 2 GB.
+        capacity = max(needed, len(self.keys) * 5 // 4, 1024)
         self.vectors = _grown(self.vectors, capacity)
         self.keys = _grown(self.keys, capacity)
         self.ids = _grown(self.ids, capacity)
@@ -145,6 +249,12 @@ class Rows:
 
 
 def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
+    if array.flags.owndata and array.base is None:
+        # In place: realloc can move a large block's pages (mremap) without copying them, so growing
+        # a million rows does not briefly need room for two copies. No view of the old array is kept
+        # anywhere (the index's lock serialises every use).
+        array.resize((capacity, *array.shape[1:]), refcheck=False)
+        return array
     grown = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
-    grown[: len(array)] = array
+    grown[: len(array)] = array[: len(grown)]
     return grown

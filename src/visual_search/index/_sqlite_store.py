@@ -2,13 +2,16 @@
 that returned survives a kill -9 or a power cut.
 
 Every write transaction takes the next value of a monotonic change sequence and stamps it on the rows it
-inserts or replaces, so a cache built at sequence S can catch up by reading the rows with seq > S.
-Keys are AUTOINCREMENT, never reused: a key the cache knows and the table lacks was deleted.
+inserts or replaces, so a cache built at sequence S can catch up by reading the rows with seq > S, and
+records the keys it deletes, with the same sequence, in `deleted`. Keys are AUTOINCREMENT, never reused.
+A random `db_id`, drawn when the file is created, tells a cache of this database from one of another
+database that happens to sit at the same path (a restored backup, a copied file).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,15 +36,20 @@ CREATE TABLE IF NOT EXISTS assets (
     tags TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS assets_by_seq ON assets (seq);
+CREATE TABLE IF NOT EXISTS deleted (key INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 """
 # A 512-d float32 vector is 2 KiB: with the default 4 KiB pages each row would take a page of its own.
 _PAGE_SIZE = 16384
-_UPSERT = """
-INSERT INTO assets (asset_id, seq, vector, document, folder, format, tags) VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (asset_id) DO UPDATE SET seq = excluded.seq, vector = excluded.vector,
-    document = excluded.document, folder = excluded.folder, format = excluded.format, tags = excluded.tags
-RETURNING key
+# Within one transaction holding the write lock, keys can be handed out here: a batch is then a couple of
+# executemany calls rather than one statement and one fetch per row.
+_INSERT = """
+INSERT INTO assets (key, asset_id, seq, vector, document, folder, format, tags)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
+_REPLACE = """
+UPDATE assets SET seq = ?, vector = ?, document = ?, folder = ?, format = ?, tags = ? WHERE key = ?
+"""
+_CHUNK = 500  # under SQLite's limit on bound parameters
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ class StoredRow:
 
 @dataclass(frozen=True)
 class LoadedRows:
-    """Everything the in-memory mirror needs, column-wise, ordered by key."""
+    """Everything the in-memory mirror needs, column-wise (from `load_all`: ordered by key)."""
 
     keys: np.ndarray  # int64, (n,)
     asset_ids: list[str]
@@ -83,6 +91,10 @@ class SqliteStore:
         elif stored_dim != dim:
             self._db.close()
             raise ValueError(f"index {path} holds vectors of dimension {stored_dim}, not {dim}")
+        if self._meta("db_id") is None:  # also for files made before db_id existed
+            with self._transaction():
+                self._set_meta("db_id", secrets.randbits(62))
+        self.db_id = int(self._meta("db_id") or 0)
 
     def close(self) -> None:
         self._db.close()
@@ -92,12 +104,28 @@ class SqliteStore:
         return int(self._meta("last_seq") or 0)
 
     def upsert(self, rows: Sequence[StoredRow]) -> list[int]:
-        """Insert or replace by asset_id in one transaction; returns each row's key."""
+        """Insert or replace by asset_id in one transaction; returns each row's key.
+
+        The asset_ids must be distinct (the caller keeps the last of repeated ones)."""
         with self._transaction():
             seq = self._next_seq()
-            return [
-                self._db.execute(_UPSERT, (row.asset_id, seq, *_columns(row))).fetchone()[0] for row in rows
-            ]
+            existing = self._keys_of([row.asset_id for row in rows])
+            (last_key,) = self._db.execute(
+                "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'assets'), 0)"
+            ).fetchone()
+            keys, inserts, replaces = [], [], []
+            for row in rows:
+                key = existing.get(row.asset_id)
+                if key is None:
+                    last_key += 1
+                    key = last_key
+                    inserts.append((key, row.asset_id, seq, *_columns(row)))
+                else:
+                    replaces.append((seq, *_columns(row), key))
+                keys.append(key)
+            self._db.executemany(_INSERT, inserts)
+            self._db.executemany(_REPLACE, replaces)
+            return keys
 
     def delete(self, asset_ids: Sequence[str]) -> list[int]:
         """Delete in one transaction; returns the keys that existed."""
@@ -105,8 +133,26 @@ class SqliteStore:
         with self._transaction():
             keys = [row[0] for asset_id in asset_ids for row in self._db.execute(sql, (asset_id,))]
             if keys:
-                self._next_seq()
+                seq = self._next_seq()
+                self._db.executemany("INSERT INTO deleted (key, seq) VALUES (?, ?)", [(k, seq) for k in keys])
             return keys
+
+    def deleted_since(self, seq: int) -> np.ndarray:
+        """Keys deleted after change `seq` (as far back as `forget_deletions` left them): int64."""
+        rows = self._db.execute("SELECT key FROM deleted WHERE seq > ?", (seq,))
+        return np.array([row[0] for row in rows], dtype=np.int64)
+
+    def forget_deletions(self, up_to_seq: int) -> None:
+        """Once nothing will catch up from a change at or before `up_to_seq`, its deletions can go."""
+        with self._transaction():
+            self._db.execute("DELETE FROM deleted WHERE seq <= ?", (up_to_seq,))
+
+    def count_and_key_sum(self) -> tuple[int, int]:
+        """How many rows, and the sum of their keys: a cheap check that a cache holds the same keys."""
+        # The seq index holds every key and is a fraction of the table's size.
+        sql = "SELECT count(*), coalesce(sum(key), 0) FROM assets INDEXED BY assets_by_seq WHERE seq >= 0"
+        count, key_sum = self._db.execute(sql).fetchone()
+        return int(count), int(key_sum)
 
     def get(self, asset_id: str) -> tuple[np.ndarray, dict[str, Any]] | None:
         sql = "SELECT vector, document FROM assets WHERE asset_id = ?"
@@ -117,18 +163,37 @@ class SqliteStore:
 
     def documents(self, keys: Sequence[int]) -> dict[int, dict[str, Any]]:
         found: dict[int, dict[str, Any]] = {}
-        # Chunked to stay under SQLite's limit on bound parameters.
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
+        for start in range(0, len(keys), _CHUNK):  # SQLite's limit on bound parameters
+            chunk = list(keys[start : start + _CHUNK])
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(f"SELECT key, document FROM assets WHERE key IN ({marks})", chunk)
             found.update((key, json.loads(document)) for key, document in rows)
         return found
 
     def load_all(self) -> LoadedRows:
-        cursor = self._db.execute(
-            "SELECT key, asset_id, vector, folder, format, tags FROM assets ORDER BY key"
+        return self._load("SELECT key, asset_id, vector, folder, format, tags FROM assets ORDER BY key")
+
+    def load_changed_since(self, seq: int) -> LoadedRows:
+        """The rows inserted or replaced after change `seq`."""
+        # Through the seq index: ordered by key, SQLite would walk the whole table (1 s at a million rows).
+        sql = (
+            "SELECT key, asset_id, vector, folder, format, tags FROM assets INDEXED BY assets_by_seq"
+            " WHERE seq > ?"
         )
+        return self._load(sql, (seq,))
+
+    def _keys_of(self, asset_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(asset_ids), _CHUNK):
+            chunk = list(asset_ids[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._db.execute(f"SELECT asset_id, key FROM assets WHERE asset_id IN ({marks})", chunk)
+            )
+        return found
+
+    def _load(self, sql: str, parameters: tuple[Any, ...] = ()) -> LoadedRows:
+        cursor = self._db.execute(sql, parameters)
         keys, asset_ids, blobs, folders, formats, tags = list(zip(*cursor, strict=True)) or [()] * 6
         # bytearray: a single copy, and the array over it is writable, so the mirror can adopt it.
         vectors = np.frombuffer(bytearray().join(blobs), dtype=np.float32).reshape(len(keys), self.dim)
@@ -140,9 +205,6 @@ class SqliteStore:
             formats=list(formats),
             tags=[tuple(json.loads(value)) if value != "[]" else () for value in tags],
         )
-
-    def keys_changed_since(self, seq: int) -> list[int]:
-        return [row[0] for row in self._db.execute("SELECT key FROM assets WHERE seq > ?", (seq,))]
 
     def _next_seq(self) -> int:
         seq = self.last_seq + 1

@@ -2,10 +2,13 @@
 
 SQLite holds every asset's vector and document; a write is acknowledged only once committed with
 synchronous=FULL, so a kill -9 loses nothing acknowledged. Memory holds a dense float32 copy of the
-vectors plus the filterable fields, so scoring never touches the disk. The usearch graph answers large
-unfiltered queries fast; it is snapshotted beside the database (on close and every `snapshot_every`
-changes), loaded on open, caught up from the change sequence, and rebuilt from SQLite if missing or
-unreadable. No result depends on it being there: exact search is always a correct fallback.
+vectors plus the filterable fields (`_rows.py`), so scoring never touches the disk, and the usearch graph
+over int8 copies of the vectors (`_usearch_graph.py`), which answers large unfiltered queries fast. Both
+are snapshotted beside the database (on close, and once the changes since the last snapshot reach
+`snapshot_every` and an eighth of the index; `_snapshots.py`),
+loaded and checksum-verified on open, caught up from the change sequence, and rebuilt from SQLite if
+missing, stale in a way a catch-up cannot repair, or corrupt. No result depends on the graph being right:
+exact search is always a correct fallback, and every score comes from the float32 rows.
 
 Why usearch: a fast SIMD HNSW in self-contained wheels (usearch and its numkong kernels, ~55 MB installed,
 no BLAS or torch), save/load of one file, Apache-2.0. Its import needs care: see `_preload.py`.
@@ -22,6 +25,7 @@ exactly) whichever path found the hit.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import functools
 import json
@@ -36,8 +40,9 @@ import numpy as np
 
 from visual_search.errors import IndexInUse
 from visual_search.index._rows import Rows, filter_fields
-from visual_search.index._sqlite_store import SqliteStore, StoredRow
-from visual_search.index._usearch_graph import Graph, GraphParams, Snapshots
+from visual_search.index._snapshots import Snapshots
+from visual_search.index._sqlite_store import LoadedRows, SqliteStore, StoredRow
+from visual_search.index._usearch_graph import Graph, GraphParams
 from visual_search.index.port import (
     Filters,
     Hit,
@@ -58,6 +63,10 @@ log = logging.getLogger(__name__)
 _SLACK = 32
 _ANN_GROWTH = 4
 _SMALL_MATCH_FRACTION = 0.2
+# A loaded snapshot gets room for an eighth more rows, so the first insert does not copy every vector into
+# a larger array; untouched, that room costs address space only.
+_SPARE_FRACTION = 8
+_SNAPSHOT_FRACTION = 8
 
 
 class EmbeddedIndex:
@@ -89,9 +98,8 @@ class EmbeddedIndex:
         self._unsaved = 0
         try:
             self._store = SqliteStore(self.path, dim)
-            self._rows = Rows.adopt(self._store.load_all(), dim)
             self._snapshots = Snapshots(self.path)
-            self._graph = self._open_graph()
+            self._rows, self._graph = self._open_state()
         except BaseException:
             self._release()
             raise
@@ -124,10 +132,18 @@ class EmbeddedIndex:
         with self._lock:
             self._require_open()
             keys = np.array(self._store.upsert(stored), dtype=np.int64)
-            self._graph.remove(keys)  # the replaced ones
-            self._graph.add(keys, np.stack([row.vector for row in stored]))
-            for key, row in zip(keys.tolist(), stored, strict=True):
-                self._rows.put(key, row.asset_id, row.vector, (row.folder, row.format, row.tags))
+            self._apply(
+                LoadedRows(
+                    keys=keys,
+                    asset_ids=[row.asset_id for row in stored],
+                    vectors=np.stack([row.vector for row in stored]),
+                    folders=[row.folder for row in stored],
+                    formats=[row.format for row in stored],
+                    tags=[row.tags for row in stored],
+                ),
+                self._rows,
+                self._graph,
+            )
             self._note_changes(len(stored))
 
     def delete(self, asset_ids: Sequence[str]) -> None:
@@ -179,7 +195,7 @@ class EmbeddedIndex:
             self._require_open()
             slots, scores = self._rank(query, select, filters, size, min_score)
             keys = self._rows.keys[slots].tolist()
-            ids = self._rows.ids[slots].tolist()
+            ids = [asset_id.decode() for asset_id in self._rows.ids[slots].tolist()]
             documents = self._store.documents(keys)
         return [
             Hit(asset_id=asset_id, score=score, document=documents[key])
@@ -187,10 +203,23 @@ class EmbeddedIndex:
         ]
 
     def save_snapshot(self) -> None:
-        """Write the graph snapshot now (close and the periodic rule do it anyway)."""
+        """Write the snapshot now (close and the periodic rule do it anyway)."""
         with self._lock:
             self._require_open()
             self._save_snapshot()
+
+    def set_expansion_search(self, expansion: int) -> None:
+        """Trade recall for speed from now on: the graph's search beam, and the fewest candidates rescored."""
+        with self._lock:
+            self._require_open()
+            self._params = dataclasses.replace(self._params, expansion_search=expansion)
+            self._graph.set_expansion_search(expansion)
+
+    def memory_usage(self) -> dict[str, int]:
+        """Bytes held in memory by the float32 rows and by the graph (for benchmarks and operators)."""
+        with self._lock:
+            self._require_open()
+            return {"rows": self._rows.nbytes, "graph": self._graph.memory_usage}
 
     def _rank(
         self,
@@ -232,7 +261,7 @@ class EmbeddedIndex:
         count = max(math.ceil((size + _SLACK) * rows.n / matching), self._params.expansion_search)
         # Past a quarter of the index an exact scan costs about as much, and is exact.
         while count <= rows.n // 4:
-            slots = rows.slots(self._graph.search(query, count).tolist())
+            slots = rows.slots(self._graph.search(query, count))
             if len(slots) < count:
                 return None
             scores = exact_scores(rows.vectors[slots], query)
@@ -247,40 +276,64 @@ class EmbeddedIndex:
             count *= _ANN_GROWTH
         return None
 
-    def _open_graph(self) -> Graph:
-        latest = self._snapshots.latest()
-        if latest is not None and latest[0] <= self._store.last_seq:
-            seq, path = latest
-            graph = Graph.load(path, self.dim, self._params)
-            if graph is not None and self._catch_up(graph, since=seq):
-                return graph
-        log.info("building the ANN graph of %s from %d assets", self.path, self._rows.n)
+    def _open_state(self) -> tuple[Rows, Graph]:
+        """The mirror and the graph: from the newest valid snapshot caught up, else rebuilt from SQLite."""
+        store = self._store
+        snapshot = self._snapshots.read(
+            self.dim,
+            store.db_id,
+            store.last_seq,
+            _SPARE_FRACTION,
+            load_graph=lambda path: Graph.load(path, self.dim, self._params),
+        )
+        if snapshot is not None:
+            if self._catch_up(snapshot.rows, snapshot.graph, since=snapshot.seq):
+                return snapshot.rows, snapshot.graph
+            del snapshot  # before the rebuild allocates its own copy
+        rows = Rows.adopt(store.load_all(), self.dim)
+        log.info("building the ANN graph of %s from %d assets", self.path, rows.n)
         graph = Graph.empty(self.dim, self._params)
-        graph.add(self._rows.keys[: self._rows.n], self._rows.vectors[: self._rows.n])
-        self._unsaved = self._rows.n
-        return graph
+        graph.add(rows.keys[: rows.n], rows.vectors[: rows.n])
+        self._unsaved = rows.n
+        return rows, graph
 
-    def _catch_up(self, graph: Graph, since: int) -> bool:
+    def _catch_up(self, rows: Rows, graph: Graph, since: int) -> bool:
         """Apply the changes made after the snapshot; False if the result disagrees with SQLite."""
-        live = self._rows.keys[: self._rows.n]
-        changed = np.array(self._store.keys_changed_since(since), dtype=np.int64)
-        graph.remove(changed)
-        graph.add(changed, self._rows.vectors[self._rows.slots(changed.tolist())])
-        if not _same_keys(graph, live):
-            graph.remove(np.setdiff1d(graph.keys(), live))  # keys are never reused: these were deleted
-        self._unsaved = len(changed)
-        if _same_keys(graph, live):
+        changed = self._store.load_changed_since(since)
+        self._apply(changed, rows, graph)
+        deleted = self._store.deleted_since(since)
+        present = deleted[rows.slots_or_absent(deleted) >= 0]
+        for key in present.tolist():
+            rows.remove(key)
+        graph.remove(present)
+        self._unsaved = len(changed.keys) + len(present)
+        # Keys are never reused, so the same count and the same sum of keys catch a deletion the log
+        # lacks (made by a version without it) as well as any other drift.
+        count, key_sum = self._store.count_and_key_sum()
+        if rows.n == count == len(graph) and int(rows.keys[: rows.n].sum()) == key_sum:
             return True
         log.warning("index snapshot of %s disagrees with the database: rebuilding", self.path)
         return False
 
+    @staticmethod
+    def _apply(changed: LoadedRows, rows: Rows, graph: Graph) -> None:
+        """Rows inserted or replaced in SQLite, into the mirror and the graph."""
+        replaced = changed.keys[rows.slots_or_absent(changed.keys) >= 0]
+        graph.remove(replaced)
+        graph.add(changed.keys, changed.vectors)
+        rows.put_many(changed)
+
     def _note_changes(self, count: int) -> None:
         self._unsaved += count
-        if self._unsaved >= self._snapshot_every:
+        # A snapshot rewrites every row (2.9 GB at a million), so it is taken in proportion to the index:
+        # bulk loading pays ~10% for it, and a crash costs a replay of at most an eighth of the rows.
+        if self._unsaved >= max(self._snapshot_every, self._rows.n // _SNAPSHOT_FRACTION):
             self._save_snapshot()
 
     def _save_snapshot(self) -> None:
-        self._snapshots.write(self._graph, self._store.last_seq)
+        seq = self._store.last_seq
+        self._snapshots.write(self._graph, self._rows, self._store.db_id, seq)
+        self._store.forget_deletions(up_to_seq=seq)  # only the snapshot just written is kept
         self._unsaved = 0
 
     def _require_open(self) -> None:
@@ -288,16 +341,13 @@ class EmbeddedIndex:
             raise RuntimeError(f"index {self.path} is closed")
 
     def _release(self) -> None:
+        self._rows = self._graph = None  # type: ignore[assignment]  # a closed index holds no memory
         store = getattr(self, "_store", None)
         if store is not None:
             store.close()
         if self._lock_file is not None:
             self._lock_file.close()  # closing the file drops the flock
             self._lock_file = None
-
-
-def _same_keys(graph: Graph, keys: np.ndarray) -> bool:
-    return len(graph) == len(keys) and np.array_equal(np.sort(graph.keys()), np.sort(keys))
 
 
 def _stored_row(asset: IndexedAsset, vector: np.ndarray) -> StoredRow:

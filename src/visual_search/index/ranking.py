@@ -38,7 +38,7 @@ def select_page(
     min_score: float | None,
     max_hits: int,
 ) -> tuple[np.ndarray, bool]:
-    """Pick the page among candidates `scores` (float32, (m,)) with asset ids `ids` (str, (m,)).
+    """Pick the page among candidates `scores` (float32, (m,)) with asset ids `ids` (str or bytes, (m,)).
 
     Returns the candidates' positions in page order and whether the page is complete: it holds `size`
     hits or reaches the `max_hits`-th entry of the ranked list. An incomplete page means the candidates
@@ -54,7 +54,8 @@ def select_page(
     before = 0
     if after is not None:
         score = wide[positions]
-        later = (score < after.score) | ((score == after.score) & (ids[positions] > after.asset_id))
+        after_id = after.asset_id.encode() if ids.dtype.kind == "S" else after.asset_id
+        later = (score < after.score) | ((score == after.score) & (ids[positions] > after_id))
         before = len(positions) - int(np.count_nonzero(later))
         positions = positions[later]
     room = min(size, max_hits - before)
