@@ -192,6 +192,32 @@ def test_deleting_an_unknown_id_is_harmless(index):
     assert index.get(aid(1)) is not None
 
 
+def test_documents_replaced_and_deleted_by_the_ids_upsert_returned_leave_nothing_behind(index):
+    # An index that chooses its documents' ids returns them (the ledger keeps them) and is handed them
+    # back on the next replace or delete; one keyed by asset id returns none and needs none.
+    first = index.upsert([asset(1, axis(0), format="jpg"), asset(2, axis(1))])
+    assert set(first) <= {aid(1), aid(2)}
+    assert all(isinstance(i, str) and i for i in first.values())
+
+    second = index.upsert([asset(1, axis(2), format="png")], known=first)
+    assert set(second) <= {aid(1)}
+    assert index.count() == 2
+    assert index.get(aid(1)).document["format"] == "png"
+
+    index.delete([aid(1)], known={**first, **second})
+    assert index.get(aid(1)) is None
+    assert ids(index.knn_page(axis(2), 10)) == [aid(2)]
+
+
+def test_known_document_ids_of_documents_that_are_gone_are_harmless(index):
+    index.upsert([asset(1, axis(0))])
+
+    index.delete([aid(2)], known={aid(2): "no-such-document"})
+    index.upsert([asset(3, axis(1))], known={aid(3): "no-such-document"})
+
+    assert index.count() == 2
+
+
 def test_count_follows_upserts_and_deletes(index):
     assert index.count() == 0
     index.upsert([asset(n, axis(n)) for n in range(5)])

@@ -45,7 +45,9 @@ def test_a_thousand_uploads_with_injected_faults_end_indexed_refused_or_in_the_d
     store_faults = FaultPlan(error_rate=0.03, timeout_rate=0.02, seed=1)
     upsert, get = services.index.upsert, services.store.get
     monkeypatch.setattr(
-        services.index, "upsert", faulty(upsert, index_faults, lambda assets: [a.asset_id for a in assets])
+        services.index,
+        "upsert",
+        faulty(upsert, index_faults, lambda assets, *_: [a.asset_id for a in assets]),
     )
     monkeypatch.setattr(services.store, "get", faulty(get, store_faults, lambda key, *_: [key]))
     responses = world.drain(services, stop_on_failure=False)
