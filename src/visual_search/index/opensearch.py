@@ -182,7 +182,12 @@ class OpenSearchIndex:
             self._bulk(lines)
             return {}
         self._delete_documents(list(latest), known)
-        results = self._bulk(lines)
+        results: list[dict[str, Any]] = [{} for _ in latest]
+        try:
+            self._bulk(lines, results=results)
+        except (DependencyUnavailable, OpenSearchRefused):
+            self._withdraw([result["_id"] for result in results if result.get("_id")])
+            raise
         return {asset_id: result["_id"] for asset_id, result in zip(latest, results, strict=True)}
 
     def delete(self, asset_ids: Sequence[str], known: DocIds | None = None) -> None:
@@ -203,12 +208,29 @@ class OpenSearchIndex:
         if ids:
             self._bulk([{"delete": {"_index": self.target, "_id": i}} for i in sorted(ids)], missing_ok=True)
 
-    def _bulk(self, lines: list[dict[str, Any]], missing_ok: bool = False) -> list[dict[str, Any]]:
+    def _withdraw(self, doc_ids: list[str]) -> None:
+        """Best effort: delete what a failed upsert wrote, since no ledger will name it and its retry may
+        come before the refresh that would let a term query find it. What stays is found by the term
+        query of the asset's next replace or delete."""
+        if not doc_ids:
+            return
+        try:
+            self._bulk([{"delete": {"_index": self.target, "_id": i}} for i in doc_ids], missing_ok=True)
+        except (DependencyUnavailable, OpenSearchRefused) as exc:
+            log.warning("%d document(s) of a failed write not withdrawn: %s", len(doc_ids), exc)
+
+    def _bulk(
+        self,
+        lines: list[dict[str, Any]],
+        missing_ok: bool = False,
+        results: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
         """Send; retry the items that failed for a retryable reason; raise for the rest. Returns each
-        action's result (with the document's `_id`), in the order of the actions."""
+        action's result (with the document's `_id`), in the order of the actions; `results`, when given,
+        is filled in as items succeed, so a caller still knows what landed when this raises."""
         step = 2 if "index" in lines[0] else 1
         actions = [lines[n : n + step] for n in range(0, len(lines), step)]
-        results: list[dict[str, Any]] = [{} for _ in actions]
+        results = results if results is not None else [{} for _ in actions]
         pending = list(range(len(actions)))
         options = {"refresh": "wait_for"} if self.mode == "managed" else {}
         deadline = self._clock() + budget(self._budget_s)
