@@ -103,6 +103,7 @@ class FakeOpenSearch:
     injected: Counter = field(default_factory=Counter)
     pits: dict[str, Index] = field(default_factory=dict)  # point-in-time id -> frozen copy of the index
     refresh_lag: bool = False  # searches see writes only after `refresh()` (Serverless' own refresh)
+    unsearchable_deletes: int = 0  # documents deleted by _id before a refresh made them searchable
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -271,6 +272,8 @@ class FakeOpenSearch:
                 return {"_id": doc_id, "status": 201, "result": "created"}
             if verb == "delete":
                 found = index.docs.pop(meta["_id"], None)
+                if found is not None and index.lagging and meta["_id"] not in index.refreshed:
+                    self.unsearchable_deletes += 1
                 return {"_id": meta["_id"], "status": 200 if found else 404}
             raise Rejected(400, "illegal_argument_exception", f"bulk action {verb} not used by the adapter")
         except Rejected as exc:

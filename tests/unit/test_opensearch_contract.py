@@ -166,6 +166,20 @@ def test_a_serverless_upsert_that_fails_withdraws_the_documents_it_had_written()
     assert cluster.indices["vs-clip-test"].docs == {}
 
 
+def test_a_document_a_failed_upsert_could_not_withdraw_goes_with_the_assets_next_write():
+    cluster = FakeOpenSearch(mode="serverless", refresh_lag=True)
+    index = open_index(cluster)
+    # A lands, B is throttled on all 5 attempts, then withdrawing A is throttled on all 5 attempts too.
+    cluster.bulk_item_faults = [0] + [503] * 10
+    with pytest.raises(DependencyUnavailable):
+        index.upsert([asset(A, unit(1, 0, 0, 0)), asset(B, unit(0, 1, 0, 0))])
+    assert len(cluster.indices["vs-clip-test"].docs) == 1
+
+    written = index.upsert([asset(A, unit(0, 0, 1, 0)), asset(B, unit(0, 1, 0, 0))])  # the retry, at once
+
+    assert set(cluster.indices["vs-clip-test"].docs) == set(written.values())
+
+
 def test_search_is_a_filtered_knn_query_sorted_by_score_then_asset_id_with_search_after():
     cluster = FakeOpenSearch()
     index = open_index(cluster)

@@ -85,6 +85,7 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["managed", "serverless"]
 MAX_K = 10_000  # the k-NN plugin's limit on k
+MAX_STRAYS = 10_000  # assets whose failed write could not be withdrawn, remembered (see `_withdraw`)
 
 
 class OpenSearchIndex:
@@ -112,6 +113,7 @@ class OpenSearchIndex:
         self.alias, self.dim, self.model_id, self.mode = alias, dim, model_id, mode
         self.options = options or IndexOptions()
         self._attempts, self._sleep = attempts, sleep
+        self._strays: dict[str, set[str]] = {}  # Serverless: see `_withdraw`
         # Reading and writing go through the alias, except while re-indexing for a new model: then
         # into the model's own index, beside the one the alias serves, until `activate` swaps them.
         self.target = self.physical_name if reindex else alias
@@ -186,7 +188,7 @@ class OpenSearchIndex:
         try:
             self._bulk(lines, results=results)
         except (DependencyUnavailable, OpenSearchRefused):
-            self._withdraw([result["_id"] for result in results if result.get("_id")])
+            self._withdraw({a: r["_id"] for a, r in zip(latest, results, strict=True) if r.get("_id")})
             raise
         return {asset_id: result["_id"] for asset_id, result in zip(latest, results, strict=True)}
 
@@ -205,19 +207,29 @@ class OpenSearchIndex:
         were recorded, or by a write whose ledger record failed)."""
         ids = {hit["_id"] for hit in self._find(asset_ids, with_source=False)}
         ids |= {known[a] for a in asset_ids if known and known.get(a)}
+        ids |= {i for a in asset_ids for i in self._strays.get(a, ())}
         if ids:
             self._bulk([{"delete": {"_index": self.target, "_id": i}} for i in sorted(ids)], missing_ok=True)
+        for a in asset_ids:
+            self._strays.pop(a, None)
 
-    def _withdraw(self, doc_ids: list[str]) -> None:
-        """Best effort: delete what a failed upsert wrote, since no ledger will name it and its retry may
-        come before the refresh that would let a term query find it. What stays is found by the term
-        query of the asset's next replace or delete."""
-        if not doc_ids:
+    def _withdraw(self, written: dict[str, str]) -> None:
+        """Delete what a failed upsert wrote (asset id -> doc id): no ledger will name it, and its retry
+        may come before the refresh that lets a term query find it. What cannot be deleted now is kept
+        in memory and deleted with the asset's next replace or delete in this process (the batch's
+        message-by-message retry); a retry elsewhere, after the queue's visibility timeout, finds it by
+        the term query."""
+        if not written:
             return
         try:
-            self._bulk([{"delete": {"_index": self.target, "_id": i}} for i in doc_ids], missing_ok=True)
+            self._bulk(
+                [{"delete": {"_index": self.target, "_id": i}} for i in written.values()], missing_ok=True
+            )
         except (DependencyUnavailable, OpenSearchRefused) as exc:
-            log.warning("%d document(s) of a failed write not withdrawn: %s", len(doc_ids), exc)
+            log.warning("%d document(s) of a failed write not withdrawn yet: %s", len(written), exc)
+            for asset_id, doc_id in written.items():
+                if len(self._strays) < MAX_STRAYS:
+                    self._strays.setdefault(asset_id, set()).add(doc_id)
 
     def _bulk(
         self,
