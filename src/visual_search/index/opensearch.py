@@ -16,7 +16,11 @@ searchable only after the collection's own refresh - documented as up to 60 s on
 10 s on newer ones - so a term query on `asset_id` misses a document written within that window. Hence
 `upsert` returns the generated ids, the ingest ledger records them (`LedgerEntry.doc_id`), and a replace
 or delete removes by id both the documents the ledger names (`known`) and those the term query finds,
-before indexing the new one; the ingest ledger keeps the ordering (see `ledger/port.py`).
+before indexing the new one; the ingest ledger keeps the ordering (see `ledger/port.py`). An upsert that
+fails half-way withdraws what it wrote (`_withdraw`). Left open: a bulk whose answer is lost (a timeout)
+and that is sent again writes twice, and the first document's id is never known; the term query of the
+asset's next replace or delete removes it once it is searchable. `get` and `count` are searches there
+too: they see a write after the refresh.
 
 Ordering against late or duplicate S3 events is not decided here: the asset ledger's conditional write
 (DynamoDB) decides which event may touch an asset, before the index is written, for both modes.
