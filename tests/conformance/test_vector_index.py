@@ -71,6 +71,7 @@ IMPLEMENTATIONS: dict[str, Factory] = {
 }
 
 MakeIndex = Callable[[], VectorIndex]
+APPROXIMATE = {"opensearch-node"}  # the others answer exactly at these sizes
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
@@ -310,7 +311,9 @@ def corpora(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     max_hits=st.integers(1, 50),
     min_score=st.none() | st.floats(-1.0, 1.0),
 )
-def test_paging_with_search_after_equals_one_big_call(make_index, corpus, page_size, max_hits, min_score):
+def test_paging_with_search_after_equals_one_big_call(
+    request, make_index, corpus, page_size, max_hits, min_score
+):
     # Given an index of random vectors with ties
     vectors, query = corpus
     index = make_index()
@@ -328,7 +331,12 @@ def test_paging_with_search_after_equals_one_big_call(make_index, corpus, page_s
     floor = -np.inf if min_score is None else min_score
     # float32 scores may sit a rounding error either side of min_score
     surely, maybe = int(np.sum(exact >= floor + 1e-6)), int(np.sum(exact >= floor - 1e-6))
-    assert min(max_hits, surely) <= len(everything) <= min(max_hits, maybe)
+    assert len(everything) <= min(max_hits, maybe)
+    if request.node.callspec.params["make_index"] not in APPROXIMATE:
+        # Every hit above the floor is found. A real HNSW (the node's Lucene graph) may miss one among
+        # many identical vectors, which these corpora are full of: its recall is measured on realistic
+        # data by tests/conformance/test_opensearch_node.py and bench/opensearch.py instead.
+        assert min(max_hits, surely) <= len(everything)
     assert all(len(page) == page_size for page in pages[:-1])
 
 
