@@ -71,6 +71,7 @@ IMPLEMENTATIONS: dict[str, Factory] = {
 }
 
 MakeIndex = Callable[[], VectorIndex]
+APPROXIMATE = {"opensearch-node"}  # the others answer exactly at these sizes
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
@@ -192,6 +193,32 @@ def test_deleting_an_unknown_id_is_harmless(index):
     assert index.get(aid(1)) is not None
 
 
+def test_documents_replaced_and_deleted_by_the_ids_upsert_returned_leave_nothing_behind(index):
+    # An index that chooses its documents' ids returns them (the ledger keeps them) and is handed them
+    # back on the next replace or delete; one keyed by asset id returns none and needs none.
+    first = index.upsert([asset(1, axis(0), format="jpg"), asset(2, axis(1))])
+    assert set(first) <= {aid(1), aid(2)}
+    assert all(isinstance(i, str) and i for i in first.values())
+
+    second = index.upsert([asset(1, axis(2), format="png")], known=first)
+    assert set(second) <= {aid(1)}
+    assert index.count() == 2
+    assert index.get(aid(1)).document["format"] == "png"
+
+    index.delete([aid(1)], known={**first, **second})
+    assert index.get(aid(1)) is None
+    assert ids(index.knn_page(axis(2), 10)) == [aid(2)]
+
+
+def test_known_document_ids_of_documents_that_are_gone_are_harmless(index):
+    index.upsert([asset(1, axis(0))])
+
+    index.delete([aid(2)], known={aid(2): "no-such-document"})
+    index.upsert([asset(3, axis(1))], known={aid(3): "no-such-document"})
+
+    assert index.count() == 2
+
+
 def test_count_follows_upserts_and_deletes(index):
     assert index.count() == 0
     index.upsert([asset(n, axis(n)) for n in range(5)])
@@ -284,7 +311,9 @@ def corpora(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     max_hits=st.integers(1, 50),
     min_score=st.none() | st.floats(-1.0, 1.0),
 )
-def test_paging_with_search_after_equals_one_big_call(make_index, corpus, page_size, max_hits, min_score):
+def test_paging_with_search_after_equals_one_big_call(
+    request, make_index, corpus, page_size, max_hits, min_score
+):
     # Given an index of random vectors with ties
     vectors, query = corpus
     index = make_index()
@@ -302,7 +331,12 @@ def test_paging_with_search_after_equals_one_big_call(make_index, corpus, page_s
     floor = -np.inf if min_score is None else min_score
     # float32 scores may sit a rounding error either side of min_score
     surely, maybe = int(np.sum(exact >= floor + 1e-6)), int(np.sum(exact >= floor - 1e-6))
-    assert min(max_hits, surely) <= len(everything) <= min(max_hits, maybe)
+    assert len(everything) <= min(max_hits, maybe)
+    if request.node.callspec.params["make_index"] not in APPROXIMATE:
+        # Every hit above the floor is found. A real HNSW (the node's Lucene graph) may miss one among
+        # many identical vectors, which these corpora are full of: its recall is measured on realistic
+        # data by tests/conformance/test_opensearch_node.py and bench/opensearch.py instead.
+        assert min(max_hits, surely) <= len(everything)
     assert all(len(page) == page_size for page in pages[:-1])
 
 

@@ -9,6 +9,11 @@ unknown keys in a k-NN query, k over 10,000, a vector of the wrong dimension, fi
 mapping, `search_after` not matching the sort. In `serverless` mode it also rejects what an OpenSearch
 Serverless vector collection rejects: a custom `_id` on index, `refresh`, `_refresh` and point-in-time.
 
+`refresh_lag=True` models Serverless' own refresh (up to 60 s on classic collections, 10 s on newer
+ones): searches and counts read the index as it was at the last `refresh()`, while writes and deletes by
+`_id` apply to the documents at once - as in Lucene, where a search sees a write, or a delete, only
+after a refresh. Without it, every write is searchable at once.
+
 k-NN here is exact (brute force), with OpenSearch's score per space type; a real cluster's HNSW is
 approximate. Faults can be injected: whole requests answered 429, bulk items answered 429/500 — the
 next N, or at a seeded random rate — and searches answered by only some shards (`injected` counts what
@@ -67,7 +72,16 @@ class Rejected(Exception):
 @dataclass
 class Index:
     body: dict[str, Any]
-    docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # what writes and deletes by _id see
+    lagging: bool = False  # searches read `refreshed`, the documents as of the last refresh
+    refreshed: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def searchable(self) -> dict[str, dict[str, Any]]:
+        return self.refreshed if self.lagging else self.docs
+
+    def refresh(self) -> None:
+        self.refreshed = dict(self.docs)
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -88,9 +102,16 @@ class FakeOpenSearch:
     seed: int = 0
     injected: Counter = field(default_factory=Counter)
     pits: dict[str, Index] = field(default_factory=dict)  # point-in-time id -> frozen copy of the index
+    refresh_lag: bool = False  # searches see writes only after `refresh()` (Serverless' own refresh)
+    unsearchable_deletes: int = 0  # documents deleted by _id before a refresh made them searchable
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+
+    def refresh(self) -> None:
+        """Make every write so far searchable, as Serverless' periodic refresh does."""
+        for index in self.indices.values():
+            index.refresh()
 
     def connection_class(self) -> type[Connection]:
         cluster = self
@@ -155,8 +176,8 @@ class FakeOpenSearch:
             ("POST", "/{index}/_search/point_in_time"): lambda: self._create_pit(parts[0], params),
             ("DELETE", "/_search/point_in_time"): lambda: self._delete_pits(body or {}),
             ("GET", "/{index}/_search"): lambda: self._search(parts[0], body or {}),
-            ("POST", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).docs)},
-            ("GET", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).docs)},
+            ("POST", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).searchable)},
+            ("GET", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).searchable)},
         }
         if template.endswith(("/_refresh", "_search/point_in_time")) and self.mode == "serverless":
             raise Rejected(404, "not_found", f"{template} is not supported by OpenSearch Serverless")
@@ -181,7 +202,7 @@ class FakeOpenSearch:
         vector = next(p for p in body["mappings"]["properties"].values() if p.get("type") == "knn_vector")
         if settings.get("knn") is not True or not 1 <= vector["dimension"] <= 16_000:
             raise Rejected(400, "mapper_parsing_exception", "knn_vector needs index.knn and a dimension")
-        self.indices[name] = Index(body)
+        self.indices[name] = Index(body, lagging=self.refresh_lag)
         return {"acknowledged": True, "index": name}
 
     def _get_alias(self, name: str) -> dict[str, Any]:
@@ -251,6 +272,8 @@ class FakeOpenSearch:
                 return {"_id": doc_id, "status": 201, "result": "created"}
             if verb == "delete":
                 found = index.docs.pop(meta["_id"], None)
+                if found is not None and index.lagging and meta["_id"] not in index.refreshed:
+                    self.unsearchable_deletes += 1
                 return {"_id": meta["_id"], "status": 200 if found else 404}
             raise Rejected(400, "illegal_argument_exception", f"bulk action {verb} not used by the adapter")
         except Rejected as exc:
@@ -273,7 +296,7 @@ class FakeOpenSearch:
             raise Rejected(400, "action_request_validation_exception", "keep_alive is missing")
         live = self._resolve(name)
         pit_id = uuid.uuid4().hex * 4  # real ids are long base64 strings
-        self.pits[pit_id] = Index(live.body, docs=dict(live.docs))
+        self.pits[pit_id] = Index(live.body, docs=dict(live.searchable))
         return {"pit_id": pit_id, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
                 "creation_time": 0}  # fmt: skip
 
@@ -328,10 +351,11 @@ class FakeOpenSearch:
     def _query(self, index: Index, query: dict[str, Any]) -> list[tuple[float, str, dict[str, Any]]]:
         ((kind, spec),) = query.items()
         if kind == "match_all":
-            return [(1.0, i, d) for i, d in index.docs.items()]
+            return [(1.0, i, d) for i, d in index.searchable.items()]
         if kind == "terms":
             ((field_name, values),) = spec.items()
-            return [(1.0, i, d) for i, d in index.docs.items() if _matches_any(d.get(field_name), values)]
+            docs = index.searchable.items()
+            return [(1.0, i, d) for i, d in docs if _matches_any(d.get(field_name), values)]
         if kind == "knn":
             return self._knn(index, spec)
         raise Rejected(400, "unsupported_by_double", f"query {kind} is not implemented by the double")
@@ -357,7 +381,7 @@ class FakeOpenSearch:
         query = np.asarray(knn["vector"], dtype=np.float32)
         if query.shape != (prop["dimension"],):
             raise Rejected(400, "illegal_argument_exception", "query vector has the wrong dimension")
-        allowed = [(i, d) for i, d in index.docs.items() if _filter(knn.get("filter"), d)]
+        allowed = [(i, d) for i, d in index.searchable.items() if _filter(knn.get("filter"), d)]
         space = prop["method"]["space_type"]
         scored = [
             (_score(space, np.asarray(d[field_name], dtype=np.float32), query), i, d) for i, d in allowed

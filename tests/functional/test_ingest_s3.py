@@ -82,7 +82,7 @@ def test_keys_outside_the_prefix_and_non_images_are_ignored(world):
 def test_an_index_failure_returns_the_messages_to_the_queue_and_records_nothing(world, ingest, monkeypatch):
     world.put("photos/a.jpg", images.jpeg(seed=1))
 
-    def unavailable(_assets):
+    def unavailable(*_args):
         raise DependencyUnavailable("index throttled")
 
     monkeypatch.setattr(ingest.index, "upsert", unavailable)

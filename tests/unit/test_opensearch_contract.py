@@ -125,6 +125,61 @@ def test_a_serverless_upsert_finds_the_old_documents_deletes_them_and_indexes_wi
     assert index.get(A).vector.tolist() == [0.0, 1.0, 0.0, 0.0]
 
 
+def test_a_serverless_upsert_returns_each_assets_generated_id_even_when_an_item_was_retried():
+    cluster = FakeOpenSearch(mode="serverless")
+    index = open_index(cluster)
+    cluster.bulk_item_faults = [429]  # the first item (A) is throttled once, so B's answer comes first
+
+    written = index.upsert([asset(A, unit(1, 0, 0, 0)), asset(B, unit(0, 1, 0, 0))])
+
+    docs = cluster.indices["vs-clip-test"].docs
+    assert {asset_id: docs[doc_id]["asset_id"] for asset_id, doc_id in written.items()} == {A: A, B: B}
+
+
+def test_a_managed_upsert_returns_no_ids_since_documents_are_keyed_by_asset_id():
+    assert open_index(FakeOpenSearch()).upsert([asset(A, unit(1, 0, 0, 0))]) == {}
+
+
+def test_a_serverless_replace_and_delete_remove_the_known_document_by_id_before_it_is_searchable():
+    cluster = FakeOpenSearch(mode="serverless", refresh_lag=True)
+    index = open_index(cluster)
+    first = index.upsert([asset(A, unit(1, 0, 0, 0))])
+    second = index.upsert([asset(A, unit(0, 1, 0, 0))], known=first)  # the term query finds nothing yet
+
+    replace_bulk = sent(cluster, "POST", "/_bulk")[1][3]
+    assert replace_bulk == [{"delete": {"_index": "vs", "_id": first[A]}}]
+    assert list(cluster.indices["vs-clip-test"].docs) == [second[A]]
+
+    index.delete([A], known=second)
+    assert cluster.indices["vs-clip-test"].docs == {}
+
+
+def test_a_serverless_upsert_that_fails_withdraws_the_documents_it_had_written():
+    # Its retry may come before the collection's refresh, when a term query cannot find them.
+    cluster = FakeOpenSearch(mode="serverless", refresh_lag=True)
+    index = open_index(cluster)
+    cluster.bulk_item_faults = [0] + [503] * 5  # A lands; B is throttled on every one of the 5 attempts
+
+    with pytest.raises(DependencyUnavailable):
+        index.upsert([asset(A, unit(1, 0, 0, 0)), asset(B, unit(0, 1, 0, 0))])
+
+    assert cluster.indices["vs-clip-test"].docs == {}
+
+
+def test_a_document_a_failed_upsert_could_not_withdraw_goes_with_the_assets_next_write():
+    cluster = FakeOpenSearch(mode="serverless", refresh_lag=True)
+    index = open_index(cluster)
+    # A lands, B is throttled on all 5 attempts, then withdrawing A is throttled on all 5 attempts too.
+    cluster.bulk_item_faults = [0] + [503] * 10
+    with pytest.raises(DependencyUnavailable):
+        index.upsert([asset(A, unit(1, 0, 0, 0)), asset(B, unit(0, 1, 0, 0))])
+    assert len(cluster.indices["vs-clip-test"].docs) == 1
+
+    written = index.upsert([asset(A, unit(0, 0, 1, 0)), asset(B, unit(0, 1, 0, 0))])  # the retry, at once
+
+    assert set(cluster.indices["vs-clip-test"].docs) == set(written.values())
+
+
 def test_search_is_a_filtered_knn_query_sorted_by_score_then_asset_id_with_search_after():
     cluster = FakeOpenSearch()
     index = open_index(cluster)

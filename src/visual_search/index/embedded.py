@@ -44,6 +44,7 @@ from visual_search.index._snapshots import Snapshots
 from visual_search.index._sqlite_store import LoadedRows, SqliteStore, StoredRow
 from visual_search.index._usearch_graph import Graph, GraphParams
 from visual_search.index.port import (
+    DocIds,
     Filters,
     Hit,
     IndexedAsset,
@@ -124,11 +125,12 @@ class EmbeddedIndex:
             finally:
                 self._release()
 
-    def upsert(self, assets: Sequence[IndexedAsset]) -> None:
+    def upsert(self, assets: Sequence[IndexedAsset], known: DocIds | None = None) -> DocIds:
+        """Keyed by asset id: a replace is found at once, so `known` is not needed and no id returned."""
         latest = {asset.asset_id: asset for asset in assets}  # the last of repeated ids wins
         stored = [_stored_row(asset, check_asset(asset, self.dim)) for asset in latest.values()]
         if not stored:
-            return
+            return {}
         with self._lock:
             self._require_open()
             keys = np.array(self._store.upsert(stored), dtype=np.int64)
@@ -145,8 +147,9 @@ class EmbeddedIndex:
                 self._graph,
             )
             self._note_changes(len(stored))
+        return {}
 
-    def delete(self, asset_ids: Sequence[str]) -> None:
+    def delete(self, asset_ids: Sequence[str], known: DocIds | None = None) -> None:
         with self._lock:
             self._require_open()
             keys = self._store.delete(list(dict.fromkeys(asset_ids)))

@@ -11,13 +11,16 @@ exponential back-off and full jitter (bounded), other item errors raise; what st
 DependencyUnavailable, so the ingest message is retried and ends in the DLQ. A managed domain keys
 documents by asset id and writes with `refresh=wait_for`, so an acknowledged write is searchable.
 A Serverless collection accepts no refresh, and its classic vector collections no custom ids (newer ones
-do; the adapter does not rely on it): the adapter finds an asset's documents by a term query on
-`asset_id`, deletes them and indexes the new one (the ingest ledger keeps the ordering, see
-`ledger/port.py`). Writes become searchable after the collection's own refresh - documented as up to
-60 s on classic collections, 10 s on newer ones - so a replace or delete of a document written within
-that window does not find it: an overwrite can leave two documents for one asset, a delete a ghost.
-Recording the generated `_id` in the ledger's `doc_id` and deleting by it would close this; it is not
-done yet (see the README's OpenSearch section).
+do; the adapter does not rely on it), so the collection generates each document's id. Writes become
+searchable only after the collection's own refresh - documented as up to 60 s on classic collections,
+10 s on newer ones - so a term query on `asset_id` misses a document written within that window. Hence
+`upsert` returns the generated ids, the ingest ledger records them (`LedgerEntry.doc_id`), and a replace
+or delete removes by id both the documents the ledger names (`known`) and those the term query finds,
+before indexing the new one; the ingest ledger keeps the ordering (see `ledger/port.py`). An upsert that
+fails half-way withdraws what it wrote (`_withdraw`). Left open: a bulk whose answer is lost (a timeout)
+and that is sent again writes twice, and the first document's id is never known; the term query of the
+asset's next replace or delete removes it once it is searchable. `get` and `count` are searches there
+too: they see a write after the refresh.
 
 Ordering against late or duplicate S3 events is not decided here: the asset ledger's conditional write
 (DynamoDB) decides which event may touch an asset, before the index is written, for both modes.
@@ -72,6 +75,7 @@ from visual_search.index.opensearch_mapping import (
     to_source,
 )
 from visual_search.index.port import (
+    DocIds,
     Filters,
     Hit,
     IndexedAsset,
@@ -85,6 +89,7 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["managed", "serverless"]
 MAX_K = 10_000  # the k-NN plugin's limit on k
+MAX_STRAYS = 10_000  # assets whose failed write could not be withdrawn, remembered (see `_withdraw`)
 
 
 class OpenSearchIndex:
@@ -112,6 +117,7 @@ class OpenSearchIndex:
         self.alias, self.dim, self.model_id, self.mode = alias, dim, model_id, mode
         self.options = options or IndexOptions()
         self._attempts, self._sleep = attempts, sleep
+        self._strays: dict[str, set[str]] = {}  # Serverless: see `_withdraw`
         # Reading and writing go through the alias, except while re-indexing for a new model: then
         # into the model's own index, beside the one the alias serves, until `activate` swaps them.
         self.target = self.physical_name if reindex else alias
@@ -166,59 +172,103 @@ class OpenSearchIndex:
             )
 
     # -- writes
-    def upsert(self, assets: Sequence[IndexedAsset]) -> None:
-        vectors = [check_asset(asset, self.dim) for asset in assets]  # all valid, or nothing is sent
-        if not assets:
-            return
+    def upsert(self, assets: Sequence[IndexedAsset], known: DocIds | None = None) -> DocIds:
+        """Index these assets. On a domain, keyed by asset id: returns {}. On Serverless, the collection
+        generates each document's id: the asset's previous documents (those in `known`, and those a
+        term query on asset_id finds) are deleted first, and the new ids are returned for the ledger."""
+        latest = {asset.asset_id: asset for asset in assets}  # the last of repeated ids wins
+        vectors = [check_asset(asset, self.dim) for asset in latest.values()]  # all valid, or none sent
+        if not latest:
+            return {}
+        lines: list[dict[str, Any]] = []
+        for asset, vector in zip(latest.values(), vectors, strict=True):
+            action = {"_index": self.target} | ({"_id": asset.asset_id} if self.mode == "managed" else {})
+            lines += [{"index": action}, to_source(asset, vector)]
         if self.mode == "managed":
-            lines = []
-            for asset, vector in zip(assets, vectors, strict=True):
-                lines += [{"index": {"_index": self.target, "_id": asset.asset_id}}, to_source(asset, vector)]
             self._bulk(lines)
-            return
-        self._delete_documents([a.asset_id for a in assets])
-        lines = []
-        for asset, vector in zip(assets, vectors, strict=True):
-            lines += [{"index": {"_index": self.target}}, to_source(asset, vector)]
-        self._bulk(lines)
+            return {}
+        self._delete_documents(list(latest), known)
+        results: list[dict[str, Any]] = [{} for _ in latest]
+        try:
+            self._bulk(lines, results=results)
+        except (DependencyUnavailable, OpenSearchRefused):
+            self._withdraw({a: r["_id"] for a, r in zip(latest, results, strict=True) if r.get("_id")})
+            raise
+        return {asset_id: result["_id"] for asset_id, result in zip(latest, results, strict=True)}
 
-    def delete(self, asset_ids: Sequence[str]) -> None:
+    def delete(self, asset_ids: Sequence[str], known: DocIds | None = None) -> None:
+        """Remove these assets; on Serverless, also the documents `known` names for them."""
         if not asset_ids:
             return
         if self.mode == "managed":
             self._bulk([{"delete": {"_index": self.target, "_id": a}} for a in asset_ids], missing_ok=True)
         else:
-            self._delete_documents(list(asset_ids))
+            self._delete_documents(list(asset_ids), known)
 
-    def _delete_documents(self, asset_ids: list[str]) -> None:
-        ids = [hit["_id"] for hit in self._find(asset_ids, with_source=False)]
+    def _delete_documents(self, asset_ids: list[str], known: DocIds | None) -> None:
+        """Delete by id both the documents the ledger recorded for these assets - found even before the
+        collection's refresh makes them searchable - and those a term query finds (written before ids
+        were recorded, or by a write whose ledger record failed)."""
+        ids = {hit["_id"] for hit in self._find(asset_ids, with_source=False)}
+        ids |= {known[a] for a in asset_ids if known and known.get(a)}
+        ids |= {i for a in asset_ids for i in self._strays.get(a, ())}
         if ids:
-            self._bulk([{"delete": {"_index": self.target, "_id": i}} for i in ids], missing_ok=True)
+            self._bulk([{"delete": {"_index": self.target, "_id": i}} for i in sorted(ids)], missing_ok=True)
+        for a in asset_ids:
+            self._strays.pop(a, None)
 
-    def _bulk(self, lines: list[dict[str, Any]], missing_ok: bool = False) -> None:
-        """Send; retry the items that failed for a retryable reason; raise for the rest."""
-        pending = lines
+    def _withdraw(self, written: dict[str, str]) -> None:
+        """Delete what a failed upsert wrote (asset id -> doc id): no ledger will name it, and its retry
+        may come before the refresh that lets a term query find it. What cannot be deleted now is kept
+        in memory and deleted with the asset's next replace or delete in this process (the batch's
+        message-by-message retry); a retry elsewhere, after the queue's visibility timeout, finds it by
+        the term query."""
+        if not written:
+            return
+        try:
+            self._bulk(
+                [{"delete": {"_index": self.target, "_id": i}} for i in written.values()], missing_ok=True
+            )
+        except (DependencyUnavailable, OpenSearchRefused) as exc:
+            log.warning("%d document(s) of a failed write not withdrawn yet: %s", len(written), exc)
+            for asset_id, doc_id in written.items():
+                if len(self._strays) < MAX_STRAYS:
+                    self._strays.setdefault(asset_id, set()).add(doc_id)
+
+    def _bulk(
+        self,
+        lines: list[dict[str, Any]],
+        missing_ok: bool = False,
+        results: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Send; retry the items that failed for a retryable reason; raise for the rest. Returns each
+        action's result (with the document's `_id`), in the order of the actions; `results`, when given,
+        is filled in as items succeed, so a caller still knows what landed when this raises."""
         step = 2 if "index" in lines[0] else 1
+        actions = [lines[n : n + step] for n in range(0, len(lines), step)]
+        results = results if results is not None else [{} for _ in actions]
+        pending = list(range(len(actions)))
         options = {"refresh": "wait_for"} if self.mode == "managed" else {}
         deadline = self._clock() + budget(self._budget_s)
         for attempt in range(self._attempts):
-            response = self._call(lambda body=pending: self._os.bulk(body=body, **options), deadline)
-            retry: list[dict[str, Any]] = []
-            for n, item in enumerate(response["items"]):
+            body = [line for n in pending for line in actions[n]]
+            response = self._call(lambda body=body: self._os.bulk(body=body, **options), deadline)
+            retry: list[int] = []
+            for n, item in zip(pending, response["items"], strict=True):
                 (result,) = item.values()
                 status = int(result.get("status", 500))
                 if status < 300 or (missing_ok and status == 404):
-                    continue
-                if status in RETRYABLE:
-                    retry += pending[n * step : n * step + step]
-                    continue
-                raise OpenSearchRefused(status, error_types(result), f"a document: {result.get('error')}")
+                    results[n] = result
+                elif status in RETRYABLE:
+                    retry.append(n)
+                else:
+                    raise OpenSearchRefused(status, error_types(result), f"a document: {result.get('error')}")
             if not retry:
-                return
+                return results
             pending = retry
             if not self._back_off(attempt, deadline):
                 break
-        raise DependencyUnavailable(f"OpenSearch kept refusing {len(pending) // step} write(s) (throttled)")
+        raise DependencyUnavailable(f"OpenSearch kept refusing {len(pending)} write(s) (throttled)")
 
     # -- reads
     def get(self, asset_id: str) -> IndexedAsset | None:

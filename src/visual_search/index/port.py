@@ -34,6 +34,9 @@ ASSET_ID = re.compile(r"[0-9a-f]{32}")
 UNIT_NORM_TOLERANCE = 1e-3
 
 
+DocIds = Mapping[str, str]  # asset_id -> the id the index gave its document
+
+
 @dataclass(frozen=True)
 class IndexedAsset:
     """One asset as the index holds it. `vector`: float32, shape (dim,), unit length."""
@@ -88,11 +91,18 @@ class Hit:
 class VectorIndex(Protocol):
     dim: int
 
-    def upsert(self, assets: Sequence[IndexedAsset]) -> None:
-        """Insert or replace by asset_id; atomic per call; durable when it returns."""
+    def upsert(self, assets: Sequence[IndexedAsset], known: DocIds | None = None) -> DocIds:
+        """Insert or replace by asset_id; atomic per call; durable when it returns.
 
-    def delete(self, asset_ids: Sequence[str]) -> None:
-        """Remove these assets; unknown ids are ignored."""
+        `known`: the document ids a previous upsert returned for some of these assets (the ingest ledger
+        keeps them), so an implementation that cannot find a fresh write by asset id yet replaces it by
+        id. Returns the id of each document written where the index chose it; an implementation keyed
+        by asset id returns {} and ignores `known`.
+        """
+        ...
+
+    def delete(self, asset_ids: Sequence[str], known: DocIds | None = None) -> None:
+        """Remove these assets (and the documents in `known`, as for `upsert`); unknown ids are ignored."""
 
     def get(self, asset_id: str) -> IndexedAsset | None: ...
 

@@ -20,6 +20,10 @@ recorded in the ledger with their reason and never retried. Dependencies failing
 ledger) raise, so the message returns to the queue and ends in the dead-letter queue after the
 configured attempts, from where `visual-search redrive` re-feeds it.
 
+Document ids: where the index generates them (OpenSearch Serverless), the ledger records the id of each
+asset's document and hands it back to the index on the next replace or removal, which deletes by id
+what a search may not find yet (Serverless makes writes searchable only after its own refresh).
+
 Ordering: the S3 `sequencer` is the order token when present (S3 and EventBridge carry it; moto does
 not, and there the event time stands in). A window remains between the ledger check and the ledger
 write in which two concurrent workers could both write an asset to the OpenSearch index, and the last
@@ -284,10 +288,10 @@ class ObjectIngest:
         """Apply a batch; returns `report` (a new one when none is given) with this batch's outcomes.
         Raises on a dependency failure (the caller retries the batch's messages)."""
         report = report if report is not None else IngestReport()
-        staged = self._newest_per_asset(staged, report)
+        staged, known = self._newest_per_asset(staged, report)
         removals = [s for s in staged if s.event.kind == "removed"]
         if removals:
-            self._ingestor.remove([s.event.key for s in removals])
+            self._ingestor.remove([s.event.key for s in removals], known)
             for s in removals:
                 self._record(s, "removed", report)
         creations = [s for s in staged if s.event.kind == "created"]
@@ -297,9 +301,9 @@ class ObjectIngest:
             IngestItem(s.event.key, s.data or b"", s.tags, created_at=_parse_time(s.event.event_time))
             for s in creations
         ]
-        for s, result in zip(creations, self._ingestor.ingest(items, report.timings), strict=True):
+        for s, result in zip(creations, self._ingestor.ingest(items, report.timings, known), strict=True):
             if result.status == "indexed":
-                self._record(s, "indexed", report)
+                self._record(s, "indexed", report, result.doc_id)
             else:
                 self._refuse(s, result.reason or "refused", result.message, report)
         return report
@@ -318,29 +322,47 @@ class ObjectIngest:
                 removals.append(Staged(event, entry.asset_id, entry.order + "~"))
         return removals
 
-    def _newest_per_asset(self, staged: Sequence[Staged], report: IngestReport) -> list[Staged]:
+    def _newest_per_asset(
+        self, staged: Sequence[Staged], report: IngestReport
+    ) -> tuple[list[Staged], dict[str, str]]:
         """One batch may hold several events of one object (an overwrite burst): only the newest counts,
-        and only if nothing newer was applied since it was staged (a retry, another worker)."""
+        and only if nothing newer was applied since it was staged (a retry, another worker). Also returns
+        the document ids the ledger holds for the assets kept (asset id -> doc id), for the index to
+        replace or delete by id what it may not find by search yet."""
         newest: dict[str, Staged] = {}
+        known: dict[str, str] = {}
         for item in staged:
-            if not self._ledger.is_newer(item.asset_id, item.order):
+            entry = self._ledger.get(item.asset_id)
+            if entry is not None and item.order <= entry.order:  # not newer than what was applied
                 continue
+            if entry is not None and entry.doc_id:
+                known[item.asset_id] = entry.doc_id
             kept = newest.get(item.asset_id)
             if kept is None or item.order > kept.order:
                 newest[item.asset_id] = item
         report.add("skipped", len(staged) - len(newest))
-        return list(newest.values())
+        return list(newest.values()), known
 
-    def _record(self, staged: Staged, state: Literal["indexed", "removed"], report: IngestReport) -> None:
+    def _record(
+        self,
+        staged: Staged,
+        state: Literal["indexed", "removed"],
+        report: IngestReport,
+        doc_id: str | None = None,
+    ) -> None:
         applied = self._ledger.record(
-            LedgerEntry(staged.asset_id, staged.event.key, staged.order, state, None, None, _now())
+            LedgerEntry(staged.asset_id, staged.event.key, staged.order, state, doc_id, None, _now())
         )
         report.add(state if applied else "skipped")
 
     def _refuse(self, staged: Staged, reason: str, message: str | None, report: IngestReport) -> None:
         log.warning("refused %s: %s", staged.event.key, reason)
+        # A refused version leaves the asset's previous document in the index: keep its id, so a later
+        # removal still deletes it by id.
+        previous = self._ledger.get(staged.asset_id)
+        doc_id = previous.doc_id if previous is not None else None
         self._ledger.record(
-            LedgerEntry(staged.asset_id, staged.event.key, staged.order, "refused", None, reason, _now())
+            LedgerEntry(staged.asset_id, staged.event.key, staged.order, "refused", doc_id, reason, _now())
         )
         report.refuse(IngestResult(staged.event.key, staged.asset_id, "refused", reason, message))
 

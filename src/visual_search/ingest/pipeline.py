@@ -22,7 +22,7 @@ from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodedImage, DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
 from visual_search.errors import ImageRejected
-from visual_search.index.port import IndexedAsset, VectorIndex
+from visual_search.index.port import DocIds, IndexedAsset, VectorIndex
 from visual_search.storage.port import RESERVED_PREFIX, is_reserved
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class IngestResult:
     status: Literal["indexed", "refused"]
     reason: str | None = None  # stable code for refused items (ImageRejected.reason)
     message: str | None = None
+    doc_id: str | None = None  # the index's id for the document, where the index chose it
 
 
 @dataclass
@@ -74,9 +75,12 @@ class Ingestor:
         """Decode as indexing does: the model's scale, this process's limits and decoding budget."""
         return decode_image(data, self._limits, min_side=self._embedder.manifest.image.resize_to)
 
-    def ingest(self, items: Sequence[IngestItem], timings: StageTimings | None = None) -> list[IngestResult]:
+    def ingest(
+        self, items: Sequence[IngestItem], timings: StageTimings | None = None, known: DocIds | None = None
+    ) -> list[IngestResult]:
         """Index a batch; one result per item, in order. `timings`, when given, gets this call's seconds
-        per stage added (the caller owns it, so nothing here accumulates across calls)."""
+        per stage added (the caller owns it, so nothing here accumulates across calls). `known`: the
+        document ids the ledger holds for these assets (see `VectorIndex.upsert`)."""
         timings = timings if timings is not None else StageTimings()
         results: dict[int, IngestResult] = {}
         pixels, documents, positions, decoded_images = [], [], [], []
@@ -112,9 +116,8 @@ class Ingestor:
         if pixels:
             vectors = self._embedder.embed_pixels(np.stack(pixels))
             embedded_at = time.perf_counter()
-            self._index.upsert(
-                [IndexedAsset(doc["asset_id"], vec, doc) for doc, vec in zip(documents, vectors, strict=True)]
-            )
+            assets = [IndexedAsset(d["asset_id"], v, d) for d, v in zip(documents, vectors, strict=True)]
+            doc_ids = self._index.upsert(assets, known)
             if self._renditions is not None:
                 for doc, image in zip(documents, decoded_images, strict=True):
                     self._renditions.write(doc["key"], image)
@@ -122,14 +125,16 @@ class Ingestor:
             timings.embed_s += embedded_at - decoded_at
             timings.write_s += written_at - embedded_at
             for pos, doc in zip(positions, documents, strict=True):
-                results[pos] = IngestResult(items[pos].key, doc["asset_id"], "indexed")
+                doc_id = doc_ids.get(doc["asset_id"])
+                results[pos] = IngestResult(items[pos].key, doc["asset_id"], "indexed", doc_id=doc_id)
         timings.decode_s += decoded_at - started
         return [results[i] for i in range(len(items))]
 
-    def remove(self, keys: Sequence[str]) -> list[str]:
-        """Delete the assets of these keys from the index (and their renditions); returns their ids."""
+    def remove(self, keys: Sequence[str], known: DocIds | None = None) -> list[str]:
+        """Delete the assets of these keys from the index (and their renditions); returns their ids.
+        `known`: the document ids the ledger holds for them (see `VectorIndex.delete`)."""
         ids = [asset_id_for(self._store_name, k) for k in keys]
-        self._index.delete(ids)
+        self._index.delete(ids, known)
         if self._renditions is not None:
             for key in keys:
                 self._renditions.delete(key)

@@ -4,7 +4,9 @@ Why a ledger and not the index: an OpenSearch Serverless vector collection accep
 document ids nor upserts, so the index cannot hold "the newest event applied to this asset" in a way
 that a conditional write can guard. The ledger can: one entry per asset id, holding the order token of
 the newest event applied, the resulting state (indexed, removed — a tombstone that is kept — or
-refused, with the reason) and the index's document id where the index chose it.
+refused, with the reason) and the index's document id where the index chose it (OpenSearch Serverless),
+handed back to the index on the asset's next replace or removal, which deletes by it what a search cannot
+find until the collection's refresh.
 
 `record` is a conditional write — it succeeds only if the entry is absent or older — so two workers
 racing on one asset cannot move the ledger backwards; `is_newer` lets a worker skip work early.
