@@ -17,6 +17,10 @@ from visual_search.storage.port import RESERVED_PREFIX, ImageStore
 log = logging.getLogger(__name__)
 
 MAX_SIDE = 320  # two columns of 160 CSS px on a 2x screen
+# `thumbnail` first box-reduces by an integer factor while the image stays >= this many times the target,
+# then resamples with Lanczos. From a 1152x864 photo, 2.0 reduces nothing and Lanczos read every pixel
+# (9.3 ms); 1.5 reduces by 2 first: 4.4 ms, 0.2 dB PSNR from the fair resampling (33.4 vs 33.6 dB at q80).
+REDUCING_GAP = 1.5
 PREFIX = f"{RESERVED_PREFIX}renditions/w{MAX_SIDE}/"
 
 
@@ -26,7 +30,7 @@ def rendition_key(key: str) -> str:
 
 def make_rendition(image: Image.Image) -> bytes:
     small = image.copy()
-    small.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    small.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
     out = io.BytesIO()
     small.convert("RGB").save(out, "JPEG", quality=80, optimize=True, progressive=True)
     return out.getvalue()
