@@ -37,13 +37,28 @@ def make_rendition(image: Image.Image) -> bytes:
 
 
 class RenditionWriter:
+    """Best effort both ways: indexing must not fail for a thumbnail. `make` (CPU) and `put` (I/O) are
+    separate so ingest can encode while the previous images are embedded and store only what it indexed."""
+
     def __init__(self, store: ImageStore):
         self._store = store
 
     def write(self, key: str, image: Image.Image) -> None:
+        self.put(key, self.make(key, image))
+
+    def make(self, key: str, image: Image.Image) -> bytes | None:
         try:
-            self._store.put(rendition_key(key), make_rendition(image), "image/jpeg")
-        except Exception as exc:  # best effort: indexing must not fail for a thumbnail
+            return make_rendition(image)
+        except Exception as exc:
+            log.warning("no rendition for %s: %s", key, exc)
+            return None
+
+    def put(self, key: str, data: bytes | None) -> None:
+        if data is None:
+            return
+        try:
+            self._store.put(rendition_key(key), data, "image/jpeg")
+        except Exception as exc:
             log.warning("no rendition for %s: %s", key, exc)
 
     def delete(self, key: str) -> None:
