@@ -124,6 +124,42 @@ def test_concurrent_writers_leave_the_newest_entry(make_ledger):
     assert ledger.get("a" * 32).order == "s0039"
 
 
+def test_records_in_a_batch_stay_conditional_and_are_all_read_back_after_it(ledger):
+    ledger.record(entry("s5", asset="1" * 32))
+    with ledger.batch():
+        newer = ledger.record(entry("s6", asset="1" * 32))
+        older = ledger.record(entry("s1", asset="2" * 32))
+        stale = ledger.record(entry("s2", asset="2" * 32))  # same asset, newer: applies
+        refused = ledger.record(entry("s0", asset="2" * 32))  # older than what this batch wrote
+    assert (newer, older, stale, refused) == (True, True, True, False)
+    assert ledger.get("1" * 32).order == "s6"
+    assert ledger.get("2" * 32).order == "s2"
+
+
+def test_a_sqlite_batch_commits_together_and_keeps_nothing_if_it_raises(sqlite_ledgers):
+    # Given the ledger and a second reader of the same file (another process, say)
+    ledger, reader = sqlite_ledgers("model-a"), sqlite_ledgers("model-a")
+    # When a batch records two entries, then a batch raises after recording one
+    with ledger.batch():
+        ledger.record(entry("s1", asset="1" * 32))
+        ledger.record(entry("s1", asset="2" * 32))
+        seen_inside = reader.get("1" * 32)
+    with pytest.raises(RuntimeError, match="the batch failed"):
+        _record_then_fail(ledger, entry("s1", asset="3" * 32))
+    # Then the first batch became visible at its end only (one transaction), the second not at all
+    assert seen_inside is None
+    assert reader.get("1" * 32) is not None
+    assert reader.get("2" * 32) is not None
+    assert ledger.get("3" * 32) is None
+    assert reader.get("3" * 32) is None
+
+
+def _record_then_fail(ledger: AssetLedger, recorded: LedgerEntry) -> None:
+    with ledger.batch():
+        ledger.record(recorded)
+        raise RuntimeError("the batch failed")
+
+
 def test_dynamodb_errors_other_than_the_condition_are_dependency_failures(dynamodb_ledgers, monkeypatch):
     ledger = dynamodb_ledgers("model-a")
 

@@ -10,6 +10,7 @@ from tests.fixtures import images
 from visual_search import errors
 from visual_search.embedding.decode import (
     DRAFT_OVERSAMPLE,
+    REDUCE_OVERSAMPLE,
     DecodeGate,
     DecodeLimits,
     decode_cost,
@@ -104,7 +105,7 @@ def test_large_jpeg_is_decoded_at_reduced_scale_but_reports_its_full_size():
     decoded = decode_image(images.twelve_megapixel_jpeg(), min_side=224)
     assert (decoded.width, decoded.height) == (4000, 3000)
     assert min(decoded.image.size) >= DRAFT_OVERSAMPLE * 224
-    assert decoded.image.size[0] * decoded.image.size[1] <= 4000 * 3000 / 4
+    assert decoded.image.size == (1000, 750)  # a quarter scale: 750 >= 2 x 224, an eighth would be 375
 
 
 def test_reduced_scale_is_not_used_without_a_target_size():
@@ -162,7 +163,7 @@ def test_large_non_jpeg_images_are_box_reduced_before_conversion_keeping_the_tar
     decoded = decode_image(images.png(2000, 1800), min_side=224)
     assert (decoded.width, decoded.height) == (2000, 1800)
     assert decoded.image.size == (1000, 900)  # factor 1800 // 896 = 2
-    assert min(decoded.image.size) >= DRAFT_OVERSAMPLE * 224
+    assert min(decoded.image.size) >= REDUCE_OVERSAMPLE * 224
 
 
 def test_the_rgb_result_never_exceeds_the_reduced_pixel_cap_even_without_a_target():

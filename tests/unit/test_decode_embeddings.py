@@ -13,6 +13,7 @@ from PIL import Image, ImageOps
 
 from tests.fixtures import images
 from visual_search.embedding import Embedder, decode_image
+from visual_search.embedding.decode import DRAFT_OVERSAMPLE
 from visual_search.embedding.preprocess import preprocess, resized_size
 
 MIN_COSINE = 0.9999
@@ -21,7 +22,7 @@ MIN_COSINE = 0.9999
 def reference_rgb(data: bytes, min_side: int) -> Image.Image:
     im = Image.open(io.BytesIO(data))
     if im.format == "JPEG":  # the JPEG draft is unchanged: use the same scale
-        short, want = min(im.size), 4 * min_side
+        short, want = min(im.size), DRAFT_OVERSAMPLE * min_side
         if short >= 2 * want:
             im.draft(None, (int(im.width * want / short), int(im.height * want / short)))
     im = ImageOps.exif_transpose(im)

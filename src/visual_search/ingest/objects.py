@@ -301,11 +301,13 @@ class ObjectIngest:
             IngestItem(s.event.key, s.data or b"", s.tags, created_at=_parse_time(s.event.event_time))
             for s in creations
         ]
-        for s, result in zip(creations, self._ingestor.ingest(items, report.timings, known), strict=True):
-            if result.status == "indexed":
-                self._record(s, "indexed", report, result.doc_id)
-            else:
-                self._refuse(s, result.reason or "refused", result.message, report)
+        results = self._ingestor.ingest(items, report.timings, known)
+        with self._ledger.batch():  # one commit (one fsync) for the batch, not one per image
+            for s, result in zip(creations, results, strict=True):
+                if result.status == "indexed":
+                    self._record(s, "indexed", report, result.doc_id)
+                else:
+                    self._refuse(s, result.reason or "refused", result.message, report)
         return report
 
     def removals_for_missing(self, present: set[str], prefix: str = "") -> list[Staged]:

@@ -1,15 +1,19 @@
 """Indexing use case: images in, vectors and documents in the index out.
 
-A pipeline of small stages — decode and validate, embed (one batch), upsert — where a bad image fails
-alone: it is reported as refused with a stable reason and never blocks the others. Errors from the
-index (a dependency) propagate, so the caller can retry or dead-letter the whole batch.
+A pipeline of small stages — decode and validate, embed (in groups, the next group decoding while
+this one is embedded where cores allow), upsert — where a bad image fails alone: it is reported as
+refused with a stable reason and never blocks the others. Errors from the index (a dependency)
+propagate, so the caller can retry or dead-letter the whole batch.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -56,6 +60,32 @@ class StageTimings:
     write_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """One image decoded and ready to embed, with what the write stage needs of it."""
+
+    position: int
+    pixels: np.ndarray  # float32 (3, S, S)
+    document: dict
+    rendition: bytes | None
+
+
+# Images per model call: ViT-B/32 int8 on one thread costs about the same per image from 8 up, and a
+# smaller call lets the next one's decoding start sooner.
+EMBED_BATCH = 8
+
+
+def overlap_workers(model_threads: int) -> int:
+    """Threads decoding the next images while the model embeds these: one when the process may use more
+    cores than the model's threads (Pillow and onnxruntime release the GIL), else none (a one-vCPU
+    Lambda gains nothing from it)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return 1 if cores > model_threads else 0
+
+
 class Ingestor:
     def __init__(
         self,
@@ -64,12 +94,15 @@ class Ingestor:
         store_name: str,
         limits: DecodeLimits,
         renditions: RenditionWriter | None = None,
+        decode_workers: int | None = None,
     ):
         self._embedder = embedder
         self._index = index
         self._store_name = store_name
         self._limits = limits
         self._renditions = renditions
+        workers = overlap_workers(embedder.threads) if decode_workers is None else decode_workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decode") if workers > 0 else None
 
     def decode(self, data: bytes) -> DecodedImage:
         """Decode as indexing does: the model's scale, this process's limits and decoding budget."""
@@ -79,56 +112,92 @@ class Ingestor:
         self, items: Sequence[IngestItem], timings: StageTimings | None = None, known: DocIds | None = None
     ) -> list[IngestResult]:
         """Index a batch; one result per item, in order. `timings`, when given, gets this call's seconds
-        per stage added (the caller owns it, so nothing here accumulates across calls). `known`: the
-        document ids the ledger holds for these assets (see `VectorIndex.upsert`)."""
+        per stage added (the caller owns it, so nothing here accumulates across calls; decode is summed
+        over threads: with a decode worker it overlaps embedding, and the stages add up to more than
+        the wall time). `known`: the document ids the ledger holds for these assets (see
+        `VectorIndex.upsert`).
+
+        Images are embedded `EMBED_BATCH` at a time; with a decode worker, the next group decodes while
+        this one is embedded. The index gets one upsert (one transaction) for the whole batch, then the
+        renditions are stored."""
         timings = timings if timings is not None else StageTimings()
         results: dict[int, IngestResult] = {}
-        pixels, documents, positions, decoded_images = [], [], [], []
+        prepared: list[_Prepared] = []
+        vectors: list[np.ndarray] = []
+        groups = _groups(len(items), EMBED_BATCH)
+        pending: Future | None = None
+        try:
+            for n, group in enumerate(groups):
+                if pending is not None:
+                    ready, seconds = pending.result()
+                else:
+                    ready, seconds = self._prepare(items, group, results)
+                timings.decode_s += seconds
+                pending = None
+                if self._pool is not None and n + 1 < len(groups):
+                    pending = self._pool.submit(self._prepare, items, groups[n + 1], results)
+                if ready:
+                    started = time.perf_counter()
+                    vectors.extend(self._embedder.embed_pixels(np.stack([p.pixels for p in ready])))
+                    timings.embed_s += time.perf_counter() - started
+                    prepared.extend(ready)
+        finally:
+            if pending is not None:  # an error above: let the next group's decode finish, unseen
+                wait([pending])
+        if prepared:
+            started = time.perf_counter()
+            doc_ids = self._index.upsert(
+                [
+                    IndexedAsset(p.document["asset_id"], v, p.document)
+                    for p, v in zip(prepared, vectors, strict=True)
+                ],
+                known,
+            )
+            if self._renditions is not None:
+                for p in prepared:
+                    self._renditions.put(p.document["key"], p.rendition)
+            timings.write_s += time.perf_counter() - started
+            for p in prepared:
+                asset_id = p.document["asset_id"]
+                doc_id = doc_ids.get(asset_id)
+                results[p.position] = IngestResult(items[p.position].key, asset_id, "indexed", doc_id=doc_id)
+        return [results[i] for i in range(len(items))]
+
+    def _prepare(
+        self, items: Sequence[IngestItem], positions: range, refused: dict[int, IngestResult]
+    ) -> tuple[list[_Prepared], float]:
+        """Decode, preprocess and describe the items at `positions`; refusals go to `refused` (each
+        position is written by one call only). Returns the images ready to embed and the seconds taken."""
         started = time.perf_counter()
         spec = self._embedder.manifest.image
-        for i, item in enumerate(items):
+        ready = []
+        for i in positions:
+            item = items[i]
             asset_id = asset_id_for(self._store_name, item.key)
             if is_reserved(item.key):  # every caller filters these; this is the last line of defence
                 message = f"{RESERVED_PREFIX} holds Visual Search's own files, never assets"
-                results[i] = IngestResult(item.key, asset_id, "refused", "reserved_name", message)
+                refused[i] = IngestResult(item.key, asset_id, "refused", "reserved_name", message)
                 continue
             try:
                 decoded = item.decoded or self.decode(item.data)
             except ImageRejected as exc:
                 log.info("refused %s: %s (%s)", item.key, exc.reason, exc)
-                results[i] = IngestResult(item.key, asset_id, "refused", exc.reason, str(exc))
+                refused[i] = IngestResult(item.key, asset_id, "refused", exc.reason, str(exc))
                 continue
-            pixels.append(preprocess(decoded.image, spec))
-            decoded_images.append(decoded.image)
-            documents.append(
-                build_document(
-                    store_name=self._store_name,
-                    key=item.key,
-                    image=decoded,
-                    data=item.data,
-                    model_id=self._embedder.model_id,
-                    tags=item.tags,
-                    created_at=item.created_at,
-                )
+            document = build_document(
+                store_name=self._store_name,
+                key=item.key,
+                image=decoded,
+                data=item.data,
+                model_id=self._embedder.model_id,
+                tags=item.tags,
+                created_at=item.created_at,
             )
-            positions.append(i)
-        decoded_at = time.perf_counter()
-        if pixels:
-            vectors = self._embedder.embed_pixels(np.stack(pixels))
-            embedded_at = time.perf_counter()
-            assets = [IndexedAsset(d["asset_id"], v, d) for d, v in zip(documents, vectors, strict=True)]
-            doc_ids = self._index.upsert(assets, known)
-            if self._renditions is not None:
-                for doc, image in zip(documents, decoded_images, strict=True):
-                    self._renditions.write(doc["key"], image)
-            written_at = time.perf_counter()
-            timings.embed_s += embedded_at - decoded_at
-            timings.write_s += written_at - embedded_at
-            for pos, doc in zip(positions, documents, strict=True):
-                doc_id = doc_ids.get(doc["asset_id"])
-                results[pos] = IngestResult(items[pos].key, doc["asset_id"], "indexed", doc_id=doc_id)
-        timings.decode_s += decoded_at - started
-        return [results[i] for i in range(len(items))]
+            # The rendition is made here, from the image already decoded (no second decode), so that
+            # with a decode worker its encoding overlaps the embedding too; it is stored once indexed.
+            rendition = self._renditions.make(item.key, decoded.image) if self._renditions else None
+            ready.append(_Prepared(i, preprocess(decoded.image, spec), document, rendition))
+        return ready, time.perf_counter() - started
 
     def remove(self, keys: Sequence[str], known: DocIds | None = None) -> list[str]:
         """Delete the assets of these keys from the index (and their renditions); returns their ids.
@@ -139,3 +208,13 @@ class Ingestor:
             for key in keys:
                 self._renditions.delete(key)
         return ids
+
+
+def _groups(n: int, most: int) -> list[range]:
+    """`range(n)` cut into the fewest groups of at most `most`, of near-equal sizes (10 -> 5 + 5, not
+    8 + 2: a model call of 2 costs more per image)."""
+    if n == 0:
+        return []
+    count = -(-n // most)
+    bounds = [round(k * n / count) for k in range(count + 1)]
+    return [range(a, b) for a, b in itertools.pairwise(bounds)]

@@ -19,6 +19,7 @@ empty ledger beside the old one.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -53,6 +54,13 @@ class AssetLedger(Protocol):
 
     def entries(self, state: State | None = None) -> Iterator[LedgerEntry]:
         """Every entry of this scope (optionally of one state), in no particular order."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group the `record`s of one ingest batch. Where the store has transactions (SQLite) they are
+        committed together, with one fsync instead of one per image, and none is kept if the block
+        raises; elsewhere (DynamoDB) each is written as it comes. Either way a crash inside loses at
+        most this batch's entries, which the batch's redelivery applies again."""
         ...
 
     def close(self) -> None: ...

@@ -1,7 +1,8 @@
 """The ledger on one machine: a SQLite table next to the embedded index.
 
 The conditional write is a single upsert whose update is guarded by `WHERE excluded.order > order`,
-so it is atomic inside SQLite whatever the number of connections.
+so it is atomic inside SQLite whatever the number of connections. Each `record` is its own transaction
+(synchronous=FULL: one fsync), except inside `batch`, where one ingest batch's records commit together.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from visual_search.ledger.port import LedgerEntry, State
@@ -33,7 +35,9 @@ class SqliteLedger:
     def __init__(self, path: Path, scope: str):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.scope = scope
-        self._lock = threading.Lock()
+        # Re-entrant: a thread inside `batch` holds it for the whole transaction, and records within.
+        self._lock = threading.RLock()
+        self._in_batch = False
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -70,6 +74,26 @@ class SqliteLedger:
                 ),
             )
             return cursor.rowcount == 1
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The records made inside commit as one transaction (one fsync), or not at all if the block
+        raises. Other threads' ledger calls wait for the commit (they share this connection)."""
+        with self._lock:
+            if self._in_batch:  # nested: the outer batch commits
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_batch = True
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._in_batch = False
 
     def entries(self, state: State | None = None) -> Iterator[LedgerEntry]:
         query = f"SELECT {COLUMNS} FROM ledger WHERE scope = ?"
