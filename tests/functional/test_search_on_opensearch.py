@@ -53,21 +53,8 @@ def test_search_by_asset_id_and_delete_work_on_opensearch(services):
     assert services.index.get(first.asset_id) is None
 
 
-def test_with_point_in_time_a_search_pages_through_the_index_as_it_was_when_it_started(
-    tmp_path, tiny_model_dir, monkeypatch
-):
-    cluster = FakeOpenSearch(mode="managed")
-    plug_in(monkeypatch, cluster)
-    services = build_services(
-        make_settings(
-            tmp_path,
-            tiny_model_dir,
-            index_backend="opensearch",
-            opensearch_endpoint="https://search.example",
-            opensearch_point_in_time_s=120,
-        )
-    )
-    seed_images(services, 12)
+def test_with_point_in_time_a_search_pages_through_the_index_as_it_was_when_it_started(with_point_in_time):
+    _, services = with_point_in_time
     page = services.search.search(SearchQuery(text="a shoe", max_results=4))
     newcomer = IndexedAsset(
         "f" * 32, services.index.get(page.hits[-1].asset_id).vector, {"public_id": "late"}
@@ -81,7 +68,6 @@ def test_with_point_in_time_a_search_pages_through_the_index_as_it_was_when_it_s
     assert newcomer.asset_id not in seen
     fresh = services.search.search(SearchQuery(text="a shoe", max_results=20))
     assert newcomer.asset_id in [h.asset_id for h in fresh.hits]
-    services.close()
 
 
 @pytest.fixture

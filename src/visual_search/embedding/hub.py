@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from visual_search.embedding.manifest import sha256_file
+
 CONFIG_PATTERNS = ("*.json", "*.txt")  # config, tokenizer and preprocessor files
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # the first the repo has is downloaded
 
@@ -110,7 +112,7 @@ def _wanted_files(ref: HubRef, info: Any) -> dict[str, Any]:
 def _verify(path: Path, sibling: Any) -> None:
     lfs = getattr(sibling, "lfs", None)
     if lfs is not None:
-        expected, actual, kind = lfs.sha256, _sha256(path), "sha256"
+        expected, actual, kind = lfs.sha256, sha256_file(path), "sha256"
     else:
         expected, actual, kind = sibling.blob_id, _git_blob_id(path), "git blob id"
     if expected and actual != expected:
@@ -126,14 +128,6 @@ def _evict(path: Path) -> None:
     if path.is_symlink():
         path.resolve().unlink(missing_ok=True)
     path.unlink(missing_ok=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _git_blob_id(path: Path) -> str:
