@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TINY_MODEL = ROOT / "src" / "visual_search" / "models" / "tiny"
 CHECKS = {
     "nothing lost: 1,000 uploads, injected faults (embedded, OpenSearch), DLQ, redrive": [
         "tests/functional/test_ingest_faults.py"
@@ -82,7 +83,7 @@ def probe(paths: list[Path]) -> dict:
     """tests/fixtures/decode_probe.py in a fresh process: peak RSS growth and time of searching the
     files by file, all at once."""
     done = subprocess.run(
-        [sys.executable, "-m", "tests.fixtures.decode_probe", "models/tiny", *map(str, paths)],
+        [sys.executable, "-m", "tests.fixtures.decode_probe", str(TINY_MODEL), *map(str, paths)],
         cwd=ROOT,
         capture_output=True,
         text=True,
