@@ -15,19 +15,24 @@ from visual_search.index.port import IndexedAsset
 from visual_search.search.service import SearchQuery
 
 
-@pytest.fixture(params=["managed", "serverless"])
-def services(request, tmp_path, tiny_model_dir, monkeypatch):
-    cluster = FakeOpenSearch(mode=request.param)
+def on_double(monkeypatch, tmp_path, model_dir, cluster: FakeOpenSearch, **settings):
+    """The whole service built on the OpenSearch adapter, its requests answered by `cluster`."""
     plug_in(monkeypatch, cluster)
-    built = build_services(
+    return build_services(
         make_settings(
             tmp_path,
-            tiny_model_dir,
+            model_dir,
             index_backend="opensearch",
             opensearch_endpoint="https://search.example",
-            opensearch_mode=request.param,
+            opensearch_mode=cluster.mode,
+            **settings,
         )
     )
+
+
+@pytest.fixture(params=["managed", "serverless"])
+def services(request, tmp_path, tiny_model_dir, monkeypatch):
+    built = on_double(monkeypatch, tmp_path, tiny_model_dir, FakeOpenSearch(mode=request.param))
     seed_images(built, 12)
     yield built
     built.close()
@@ -73,16 +78,7 @@ def test_with_point_in_time_a_search_pages_through_the_index_as_it_was_when_it_s
 @pytest.fixture
 def with_point_in_time(tmp_path, tiny_model_dir, monkeypatch):
     cluster = FakeOpenSearch(mode="managed")
-    plug_in(monkeypatch, cluster)
-    services = build_services(
-        make_settings(
-            tmp_path,
-            tiny_model_dir,
-            index_backend="opensearch",
-            opensearch_endpoint="https://search.example",
-            opensearch_point_in_time_s=120,
-        )
-    )
+    services = on_double(monkeypatch, tmp_path, tiny_model_dir, cluster, opensearch_point_in_time_s=120)
     seed_images(services, 12)
     yield cluster, services
     services.close()
@@ -120,16 +116,7 @@ def test_the_point_in_time_of_a_paged_search_is_closed_when_its_last_page_is_ser
 def lagging_serverless(tmp_path, tiny_model_dir, monkeypatch):
     """A Serverless collection whose writes become searchable only at its next refresh (10-60 s)."""
     cluster = FakeOpenSearch(mode="serverless", refresh_lag=True)
-    plug_in(monkeypatch, cluster)
-    services = build_services(
-        make_settings(
-            tmp_path,
-            tiny_model_dir,
-            index_backend="opensearch",
-            opensearch_endpoint="https://search.example",
-            opensearch_mode="serverless",
-        )
-    )
+    services = on_double(monkeypatch, tmp_path, tiny_model_dir, cluster)
     yield cluster, services
     services.close()
 
