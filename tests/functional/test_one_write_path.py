@@ -99,3 +99,18 @@ def test_each_local_write_reports_only_itself(tmp_path, tiny_model_dir):
     assert removed.counts == {"removed": 1}
     assert services.index.get(asset_id_for(services.store.name, "one.jpg")) is None
     services.close()
+
+
+def test_a_local_upload_decodes_its_image_once(tmp_path, tiny_model_dir, monkeypatch):
+    # The upload checks the file by decoding it at the model's scale; indexing reuses that decode (a
+    # second one doubled every upload's decoding time).
+    import visual_search.ingest.pipeline as pipeline
+
+    decodes = []
+    real = pipeline.decode_image
+    monkeypatch.setattr(pipeline, "decode_image", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    services = build_services(make_settings(tmp_path, tiny_model_dir))
+    document = services.uploads.upload(images.jpeg(seed=12), {"public_id": "once"})
+    assert services.index.get(document["asset_id"]) is not None
+    assert len(decodes) == 1
+    services.close()

@@ -25,6 +25,7 @@ from visual_search.assets.writers import IndexWriter
 from visual_search.embedding.decode import DecodedImage
 from visual_search.errors import BadInput
 from visual_search.index.port import VectorIndex
+from visual_search.ingest.objects import Write
 from visual_search.storage.port import ImageStore, InvalidKey, validate_key
 
 SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
@@ -56,7 +57,7 @@ class Uploads:
         existing = self.keys_of(public_id)
         if existing and not flag(fields, "overwrite", True):
             return {**self._document_of(existing[0]), "existing": True}
-        report = self._writer.put(key, data, tags, opted_in)
+        report = self._writer.put_many([Write(key, data, tuple(tags), opted_in, decoded)])
         if report.refused:
             self._writer.delete(key)
             raise BadInput(report.refused[0].message or "image refused")

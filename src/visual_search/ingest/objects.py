@@ -45,6 +45,7 @@ from typing import Literal
 from urllib.parse import quote, unquote
 
 from visual_search.assets.identity import asset_id_for
+from visual_search.embedding.decode import DecodedImage
 from visual_search.errors import BadInput, ImageRejected
 from visual_search.ingest.events import ObjectEvent, sequencer_sort_key
 from visual_search.ingest.pipeline import IngestItem, Ingestor, IngestResult, StageTimings
@@ -72,6 +73,7 @@ class Staged:
     order: str
     data: bytes | None = None  # the object, for created events
     tags: tuple[str, ...] = ()
+    decoded: DecodedImage | None = None  # already decoded by the writer (an upload): not decoded again
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Write:
     data: bytes
     tags: tuple[str, ...] = ()
     opted_in: bool = False
+    decoded: DecodedImage | None = None  # the writer's own decode at the model's scale, reused
 
 
 Outcome = Literal["indexed", "removed", "refused", "skipped"]
@@ -195,7 +198,7 @@ class ObjectIngest:
                 if (removal := self._not_opted_in(event, asset_id, order, report)) is not None:
                     staged.append(removal)
                 continue
-            staged.append(Staged(event, asset_id, order, write.data, write.tags))
+            staged.append(Staged(event, asset_id, order, write.data, write.tags, write.decoded))
         return self.apply(staged, report)
 
     def remove_object(self, key: str) -> IngestReport:
@@ -298,7 +301,13 @@ class ObjectIngest:
         if not creations:
             return report
         items = [
-            IngestItem(s.event.key, s.data or b"", s.tags, created_at=_parse_time(s.event.event_time))
+            IngestItem(
+                s.event.key,
+                s.data or b"",
+                s.tags,
+                created_at=_parse_time(s.event.event_time),
+                decoded=s.decoded,
+            )
             for s in creations
         ]
         results = self._ingestor.ingest(items, report.timings, known)
