@@ -137,7 +137,8 @@ def variants(model: Path, cache: Path) -> tuple[dict[str, Run], dict[str, dict]]
 
 
 def image_tower_macs(model: Path) -> int:
-    """Multiply-accumulates of one image through the tower's GEMMs (patches, 12 blocks, projection)."""
+    """Multiply-accumulates of one image through the shipped tower's GEMMs: the patches, the blocks, the
+    last of them for the class token only but for the keys and values (export.ClassTokenLayer)."""
     from visual_search.model_build.presets import PRESETS
 
     source = json.loads((model / "manifest.json").read_text())["source"]
@@ -149,7 +150,8 @@ def image_tower_macs(model: Path) -> int:
     )
     tokens = (side // patch) ** 2 + 1
     block = tokens * (4 * width * width + 2 * width * inner)  # q, k, v, out; fc1, fc2
-    return vision["num_hidden_layers"] * block + (tokens - 1) * 3 * patch * patch * width
+    last = tokens * 2 * width * width + (2 * width * width + 2 * width * inner)
+    return (vision["num_hidden_layers"] - 1) * block + last + (tokens - 1) * 3 * patch * patch * width
 
 
 def int8_gemm_rate(repeats: int) -> float:

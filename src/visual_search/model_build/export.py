@@ -31,6 +31,7 @@ QUANTIZATION = {
     "reduce_range": False,
     "op_types": ["MatMul", "Gather"],
     "patch_embedding": "MatMul over flattened patches (int8), not a Conv",
+    "last_layer": "class token only (see ClassTokenLayer)",
 }
 
 
@@ -62,22 +63,52 @@ class PatchEmbeddings(torch.nn.Module):
         return torch.cat([self.class_embedding.expand(n, 1, -1), tokens], dim=1) + self.positions
 
 
+class ClassTokenLayer(torch.nn.Module):
+    """CLIPEncoderLayer computed for the class token only, as the last layer: the pooled output reads
+    nothing else, so the other tokens need their keys and values but not their queries, attention
+    output or MLP. The same arithmetic for that token, with ~6.6% of ViT-B/32's multiply-adds saved
+    (5% faster int8 towers, bench/int8.py). (Stacking the query, key and value projections into one
+    GEMM was tried too: no faster.)
+
+    hidden float32 (N, T, W) -> float32 (N, 1, W), the class token's output."""
+
+    def __init__(self, layer: torch.nn.Module):
+        super().__init__()
+        self.layer_norm1, self.attention = layer.layer_norm1, layer.self_attn
+        self.layer_norm2, self.mlp = layer.layer_norm2, layer.mlp
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        attn = self.attention
+        n, heads, head_dim = hidden.shape[0], attn.num_heads, attn.head_dim
+        normed = self.layer_norm1(hidden)
+        # (N, H, 1, d) query of the class token against (N, H, T, d) keys and values of every token.
+        query = attn.q_proj(normed[:, :1]).view(n, 1, heads, head_dim).transpose(1, 2)
+        keys = attn.k_proj(normed).view(n, -1, heads, head_dim).transpose(1, 2)
+        values = attn.v_proj(normed).view(n, -1, heads, head_dim).transpose(1, 2)
+        weights = torch.softmax((query @ keys.transpose(-1, -2)) * attn.scale, dim=-1)
+        mixed = (weights @ values).transpose(1, 2).reshape(n, 1, heads * head_dim)
+        token = hidden[:, :1] + attn.out_proj(mixed)
+        return token + self.mlp(self.layer_norm2(token))
+
+
 class ImageTower(torch.nn.Module):
     """pixel_values float32 (N, 3, S, S) -> embedding float32 (N, D), unit rows. CLIPVisionModel's
-    forward with `PatchEmbeddings`; the model passed in is not modified."""
+    forward with `PatchEmbeddings` and a `ClassTokenLayer` last; the model passed in is not modified."""
 
     def __init__(self, model: CLIPModel):
         super().__init__()
         vision = model.vision_model
         self.embeddings = PatchEmbeddings(vision.embeddings)
-        self.pre_layrnorm, self.encoder = vision.pre_layrnorm, vision.encoder
+        self.pre_layrnorm = vision.pre_layrnorm
+        *inner, last = vision.encoder.layers
+        self.layers, self.last = torch.nn.ModuleList(inner), ClassTokenLayer(last)
         self.post_layernorm, self.projection = vision.post_layernorm, model.visual_projection
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(
-            inputs_embeds=self.pre_layrnorm(self.embeddings(pixel_values))
-        ).last_hidden_state
-        return _unit(self.projection(self.post_layernorm(hidden[:, 0, :])))
+        hidden = self.pre_layrnorm(self.embeddings(pixel_values))
+        for layer in self.layers:
+            hidden = layer(hidden, None)
+        return _unit(self.projection(self.post_layernorm(self.last(hidden)[:, 0, :])))
 
 
 class TextTower(torch.nn.Module):
