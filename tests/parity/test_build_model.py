@@ -6,10 +6,12 @@ import json
 import shutil
 
 import onnx
+import torch
 
 from visual_search.cli import main as cli_main
 from visual_search.embedding import Embedder, Manifest
 from visual_search.model_build import parity
+from visual_search.model_build.export import ImageTower
 
 
 def _refusal(capsys, argv: list[str]) -> str:
@@ -41,6 +43,17 @@ def test_the_patch_embedding_of_the_int8_image_tower_is_an_int8_gemm_not_an_fp32
         i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8 and 3 * 32 * 32 in i.dims
     ]
     assert patch_weights, "the (3·32·32, width) patch weights are stored as int8"
+
+
+def test_the_image_towers_last_layer_runs_its_mlp_on_the_class_token_only(reference_model):
+    tower = ImageTower(reference_model).eval()
+    size = reference_model.config.vision_config.image_size
+    mlp_inputs = []
+    tower.last.mlp.register_forward_hook(lambda _module, args, _out: mlp_inputs.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        unit = tower(torch.rand(3, 3, size, size))
+    assert mlp_inputs == [(3, 1, reference_model.config.vision_config.hidden_size)]
+    assert unit.shape == (3, reference_model.config.projection_dim)
 
 
 def test_text_tower_accepts_any_sequence_length_and_batch(built_model):
