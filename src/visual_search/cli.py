@@ -221,12 +221,13 @@ def _run_backfill(args) -> int:
                 progress=bar.update,
             )
         if args.activate:
-            activate = getattr(services.index, "activate", None)
-            if activate is None:
+            from visual_search.index.opensearch import OpenSearchIndex
+
+            if not isinstance(services.index, OpenSearchIndex):
                 raise ConfigurationError(
                     "--activate needs the OpenSearch index (one machine: restart instead)"
                 )
-            activate(services.index.physical_name)
+            services.index.activate(services.index.physical_name)
     finally:
         services.close()
     outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items()))

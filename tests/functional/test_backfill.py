@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
 from tests.fixtures import images
 from tests.fixtures.ingest_world import BUCKET, as_sqs_event, s3_notification
 from visual_search.assets.identity import asset_id_for
@@ -95,3 +96,35 @@ def test_the_backfill_command_reads_the_ingest_settings_and_reports(world, monke
     monkeypatch.setenv("VS_BUCKET", BUCKET)
     assert main(["backfill", "--prefix", "cli/", "--quiet", "--per-second", "1000"]) == 0
     assert capsys.readouterr().out.strip() == "listed 3; indexed: 3"
+
+
+def _backfill_command_env(world, monkeypatch, prefix: str) -> None:
+    monkeypatch.setenv("VS_MODEL_DIR", str(world.model_dir))
+    monkeypatch.setenv("VS_DATA_DIR", str(world.data_dir / prefix))
+    monkeypatch.setenv("VS_STORE_BACKEND", "s3")
+    monkeypatch.setenv("VS_BUCKET", BUCKET)
+
+
+def test_backfill_activate_points_the_alias_at_the_new_models_index_on_opensearch(world, monkeypatch, capsys):
+    # Given a bucket's images and an OpenSearch index being rebuilt beside the served one
+    fill(world, 3, prefix="re/")
+    _backfill_command_env(world, monkeypatch, "re")
+    cluster = FakeOpenSearch(mode="managed")
+    plug_in(monkeypatch, cluster)
+    monkeypatch.setenv("VS_INDEX_BACKEND", "opensearch")
+    monkeypatch.setenv("VS_OPENSEARCH_ENDPOINT", "https://search.example")
+    monkeypatch.setenv("VS_OPENSEARCH_REINDEX", "true")
+    # When the backfill runs with --activate
+    assert main(["backfill", "--prefix", "re/", "--quiet", "--activate"]) == 0
+    # Then readers' alias names the one physical index, which holds every image
+    (physical,) = cluster.aliases["visual-search"]
+    assert physical != "visual-search"
+    assert len(cluster.indices[physical].docs) == 3
+    assert capsys.readouterr().out.strip() == "listed 3; indexed: 3"
+
+
+def test_backfill_activate_on_the_embedded_index_is_refused_with_what_to_do(world, monkeypatch, capsys):
+    fill(world, 1, prefix="one/")
+    _backfill_command_env(world, monkeypatch, "one")
+    assert main(["backfill", "--prefix", "one/", "--quiet", "--activate"]) == 2
+    assert "--activate needs the OpenSearch index (one machine: restart instead)" in capsys.readouterr().err

@@ -11,9 +11,10 @@ sizing by the visible core count would oversubscribe a small function.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -97,7 +98,7 @@ class Embedder:
     def load(self, towers: Sequence[str] = ("image", "text")) -> None:
         """Load towers now instead of on first use (e.g. during a Lambda's init phase). The files are
         read, verified and compiled concurrently: onnxruntime and hashlib release the GIL while they work."""
-        jobs = [lambda t=t: self._session(t) for t in towers]
+        jobs: list[Callable[[], object]] = [functools.partial(self._session, t) for t in towers]
         if "text" in towers:
             jobs.append(self._text_tokenizer)
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:

@@ -21,6 +21,12 @@ PRECISIONS = ("int8", "fp32")
 TOWERS = ("image", "text")
 
 
+def _per_channel(values: Any) -> tuple[float, float, float]:
+    """Three floats (R, G, B); ValueError otherwise."""
+    red, green, blue = (float(v) for v in values)
+    return red, green, blue
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     """CLIPImageProcessor constants: shortest side to `resize_to` (bicubic), centre crop `crop_size`."""
@@ -87,8 +93,8 @@ class Manifest:
                     resize_to=int(img["resize_to"]),
                     crop_size=int(img["crop_size"]),
                     rescale_factor=float(img["rescale_factor"]),
-                    mean=tuple(float(v) for v in img["mean"]),
-                    std=tuple(float(v) for v in img["std"]),
+                    mean=_per_channel(img["mean"]),
+                    std=_per_channel(img["std"]),
                 ),
                 text=TextSpec(
                     context_length=int(txt["context_length"]),

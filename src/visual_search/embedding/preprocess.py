@@ -40,9 +40,9 @@ def preprocess(image: Image.Image, spec: ImageSpec) -> np.ndarray:
     else:  # resized smaller than the crop (tiny resize_to): pad as crop() does
         image = image.resize((width, height), Image.Resampling.BICUBIC)
         image = image.crop((left, top, left + crop, top + crop))
-    pixels = np.asarray(image, dtype=np.float32) * np.float32(spec.rescale_factor)
-    pixels = (pixels - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    mean, std = np.asarray(spec.mean, dtype=np.float32), np.asarray(spec.std, dtype=np.float32)
+    scaled = np.asarray(image, dtype=np.float32) * np.float32(spec.rescale_factor)
+    return np.ascontiguousarray(((scaled - mean) / std).transpose(2, 0, 1))
 
 
 def preprocess_batch(images: Sequence[Image.Image], spec: ImageSpec) -> np.ndarray:

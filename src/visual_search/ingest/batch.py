@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -49,7 +49,7 @@ class StagedBatchProcessor(BatchProcessor):
         # Staging is mostly waiting for S3 (the object GET), so the messages of a batch stage side by side.
         with ThreadPoolExecutor(max_workers=max(1, min(self.fetch_workers, len(self.records)))) as pool:
             results = list(pool.map(self._process_record, self.records))
-        pending = [(r, self._staged.get(r.get("messageId"), [])) for r in list(self.success_messages)]
+        pending = [(r, self._staged.get(r["messageId"], [])) for r in list(self._successes)]
         pending = [(r, s) for r, s in pending if s]
         if not pending:
             return results
@@ -63,12 +63,17 @@ class StagedBatchProcessor(BatchProcessor):
                 self._apply_alone(record, items)
         return results
 
+    @property
+    def _successes(self) -> list[dict[str, Any]]:
+        """Powertools' list of the records that succeeded: the raw SQS records (no event model is used)."""
+        return cast(list[dict[str, Any]], self.success_messages)
+
     def _apply_alone(self, record: dict[str, Any], items: list[Staged]) -> None:
         try:
             self._apply_counted(items)
         except Exception as exc:
             log.warning("message %s goes back to the queue: %s", record.get("messageId"), exc)
-            self.success_messages.remove(record)
+            self._successes.remove(record)
             as_record = self._to_batch_type(record, event_type=self.event_type, model=self.model)
             self.failure_handler(as_record, (type(exc), exc, exc.__traceback__))
 
@@ -90,7 +95,7 @@ def handle_event(
         processor = StagedBatchProcessor(pipeline, report)
         with processor(records=records, handler=processor.record_handler, lambda_context=context):
             processor.process()
-        return processor.response()
+        return dict(processor.response())
     staged = [
         item
         for parsed in parse_lambda_event(event)

@@ -103,8 +103,13 @@ def _build_into(folder: Path, source: LoadedSource, req: BuildRequest, log) -> d
 
 
 def _measure_parity(folder: Path, source: LoadedSource, towers: dict[str, dict[str, str]]) -> dict[str, Any]:
+    spec = source.image_spec
     image_spec = ImageSpec(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in source.image_spec.items()}
+        resize_to=spec["resize_to"],
+        crop_size=spec["crop_size"],
+        rescale_factor=spec["rescale_factor"],
+        mean=tuple(spec["mean"]),
+        std=tuple(spec["std"]),
     )
     pixels = preprocess_batch(parity.probe_images(), image_spec)
     ids = source.tokenizer(

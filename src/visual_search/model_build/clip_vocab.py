@@ -49,7 +49,7 @@ def bytes_to_unicode() -> dict[int, str]:
 @lru_cache(maxsize=1)
 def clip_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     lines = gzip.decompress(bpe_file().read_bytes()).decode("utf-8").split("\n")
-    merges = [tuple(line.split()) for line in lines[1 : N_MERGES + 1]]
+    merges = [(left, right) for left, right in (line.split() for line in lines[1 : N_MERGES + 1])]
     symbols = list(bytes_to_unicode().values())
     vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]

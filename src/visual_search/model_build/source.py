@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -147,7 +148,7 @@ def _files_sha256(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for p in sorted(paths):
         with p.open("rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            for block in iter(functools.partial(fh.read, 1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
 
