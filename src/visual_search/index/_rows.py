@@ -5,7 +5,8 @@ hole. Keys (SQLite's, AUTOINCREMENT, so dense enough) map to slots through an ar
 and format are stored as small integer codes so a filter is a vectorised `isin`; tags, being many per
 asset, are an inverted index from tag to keys.
 
-The float32 vectors here are the only copy in memory that scores are computed from; the graph holds a
+The float32 vectors here (after a reopen, a copy-on-write mapping of the snapshot file: see
+`_snapshots.py`) are the only copy in memory that scores are computed from; the graph holds a
 coarser one (see `_usearch_graph.py`), built on another thread: a row is `pending` from the moment it is
 put here until the graph holds its current vector, and a search scores the pending rows exactly.
 """

@@ -78,9 +78,6 @@ log = logging.getLogger(__name__)
 _SLACK = 32
 _ANN_GROWTH = 4
 _SMALL_MATCH_FRACTION = 0.2
-# A loaded snapshot gets room for an eighth more rows, so the first insert does not copy every vector into
-# a larger array; untouched, that room costs address space only.
-_SPARE_FRACTION = 8
 _SNAPSHOT_FRACTION = 8
 # Rows the builder adds to the graph per call: a search or a replace waits for at most one such call
 # (~25 ms at a million rows), and the copy of their vectors it takes is 128 KiB at 512-d.
@@ -347,7 +344,6 @@ class EmbeddedIndex:
             self.dim,
             store.db_id,
             store.last_seq,
-            _SPARE_FRACTION,
             load_graph=lambda path: Graph.load(path, self.dim, self._params),
         )
         if snapshot is not None:
