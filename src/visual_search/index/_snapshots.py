@@ -67,7 +67,7 @@ class Snapshot:
     graph: Graph
 
 
-LoadGraph = Callable[[Path], Graph | None]
+LoadGraph = Callable[[mmap.mmap], Graph | None]
 
 
 class Snapshots:
@@ -100,7 +100,8 @@ class Snapshots:
     def read(self, dim: int, db_id: int, last_seq: int, load_graph: LoadGraph) -> Snapshot | None:
         """The newest snapshot that checks out (see the module docstring), or None.
 
-        `load_graph` loads a graph file once its checksum matched; it returns None if it cannot."""
+        `load_graph` loads a graph from its file's bytes once their checksum matched; it returns None
+        if it cannot."""
         for seq, path in sorted(self._rows_files(), reverse=True):
             try:
                 if seq > last_seq:
@@ -167,9 +168,16 @@ def _mapped(
 
 
 def _verified_graph(path: Path, recorded: dict[str, int], load_graph: LoadGraph) -> Graph:
-    if _file_crc(path) != (recorded["size"], recorded["crc32"]):
-        raise SnapshotError(f"graph file {path.name} does not match the checksum recorded for it")
-    graph = load_graph(path)
+    """The graph file mapped, checked and loaded from the mapping: read from disk once, not twice."""
+    with path.open("rb") as file:
+        if os.fstat(file.fileno()).st_size != recorded["size"] or not recorded["size"]:
+            raise SnapshotError(f"graph file {path.name} is not the size recorded for it")
+        mapped = mmap.mmap(file.fileno(), 0, prot=mmap.PROT_READ)
+    with mapped:
+        mapped.madvise(mmap.MADV_WILLNEED)
+        if zlib.crc32(mapped) != recorded["crc32"]:
+            raise SnapshotError(f"graph file {path.name} does not match the checksum recorded for it")
+        graph = load_graph(mapped)
     if graph is None:
         raise SnapshotError(f"graph file {path.name} could not be loaded")
     return graph

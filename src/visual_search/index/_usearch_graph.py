@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import mmap
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,16 +64,17 @@ class Graph:
         return cls(_new_index(dim, params), params)
 
     @classmethod
-    def load(cls, path: Path, dim: int, params: GraphParams) -> Graph | None:
-        """The graph in `path`, or None if the file is unreadable or was built for another dimension."""
+    def load(cls, source: Path | mmap.mmap, dim: int, params: GraphParams) -> Graph | None:
+        """The graph saved in a file, or in its bytes (copied: `source` can go afterwards); None if they
+        are unreadable or were built for another dimension."""
         index = _new_index(dim, params)
         try:
-            index.load(str(path))
+            index.load(source if isinstance(source, mmap.mmap) else str(source))
         except (RuntimeError, OSError, ValueError) as exc:
-            log.warning("ignoring unreadable index snapshot %s: %s", path, exc)
+            log.warning("ignoring unreadable index snapshot: %s", exc)
             return None
         if index.ndim != dim or index.dtype.name != _new_index(dim, params).dtype.name:
-            log.warning("ignoring index snapshot %s: not a %d-d %s graph", path, dim, params.dtype)
+            log.warning("ignoring index snapshot: not a %d-d %s graph", dim, params.dtype)
             return None
         return cls(index, params)
 

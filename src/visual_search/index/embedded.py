@@ -344,7 +344,7 @@ class EmbeddedIndex:
             self.dim,
             store.db_id,
             store.last_seq,
-            load_graph=lambda path: Graph.load(path, self.dim, self._params),
+            load_graph=lambda saved: Graph.load(saved, self.dim, self._params),
         )
         if snapshot is not None:
             self._rows, self._graph, since = snapshot.rows, snapshot.graph, snapshot.seq
