@@ -2,7 +2,7 @@
 
     python bench/index.py                      # 100,000 x 512, both datasets
     python bench/index.py --n 10000 --data clustered
-    nice python bench/index.py --n 1000000 --data clustered   # ~11 min here
+    nice python bench/index.py --n 1000000 --data clustered   # ~10 min here
 
 Datasets (seeded, unit length, dimension 512):
 * clustered: points scattered around a two-level hierarchy of centres, queries drawn the same way. Real
