@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_search.errors import IndexInUse
+from visual_search.index._usearch_graph import Graph
 from visual_search.index.embedded import EmbeddedIndex
 from visual_search.index.port import Filters, IndexedAsset, SearchAfter
 from visual_search.index.ranking import exact_scores
@@ -124,10 +125,8 @@ def test_a_snapshot_is_written_every_n_changes(db, data):
 
         index.upsert(assets(data[60:120], start=60))
 
-        assert [path.name for path in snapshots(db.parent)] == [
-            "index.sqlite3.2.rows",
-            "index.sqlite3.2.usearch",
-        ]
+        # (named after the change the graph had reached then: the builder may still be on the second)
+        assert [path.suffix for path in snapshots(db.parent)] == [".rows", ".usearch"]
 
 
 def test_reopen_without_a_snapshot_rebuilds_the_graph(db, data, queries, caplog):
@@ -168,7 +167,8 @@ def test_reopen_with_one_flipped_bit_in_a_snapshot_rebuilds_and_answers_exactly(
         index.upsert(assets(data))
     (snapshot,) = [path for path in snapshots(db.parent) if path.suffix == suffix]
     content = bytearray(snapshot.read_bytes())
-    content[int(len(content) * where)] ^= 0x10
+    # (the rows file ends in room for more rows, zeros no row is read from before it is written)
+    content[int(len(content.rstrip(b"\0")) * where)] ^= 0x10
     snapshot.write_bytes(bytes(content))
 
     with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
@@ -224,6 +224,45 @@ def test_a_snapshot_newer_than_the_database_is_not_used(db, data, queries, caplo
 
     assert "building the ANN graph" in caplog.text
     assert [hit.asset_id for hit in hits] == exact_top(data, queries[0], 10, among=range(1000))
+
+
+def test_changes_after_reopening_never_write_into_the_snapshot_file(db, data, queries):
+    # The snapshot's vectors are mapped copy-on-write: replacing, deleting (which moves the last row into
+    # the hole) and inserting change memory only, and the file still checks out afterwards.
+    with open_ann(db) as index:
+        index.upsert(assets(data[:1500]))
+    (rows_file,) = db.parent.glob("*.rows")
+    before = rows_file.read_bytes()
+
+    with open_ann(db) as index:
+        index.upsert([IndexedAsset(aid(5), data[1999], {"n": 5})])
+        index.delete([aid(0), aid(700)])
+        index.upsert(assets(data[1500:], start=1500))
+
+        assert rows_file.read_bytes() == before
+        current = data.copy()
+        current[5] = data[1999]
+        present = [n for n in range(len(data)) if n not in (0, 700)]
+        for query in [*queries, data[1999], data[1499]]:
+            assert [hit.asset_id for hit in index.knn_page(query, 10)] == exact_top(
+                current, query, 10, present
+            )
+
+
+def test_an_index_reopened_from_a_snapshot_grows_past_the_room_kept_for_more_rows(db, data, queries):
+    # Given a snapshot of 500 rows (room kept for 1,024 more)
+    with open_ann(db) as index:
+        index.upsert(assets(data[:500]))
+
+    # When 1,500 rows are added after reopening, Then all are found, then and after another reopen
+    with open_ann(db) as index:
+        index.upsert(assets(data[500:], start=500))
+        assert index.count() == len(data)
+        for query in [*queries, data[1999]]:
+            assert [hit.asset_id for hit in index.knn_page(query, 10)] == exact_top(data, query, 10)
+    with open_ann(db) as index:
+        for query in [*queries, data[1999]]:
+            assert [hit.asset_id for hit in index.knn_page(query, 10)] == exact_top(data, query, 10)
 
 
 def test_reopen_from_a_snapshot_reads_no_vector_from_sqlite(db, data, queries, monkeypatch):
@@ -463,6 +502,135 @@ def test_graph_search_respects_min_score(db, data, queries):
         hits = index.knn_page(query, 100, min_score=threshold)
 
         assert [hit.asset_id for hit in hits] == exact_top(data, query, 41)
+
+
+# --- the graph, built on another thread ---------------------------------------------------------------
+
+
+class Gate:
+    """Holds `Graph.add` while closed (it starts open), as a slow graph build would."""
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._open.set()
+        self.entered = threading.Event()  # an add is waiting at the closed gate
+
+    def close(self) -> None:
+        self._open.clear()
+        self.entered.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+    def pass_through(self) -> None:
+        if self._open.is_set():
+            return
+        if threading.current_thread() is threading.main_thread():
+            raise AssertionError("the graph was added to on the writer's thread, before the write returned")
+        self.entered.set()
+        assert self._open.wait(timeout=30)
+
+
+@pytest.fixture
+def gate(monkeypatch) -> Gate:
+    gate, add = Gate(), Graph.add
+
+    def gated_add(graph: Graph, keys: np.ndarray, vectors: np.ndarray) -> None:
+        gate.pass_through()
+        add(graph, keys, vectors)
+
+    monkeypatch.setattr(Graph, "add", gated_add)
+    return gate
+
+
+def test_an_upsert_returns_before_the_graph_holds_it_and_searches_find_it_meanwhile(db, data, queries, gate):
+    # Given an index whose graph holds 1,700 assets, and then is held back
+    current = data.copy()
+    current[7] = data[1999]
+    present = [n for n in range(len(data)) if n != 1600]
+    with open_ann(db) as index:
+        index.upsert(assets(data[:1700]))
+        assert index.wait_for_graph(timeout=30)
+        gate.close()
+
+        # When 300 more are written, one replaced and one deleted (fewer than a quarter of the index, so
+        # searches still ask the graph and score the rest exactly)
+        index.upsert(assets(data[1700:], start=1700))
+        index.upsert([IndexedAsset(aid(7), data[1999], {"n": 7})])
+        index.delete([aid(1600)])
+
+        # Then the writes returned, and every search sees them
+        assert not index.wait_for_graph(timeout=0)
+        probes = [*queries, data[1999], data[7], data[1600], data[1750]]
+        for query in probes:
+            assert [hit.asset_id for hit in index.knn_page(query, 10)] == exact_top(
+                current, query, 10, present
+            )
+        # and once the graph caught up, it answers the same
+        gate.open()
+        assert index.wait_for_graph(timeout=30)
+        for query in probes:
+            assert [hit.asset_id for hit in index.knn_page(query, 10)] == exact_top(
+                current, query, 10, present
+            )
+
+
+def test_a_row_replaced_or_deleted_while_the_builder_adds_it_leaves_no_stale_vector_in_the_graph(
+    db, data, gate, caplog
+):
+    # Given the builder in the middle of adding ten new rows
+    with open_ann(db) as index:
+        index.upsert(assets(data[:1990]))
+        assert index.wait_for_graph(timeout=30)
+        gate.close()
+        index.upsert(assets(data[1990:], start=1990))
+        assert gate.entered.wait(timeout=30)
+
+        # When one of them is replaced (by the opposite vector) and another deleted before it is done
+        opposite = -data[1993]
+        index.upsert([IndexedAsset(aid(1993), opposite, {"n": 1993})])
+        index.delete([aid(1994)])
+        gate.open()
+        assert index.wait_for_graph(timeout=30)
+
+        # Then the graph holds the replacement's vector (the first is the last a search for it would
+        # propose) and not the deleted row
+        assert index.knn_page(opposite, 1)[0].asset_id == aid(1993)
+        assert aid(1994) not in [hit.asset_id for hit in index.knn_page(data[1994], 10)]
+    # and its snapshot agrees with the database
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        assert "disagrees" not in caplog.text
+        assert "building the ANN graph" not in caplog.text
+        assert index.count() == 1999
+
+
+def test_a_snapshot_taken_while_the_graph_lags_replays_what_it_lacks_on_reopen(
+    db, data, queries, gate, caplog
+):
+    # Given a snapshot taken while the graph held only the first write's rows
+    with open_ann(db, snapshot_every=10**9) as index:
+        index.upsert(assets(data[:1000]))
+        assert index.wait_for_graph(timeout=30)
+        gate.close()
+        index.upsert(assets(data[1000:], start=1000))
+        threading.Timer(0.3, gate.open).start()  # the snapshot waits for a chunk the builder holds
+        index.save_snapshot()
+        kept = {path.name: path.read_bytes() for path in snapshots(db.parent)}
+    # (it is named after the change the graph held in full)
+    assert sorted(kept) == ["index.sqlite3.1.rows", "index.sqlite3.1.usearch"]
+    for path in snapshots(db.parent):  # as if the process had died before closing
+        path.unlink()
+    for name, content in kept.items():
+        (db.parent / name).write_bytes(content)
+
+    # When reopening, Then the second write's rows are replayed into the graph, not rebuilt
+    with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
+        assert "building the ANN graph" not in caplog.text
+        assert "disagrees" not in caplog.text
+        assert index.count() == 2000
+        assert index.wait_for_graph(timeout=30)
+        for query in [*queries, data[1500]]:
+            assert [hit.asset_id for hit in index.knn_page(query, 10)] == exact_top(data, query, 10)
 
 
 # --- scores and threads -------------------------------------------------------------------------------

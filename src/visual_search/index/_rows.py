@@ -5,8 +5,10 @@ hole. Keys (SQLite's, AUTOINCREMENT, so dense enough) map to slots through an ar
 and format are stored as small integer codes so a filter is a vectorised `isin`; tags, being many per
 asset, are an inverted index from tag to keys.
 
-The float32 vectors here are the only copy in memory that scores are computed from; the graph holds a
-coarser one (see `_usearch_graph.py`).
+The float32 vectors here (after a reopen, a copy-on-write mapping of the snapshot file: see
+`_snapshots.py`) are the only copy in memory that scores are computed from; the graph holds a
+coarser one (see `_usearch_graph.py`), built on another thread: a row is `pending` from the moment it is
+put here until the graph holds its current vector, and a search scores the pending rows exactly.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ class Rows:
         self.ids = np.empty(0, dtype="S32")
         self._folders = np.empty(0, dtype=np.int32)
         self._formats = np.empty(0, dtype=np.int32)
+        # True while the graph lacks this row's current vector (one byte a row; moves with the row).
+        self._pending = np.empty(0, dtype=bool)
+        self.pending_count = 0
         self._folder_names = _Vocabulary()
         self._format_names = _Vocabulary()
         self._tags_of: dict[int, tuple[str, ...]] = {}
@@ -72,13 +77,15 @@ class Rows:
 
     @classmethod
     def adopt(cls, loaded: LoadedRows, dim: int) -> Rows:
-        """Rows over what the store loaded, taking its arrays as they are (no copies)."""
+        """Rows over what the store loaded, taking its arrays as they are (no copies); all pending."""
         rows = cls(dim)
         rows.n = len(loaded.keys)
         rows.vectors, rows.keys = loaded.vectors, loaded.keys
         rows.ids = np.array(loaded.asset_ids, dtype="S32").reshape(rows.n)
         rows._folders = rows._folder_names.encode(loaded.folders)
         rows._formats = rows._format_names.encode(loaded.formats)
+        rows._pending = np.ones(rows.n, dtype=bool)
+        rows.pending_count = rows.n
         rows._index_keys()
         for key, tags in zip(loaded.keys.tolist(), loaded.tags, strict=True):
             if tags:
@@ -86,7 +93,7 @@ class Rows:
         return rows
 
     def put_many(self, loaded: LoadedRows) -> None:
-        """Insert or replace these rows (distinct keys)."""
+        """Insert or replace these rows (distinct keys); they are pending until `mark_in_graph`."""
         count = len(loaded.keys)
         if not count:
             return
@@ -103,6 +110,8 @@ class Rows:
         self._folders[slots] = self._folder_names.encode(loaded.folders)
         self._formats[slots] = self._format_names.encode(loaded.formats)
         self.n += added
+        self.pending_count += count - int(np.count_nonzero(self._pending[slots] & ~new))
+        self._pending[slots] = True
         for key, tags in zip(loaded.keys.tolist(), loaded.tags, strict=True):
             if tags or key in self._tags_of:
                 self._set_tags(key, tags)
@@ -111,9 +120,10 @@ class Rows:
         slot = int(self._slot_of_key[key])
         self._slot_of_key[key] = _ABSENT
         self._set_tags(key, ())
+        self.pending_count -= int(self._pending[slot])
         last = self.n - 1
         if slot != last:
-            for column in (self.vectors, self.keys, self.ids, self._folders, self._formats):
+            for column in (self.vectors, self.keys, self.ids, self._folders, self._formats, self._pending):
                 column[slot] = column[last]
             self._slot_of_key[self.keys[slot]] = slot
         self.n = last
@@ -121,7 +131,15 @@ class Rows:
     @property
     def nbytes(self) -> int:
         """Bytes held by the columns (allocated, including room reserved for more rows)."""
-        columns = (self.vectors, self.keys, self.ids, self._folders, self._formats, self._slot_of_key)
+        columns = (
+            self.vectors,
+            self.keys,
+            self.ids,
+            self._folders,
+            self._formats,
+            self._pending,
+            self._slot_of_key,
+        )
         return sum(column.nbytes for column in columns)
 
     def slots(self, keys: np.ndarray) -> np.ndarray:
@@ -130,6 +148,20 @@ class Rows:
         if np.any(slots == _ABSENT):
             raise KeyError("a key is not in the mirror")
         return slots
+
+    def pending_slots(self) -> np.ndarray:
+        """Slots of the rows whose current vector the graph lacks: int64, (pending_count,)."""
+        if not self.pending_count:
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero(self._pending[: self.n])
+
+    def is_pending(self, slots: np.ndarray) -> np.ndarray:
+        return self._pending[slots]
+
+    def mark_in_graph(self, slots: np.ndarray) -> None:
+        """The graph now holds these rows' current vectors."""
+        self.pending_count -= int(np.count_nonzero(self._pending[slots]))
+        self._pending[slots] = False
 
     def slots_or_absent(self, keys: np.ndarray) -> np.ndarray:
         keys = np.asarray(keys, dtype=np.int64)
@@ -186,18 +218,19 @@ class Rows:
         # `vectors` may have spare rows past n, so the next insert need not copy them all.
         rows.vectors = columns["vectors"]
         capacity = len(rows.vectors)
-        rows.keys = _grown(columns["keys"], capacity)
-        rows.ids = _grown(columns["ids"].astype("S32"), capacity)
-        rows._folders = _grown(columns["folders"], capacity)
-        rows._formats = _grown(columns["formats"], capacity)
-        rows._folder_names = _Vocabulary(vocabularies["folder_names"])
-        rows._format_names = _Vocabulary(vocabularies["format_names"])
-        shapes_fit = (
+        shapes_fit = (  # checked before the other columns grow (in place) to the same capacity
             rows.vectors.ndim == 2
             and rows.vectors.shape[1] == dim
             and capacity >= rows.n
             and all(len(columns[name]) == rows.n for name in ("ids", "folders", "formats"))
         )
+        rows.keys = _grown(columns["keys"], capacity)
+        rows.ids = _grown(columns["ids"].astype("S32"), capacity)
+        rows._folders = _grown(columns["folders"], capacity)
+        rows._formats = _grown(columns["formats"], capacity)
+        rows._pending = np.zeros(capacity, dtype=bool)  # a snapshot's graph holds its rows' vectors
+        rows._folder_names = _Vocabulary(vocabularies["folder_names"])
+        rows._format_names = _Vocabulary(vocabularies["format_names"])
         codes_fit = shapes_fit and all(
             rows.n == 0 or (codes[: rows.n].min() >= 0 and codes[: rows.n].max() < len(vocabulary.names))
             for codes, vocabulary in (
@@ -246,6 +279,7 @@ class Rows:
         self.ids = _grown(self.ids, capacity)
         self._folders = _grown(self._folders, capacity)
         self._formats = _grown(self._formats, capacity)
+        self._pending = _grown(self._pending, capacity)
 
 
 def _grown(array: np.ndarray, capacity: int) -> np.ndarray:

@@ -5,22 +5,29 @@ format) and `<db file name>.<seq>.rows` (the mirror's columns: keys, float32 vec
 vocabularies). Each is written to a temporary name, fsynced and renamed, the rows file last: it is the
 commit point, and its header records the database's `db_id`, `seq`, and the graph file's size and CRC-32.
 
+The rows file is laid out to be mapped rather than read: each column starts on a page boundary, the
+vectors last, followed by room for an eighth more rows that is a hole in the file (no disk, no I/O). It is
+mapped copy-on-write and the vectors are used in place, so opening copies none of them into fresh memory
+(reading 2 GB into new pages took most of a reopen at a million rows); rows written later land in the
+hole or on the changed pages, which become private memory. The mapping outlives the file's replacement
+by the next snapshot (the old file's space is freed once the vectors outgrow it or the index closes).
+
 A snapshot is used only when all of that checks out: the header's own CRC, the payload's CRC, the graph
 file's size and CRC, the same `db_id`, and a `seq` the database has reached. The caller then replays the
 changes after `seq` from SQLite and compares the key sets. Anything else (a torn, truncated or bit-flipped
 file, a snapshot of another database, one from the future of a restored backup) is ignored and the state
-is rebuilt from SQLite: a snapshot can cost time, never a wrong result. The graph file is checked and
-loaded on a second thread while this one reads the rows, and each chunk of rows is checksummed on a third
-while the next is read (zlib, file reads and usearch's load release the GIL), so the checks overlap the
-reading instead of adding to it.
+is rebuilt from SQLite: a snapshot can cost time, never a wrong result. Every byte is checked before use
+(the spare room is not: a row there is written whole before it is read): the graph file is checksummed
+and loaded on a second thread while this one checksums the mapped rows (zlib's CRC-32 runs at several
+GB/s here and releases the GIL, as does usearch's load).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
+import mmap
 import os
 import re
 import struct
@@ -41,7 +48,12 @@ log = logging.getLogger(__name__)
 _MAGIC = b"VSROWS01"
 _PREFIX = struct.Struct("<8sQI")  # magic, header length, header CRC-32
 _READ_CHUNK = 16 << 20
-_FORMAT = 1
+_FORMAT = 2  # 1 read the columns into memory; 2 maps them (older files are ignored: rebuilt once)
+_ALIGN = mmap.PAGESIZE
+# Room for more rows past the snapshot's, so the next insert need not copy every vector into a larger
+# array; a hole in the file, and untouched it costs address space only.
+_SPARE_FRACTION = 8
+_MIN_SPARE = 1024
 
 
 class SnapshotError(Exception):
@@ -55,7 +67,7 @@ class Snapshot:
     graph: Graph
 
 
-LoadGraph = Callable[[Path], Graph | None]
+LoadGraph = Callable[[mmap.mmap], Graph | None]
 
 
 class Snapshots:
@@ -85,17 +97,16 @@ class Snapshots:
             if self._pattern.fullmatch(path.name) and path not in (graph_path, rows_path):
                 path.unlink(missing_ok=True)
 
-    def read(
-        self, dim: int, db_id: int, last_seq: int, spare_fraction: int, load_graph: LoadGraph
-    ) -> Snapshot | None:
+    def read(self, dim: int, db_id: int, last_seq: int, load_graph: LoadGraph) -> Snapshot | None:
         """The newest snapshot that checks out (see the module docstring), or None.
 
-        `load_graph` loads a graph file once its checksum matched; it returns None if it cannot."""
+        `load_graph` loads a graph from its file's bytes once their checksum matched; it returns None
+        if it cannot."""
         for seq, path in sorted(self._rows_files(), reverse=True):
             try:
                 if seq > last_seq:
                     raise SnapshotError(f"it is at change {seq}, the database only at {last_seq}")
-                return _read(path, dim, db_id, seq, spare_fraction, load_graph)
+                return _read(path, dim, db_id, seq, load_graph)
             except (SnapshotError, OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("ignoring index snapshot %s: %s", path, exc)
         return None
@@ -109,7 +120,7 @@ class Snapshots:
         return found
 
 
-def _read(path: Path, dim: int, db_id: int, seq: int, spare_fraction: int, load_graph: LoadGraph) -> Snapshot:
+def _read(path: Path, dim: int, db_id: int, seq: int, load_graph: LoadGraph) -> Snapshot:
     """Raises SnapshotError (or OSError, ValueError...) on anything that does not check out."""
     with path.open("rb") as file, ThreadPoolExecutor(max_workers=1) as worker:
         magic, length, header_crc = _PREFIX.unpack(_read_exactly(file, _PREFIX.size))
@@ -120,50 +131,87 @@ def _read(path: Path, dim: int, db_id: int, seq: int, spare_fraction: int, load_
             raise SnapshotError("header checksum mismatch")
         header = json.loads(raw_header)
         if (header["format"], header["db_id"], header["seq"], header["dim"]) != (_FORMAT, db_id, seq, dim):
-            raise SnapshotError("made for another database, change or dimension")
+            raise SnapshotError("made for another format, database, change or dimension")
+        start = _aligned(_PREFIX.size + length)
+        if os.fstat(file.fileno()).st_size != start + header["payload_size"]:
+            raise SnapshotError("file is truncated or has grown")
         graph = worker.submit(
             _verified_graph, path.with_name(header["graph"]["name"]), header["graph"], load_graph
         )
         columns, crc = {}, 0
-        for name, dtype, shape in header["arrays"]:
+        for name, dtype, shape, offset, capacity in header["arrays"]:
             if np.dtype(dtype).kind not in "iufS":
                 raise SnapshotError(f"unexpected column type {dtype}")
-            # Room for more rows past the loaded ones, so the next insert need not copy them all.
-            spare = max(1024, shape[0] // spare_fraction) if name == "vectors" else 0
-            array = np.empty((shape[0] + spare, *shape[1:]), dtype=np.dtype(dtype))
-            crc = _read_into(file, array[: shape[0]], crc)
-            columns[name] = array if spare else array[: shape[0]]
-        if crc != header["payload_crc32"] or file.read(1):
+            if name == "vectors":
+                array = _mapped(file, np.dtype(dtype), shape, start + offset, capacity)
+            else:  # small: read into memory of its own, so the file's pages need not stay mapped
+                array = np.empty(shape, dtype=np.dtype(dtype))
+                file.seek(start + offset)
+                if file.readinto(_byte_view(array)) != array.nbytes:
+                    raise SnapshotError("file is truncated")
+            crc = zlib.crc32(_byte_view(array[: shape[0]]), crc)
+            columns[name] = array
+        if crc != header["payload_crc32"]:
             raise SnapshotError("payload checksum mismatch")
         rows = Rows.restore(dim, columns, header)
         return Snapshot(seq=seq, rows=rows, graph=graph.result())
 
 
+def _mapped(
+    file: IO[bytes], dtype: np.dtype[Any], shape: list[int], offset: int, capacity: int
+) -> np.ndarray:
+    """(capacity, *shape[1:]) over the file from `offset`, copy-on-write: changed in memory, never on disk."""
+    mapped = mmap.mmap(file.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    mapped.madvise(mmap.MADV_WILLNEED)  # from a cold disk, read ahead while the checksum walks it
+    array = np.frombuffer(mapped, dtype, capacity * _row_bytes(dtype, shape) // dtype.itemsize, offset)
+    return array.reshape(capacity, *shape[1:])
+
+
 def _verified_graph(path: Path, recorded: dict[str, int], load_graph: LoadGraph) -> Graph:
-    if _file_crc(path) != (recorded["size"], recorded["crc32"]):
-        raise SnapshotError(f"graph file {path.name} does not match the checksum recorded for it")
-    graph = load_graph(path)
+    """The graph file mapped, checked and loaded from the mapping: read from disk once, not twice."""
+    with path.open("rb") as file:
+        if os.fstat(file.fileno()).st_size != recorded["size"] or not recorded["size"]:
+            raise SnapshotError(f"graph file {path.name} is not the size recorded for it")
+        mapped = mmap.mmap(file.fileno(), 0, prot=mmap.PROT_READ)
+    with mapped:
+        mapped.madvise(mmap.MADV_WILLNEED)
+        if zlib.crc32(mapped) != recorded["crc32"]:
+            raise SnapshotError(f"graph file {path.name} does not match the checksum recorded for it")
+        graph = load_graph(mapped)
     if graph is None:
         raise SnapshotError(f"graph file {path.name} could not be loaded")
     return graph
 
 
 def _write_rows(path: Path, header: dict[str, Any], columns: dict[str, np.ndarray]) -> None:
-    arrays = {name: np.ascontiguousarray(array) for name, array in columns.items()}
-    crc = 0
-    for array in arrays.values():
+    # The vectors last, so their spare room is the file's end: a hole made by extending the file.
+    names = sorted(columns, key=lambda name: name == "vectors")
+    arrays = {name: np.ascontiguousarray(columns[name]) for name in names}
+    crc, end = 0, 0
+    layout: list[tuple[str, str, list[int], int, int]] = []  # name, dtype, shape, offset, capacity
+    for name, array in arrays.items():
         crc = zlib.crc32(_byte_view(array), crc)
-    header = {
-        **header,
-        "arrays": [[name, array.dtype.str, list(array.shape)] for name, array in arrays.items()],
-        "payload_crc32": crc,
-    }
+        spare = max(_MIN_SPARE, len(array) // _SPARE_FRACTION) if name == "vectors" else 0
+        layout.append((name, array.dtype.str, list(array.shape), end, len(array) + spare))
+        end = _aligned(end + (len(array) + spare) * _row_bytes(array.dtype, array.shape))
+    header = {**header, "arrays": layout, "payload_crc32": crc, "payload_size": end}
     raw_header = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode()
+    start = _aligned(_PREFIX.size + len(raw_header))
     with path.open("wb") as file:
         file.write(_PREFIX.pack(_MAGIC, len(raw_header), zlib.crc32(raw_header)))
         file.write(raw_header)
-        for array in arrays.values():
+        for (_, _, _, offset, _), array in zip(layout, arrays.values(), strict=True):
+            file.seek(start + offset)
             file.write(_byte_view(array))
+        file.truncate(start + end)
+
+
+def _row_bytes(dtype: np.dtype[Any], shape: tuple[int, ...] | list[int]) -> int:
+    return dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+
+
+def _aligned(size: int) -> int:
+    return -(-size // _ALIGN) * _ALIGN
 
 
 def _byte_view(array: np.ndarray) -> memoryview:
@@ -179,23 +227,6 @@ def _read_exactly(file: IO[bytes], size: int) -> bytes:
     if len(data) != size:
         raise SnapshotError("file is truncated")
     return data
-
-
-def _read_into(file: io.BufferedIOBase, array: np.ndarray, crc: int) -> int:
-    """Fill `array` from `file`; returns the CRC-32 continued over its bytes.
-
-    Each chunk's CRC is computed on another thread while the next chunk is read, so reading and checking
-    2 GB take about as long as the longer of the two rather than their sum."""
-    view = _byte_view(array)
-    with ThreadPoolExecutor(max_workers=1) as checker:
-        checked = None
-        for start in range(0, len(view), _READ_CHUNK):
-            chunk = view[start : start + _READ_CHUNK]
-            if file.readinto(chunk) != len(chunk):
-                raise SnapshotError("file is truncated")
-            crc = checked.result() if checked is not None else crc
-            checked = checker.submit(zlib.crc32, chunk, crc)
-        return checked.result() if checked is not None else crc
 
 
 def _file_crc(path: Path) -> tuple[int, int]:

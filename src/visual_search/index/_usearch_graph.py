@@ -8,12 +8,19 @@ VNNI. usearch's own float-to-int8 cast multiplies by 127, which for a unit vecto
 vector's component fill the int8 range, and the rare larger component is clipped (it still counts, at
 the clip value). Inner product is invariant to the common scale, so the ranking is the float one's up to
 rounding.
+
+The graph is added to on the index's builder thread while searches run on others. usearch's Python calls
+each work in per-thread scratch space numbered from 0, so two calls at once from different Python threads
+would share it: every call here holds the graph's own lock. Its calls release the GIL, so a long add
+leaves the interpreter free for SQLite and numpy work on the other threads.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import mmap
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +53,7 @@ class Graph:
     """HNSW over inner product (the vectors are unit length, so it is cosine), keyed by SQLite key."""
 
     def __init__(self, index: Index, params: GraphParams) -> None:
+        self._lock = threading.Lock()
         self._index = index
         self._params = params
         index.expansion_search = params.expansion_search
@@ -56,52 +64,61 @@ class Graph:
         return cls(_new_index(dim, params), params)
 
     @classmethod
-    def load(cls, path: Path, dim: int, params: GraphParams) -> Graph | None:
-        """The graph in `path`, or None if the file is unreadable or was built for another dimension."""
+    def load(cls, source: Path | mmap.mmap, dim: int, params: GraphParams) -> Graph | None:
+        """The graph saved in a file, or in its bytes (copied: `source` can go afterwards); None if they
+        are unreadable or were built for another dimension."""
         index = _new_index(dim, params)
         try:
-            index.load(str(path))
+            index.load(source if isinstance(source, mmap.mmap) else str(source))
         except (RuntimeError, OSError, ValueError) as exc:
-            log.warning("ignoring unreadable index snapshot %s: %s", path, exc)
+            log.warning("ignoring unreadable index snapshot: %s", exc)
             return None
         if index.ndim != dim or index.dtype.name != _new_index(dim, params).dtype.name:
-            log.warning("ignoring index snapshot %s: not a %d-d %s graph", path, dim, params.dtype)
+            log.warning("ignoring index snapshot: not a %d-d %s graph", dim, params.dtype)
             return None
         return cls(index, params)
 
     def __len__(self) -> int:
-        return len(self._index)
+        with self._lock:
+            return len(self._index)
 
     def keys(self) -> np.ndarray:
-        return np.asarray(self._index.keys, dtype=np.int64)
+        with self._lock:
+            return np.asarray(self._index.keys, dtype=np.int64)
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         for start in range(0, len(keys), _ADD_CHUNK):
             chunk = slice(start, start + _ADD_CHUNK)
-            self._index.add(
-                keys[chunk].astype(np.uint64), self._encode(vectors[chunk]), threads=self._params.threads
-            )
+            encoded = self._encode(vectors[chunk])
+            with self._lock:
+                self._index.add(keys[chunk].astype(np.uint64), encoded, threads=self._params.threads)
 
     def remove(self, keys: np.ndarray) -> None:
         """Absent keys are ignored."""
         if len(keys):
-            self._index.remove(np.asarray(keys, dtype=np.uint64))
+            with self._lock:
+                self._index.remove(np.asarray(keys, dtype=np.uint64))
 
     def search(self, query: np.ndarray, count: int) -> np.ndarray:
         """Keys of about the `count` nearest, best first: int64, (<= count,)."""
-        found = self._index.search(self._encode(query), count, threads=self._params.threads)
+        encoded = self._encode(query)
+        with self._lock:
+            found = self._index.search(encoded, count, threads=self._params.threads)
         return np.asarray(found.keys, dtype=np.int64)
 
     def set_expansion_search(self, expansion: int) -> None:
-        self._index.expansion_search = expansion
+        with self._lock:
+            self._index.expansion_search = expansion
 
     @property
     def memory_usage(self) -> int:
         """Bytes usearch holds for the graph and its vectors."""
-        return int(self._index.memory_usage)
+        with self._lock:
+            return int(self._index.memory_usage)
 
     def save(self, path: Path) -> None:
-        self._index.save(str(path))
+        with self._lock:
+            self._index.save(str(path))
 
     def _encode(self, vectors: np.ndarray) -> np.ndarray:
         if self._scale is None:
