@@ -295,7 +295,11 @@ def main() -> None:
         print(json.dumps(probe(args.probe, GraphParams(**json.loads(args.params)))))
         return
     params = GraphParams(
-        args.connectivity, args.expansion_add, args.expansion_search, args.threads, args.dtype
+        connectivity=args.connectivity,
+        expansion_add=args.expansion_add,
+        expansion_search=args.expansion_search,
+        threads=args.threads,
+        dtype=args.dtype,
     )
 
     results = {}

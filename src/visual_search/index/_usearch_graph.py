@@ -35,7 +35,7 @@ from usearch.index import Index  # noqa: E402  (must follow the preload)
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GraphParams:
     # Chosen with bench/index.py at a million clustered 512-d vectors: connectivity 16 or 24 left recall@10
     # at 0.95-0.99 whatever the search beam (the graph did not reach parts of dense clusters); 32 reaches
