@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import mmap
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +42,7 @@ class GraphParams:
     connectivity: int = 32
     expansion_add: int = 128
     expansion_search: int = 256
-    threads: int = 1  # per search: a query is short, and searches run side by side on their own threads
-    # Per add. 0: every core this process may use. The graph is built on its own thread, beside the writer
-    # (which waits on SQLite) and searches, so its adds can take the cores: at 200,000 clustered vectors on
-    # 2 cores, 5,565 rows/s reach the graph with 2 threads against 3,345 with 1 (64-row chunks both).
-    add_threads: int = 0
+    threads: int = 1
     dtype: str = "i8"  # see the module docstring; "f16", "bf16" and "f32" take more memory
 
 
@@ -61,7 +56,6 @@ class Graph:
         self._lock = threading.Lock()
         self._index = index
         self._params = params
-        self._add_threads = params.add_threads or len(os.sched_getaffinity(0))
         index.expansion_search = params.expansion_search
         self._scale = 127 * math.sqrt(index.ndim) / 4 if params.dtype == "i8" else None
 
@@ -97,7 +91,7 @@ class Graph:
             chunk = slice(start, start + _ADD_CHUNK)
             encoded = self._encode(vectors[chunk])
             with self._lock:
-                self._index.add(keys[chunk].astype(np.uint64), encoded, threads=self._add_threads)
+                self._index.add(keys[chunk].astype(np.uint64), encoded, threads=self._params.threads)
 
     def remove(self, keys: np.ndarray) -> None:
         """Absent keys are ignored."""
