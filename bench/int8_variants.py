@@ -6,9 +6,9 @@ extra (torch, transformers).
   dynamic int8 on MatMul + Gather;
 - fused-qattention: the shipped tower through the TorchScript exporter (onnxruntime's CLIP attention
   fusion matches its graph, none of the dynamo exporter's), the transformer optimizer's CLIP fusions
-  (every attention block becomes one `Attention` node: counted and reported), its
-  SkipLayerNormalization split back into Add + LayerNormalization, then dynamic int8 on MatMul +
-  Attention (-> `QAttention`) + Gather. Not faster than the shipped recipe, so not shipped.
+  (each full attention block becomes one `Attention` node, all but the class-token-only last; counted
+  and reported), its SkipLayerNormalization split back into Add + LayerNormalization, then dynamic
+  int8 on MatMul + Attention (-> `QAttention`) + Gather. Not faster than the shipped recipe, so not shipped.
 """
 
 from __future__ import annotations
