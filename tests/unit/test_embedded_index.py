@@ -598,6 +598,7 @@ def test_a_row_replaced_or_deleted_while_the_builder_adds_it_leaves_no_stale_vec
         assert index.knn_page(opposite, 1)[0].asset_id == aid(1993)
         assert aid(1994) not in [hit.asset_id for hit in index.knn_page(data[1994], 10)]
     # and its snapshot agrees with the database
+    caplog.clear()  # the first open logged building its (empty) graph, if another test set INFO
     with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
         assert "disagrees" not in caplog.text
         assert "building the ANN graph" not in caplog.text
@@ -624,6 +625,7 @@ def test_a_snapshot_taken_while_the_graph_lags_replays_what_it_lacks_on_reopen(
         (db.parent / name).write_bytes(content)
 
     # When reopening, Then the second write's rows are replayed into the graph, not rebuilt
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger=LOGGER), open_ann(db) as index:
         assert "building the ANN graph" not in caplog.text
         assert "disagrees" not in caplog.text
