@@ -65,6 +65,14 @@ def snapshots(folder: Path) -> list[Path]:
     return sorted([*folder.glob("*.usearch"), *folder.glob("*.rows")])
 
 
+def put_back(folder: Path, kept: dict[str, bytes]) -> None:
+    """Only the snapshot files `kept` earlier, as if the process had died before writing later ones."""
+    for path in snapshots(folder):
+        path.unlink()
+    for name, content in kept.items():
+        (folder / name).write_bytes(content)
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "index.sqlite3"
@@ -290,10 +298,7 @@ def test_reopen_with_a_stale_snapshot_replays_the_later_changes(db, data, caplog
         index.upsert([IndexedAsset(aid(0), data[1999], {"n": "moved"})])
         index.upsert([IndexedAsset(aid(7), data[7], {"n": 7, "folder": "new", "tags": ["new"]})])
         index.delete([aid(1999)])
-    for path in snapshots(db.parent):
-        path.unlink()
-    for name, content in kept.items():
-        (db.parent / name).write_bytes(content)
+    put_back(db.parent, kept)
     caplog.clear()
 
     # When reopening
@@ -619,10 +624,7 @@ def test_a_snapshot_taken_while_the_graph_lags_replays_what_it_lacks_on_reopen(
         kept = {path.name: path.read_bytes() for path in snapshots(db.parent)}
     # (it is named after the change the graph held in full)
     assert sorted(kept) == ["index.sqlite3.1.rows", "index.sqlite3.1.usearch"]
-    for path in snapshots(db.parent):  # as if the process had died before closing
-        path.unlink()
-    for name, content in kept.items():
-        (db.parent / name).write_bytes(content)
+    put_back(db.parent, kept)  # as if the process had died before closing
 
     # When reopening, Then the second write's rows are replayed into the graph, not rebuilt
     caplog.clear()
