@@ -7,7 +7,8 @@ Configurations, interleaved round by round (the machine is shared: medians of `-
 * shipped: what the code does, decoding the next group on a second thread where cores allow;
 * shipped_serial: the same on one thread (no decode worker): the per-core figure;
 * before: the path as it was before issue #16 section 3 (JPEG draft at >= 4x the model side, renditions
-  resampled over every pixel, one ledger commit per image, one thread, one model call per batch);
+  resampled over every pixel and encoded progressive, one ledger commit per image, one thread, one model
+  call per batch; the model is today's);
 * baseline_full_decode / baseline_batch_1: the shipped path without JPEG draft scaling / embedding one
   image per model call.
 "images per CPU-second" counts the process's CPU time on every thread: the honest per-core figure when
@@ -33,6 +34,7 @@ for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import contextlib  # noqa: E402
 import statistics  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from unittest import mock  # noqa: E402
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -96,34 +98,22 @@ def run(images: list[bytes], config: str) -> dict[str, float]:
 
 @contextlib.contextmanager
 def _configured(config: str) -> Iterator[None]:
-    saved = (
-        decode.DRAFT_OVERSAMPLE,
-        renditions.REDUCING_GAP,
-        ingest_module.EMBED_BATCH,
-        ingest_module.overlap_workers,
-        ingest_module.decode_image,
-        SqliteLedger.batch,
-    )
-    if config != "shipped":
-        ingest_module.overlap_workers = lambda _threads: 0
-    if config == "baseline_full_decode":
-        ingest_module.decode_image = _full_decode
-    if config == "before":
-        decode.DRAFT_OVERSAMPLE = 4
-        renditions.REDUCING_GAP = 2.0
-        ingest_module.EMBED_BATCH = BATCH
-        SqliteLedger.batch = lambda _self: contextlib.nullcontext()  # type: ignore[method-assign]
-    try:
+    with contextlib.ExitStack() as patches:
+
+        def patch(owner: object, name: str, value: object) -> None:
+            patches.enter_context(mock.patch.object(owner, name, value))
+
+        if config != "shipped":
+            patch(ingest_module, "overlap_workers", lambda _threads: 0)
+        if config == "baseline_full_decode":
+            patch(ingest_module, "decode_image", _full_decode)
+        if config == "before":
+            patch(decode, "DRAFT_OVERSAMPLE", 4)
+            patch(renditions, "REDUCING_GAP", 2.0)
+            patch(renditions, "JPEG_OPTIONS", {**renditions.JPEG_OPTIONS, "progressive": True})
+            patch(ingest_module, "EMBED_BATCH", BATCH)
+            patch(SqliteLedger, "batch", lambda _self: contextlib.nullcontext())
         yield
-    finally:
-        (
-            decode.DRAFT_OVERSAMPLE,
-            renditions.REDUCING_GAP,
-            ingest_module.EMBED_BATCH,
-            ingest_module.overlap_workers,
-            ingest_module.decode_image,
-            SqliteLedger.batch,
-        ) = saved
 
 
 def _full_decode(source, limits=None, min_side=None):

@@ -88,21 +88,18 @@ def test_prune_removes_assets_whose_object_is_gone(world):
     services.close()
 
 
-def test_the_backfill_command_reads_the_ingest_settings_and_reports(world, monkeypatch, capsys):
-    fill(world, 3, prefix="cli/")
-    monkeypatch.setenv("VS_MODEL_DIR", str(world.model_dir))
-    monkeypatch.setenv("VS_DATA_DIR", str(world.data_dir / "cli"))
-    monkeypatch.setenv("VS_STORE_BACKEND", "s3")
-    monkeypatch.setenv("VS_BUCKET", BUCKET)
-    assert main(["backfill", "--prefix", "cli/", "--quiet", "--per-second", "1000"]) == 0
-    assert capsys.readouterr().out.strip() == "listed 3; indexed: 3"
-
-
 def _backfill_command_env(world, monkeypatch, prefix: str) -> None:
     monkeypatch.setenv("VS_MODEL_DIR", str(world.model_dir))
     monkeypatch.setenv("VS_DATA_DIR", str(world.data_dir / prefix))
     monkeypatch.setenv("VS_STORE_BACKEND", "s3")
     monkeypatch.setenv("VS_BUCKET", BUCKET)
+
+
+def test_the_backfill_command_reads_the_ingest_settings_and_reports(world, monkeypatch, capsys):
+    fill(world, 3, prefix="cli/")
+    _backfill_command_env(world, monkeypatch, "cli")
+    assert main(["backfill", "--prefix", "cli/", "--quiet", "--per-second", "1000"]) == 0
+    assert capsys.readouterr().out.strip() == "listed 3; indexed: 3"
 
 
 def test_backfill_activate_points_the_alias_at_the_new_models_index_on_opensearch(world, monkeypatch, capsys):
