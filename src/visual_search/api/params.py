@@ -83,7 +83,21 @@ def collect_params(
         raise BodyTooLarge(f"File size too large. Got {len(body)} bytes. Maximum is {limit:,}.")
     if body:
         params.update(_body_params(_content_type(headers), body, max_bytes))
+    for name, value in params.items():
+        check_text(name)
+        if isinstance(value, str):
+            check_text(value)
     return {k.removesuffix("[]"): v for k, v in params.items()}
+
+
+def check_text(value: str) -> str:
+    """`value` unless it holds a lone surrogate, which JSON's `\\ud800` escape can carry into a str
+    although no UTF-8 can encode it (every later encode, a signature's or a store key's, would fail)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput("a parameter is not valid Unicode text (it holds a lone surrogate)") from None
+    return value
 
 
 def _content_type(headers: Mapping[str, str]) -> str:
@@ -105,7 +119,10 @@ def _body_params(content_type: str, body: bytes, max_bytes: int) -> dict[str, st
         except UnicodeDecodeError:
             raise BadInput("form body is not UTF-8") from None
         try:
-            fields = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+            # strict: a percent-escaped byte sequence that is not UTF-8 is refused, not replaced by U+FFFD
+            fields = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, errors="strict")
+        except UnicodeDecodeError:
+            raise BadInput("form body is not UTF-8 (after percent-decoding)") from None
         except ValueError:
             raise BadInput(f"form body has more than {MAX_FORM_FIELDS} fields") from None
         return {k: v[-1] for k, v in fields.items()}
@@ -131,6 +148,8 @@ def _multipart(body: bytes, boundary: str, max_bytes: int) -> dict[str, str | by
             out[part.name] = FilePart(part.raw, part.filename) if part.filename is not None else part.value
     except multipart.MultipartError as exc:
         raise BadInput(f"malformed multipart body: {exc}") from None
+    except UnicodeDecodeError:  # a text part (or a part's name) that is not in the body's charset
+        raise BadInput("malformed multipart body: a text field is not UTF-8") from None
     return out
 
 
@@ -210,7 +229,7 @@ def number(params: Mapping[str, str | bytes], name: str, default: float | None, 
 def id_list(multi_query: Mapping[str, list[str]], name: str) -> list[str]:
     """`public_ids[]=a&public_ids[]=b` (the SDKs' form) or `public_ids=a,b`."""
     values = list(multi_query.get(name + "[]", [])) + list(multi_query.get(name, []))
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+    return [check_text(v.strip()) for value in values for v in value.split(",") if v.strip()]
 
 
 def _is_asset_id(value: str) -> bool:

@@ -155,7 +155,12 @@ class ResolverApp:
             return await loop.run_in_executor(self.executor, self._serve_file, raw_path, query)
         target = raw_path + ("?" + scope["query_string"].decode("ascii") if scope["query_string"] else "")
         client = scope.get("client") or ("", 0)
-        event = to_proxy_event(scope["method"], target, headers, body, client[0], request_id)
+        try:
+            event = to_proxy_event(scope["method"], target, headers, body, client[0], request_id)
+        except UnicodeDecodeError:
+            raise Refused(
+                400, "the path or query string is not UTF-8 once percent-decoded", close=False
+            ) from None
         result = await loop.run_in_executor(
             self.executor, self.resolver.resolve, event, lambda_context(request_id)
         )

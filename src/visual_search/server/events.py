@@ -18,13 +18,14 @@ def to_proxy_event(
     source_ip: str,
     request_id: str | None = None,
 ) -> dict:
-    """An API Gateway REST (v1) proxy event, as API Gateway would build it."""
+    """An API Gateway REST (v1) proxy event, as API Gateway would build it. UnicodeDecodeError when the
+    path or a query parameter, percent-decoded, is not UTF-8 (never silently replaced by U+FFFD)."""
     parts = urlsplit(raw_path)
-    multi_query = parse_qs(parts.query, keep_blank_values=True) or None
+    multi_query = parse_qs(parts.query, keep_blank_values=True, errors="strict") or None
     request_id = request_id or str(uuid.uuid4())
     return {
         "resource": parts.path,
-        "path": unquote(parts.path),
+        "path": unquote(parts.path, errors="strict"),
         "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
