@@ -116,9 +116,18 @@ class ServiceSettings(CoreSettings):
 
     # The local server (`visual-search serve`); API Gateway plays this part when deployed.
     server_max_connections: int = Field(100, ge=1)  # open connections, idle keep-alive ones included
-    server_max_concurrent_requests: int = Field(32, ge=1)  # requests being read or resolved at once
+    server_max_connections_per_client: int = Field(48, ge=1)  # from one client address
+    server_max_concurrent_requests: int = Field(32, ge=1)  # requests being resolved at once (bodies read)
+    server_max_concurrent_requests_per_client: int = Field(24, ge=1)  # of those, from one client address
+    # Bytes of request bodies held at once (each request's from its head until its answer): the memory
+    # bound whatever clients send, credentials or not. One client may hold half of it.
+    server_body_budget_bytes: int = Field(128 * 1024 * 1024, ge=1024 * 1024)
     server_header_timeout_s: float = Field(10.0, gt=0, le=300)  # connect (or last response) -> full head
-    server_body_timeout_s: float = Field(60.0, gt=0, le=3600)  # head -> full body
+    server_body_timeout_s: float = Field(60.0, gt=0, le=3600)  # head -> full body, whatever the rate
+    # After the grace period a body must keep arriving at this mean rate (Apache's mod_reqtimeout
+    # MinRate): a client dripping a byte every few seconds is cut off, not held for the whole deadline.
+    server_body_grace_s: float = Field(10.0, gt=0, le=300)
+    server_body_min_rate: int = Field(1024, ge=1)  # bytes per second, over the whole body so far
     server_keep_alive_s: float = Field(5.0, gt=0, le=300)  # idle between requests on one connection
     server_max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)  # request line + headers
 

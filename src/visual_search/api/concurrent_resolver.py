@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
 
 class ConcurrentResolver(APIGatewayRestResolver):
@@ -67,7 +68,17 @@ class ConcurrentResolver(APIGatewayRestResolver):
         state = self._state()
         state.event = self._to_proxy_event(dict(event))
         state.lambda_context = context
-        return super().resolve(event, context)
+        try:
+            return super().resolve(event, context)
+        finally:
+            # A pooled thread would otherwise keep its last request (a whole upload's body, twice)
+            # until it happens to serve another.
+            state.event = state.lambda_context = None
+            state.context = {}
+            # Powertools also sets the event on the base class, for its routers (none here): released
+            # too, or the last request's event of the whole process would stay.
+            BaseRouter.current_event = None  # type: ignore[assignment]
+            BaseRouter.lambda_context = None  # type: ignore[assignment]
 
     def _call_route(self, route, route_arguments):
         if not route._middleware_stack_built:

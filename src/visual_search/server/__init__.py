@@ -3,8 +3,8 @@
 Why uvicorn on h11: uvicorn is the most used maintained ASGI server and exposes the limits a public
 endpoint needs (keep-alive, head size, TLS); h11 is a strict, pure-Python HTTP/1.1 parser (malformed
 framing is an error, not a guess) that needs no compiled wheel. The limits uvicorn leaves to a proxy are
-added in protocol.py (head deadline, connection cap) and asgi.py (streamed body limit and deadline,
-in-flight cap, Host validation, access log).
+added in protocol.py (head deadline, connection caps) and asgi.py (streamed body limit, deadline and
+minimum rate, the body budget, in-flight caps, Host validation, access log).
 
     server = LocalServer(services, "127.0.0.1", 0)
     server.start()          # in a background thread (tests); or server.run() to block (the CLI)
@@ -57,7 +57,11 @@ class LocalServer:
         self.host = host
         config = uvicorn.Config(
             self.app,
-            http=protocol_class(settings.server_max_connections, settings.server_header_timeout_s),
+            http=protocol_class(
+                settings.server_max_connections,
+                settings.server_max_connections_per_client,
+                settings.server_header_timeout_s,
+            ),
             lifespan="on",
             loop="asyncio",
             ws="none",

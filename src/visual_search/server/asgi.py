@@ -26,6 +26,7 @@ from visual_search.api import params
 from visual_search.api.app import build_resolver
 from visual_search.api.errors import RETRY_AFTER_S, error_body
 from visual_search.bootstrap import Services
+from visual_search.server.budget import BodyBudget, ClientSlots
 from visual_search.server.events import lambda_context, to_proxy_event
 from visual_search.settings import ServiceSettings
 from visual_search.storage.local import LocalImageStore
@@ -41,6 +42,8 @@ VALID_HOST = re.compile(
 )
 # The only paths that end with a slash: each redirects to its page, relative to itself.
 FOLDERS = {"/", "/ui/"}
+# The API's routes: the only ones that read a request body.
+API_PREFIX = "/v1_1/"
 # Query parameters whose values are credentials: the access log shows that they were there, not what.
 SECRET_PARAMS = {"api_secret", "signature"}
 
@@ -53,15 +56,25 @@ class Limits:
     max_body_bytes: int
     max_head_bytes: int
     max_concurrent_requests: int
+    max_concurrent_requests_per_client: int
+    body_budget_bytes: int
     body_timeout_s: float
+    body_grace_s: float
+    body_min_rate: int
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Limits:
+        max_body = params.max_body_bytes(settings.max_image_bytes)  # one limit, the parser's
         return cls(
-            max_body_bytes=params.max_body_bytes(settings.max_image_bytes),  # one limit, the parser's
+            max_body_bytes=max_body,
             max_head_bytes=settings.server_max_header_bytes,
             max_concurrent_requests=settings.server_max_concurrent_requests,
+            max_concurrent_requests_per_client=settings.server_max_concurrent_requests_per_client,
+            # One client may hold half the budget; every budget holds at least one body of the limit.
+            body_budget_bytes=max(settings.server_body_budget_bytes, 2 * max_body),
             body_timeout_s=settings.server_body_timeout_s,
+            body_grace_s=settings.server_body_grace_s,
+            body_min_rate=settings.server_body_min_rate,
         )
 
 
@@ -79,10 +92,13 @@ class ResolverApp:
 
     def __init__(self, services: Services, limits: Limits | None = None):
         self.services = services
-        self.limits = limits or Limits.from_settings(services.settings)
+        self.limits = limits = limits or Limits.from_settings(services.settings)
         self.resolver = build_resolver(services)
-        self.executor = ThreadPoolExecutor(self.limits.max_concurrent_requests, "vs-request")
-        self.in_flight = 0  # touched only on the event loop's thread
+        self.executor = ThreadPoolExecutor(limits.max_concurrent_requests, "vs-request")
+        # Both touched only on the event loop's thread. A request takes a slot once its body is read:
+        # a body still trickling in holds only its bytes of the budget, never a slot.
+        self.slots = ClientSlots(limits.max_concurrent_requests, limits.max_concurrent_requests_per_client)
+        self.bodies = BodyBudget(limits.body_budget_bytes, limits.body_budget_bytes // 2)
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -106,17 +122,7 @@ class ResolverApp:
 
     async def _answer(self, scope: dict, receive: Receive, send: Send, request_id: str) -> int:
         try:
-            if self.in_flight >= self.limits.max_concurrent_requests:
-                raise Refused(
-                    429,
-                    f"the server is resolving {self.in_flight} requests; retry shortly",
-                    {"Retry-After": str(RETRY_AFTER_S)},
-                )
-            self.in_flight += 1
-            try:
-                status, headers, data = await self._handle(scope, receive, request_id)
-            finally:
-                self.in_flight -= 1
+            status, headers, data = await self._handle(scope, receive, request_id)
         except Refused as refused:
             status, data = refused.status, error_body(refused.message).encode()
             headers = {"Content-Type": "application/json", **refused.headers}
@@ -148,15 +154,40 @@ class ResolverApp:
             # resolves its relative links against another path or (`//ui/...`) another host. One
             # spelling per resource; everything else is 404.
             raise Refused(404, "no such route", close=False)
-        body = await self._read_body(scope, headers, receive)
+        client = (scope.get("client") or ("", 0))[0]
+        size = self._body_size(raw_path, headers)
+        if size:
+            try:
+                await self.bodies.reserve(client, size, self.limits.body_timeout_s)
+            except TimeoutError:
+                raise Refused(
+                    429,
+                    "the server holds as many request bodies as it may; retry shortly",
+                    {"Retry-After": str(RETRY_AFTER_S)},
+                ) from None
+        try:
+            body = await self._read_body(receive) if size else b""
+            refused = self.slots.take(client)
+            if refused is not None:
+                raise Refused(429, refused, {"Retry-After": str(RETRY_AFTER_S)})
+            try:
+                return await self._resolve(scope, raw_path, headers, body, client, request_id)
+            finally:
+                self.slots.give_back(client)
+        finally:
+            if size:
+                self.bodies.release(client, size)
+
+    async def _resolve(
+        self, scope: dict, raw_path: str, headers: dict[str, str], body: bytes, client: str, request_id: str
+    ) -> tuple[int, dict, bytes]:
         loop = asyncio.get_running_loop()
         if raw_path.startswith("/files/") and scope["method"] in ("GET", "HEAD"):
             query = scope["query_string"]
             return await loop.run_in_executor(self.executor, self._serve_file, raw_path, query)
         target = raw_path + ("?" + scope["query_string"].decode("ascii") if scope["query_string"] else "")
-        client = scope.get("client") or ("", 0)
         try:
-            event = to_proxy_event(scope["method"], target, headers, body, client[0], request_id)
+            event = to_proxy_event(scope["method"], target, headers, body, client, request_id)
         except UnicodeDecodeError:
             raise Refused(
                 400, "the path or query string is not UTF-8 once percent-decoded", close=False
@@ -171,26 +202,42 @@ class ResolverApp:
             out[name] = ", ".join(values)
         return result["statusCode"], out, data
 
-    async def _read_body(self, scope: dict, headers: dict[str, str], receive: Receive) -> bytes:
-        """The body, read as it arrives; refused the moment it passes the limit or the deadline."""
+    def _body_size(self, raw_path: str, headers: dict[str, str]) -> int:
+        """The bytes the request's body may take (its Content-Length; the limit when chunked), checked
+        before any is read."""
         limit = self.limits.max_body_bytes
         if "content-length" in headers and "transfer-encoding" in headers:
             # h11 would follow the chunked framing; a proxy in front might follow the length.
             raise Refused(400, "malformed HTTP request: both Content-Length and Transfer-Encoding")
         declared = headers.get("content-length")
-        if declared is not None and int(declared) > limit:  # h11 has checked that it is digits
-            raise Refused(413, too_large(int(declared), limit))
+        size = limit if "transfer-encoding" in headers else int(declared or 0)  # h11 checked the digits
+        if size and not raw_path.startswith(API_PREFIX):
+            # The page, its files, /health, /docs: nothing there reads a body, so none is read.
+            raise Refused(413, "this route takes no request body")
+        if size > limit:
+            raise Refused(413, too_large(size, limit))
+        return size
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        """The body, read as it arrives; refused the moment it passes the limit, the deadline or (after
+        the grace period) the minimum mean rate."""
+        limit, limits = self.limits.max_body_bytes, self.limits
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.body_timeout_s
+        started = loop.time()
+        deadline = started + limits.body_timeout_s
         chunks: list[bytes] = []
         size = 0
         while True:
+            # The time this body may take so far: the grace period, plus a second per min_rate bytes.
+            allowed = min(deadline, started + limits.body_grace_s + size / limits.body_min_rate)
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                message = await asyncio.wait_for(receive(), max(0.0, allowed - loop.time()))
             except TimeoutError:
-                raise Refused(
-                    408, f"the request body did not arrive within {self.limits.body_timeout_s:g} s"
-                ) from None
+                if allowed < deadline:
+                    reason = f"the request body arrived slower than {limits.body_min_rate:,} bytes/s"
+                else:
+                    reason = f"the request body did not arrive within {limits.body_timeout_s:g} s"
+                raise Refused(408, reason) from None
             if message["type"] == "http.disconnect":
                 raise Refused(400, "the client closed the connection mid-body")
             chunk = message.get("body", b"")

@@ -4,8 +4,8 @@ uvicorn bounds idle time between requests (`timeout_keep_alive`) and the size of
 (`h11_max_incomplete_event_size`), but not the time a client may take to send the head (a slowloris
 client dripping one byte at a time holds its connection for ever) nor the number of connections
 (`limit_concurrency` answers a text/plain 503 and still keeps every idle connection open), and its own
-400 for malformed framing is text/plain. Here: a deadline for each request head, a connection cap that
-refuses with Cloudinary's error shape, and JSON for the 400.
+400 for malformed framing is text/plain. Here: a deadline for each request head, a connection cap in
+total and per client address that refuses with Cloudinary's error shape, and JSON for the 400.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -41,24 +42,29 @@ def raw_response(status: int, reason: str, message: str, extra: dict[str, str] |
 
 
 class LimitedH11Protocol(H11Protocol):
-    """Set per server by `protocol_class`: max_connections and head_timeout_s."""
+    """Set per server by `protocol_class`: the caps, the head deadline and the per-address counts."""
 
     max_connections: int = 100
+    max_connections_per_client: int = 48
     head_timeout_s: float = 10.0
+    per_client: Counter[str]  # open connections by client address, on the event loop's thread only
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_timer: asyncio.TimerHandle | None = None
+        peer = transport.get_extra_info("peername")
+        self._address = str(peer[0]) if peer else ""
+        self.per_client[self._address] += 1
         super().connection_made(transport)
+        refused = None
         if len(self.connections) > self.max_connections:
+            refused = f"the server has {self.max_connections} connections open; retry shortly"
+        elif self.per_client[self._address] > self.max_connections_per_client:
+            refused = f"this client has {self.max_connections_per_client} connections open; retry shortly"
+        if refused is not None:
             # Refused before reading anything: 429 as for every "busy, retry" answer (see api/errors.py).
-            self.logger.warning("connection refused: %d connections open", len(self.connections) - 1)
+            self.logger.warning("connection refused: %s", refused)
             transport.write(
-                raw_response(
-                    429,
-                    "Too Many Requests",
-                    f"the server has {self.max_connections} connections open; retry shortly",
-                    {"retry-after": str(RETRY_AFTER_S)},
-                )
+                raw_response(429, "Too Many Requests", refused, {"retry-after": str(RETRY_AFTER_S)})
             )
             transport.close()
             return
@@ -66,6 +72,9 @@ class LimitedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self.per_client[self._address] -= 1
+        if self.per_client[self._address] <= 0:
+            del self.per_client[self._address]
         super().connection_lost(exc)
 
     def handle_events(self) -> None:
@@ -101,9 +110,16 @@ class LimitedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def protocol_class(max_connections: int, head_timeout_s: float) -> type[LimitedH11Protocol]:
+def protocol_class(
+    max_connections: int, max_connections_per_client: int, head_timeout_s: float
+) -> type[LimitedH11Protocol]:
     return type(
         "ServerH11Protocol",
         (LimitedH11Protocol,),
-        {"max_connections": max_connections, "head_timeout_s": head_timeout_s},
+        {
+            "max_connections": max_connections,
+            "max_connections_per_client": max_connections_per_client,
+            "head_timeout_s": head_timeout_s,
+            "per_client": Counter(),
+        },
     )
