@@ -248,6 +248,16 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) else 1
 
 
+def image_content_type(data: bytes) -> str:
+    """The MIME type of the accepted image format `data` opens as (its header only), else
+    application/octet-stream: what a stored file is served as, whatever its name says."""
+    try:
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as im:
+            return Image.MIME.get(im.format or "", "application/octet-stream")
+    except Exception:  # any file Pillow cannot open as one of those formats is not served as an image
+        return "application/octet-stream"
+
+
 def _format_of(im: Image.Image) -> str:
     return FORMAT_EXTENSIONS.get(im.format or "", (im.format or "unknown").lower())
 

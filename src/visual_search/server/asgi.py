@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import mimetypes
 import re
 import time
 import uuid
@@ -20,12 +19,13 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 from visual_search.api import params
 from visual_search.api.app import build_resolver
 from visual_search.api.errors import RETRY_AFTER_S, error_body
 from visual_search.bootstrap import Services
+from visual_search.embedding.decode import image_content_type
 from visual_search.server.budget import BodyBudget, ClientSlots
 from visual_search.server.events import lambda_context, to_proxy_event
 from visual_search.settings import ServiceSettings
@@ -260,8 +260,7 @@ class ResolverApp:
             obj = store.get(key)
         except ObjectNotFound:
             raise Refused(404, "no such file", close=False) from None
-        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-        return 200, {"Content-Type": content_type, "Cache-Control": "private, max-age=3600"}, obj.data
+        return 200, file_headers(key, obj.data), obj.data
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -272,6 +271,23 @@ class ResolverApp:
                 self.executor.shutdown(wait=False, cancel_futures=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def file_headers(key: str, data: bytes) -> dict[str, str]:
+    """A stored file's headers, on the origin whose page holds the API secret: its type is what its
+    bytes decode as (one of the image formats ingest accepts), never what its name says, so a stored
+    `evil.html` or an SVG is never run as a page; anything else is a download. nosniff keeps browsers
+    from guessing otherwise, and the sandbox CSP disarms whatever a browser would render anyway."""
+    content_type = image_content_type(data)
+    name = quote(key.rpartition("/")[2], safe="")
+    disposition = "inline" if content_type.startswith("image/") else "attachment"
+    return {
+        "Content-Type": content_type,
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{name}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, max-age=3600",
+    }
 
 
 def request_headers(scope: dict) -> dict[str, str]:
