@@ -121,7 +121,7 @@ class ServiceSettings(CoreSettings):
     server_max_concurrent_requests_per_client: int = Field(24, ge=1)  # of those, from one client address
     # Bytes of request bodies held at once (each request's from its head until its answer): the memory
     # bound whatever clients send, credentials or not. One client may hold half of it.
-    server_body_budget_bytes: int = Field(128 * 1024 * 1024, ge=1024 * 1024)
+    server_body_budget_bytes: int = Field(96 * 1024 * 1024, ge=1024 * 1024)
     server_header_timeout_s: float = Field(10.0, gt=0, le=300)  # connect (or last response) -> full head
     server_body_timeout_s: float = Field(60.0, gt=0, le=3600)  # head -> full body, whatever the rate
     # After the grace period a body must keep arriving at this mean rate (Apache's mod_reqtimeout

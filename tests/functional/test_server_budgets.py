@@ -200,3 +200,70 @@ def test_no_request_is_kept_in_memory_once_answered(guarded):
         if isinstance(o, dict) and (o.get("requestContext") or {}).get("requestId") == request_id
     ]
     assert kept == []
+
+
+# -- an upload's signature judged from the fields before its file
+
+
+def multipart_upload(fields: dict[str, str], file: bytes, file_first: bool) -> tuple[bytes, bytes, str]:
+    """(everything up to and including the file part's head, the rest, the boundary)."""
+    boundary = uuid.uuid4().hex
+    text = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    )
+    file_head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    if file_first:
+        return file_head, file + b"\r\n" + text[:-2] + tail, boundary
+    return text + file_head, file + tail, boundary
+
+
+def signed(**params: str) -> dict[str, str]:
+    from cloudinary.utils import api_sign_request
+
+    from tests.functional.conftest import API_KEY, API_SECRET
+
+    params = {"timestamp": str(int(time.time())), **params}
+    return {**params, "api_key": API_KEY, "signature": api_sign_request(params, API_SECRET)}
+
+
+@pytest.mark.parametrize("credentials", ["bad signature", "unknown key"])
+def test_an_upload_whose_fields_before_the_file_fail_is_refused_without_reading_the_file(
+    guarded, credentials
+):
+    fields = signed(public_id="gate/refused")
+    if credentials == "bad signature":
+        fields["signature"] = "0" * 40
+    else:
+        fields["api_key"] = "nobody"
+    head, rest, boundary = multipart_upload(fields, b"\xff" * 400_000, file_first=False)
+    with connect_from(guarded, "127.0.0.20") as sock:
+        sock.sendall(
+            f"POST {UPLOAD} HTTP/1.1\r\nHost: a\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {len(head) + len(rest)}\r\n\r\n".encode()
+            + head
+        )
+        reply = read_reply(sock, timeout=5)  # the file is never sent: an answer now means none was read
+        assert "Invalid Signature" in assert_cloudinary_error(reply, 401)
+        assert "www-authenticate" not in reply.headers
+        assert closed_within(sock, 2)
+
+
+@pytest.mark.parametrize("file_first", [False, True])
+def test_a_signed_upload_is_accepted_whether_its_file_comes_before_or_after_its_fields(guarded, file_first):
+    from tests.fixtures import images
+
+    fields = signed(public_id=f"gate/accepted-{int(file_first)}")
+    head, rest, boundary = multipart_upload(fields, images.jpeg(64, 48), file_first)
+    http = urllib3.PoolManager(retries=False, timeout=30)
+    response = http.request(
+        "POST",
+        guarded.url + UPLOAD,
+        body=head + rest,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status == 200, response.data

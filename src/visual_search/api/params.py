@@ -11,7 +11,7 @@ import base64
 import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -77,12 +77,16 @@ def collect_params(
     query: Mapping[str, list[str]], headers: Mapping[str, str], body: bytes, max_bytes: int
 ) -> dict[str, str | bytes]:
     """Merge query-string and body parameters (the body wins). Values are str, or bytes for files."""
-    params: dict[str, str | bytes] = {k: v[-1] for k, v in query.items() if v}
     limit = max_body_bytes(max_bytes)
     if len(body) > limit:  # the local server refuses it while streaming; API Gateway hands it over whole
         raise BodyTooLarge(f"File size too large. Got {len(body)} bytes. Maximum is {limit:,}.")
-    if body:
-        params.update(_body_params(_content_type(headers), body, max_bytes))
+    return merge(query, _body_params(_content_type(headers), body, max_bytes) if body else {})
+
+
+def merge(query: Mapping[str, list[str]], body_params: Mapping[str, str | bytes]) -> dict[str, str | bytes]:
+    """Query-string and body parameters as one dict (the body wins), every text checked, `[]` dropped."""
+    params: dict[str, str | bytes] = {k: v[-1] for k, v in query.items() if v}
+    params.update(body_params)
     for name, value in params.items():
         check_text(name)
         if isinstance(value, str):
@@ -142,15 +146,20 @@ def _multipart(body: bytes, boundary: str, max_bytes: int) -> dict[str, str | by
         memory_limit=max_bytes + 1024 * 1024,
         disk_limit=0,
     )
-    out: dict[str, str | bytes] = {}
     try:
-        for part in parser:
-            out[part.name] = FilePart(part.raw, part.filename) if part.filename is not None else part.value
+        return multipart_fields(
+            (part.name, FilePart(part.raw, part.filename) if part.filename is not None else part.value)
+            for part in parser
+        )
     except multipart.MultipartError as exc:
         raise BadInput(f"malformed multipart body: {exc}") from None
     except UnicodeDecodeError:  # a text part (or a part's name) that is not in the body's charset
         raise BadInput("malformed multipart body: a text field is not UTF-8") from None
-    return out
+
+
+def multipart_fields(parts: Iterable[tuple[str, str | bytes]]) -> dict[str, str | bytes]:
+    """A multipart body's parts, in order, as parameters: a repeated name keeps its last value."""
+    return dict(parts)
 
 
 def _json(body: bytes) -> dict[str, str | bytes]:

@@ -24,10 +24,12 @@ from urllib.parse import parse_qs, quote, unquote
 from visual_search.api import params
 from visual_search.api.app import build_resolver
 from visual_search.api.errors import RETRY_AFTER_S, error_body
+from visual_search.api.upload_signature import verify_upload
 from visual_search.bootstrap import Services
 from visual_search.embedding.decode import image_content_type
 from visual_search.server.budget import BodyBudget, ClientSlots
 from visual_search.server.events import lambda_context, to_proxy_event
+from visual_search.server.upload_gate import Refusal, SignedFieldsFirst, gate_for
 from visual_search.settings import ServiceSettings
 from visual_search.storage.local import LocalImageStore
 from visual_search.storage.port import ObjectNotFound
@@ -166,32 +168,40 @@ class ResolverApp:
                     {"Retry-After": str(RETRY_AFTER_S)},
                 ) from None
         try:
-            body = await self._read_body(receive) if size else b""
+            gate = gate_for(scope["method"], raw_path, scope["query_string"], headers, self._verify_upload)
+            body = await self._read_body(receive, gate) if size else b""
+            event = self._event(scope, raw_path, headers, body, client, request_id)
+            del body  # the event holds it (base64) while the resolver runs; nothing else needs to
             refused = self.slots.take(client)
             if refused is not None:
                 raise Refused(429, refused, {"Retry-After": str(RETRY_AFTER_S)})
             try:
-                return await self._resolve(scope, raw_path, headers, body, client, request_id)
+                return await self._resolve(scope, raw_path, event, request_id)
             finally:
                 self.slots.give_back(client)
         finally:
             if size:
                 self.bodies.release(client, size)
 
+    @staticmethod
+    def _event(
+        scope: dict, raw_path: str, headers: dict[str, str], body: bytes, client: str, request_id: str
+    ) -> dict:
+        target = raw_path + ("?" + scope["query_string"].decode("ascii") if scope["query_string"] else "")
+        try:
+            return to_proxy_event(scope["method"], target, headers, body, client, request_id)
+        except UnicodeDecodeError:
+            raise Refused(
+                400, "the path or query string is not UTF-8 once percent-decoded", close=False
+            ) from None
+
     async def _resolve(
-        self, scope: dict, raw_path: str, headers: dict[str, str], body: bytes, client: str, request_id: str
+        self, scope: dict, raw_path: str, event: dict, request_id: str
     ) -> tuple[int, dict, bytes]:
         loop = asyncio.get_running_loop()
         if raw_path.startswith("/files/") and scope["method"] in ("GET", "HEAD"):
             query = scope["query_string"]
             return await loop.run_in_executor(self.executor, self._serve_file, raw_path, query)
-        target = raw_path + ("?" + scope["query_string"].decode("ascii") if scope["query_string"] else "")
-        try:
-            event = to_proxy_event(scope["method"], target, headers, body, client, request_id)
-        except UnicodeDecodeError:
-            raise Refused(
-                400, "the path or query string is not UTF-8 once percent-decoded", close=False
-            ) from None
         result = await loop.run_in_executor(
             self.executor, self.resolver.resolve, event, lambda_context(request_id)
         )
@@ -218,9 +228,13 @@ class ResolverApp:
             raise Refused(413, too_large(size, limit))
         return size
 
-    async def _read_body(self, receive: Receive) -> bytes:
+    def _verify_upload(self, fields: dict[str, str]) -> None:
+        secret = self.services.settings.api_secret
+        verify_upload(fields, self.services.settings.api_key, secret.get_secret_value() if secret else "")
+
+    async def _read_body(self, receive: Receive, gate: SignedFieldsFirst | None = None) -> bytes:
         """The body, read as it arrives; refused the moment it passes the limit, the deadline or (after
-        the grace period) the minimum mean rate."""
+        the grace period) the minimum mean rate, or an upload's fields before its file fail (`gate`)."""
         limit, limits = self.limits.max_body_bytes, self.limits
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -245,6 +259,11 @@ class ResolverApp:
             if size > limit:
                 raise Refused(413, too_large(size, limit, at_least=True))
             chunks.append(chunk)
+            if gate is not None:
+                try:
+                    gate.feed(chunk)
+                except Refusal as refusal:
+                    raise Refused(401, str(refusal)) from None
             if not message.get("more_body"):
                 return b"".join(chunks)
 
