@@ -4,11 +4,15 @@ version 1 and 2, SHA-1 and SHA-256. The server is told neither version nor diges
 
 from __future__ import annotations
 
+import urllib.parse
+
 import cloudinary.utils
 import pytest
+import urllib3
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from visual_search.api.params import collect_params
 from visual_search.api.upload_signature import verify_upload
 from visual_search.errors import BadInput, Unauthorized
 
@@ -152,3 +156,19 @@ def test_a_changed_value_is_refused(params, changed, algorithm):
     assume(changed.replace("&", "%26") != params[name].replace("&", "%26"))
     assume(changed or params[name])
     refusal({**fields, name: changed})
+
+
+# -- the parameters as they arrive: a list is sent as repeated `name[]` fields and signed joined with ","
+@pytest.mark.parametrize("transport", ["multipart", "form", "query"])
+def test_a_list_sent_as_repeated_bracketed_fields_is_verified_as_the_sdk_signed_it(transport):
+    fields = signed({"timestamp": TIMESTAMP, "tags": ["rock&roll", "b"]})  # type: ignore[dict-item]
+    sent = [(k, v) for k, v in fields.items() if k != "tags"] + [("tags[]", "rock&roll"), ("tags[]", "b")]
+    if transport == "multipart":
+        body, content_type = urllib3.encode_multipart_formdata(sent)
+        arrived = collect_params({}, {"Content-Type": content_type}, body, 1 << 20)
+    elif transport == "form":
+        body = urllib.parse.urlencode(sent).encode()
+        arrived = collect_params({}, {"Content-Type": "application/x-www-form-urlencoded"}, body, 1 << 20)
+    else:
+        arrived = collect_params(urllib.parse.parse_qs(urllib.parse.urlencode(sent)), {}, b"", 1 << 20)
+    assert verify({k: v for k, v in arrived.items() if isinstance(v, str)})["tags"] == "rock&roll,b"

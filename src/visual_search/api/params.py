@@ -76,8 +76,9 @@ def raw_body(event: Mapping[str, Any]) -> bytes:
 def collect_params(
     query: Mapping[str, list[str]], headers: Mapping[str, str], body: bytes, max_bytes: int
 ) -> dict[str, str | bytes]:
-    """Merge query-string and body parameters (the body wins). Values are str, or bytes for files."""
-    params: dict[str, str | bytes] = {k: v[-1] for k, v in query.items() if v}
+    """Merge query-string and body parameters (the body wins). Values are str, or bytes for files; the
+    values of a repeated `name[]` (a list, as the SDKs send one) are joined with ",", as they sign it."""
+    params: dict[str, str | bytes] = {k: _one(k, v) for k, v in query.items() if v}
     limit = max_body_bytes(max_bytes)
     if len(body) > limit:  # the local server refuses it while streaming; API Gateway hands it over whole
         raise BodyTooLarge(f"File size too large. Got {len(body)} bytes. Maximum is {limit:,}.")
@@ -108,7 +109,7 @@ def _body_params(content_type: str, body: bytes, max_bytes: int) -> dict[str, st
             fields = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
         except ValueError:
             raise BadInput(f"form body has more than {MAX_FORM_FIELDS} fields") from None
-        return {k: v[-1] for k, v in fields.items()}
+        return {k: _one(k, v) for k, v in fields.items()}
     raise BadInput(f"unsupported Content-Type {mime!r}: use a query string, a form, multipart or JSON")
 
 
@@ -128,10 +129,19 @@ def _multipart(body: bytes, boundary: str, max_bytes: int) -> dict[str, str | by
     out: dict[str, str | bytes] = {}
     try:
         for part in parser:
-            out[part.name] = FilePart(part.raw, part.filename) if part.filename is not None else part.value
+            value = FilePart(part.raw, part.filename) if part.filename is not None else part.value
+            earlier = out.get(part.name)
+            if isinstance(earlier, str) and isinstance(value, str):
+                value = _one(part.name, [earlier, value])
+            out[part.name] = value
     except multipart.MultipartError as exc:
         raise BadInput(f"malformed multipart body: {exc}") from None
     return out
+
+
+def _one(name: str, values: list[str]) -> str:
+    """One value for a field given more than once: a list's items joined, else the last."""
+    return ",".join(values) if name.endswith("[]") else values[-1]
 
 
 def _json(body: bytes) -> dict[str, str | bytes]:
