@@ -15,30 +15,18 @@ import pytest
 import urllib3
 
 from tests.fixtures import images
-from tests.functional.conftest import API_KEY, API_SECRET, CLOUD, make_settings
-from visual_search.bootstrap import Services, build_services
-from visual_search.server import LocalServer
+from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
 
 UPLOAD = f"/v1_1/{CLOUD}/image/upload"
 
 
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory, tiny_model_dir) -> Iterator[Services]:
-    built = build_services(make_settings(tmp_path_factory.mktemp("signatures"), tiny_model_dir))
-    yield built
-    built.close()
-
-
-@pytest.fixture(scope="module")
-def base(fresh) -> Iterator[str]:
-    server = LocalServer(fresh, "127.0.0.1", 0).start()
+def base(server) -> Iterator[str]:
+    """The module's local server (conftest), with the SDK configured for it."""
     cloudinary.reset_config()
-    cloudinary.config(
-        cloud_name=CLOUD, api_key=API_KEY, api_secret=API_SECRET, upload_prefix=server.url, secure=False
-    )
-    yield server.url
+    cloudinary.config(cloud_name=CLOUD, api_key=API_KEY, api_secret=API_SECRET, upload_prefix=server)
+    yield server
     cloudinary.reset_config()
-    server.stop()
 
 
 def post(base: str, fields: dict, path: str = UPLOAD):
@@ -108,7 +96,7 @@ def test_python_sdk_signature_version_1_over_an_ampersand_is_refused_with_cloudi
         cloudinary.uploader.upload(images.jpeg(seed=6), tags="rock&roll", signature_version=1)
 
 
-def test_context_cannot_smuggle_a_signed_folder(base, fresh):
+def test_context_cannot_smuggle_a_signed_folder(base, services):
     # Given fields signed to land in users/bob; when the folder is moved into the context value
     params = {"context": "caption=hi", "folder": "users/bob", "public_id": "escaped"}
     fields = signed_fields(params)
@@ -117,7 +105,7 @@ def test_context_cannot_smuggle_a_signed_folder(base, fresh):
     # Then the upload is refused and nothing lands outside the folder
     status, body, _ = post(base, fields)
     assert (status, body["error"]["message"][:17]) == (401, "Invalid Signature")
-    assert not [k for k in fresh.store.list() if "escaped" in k]
+    assert not [k for k in services.store.list() if "escaped" in k]
 
 
 # -- finding 8: nothing learnt without the secret
