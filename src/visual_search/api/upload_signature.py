@@ -23,7 +23,8 @@ signed as the very string of a request carrying `folder=evil`: no verifier can r
 What a caller without the secret learns: one answer, Cloudinary's "Invalid Signature <signature>.
 String to sign - '<string>'.", for an unknown api_key and a wrong signature alike; both are compared
 in constant time and both always run. Only a request that passes both is told its timestamp is
-missing or stale (older than an hour, as on Cloudinary), so neither answer confirms a key.
+missing or stale (more than an hour from the server's clock, as on Cloudinary), so no answer confirms
+a key.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from visual_search.errors import BadInput, InvalidSignature
 UNSIGNED = frozenset({"file", "cloud_name", "resource_type", "api_key", "signature"})
 MAX_AGE_S = 3600
 DIGESTS = {40: hashlib.sha1, 64: hashlib.sha256}  # by the length of the hex signature
-ECHOED_CHARS = 2000  # Cloudinary echoes the whole string to sign; ours is bounded by the body's bounds anyway
+# Cloudinary echoes the whole string to sign; a field here may hold megabytes (a body may hold an image).
+ECHOED_CHARS = 2000
 
 
 def signed_params(params: Mapping[str, str]) -> dict[str, str]:
@@ -51,7 +53,8 @@ def signed_params(params: Mapping[str, str]) -> dict[str, str]:
 
 
 def string_to_sign(params: Mapping[str, str]) -> str:
-    """Signature version 2's string, as the SDKs build it (the pairs sorted as written, as Python's does).
+    """Signature version 2's string, as the SDKs build it. Python's sorts the written pairs, Node's, Java's
+    and Go's the names: one order for Cloudinary's parameter names (lowercase letters and underscores).
 
     >>> string_to_sign({"timestamp": "1", "tags": "rock&roll", "api_key": "k"})
     'tags=rock%26roll&timestamp=1'
