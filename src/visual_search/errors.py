@@ -71,6 +71,11 @@ class Unauthorized(VisualSearchError):
     """Missing or wrong credentials."""
 
 
+class InvalidSignature(Unauthorized):
+    """A signed Upload API call refused (api_key, signature or timestamp). Its answer carries no Basic
+    challenge: these calls authenticate by their signature, not by Basic auth."""
+
+
 class DependencyUnavailable(VisualSearchError):
     """The index or store cannot answer now; retrying later may succeed."""
 

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from visual_search.api.auth import check_basic_auth
 from visual_search.api.params import collect_params, max_body_bytes, to_search_query
-from visual_search.api.upload_signature import sign, verify_upload
 from visual_search.errors import BadInput, Unauthorized
 from visual_search.search.service import normalise_text
 
@@ -115,23 +114,6 @@ def test_basic_auth_accepts_the_right_pair_only():
     ):
         with pytest.raises(Unauthorized):
             check_basic_auth(headers, "k", "s")
-
-
-def test_upload_signature_matches_cloudinarys_algorithm():
-    import cloudinary.utils
-
-    params = {"timestamp": "1700000000", "public_id": "a/b", "tags": "x,y"}
-    assert sign(params, "secret") == cloudinary.utils.api_sign_request(params, "secret")
-
-
-def test_upload_signature_refuses_stale_and_wrong_signatures():
-    params = {"timestamp": "1700000000", "public_id": "p", "api_key": "k"}
-    params["signature"] = sign(params, "s")
-    verify_upload(params, "k", "s", now=1700000000)
-    with pytest.raises(Unauthorized, match="stale"):
-        verify_upload(params, "k", "s", now=1700000000 + 7200)
-    with pytest.raises(Unauthorized, match="signature"):
-        verify_upload({**params, "public_id": "other"}, "k", "s", now=1700000000)
 
 
 # -- Body bounds: nesting and size refused before the parsers run

@@ -23,7 +23,7 @@ from visual_search.api.responses import resource, search_response
 from visual_search.api.search_params import SearchParams
 from visual_search.assets.identity import find_asset
 from visual_search.bootstrap import Services
-from visual_search.errors import BadInput, DependencyUnavailable, NotFound, Unauthorized
+from visual_search.errors import BadInput, DependencyUnavailable, InvalidSignature, NotFound, Unauthorized
 from visual_search.search.duplicates import groups
 
 log = logging.getLogger(__name__)
@@ -214,9 +214,12 @@ class Routes:
             log.exception("unhandled error")
             return self.respond(500, error_body("internal error; the X-Request-Id identifies it in the logs"))
         extra = None
+        # The Basic challenge only where Basic is accepted: not on the signed Upload API calls.
         if isinstance(exc, DependencyUnavailable):
             extra = {"Retry-After": str(RETRY_AFTER_S)}
-        elif isinstance(exc, Unauthorized) and not self.from_script():
+        elif (
+            isinstance(exc, Unauthorized) and not isinstance(exc, InvalidSignature) and not self.from_script()
+        ):
             extra = {"WWW-Authenticate": 'Basic realm="visual-search"'}
         return self.respond(status, error_body(str(exc)), extra)
 

@@ -43,8 +43,7 @@ class AssetRoutes:
         fields = self.r.request_params()
         data = fields.pop("file", None)
         filename = getattr(data, "filename", None)
-        text_fields = {k: v for k, v in fields.items() if isinstance(v, str)}
-        self._verify(text_fields, cloud_name)
+        text_fields = self._verify(fields, cloud_name)
         if resource_type not in ("image", "auto"):
             raise BadInput(ONLY_IMAGES)
         if isinstance(data, str):
@@ -76,8 +75,7 @@ class AssetRoutes:
         return self.r.respond(200, json.dumps(body))
 
     def destroy(self, cloud_name: str, resource_type: str):
-        fields = {k: v for k, v in self.r.request_params().items() if isinstance(v, str)}
-        self._verify(fields, cloud_name)
+        fields = self._verify(self.r.request_params(), cloud_name)
         public_id = fields.get("public_id")
         if not public_id:
             raise BadInput("public_id is required")
@@ -86,10 +84,13 @@ class AssetRoutes:
         found = self.services.uploads.destroy(public_id)
         return self.r.respond(200, json.dumps({"result": "ok" if found else "not found"}))
 
-    def _verify(self, fields: dict[str, str], cloud_name: str) -> None:
+    def _verify(self, fields: dict[str, str | bytes], cloud_name: str) -> dict[str, str]:
+        """The text parameters the request's signature covers: the only ones the call may use."""
+        text = {k: v for k, v in fields.items() if isinstance(v, str)}
         secret = self.r.settings.api_secret.get_secret_value() if self.r.settings.api_secret else ""
-        verify_upload(fields, self.r.settings.api_key, secret)
+        signed = verify_upload(text, self.r.settings.api_key, secret)
         self.r.check_cloud(cloud_name)  # after the signature: a stranger learns nothing, not even the name
+        return signed
 
     # -- Admin API
     def ping(self, cloud_name: str):

@@ -76,7 +76,8 @@ def raw_body(event: Mapping[str, Any]) -> bytes:
 def collect_params(
     query: Mapping[str, list[str]], headers: Mapping[str, str], body: bytes, max_bytes: int
 ) -> dict[str, str | bytes]:
-    """Merge query-string and body parameters (the body wins). Values are str, or bytes for files."""
+    """Merge query-string and body parameters (the body wins). Values are str, or bytes for files; the
+    values of a repeated `name[]` (a list, as the SDKs send one) are joined with ",", as they sign it."""
     limit = max_body_bytes(max_bytes)
     if len(body) > limit:  # the local server refuses it while streaming; API Gateway hands it over whole
         raise BodyTooLarge(f"File size too large. Got {len(body)} bytes. Maximum is {limit:,}.")
@@ -85,7 +86,7 @@ def collect_params(
 
 def merge(query: Mapping[str, list[str]], body_params: Mapping[str, str | bytes]) -> dict[str, str | bytes]:
     """Query-string and body parameters as one dict (the body wins), every text checked, `[]` dropped."""
-    params: dict[str, str | bytes] = {k: v[-1] for k, v in query.items() if v}
+    params: dict[str, str | bytes] = {k: _one(k, v) for k, v in query.items() if v}
     params.update(body_params)
     for name, value in params.items():
         check_text(name)
@@ -129,7 +130,7 @@ def _body_params(content_type: str, body: bytes, max_bytes: int) -> dict[str, st
             raise BadInput("form body is not UTF-8 (after percent-decoding)") from None
         except ValueError:
             raise BadInput(f"form body has more than {MAX_FORM_FIELDS} fields") from None
-        return {k: v[-1] for k, v in fields.items()}
+        return {k: _one(k, v) for k, v in fields.items()}
     raise BadInput(f"unsupported Content-Type {mime!r}: use a query string, a form, multipart or JSON")
 
 
@@ -158,8 +159,20 @@ def _multipart(body: bytes, boundary: str, max_bytes: int) -> dict[str, str | by
 
 
 def multipart_fields(parts: Iterable[tuple[str, str | bytes]]) -> dict[str, str | bytes]:
-    """A multipart body's parts, in order, as parameters: a repeated name keeps its last value."""
-    return dict(parts)
+    """A multipart body's parts, in order, as parameters: a repeated `name[]` text part joins its
+    values with ",", any other repeated name keeps its last value."""
+    out: dict[str, str | bytes] = {}
+    for name, value in parts:
+        earlier = out.get(name)
+        if isinstance(earlier, str) and isinstance(value, str):
+            value = _one(name, [earlier, value])
+        out[name] = value
+    return out
+
+
+def _one(name: str, values: list[str]) -> str:
+    """One value for a field given more than once: a list's items joined, else the last."""
+    return ",".join(values) if name.endswith("[]") else values[-1]
 
 
 def _json(body: bytes) -> dict[str, str | bytes]:
