@@ -27,10 +27,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.fixtures.multipart import upload_body  # noqa: E402
+
 TINY_MODEL = ROOT / "src" / "visual_search" / "models" / "tiny"
 API_KEY, API_SECRET, CLOUD = "bench-key", "bench-secret-0123456789", "demo"
 AUTH = "Basic " + base64.b64encode(f"{API_KEY}:{API_SECRET}".encode()).decode()
@@ -180,22 +182,9 @@ def slow_bodies(port: int, clients: int = 64, seconds: float = 16.0) -> dict:
 
 
 def multipart(file_first: bool, file_bytes: int) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
     fields = {"api_key": API_KEY, "timestamp": str(int(time.time())), "signature": "0" * 40}
-    text = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-        for k, v in fields.items()
-    )
-    file = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
-            "Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        + os.urandom(file_bytes)
-        + b"\r\n"
-    )
-    body = (file + text if file_first else text + file) + f"--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
+    head, rest, boundary = upload_body(fields, os.urandom(file_bytes), file_first)
+    return head + rest, f"multipart/form-data; boundary={boundary}"
 
 
 def memory(

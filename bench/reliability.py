@@ -37,6 +37,21 @@ CHECKS = {
         "tests/functional/test_concurrency.py",
     ],
     "fuzzing (Schemathesis, Hypothesis), auth on every route": ["tests/functional/test_api_fuzzing.py"],
+    "Unicode: every field of every route and transport valid or a 400 (fuzzer: 2,000 requests)": [
+        "tests/functional/test_unicode_fields.py"
+    ],
+    "unauthenticated clients: slow bodies hold no slot, per-address caps, body budget, early refusal": [
+        "tests/functional/test_server_budgets.py"
+    ],
+    "Upload API signatures as the SDKs sign (v2, SHA-1/256), one answer without the key oracle": [
+        "tests/unit/test_upload_signature.py",
+        "tests/functional/test_upload_signatures.py",
+        "tests/functional/test_client_signatures.py",
+    ],
+    "stored files served by content (nosniff, sandbox CSP); kept-alive requests as fast as fresh ones": [
+        "tests/functional/test_served_files.py",
+        "tests/functional/test_keep_alive_latency.py",
+    ],
     "decoding: every mode at the pixel limit, ordinary images unchanged, never a 500 on a corrupt image": [
         "tests/unit/test_decode.py",
         "tests/unit/test_decode_embeddings.py",
@@ -65,6 +80,7 @@ def run_checks() -> list[tuple[str, int, int, float]]:
                     *paths,
                 ],
                 cwd=ROOT,
+                env={**os.environ, "VS_UNICODE_FUZZ_EXAMPLES": "2000"},
                 stdout=subprocess.DEVNULL,
                 check=False,
             )
@@ -185,6 +201,12 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
     )
     load = json.loads(out.read_text())
+    hostile = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "hostile_clients.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     width = max(len(name) for name in CHECKS)
     print(f"{'check':<{width}} {'passed':>9} {'seconds':>8}")
     for name, passed, total, seconds in rows:
@@ -197,7 +219,9 @@ def main() -> int:
         f" | p99 {load['p99_ms']} ms | RSS {load['rss_mb_after_warmup']} -> {load['rss_mb_end']} MB"
     )
     decode_ok = print_decode(decode)
+    print(hostile.stdout.strip())
     ok = all(passed == total for _, passed, total, _ in rows) and not load["server_errors_5xx"] and decode_ok
+    ok = ok and hostile.returncode == 0
     print("all promises held" if ok else "A PROMISE WAS BROKEN: see above")
     return 0 if ok else 1
 

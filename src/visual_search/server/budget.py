@@ -37,11 +37,15 @@ class BodyBudget:
         """Hold `size` bytes for `client`, waiting up to `timeout_s` for them (TimeoutError)."""
         if size > min(self.total, self.per_client):
             raise ValueError(f"{size:,} bytes never fit a budget of {min(self.total, self.per_client):,}")
-        if not self.fits(client, size):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        # Checked again after every wake-up, and taken with no await between the check and the taking:
+        # two waiters woken by one release must not both take what only one of them fits in.
+        while not self.fits(client, size):
             if self._freed is None:
                 self._freed = asyncio.Condition()
             async with self._freed:
-                await asyncio.wait_for(self._freed.wait_for(lambda: self.fits(client, size)), timeout_s)
+                await asyncio.wait_for(self._freed.wait(), max(0.0, deadline - loop.time()))
         self.held += size
         self._by_client[client] += size
         self.peak = max(self.peak, self.held)
