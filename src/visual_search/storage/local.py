@@ -69,6 +69,23 @@ class LocalImageStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.root / STAGING
+        staging.mkdir(parents=True, exist_ok=True)
+        # A hard link fails if the name exists, and shows the whole file or nothing.
+        fd, tmp = tempfile.mkstemp(dir=staging)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return True
+
     def tags(self, key: str) -> dict[str, str]:
         return {}
 

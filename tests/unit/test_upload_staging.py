@@ -1,0 +1,119 @@
+"""upload_large's staging, below the HTTP layer: a part reads only its own upload's folder (the sweep
+of every upload runs on a schedule), and two processes sharing one store — Lambdas sharing the bucket,
+with no lock in common — still assemble an upload once, through the store's atomic claim."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from visual_search.assets.chunked_uploads import STAGING, ChunkedUploads, Finish, parse_part
+from visual_search.assets.upload_staging import StagingBounds
+from visual_search.bootstrap import staging_bounds
+from visual_search.errors import ConfigurationError, DependencyUnavailable
+from visual_search.settings import ServiceSettings
+from visual_search.storage.local import LocalImageStore
+from visual_search.storage.port import ObjectInfo
+
+BOUNDS = StagingBounds(file_bytes=1000, file_parts=100, total_bytes=100_000, total_parts=10_000, ttl_s=3600)
+
+
+class ScanCounting(LocalImageStore):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scanned: list[str] = []
+
+    def scan(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
+        self.scanned.append(prefix)
+        return super().scan(prefix, start_after)
+
+
+def whole(data: bytes) -> bytes:
+    return data
+
+
+def test_a_part_lists_only_its_own_upload_not_every_staged_one(tmp_path):
+    # Given 50 unfinished uploads staged, and a sweep just done
+    store = ScanCounting(tmp_path, None, b"k" * 32)
+    chunks = ChunkedUploads(store, BOUNDS)
+    for i in range(50):
+        chunks.receive(parse_part(f"stale-{i}", "bytes 0-4/10"), b"12345", whole)
+    chunks.sweep()
+    store.scanned.clear()
+    # When a part of another upload arrives
+    chunks.receive(parse_part("fresh", "bytes 0-4/10"), b"abcde", whole)
+    # Then only that upload's folder is listed
+    assert set(store.scanned) == {f"{STAGING}fresh/"}
+
+
+def test_the_sweep_removes_expired_parts_and_forgets_their_bytes(tmp_path):
+    store = LocalImageStore(tmp_path, None, b"k" * 32)
+    small = StagingBounds(file_bytes=1000, file_parts=100, total_bytes=1000, total_parts=100, ttl_s=60)
+    chunks = ChunkedUploads(store, small)
+    chunks.receive(parse_part("old", "bytes 0-899/1000"), b"x" * 900, whole)
+    with pytest.raises(DependencyUnavailable):
+        chunks.receive(parse_part("new", "bytes 0-199/1000"), b"y" * 200, whole)
+    chunks.sweep(now=datetime.now(UTC) + timedelta(seconds=120))
+    assert list(store.list(STAGING)) == []
+    assert chunks.receive(parse_part("new", "bytes 0-199/1000"), b"y" * 200, whole) is None
+
+
+def test_two_processes_sharing_one_store_assemble_an_upload_once(tmp_path):
+    store = LocalImageStore(tmp_path, None, b"k" * 32)
+    data = bytes(range(200))
+    for round_ in range(10):
+        # Given two services with no lock in common, and an upload missing only its last part
+        processes = [ChunkedUploads(store, BOUNDS), ChunkedUploads(store, BOUNDS)]
+        finished: list[bytes] = []
+        processes[0].receive(
+            parse_part(f"shared-{round_}", "bytes 0-99/200"), data[:100], finished_by(finished)
+        )
+        # When both receive the last part at once
+        answers = last_part_at_once(processes, f"shared-{round_}", data[100:], finished_by(finished))
+        # Then one assembles it, and the other gets its answer or is asked to retry, never a 500
+        assert finished == [data]
+        assert ANSWER in answers
+        assert all(a == ANSWER or isinstance(a, DependencyUnavailable) for a in answers)
+        assert list(store.list(STAGING)) == []
+
+
+ANSWER = b'{"done": true}'
+
+
+def finished_by(calls: list[bytes]) -> Finish:
+    guard = threading.Lock()
+
+    def finish(assembled: bytes) -> bytes:
+        with guard:
+            calls.append(assembled)
+        return ANSWER
+
+    return finish
+
+
+def last_part_at_once(processes: list[ChunkedUploads], upload_id: str, last: bytes, finish: Finish) -> list:
+    barrier = threading.Barrier(len(processes))
+    answers: list[object] = []
+
+    def send(chunks: ChunkedUploads) -> None:
+        barrier.wait()
+        try:
+            answers.append(chunks.receive(parse_part(upload_id, "bytes 100-199/200"), last, finish))
+        except DependencyUnavailable as exc:  # the other is still assembling it: retry shortly
+            answers.append(exc)
+
+    threads = [threading.Thread(target=send, args=(chunks,)) for chunks in processes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return answers
+
+
+def test_a_staging_total_smaller_than_one_file_is_refused_at_start():
+    settings = ServiceSettings(max_image_bytes=4096, upload_staging_max_bytes=2048)
+    with pytest.raises(ConfigurationError, match="hold one file"):
+        staging_bounds(settings)
