@@ -1,16 +1,15 @@
 """upload_large's staging, below the HTTP layer: a part reads only its own upload's folder (the sweep
-of every upload runs on a schedule), and two processes sharing one store — Lambdas sharing the bucket,
-with no lock in common — still assemble an upload once, through the store's atomic claim."""
+of every upload runs on a schedule, and forgets what it expires), and the staging total must hold a
+file."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from visual_search.assets.chunked_uploads import STAGING, ChunkedUploads, Finish, parse_part
+from visual_search.assets.chunked_uploads import STAGING, ChunkedUploads, parse_part
 from visual_search.assets.upload_staging import StagingBounds
 from visual_search.bootstrap import staging_bounds
 from visual_search.errors import ConfigurationError, DependencyUnavailable
@@ -59,58 +58,6 @@ def test_the_sweep_removes_expired_parts_and_forgets_their_bytes(tmp_path):
     chunks.sweep(now=datetime.now(UTC) + timedelta(seconds=120))
     assert list(store.list(STAGING)) == []
     assert chunks.receive(parse_part("new", "bytes 0-199/1000"), b"y" * 200, whole) is None
-
-
-def test_two_processes_sharing_one_store_assemble_an_upload_once(tmp_path):
-    store = LocalImageStore(tmp_path, None, b"k" * 32)
-    data = bytes(range(200))
-    for round_ in range(10):
-        # Given two services with no lock in common, and an upload missing only its last part
-        processes = [ChunkedUploads(store, BOUNDS), ChunkedUploads(store, BOUNDS)]
-        finished: list[bytes] = []
-        processes[0].receive(
-            parse_part(f"shared-{round_}", "bytes 0-99/200"), data[:100], finished_by(finished)
-        )
-        # When both receive the last part at once
-        answers = last_part_at_once(processes, f"shared-{round_}", data[100:], finished_by(finished))
-        # Then one assembles it, and the other gets its answer or is asked to retry, never a 500
-        assert finished == [data]
-        assert ANSWER in answers
-        assert all(a == ANSWER or isinstance(a, DependencyUnavailable) for a in answers)
-        assert list(store.list(STAGING)) == []
-
-
-ANSWER = b'{"done": true}'
-
-
-def finished_by(calls: list[bytes]) -> Finish:
-    guard = threading.Lock()
-
-    def finish(assembled: bytes) -> bytes:
-        with guard:
-            calls.append(assembled)
-        return ANSWER
-
-    return finish
-
-
-def last_part_at_once(processes: list[ChunkedUploads], upload_id: str, last: bytes, finish: Finish) -> list:
-    barrier = threading.Barrier(len(processes))
-    answers: list[object] = []
-
-    def send(chunks: ChunkedUploads) -> None:
-        barrier.wait()
-        try:
-            answers.append(chunks.receive(parse_part(upload_id, "bytes 100-199/200"), last, finish))
-        except DependencyUnavailable as exc:  # the other is still assembling it: retry shortly
-            answers.append(exc)
-
-    threads = [threading.Thread(target=send, args=(chunks,)) for chunks in processes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return answers
 
 
 def test_a_staging_total_smaller_than_one_file_is_refused_at_start():
