@@ -148,7 +148,7 @@ class ChunkedUploads:
         size = part.total if part.total is not None else part.end + 1  # at least
         if size > self._bounds.file_bytes:
             raise ImageTooLarge(
-                f"the file is {size:,} bytes or more; the limit is {self._bounds.file_bytes:,}"
+                f"File size too large. Got at least {size:,} bytes. Maximum is {self._bounds.file_bytes:,}."
             )
         if len(data) != part.end - part.start + 1:
             raise BadInput(
