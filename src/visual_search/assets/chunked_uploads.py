@@ -21,8 +21,9 @@ Exactly once. In one process (the local server resolves requests on a thread poo
 id serialises its parts: the bounds are exact, and a part arriving while its upload is being assembled
 waits, then gets the assembled answer. Across processes that share only the store (Lambdas on one
 bucket) these hold:
-- each part is stored before its upload's folder is listed, so of parts arriving together the last one
-  stored sees them all (S3 lists every write that completed before, strongly consistent since 2020);
+- whether an upload is whole is decided on a listing made after the part was stored, so of parts
+  arriving together the last one stored sees them all (S3 lists every write completed before it:
+  strongly consistent since December 2020);
 - the one that assembles is the one whose `put_if_absent` of the upload's claim succeeds (on S3 a
   conditional write, `If-None-Match: *`); another waits up to ANSWER_WAIT_S for its answer, then
   answers 429 with Retry-After;
