@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from visual_search.assets.chunked_uploads import STAGING, ChunkedUploads, parse_part
-from visual_search.assets.upload_staging import StagingBounds
+from visual_search.assets.upload_staging import StagingBounds, StagingLedger
 from visual_search.bootstrap import staging_bounds
 from visual_search.errors import ConfigurationError, DependencyUnavailable
 from visual_search.settings import ServiceSettings
@@ -64,3 +64,14 @@ def test_a_staging_total_smaller_than_one_file_is_refused_at_start():
     settings = ServiceSettings(max_image_bytes=4096, upload_staging_max_bytes=2048)
     with pytest.raises(ConfigurationError, match="hold one file"):
         staging_bounds(settings)
+
+
+def test_a_recount_does_not_bring_back_an_upload_assembled_while_it_listed():
+    ledger = StagingLedger(
+        StagingBounds(file_bytes=1000, file_parts=10, total_bytes=1000, total_parts=10, ttl_s=60)
+    )
+    ledger.record("done", {"a": 400, "b": 400})
+    with ledger.recount() as listing:
+        listing["done"] = {"a": 400, "b": 400}  # listed just before the upload was assembled
+        ledger.record("done", {})
+    ledger.admit("next", {}, "c", 1000)  # all the staging: room only if "done" stays forgotten

@@ -31,7 +31,7 @@ class StagingLedger:
         self.bounds = bounds
         self._lock = threading.Lock()
         self._uploads: dict[str, dict[str, int]] = {}
-        self._stamps: dict[str, int] = {}  # when each upload's entry was last set (a `mark` count)
+        self._stamps: dict[str, int] = {}  # the recount under way when each upload's entry was last set
         self._marks = 0
         self._bytes = self._parts = 0
 
@@ -75,9 +75,12 @@ class StagingLedger:
         listing: dict[str, dict[str, int]] = {}
         yield listing
         with self._lock:
-            for upload_id in set(self._uploads) | set(listing):
+            for upload_id in set(self._stamps) | set(listing):
                 if self._stamps.get(upload_id, 0) < began:
                     self._set(upload_id, listing.get(upload_id, {}))
+            # An upload emptied during the listing (assembled) kept its stamp until here, so the
+            # listing could not bring back the parts it saw before they were deleted.
+            self._stamps = {upload_id: self._stamps[upload_id] for upload_id in self._uploads}
 
     def _set(self, upload_id: str, parts: dict[str, int]) -> None:
         old = self._uploads.pop(upload_id, {})
@@ -85,9 +88,7 @@ class StagingLedger:
         self._parts += len(parts) - len(old)
         if parts:
             self._uploads[upload_id] = parts
-            self._stamps[upload_id] = self._marks
-        else:
-            self._stamps.pop(upload_id, None)
+        self._stamps[upload_id] = self._marks
 
 
 class KeyedLocks:
