@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from visual_search.assets import chunked_uploads
 from visual_search.assets.chunked_uploads import STAGING, ChunkedUploads, parse_part
 from visual_search.assets.upload_staging import StagingBounds, StagingLedger
 from visual_search.bootstrap import staging_bounds
@@ -75,3 +76,16 @@ def test_a_recount_does_not_bring_back_an_upload_assembled_while_it_listed():
         listing["done"] = {"a": 400, "b": 400}  # listed just before the upload was assembled
         ledger.record("done", {})
     ledger.admit("next", {}, "c", 1000)  # all the staging: room only if "done" stays forgotten
+
+
+def test_a_sweep_deletes_a_bounded_number_and_the_next_one_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(chunked_uploads, "SWEEP_DELETES", 3)
+    store = LocalImageStore(tmp_path, None, b"k" * 32)
+    chunks = ChunkedUploads(store, BOUNDS)
+    for i in range(5):
+        chunks.receive(parse_part(f"old-{i}", "bytes 0-4/10"), b"12345", whole)
+    later = datetime.now(UTC) + timedelta(seconds=BOUNDS.ttl_s + 60)
+    chunks.sweep(now=later)
+    assert len(list(store.list(STAGING))) == 2
+    chunks.sweep(now=later)
+    assert list(store.list(STAGING)) == []

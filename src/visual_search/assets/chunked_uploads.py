@@ -53,6 +53,8 @@ STAGING = f"{RESERVED_PREFIX}uploads/"  # <upload id>/<part name>, and the uploa
 ANSWERS = f"{RESERVED_PREFIX}uploads-done/"  # <upload id>: the answer an assembled upload was given
 CLAIM = "assembling"  # never a part's name: those start with a digit
 CLAIM_TTL_S = 600  # longer than any request runs: a Lambda's 29 s, the local server's body timeout
+# A sweep may run inside a request (a Lambda's, within its 28 s): one DELETE call an object on S3.
+SWEEP_DELETES = 1000
 ANSWER_WAIT_S = 10.0  # how long a part waits for another process's assembly before a 429
 CLAIM_POLL_S = 0.25
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -126,22 +128,27 @@ class ChunkedUploads:
             return answer
 
     def sweep(self, now: datetime | None = None) -> None:
-        """Delete the parts, claims and answers that have outlived their time, and recount the rest."""
+        """Delete the parts, claims and answers that have outlived their time (at most SWEEP_DELETES;
+        the rest are counted, and go at the next sweep), and recount what is staged."""
         if not self._sweeping.acquire(blocking=False):
             return  # one is running
         try:
             self._next_sweep = time.monotonic() + self._sweep_interval_s
             now = now or datetime.now(UTC)
+            deletes = SWEEP_DELETES
             with self._ledger.recount() as listing:
                 for info in self._store.scan(STAGING):
                     upload_id, _, name = info.key.removeprefix(STAGING).partition("/")
-                    if _age_s(info, now) > (CLAIM_TTL_S if name == CLAIM else self._bounds.ttl_s):
+                    expired = _age_s(info, now) > (CLAIM_TTL_S if name == CLAIM else self._bounds.ttl_s)
+                    if expired and deletes > 0:
                         self._store.delete(info.key)
+                        deletes -= 1
                     elif _part_named(upload_id, name) is not None:
                         listing.setdefault(upload_id, {})[info.key] = info.size
             for info in self._store.scan(ANSWERS):
-                if _age_s(info, now) > self._bounds.ttl_s:
+                if _age_s(info, now) > self._bounds.ttl_s and deletes > 0:
                     self._store.delete(info.key)
+                    deletes -= 1
         finally:
             self._sweeping.release()
 
