@@ -17,7 +17,7 @@ LINTED  := src tests bench functions infra layers app.py
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
 BUILD_EXTRA := $(VENV)/.build-extra
-.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch
+.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -159,6 +159,9 @@ synth: $(STAMP) $(CDK) ## cdk synth (cdk-nag, then cfn-lint) into cdk.out; deplo
 
 bench-cold-start: $(STAMP) ## search function cold start, image tower from S3 vs local (needs make model-vit)
 	$(BIN)/python bench/cold_start.py
+
+bench-upload-staging: $(STAMP) ## upload_large's per-part latency with 2,000 unfinished uploads staged (writes bench/results)
+	$(BIN)/python bench/upload_staging.py
 
 clean: ## remove caches and build outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis bench/results cdk.out

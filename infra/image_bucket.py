@@ -6,6 +6,7 @@ from aws_cdk import Duration, aws_s3
 from constructs import Construct
 
 from infra.config import Config
+from visual_search.assets.chunked_uploads import ANSWERS, STAGING
 
 
 class ImageBucket(Construct):
@@ -32,8 +33,24 @@ class ImageBucket(Construct):
             versioned=config.bucket_versioning,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="images/",
-            lifecycle_rules=[aws_s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))]
-            if config.bucket_versioning
-            else None,
+            lifecycle_rules=lifecycle_rules(config.bucket_versioning),
             removal_policy=config.removal,
         )
+
+
+def lifecycle_rules(versioned: bool) -> list[aws_s3.LifecycleRule]:
+    """upload_large's staged parts and kept answers expire after a day (S3's shortest). The search
+    function sweeps them itself only when parts arrive; this rule is what removes an abandoned upload's
+    parts when none do. Versioned, their deleted copies go after a day too, not with the images' 30."""
+    staging = [
+        aws_s3.LifecycleRule(
+            id=f"expire-{prefix.strip('/').replace('/', '-')}",
+            prefix=prefix,
+            expiration=Duration.days(1),
+            noncurrent_version_expiration=Duration.days(1) if versioned else None,
+        )
+        for prefix in (STAGING, ANSWERS)
+    ]
+    if not versioned:
+        return staging
+    return [*staging, aws_s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))]

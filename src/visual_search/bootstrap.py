@@ -17,6 +17,7 @@ from visual_search.assets.chunked_uploads import ChunkedUploads
 from visual_search.assets.identity import asset_id_for
 from visual_search.assets.listing import Listing
 from visual_search.assets.renditions import RenditionWriter
+from visual_search.assets.upload_staging import StagingBounds
 from visual_search.assets.uploads import Uploads
 from visual_search.assets.writers import BucketEvents, IndexWriter, InlineIndexing
 from visual_search.embedding import Embedder
@@ -41,6 +42,7 @@ from visual_search.storage.local import LocalImageStore
 from visual_search.storage.port import ImageStore
 
 _log = logging.getLogger(__name__)
+STAGED_FILES = 5  # upload_large's staging holds this many files at the limit, unless set
 
 if TYPE_CHECKING:
     from visual_search.ingest.objects import ObjectIngest
@@ -143,7 +145,7 @@ def build_services(settings: ServiceSettings) -> Services:
         max_text_chars=settings.max_text_chars,
     )
     uploads = Uploads(store, writer, index, ingestor.decode, embedder.model_id)
-    chunks = ChunkedUploads(store, settings.max_image_bytes)
+    chunks = ChunkedUploads(store, staging_bounds(settings), settings.upload_sweep_interval_s)
     listing = Listing(
         store, index, CursorCodec(_derive(settings.cursor_secret.get_secret_value(), "listing"))
     )
@@ -161,6 +163,19 @@ def build_services(settings: ServiceSettings) -> Services:
         listing,
         duplicates,
         ledger,
+    )
+
+
+def staging_bounds(settings: ServiceSettings) -> StagingBounds:
+    total = settings.upload_staging_max_bytes or STAGED_FILES * settings.max_image_bytes
+    if total < settings.max_image_bytes:
+        raise ConfigurationError("VS_UPLOAD_STAGING_MAX_BYTES must hold one file: VS_MAX_IMAGE_BYTES or more")
+    return StagingBounds(
+        file_bytes=settings.max_image_bytes,
+        file_parts=settings.upload_max_parts,
+        total_bytes=total,
+        total_parts=settings.upload_staging_max_parts,
+        ttl_s=settings.upload_parts_ttl_s,
     )
 
 

@@ -80,6 +80,15 @@ class DependencyUnavailable(VisualSearchError):
     """The index or store cannot answer now; retrying later may succeed."""
 
 
+class StagingFull(DependencyUnavailable):
+    """upload_large's staging holds all it may. It empties as uploads finish or expire, so it is answered
+    as an unavailable dependency is: 429 with Retry-After."""
+
+
+class UploadInProgress(DependencyUnavailable):
+    """Another process is assembling this upload_large right now; its answer will be there shortly."""
+
+
 class IndexInUse(VisualSearchError):
     """The embedded index is open in another process (one writer per index file)."""
 

@@ -110,6 +110,15 @@ class ServiceSettings(CoreSettings):
     fetch_max_redirects: int = Field(3, ge=0, le=10)
     allow_private_urls: bool = False  # local development only: lets image_url reach private addresses
 
+    # upload_large's parts wait in the store (assets/chunked_uploads.py) until their file is whole.
+    upload_max_parts: int = Field(1000, ge=1)  # parts of one file (the SDKs send parts of 5 to 20 MB)
+    # Bytes staged at once, all uploads together; unset: 5 x max_image_bytes. The service has one
+    # api_key, so this is also the most one key (or one upload signature, under new ids) can stage.
+    upload_staging_max_bytes: int | None = Field(None, ge=1024)
+    upload_staging_max_parts: int = Field(10_000, ge=1)
+    upload_parts_ttl_s: int = Field(24 * 3600, ge=1)  # an unfinished upload's parts are deleted after
+    upload_sweep_interval_s: float = Field(60.0, gt=0)  # how often they are looked for
+
     # Duplicates: similarity at or above which two different files count as near-identical / similar
     near_duplicate_threshold: float = Field(0.97, gt=0, le=1)
     similar_threshold: float = Field(0.90, gt=0, le=1)

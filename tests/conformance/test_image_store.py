@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import boto3
 import pytest
 import urllib3
@@ -124,3 +127,24 @@ def test_nothing_a_write_stages_is_listed_outside_the_reserved_prefix(store):
     for i in range(3):
         store.put(f"f/{i}.jpg", b"x" * i)
     assert sorted(store.list()) == ["f/0.jpg", "f/1.jpg", "f/2.jpg"]
+
+
+def test_put_if_absent_writes_only_where_nothing_is(store):
+    assert store.put_if_absent("claims/one", b"first") is True
+    assert store.put_if_absent("claims/one", b"second") is False
+    assert store.get("claims/one").data == b"first"
+    store.delete("claims/one")
+    assert store.put_if_absent("claims/one", b"third") is True
+
+
+def test_of_concurrent_put_if_absent_calls_one_wins(store):
+    barrier = threading.Barrier(4)
+
+    def claim(i: int) -> bool:
+        barrier.wait()
+        return store.put_if_absent("claims/race", str(i).encode())
+
+    with ThreadPoolExecutor(4) as pool:
+        won = list(pool.map(claim, range(4)))
+    assert won.count(True) == 1
+    assert store.get("claims/race").data == str(won.index(True)).encode()

@@ -58,21 +58,31 @@ class AssetRoutes:
             )
         headers = {k.lower(): v for k, v in (self.r.app.current_event.headers or {}).items()}
         if "x-unique-upload-id" in headers or "content-range" in headers:
-            part = parse_part(headers.get("x-unique-upload-id", ""), headers.get("content-range", ""))
-            assembled = self.services.chunks.receive(part, bytes(data))
-            if assembled is None:
-                # The SDK sends the public_id it gets back with the next part: echo or choose it now.
-                public_id = text_fields.get("public_id") or (
-                    None if text_fields.get("use_filename") else part.upload_id
-                )
-                body = {"done": False, "upload_id": part.upload_id, "public_id": public_id}
-                return self.r.respond(200, json.dumps({k: v for k, v in body.items() if v is not None}))
-            data = assembled
-        document = self.services.uploads.upload(bytes(data), text_fields, filename)
+            return self._upload_part(headers, bytes(data), text_fields, filename)
+        return self.r.respond(200, self._stored(bytes(data), text_fields, filename).decode())
+
+    def _upload_part(self, headers: dict[str, str], data: bytes, text_fields: dict[str, str], filename):
+        """upload_large: a part staged, and answered `done: false`, until the one that completes the file."""
+        part = parse_part(headers.get("x-unique-upload-id", ""), headers.get("content-range", ""))
+        answer = self.services.chunks.receive(
+            part, data, lambda whole: self._stored(whole, text_fields, filename)
+        )
+        if answer is not None:
+            return self.r.respond(200, answer.decode())
+        # The SDK sends the public_id it gets back with the next part: echo or choose it now.
+        public_id = text_fields.get("public_id") or (
+            None if text_fields.get("use_filename") else part.upload_id
+        )
+        body = {"done": False, "upload_id": part.upload_id, "public_id": public_id}
+        return self.r.respond(200, json.dumps({k: v for k, v in body.items() if v is not None}))
+
+    def _stored(self, data: bytes, text_fields: dict[str, str], filename: str | None) -> bytes:
+        """The one upload path, and its answer as Cloudinary gives it."""
+        document = self.services.uploads.upload(data, text_fields, filename)
         body = resource(document, self.r.url_for)
         if document.get("existing"):
             body["existing"] = True
-        return self.r.respond(200, json.dumps(body))
+        return json.dumps(body).encode()
 
     def destroy(self, cloud_name: str, resource_type: str):
         fields = self._verify(self.r.request_params(), cloud_name)

@@ -282,14 +282,29 @@ class ResolverApp:
         return 200, file_headers(key, obj.data), obj.data
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        sweeper: asyncio.Task | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                sweeper = asyncio.create_task(self._sweep_upload_staging())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if sweeper is not None:
+                    sweeper.cancel()
                 self.executor.shutdown(wait=False, cancel_futures=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _sweep_upload_staging(self) -> None:
+        """Expire abandoned upload_large parts even when no other part arrives to do it (on AWS, the
+        bucket's lifecycle rule does it for the Lambdas)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(self.executor, self.services.chunks.sweep)
+            except Exception:
+                log.exception("sweeping upload_large's staging failed; next try in the next interval")
+            await asyncio.sleep(self.services.settings.upload_sweep_interval_s)
 
 
 def file_headers(key: str, data: bytes) -> dict[str, str]:

@@ -8,7 +8,7 @@ import hmac
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISREG
@@ -53,21 +53,30 @@ class LocalImageStore:
         object_tags: Mapping[str, str] | None = None,
     ) -> None:
         """Metadata and tags are not kept: a local folder is indexed inline, by the writer itself."""
+        self._write(key, data, os.replace)  # rename: a reader (or a crash) never sees half a file
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        try:
+            self._write(key, data, os.link)  # a hard link fails where the name exists
+        except FileExistsError:
+            return False
+        return True
+
+    def _write(self, key: str, data: bytes, place: Callable[[str, Path], None]) -> None:
+        """Write a whole temporary file, then `place` it at the key's path."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = self.root / STAGING
         staging.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a reader (or a crash) never sees half a file.
         fd, tmp = tempfile.mkstemp(dir=staging)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            place(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # gone already once renamed
 
     def tags(self, key: str) -> dict[str, str]:
         return {}

@@ -60,6 +60,11 @@ class ImageStore(Protocol):
         folder) has no worker to read them and may ignore both."""
         ...
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Write the object only if no object is under the key: True if written, False if one was
+        there. Atomic, so it can serve as a claim: of concurrent calls for one key, at most one wins."""
+        ...
+
     def get(self, key: str, version_id: str | None = None) -> StoredObject: ...
 
     def tags(self, key: str) -> dict[str, str]:

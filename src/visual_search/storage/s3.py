@@ -22,6 +22,13 @@ CLIENT_CONFIG = Config(
     signature_version="s3v4",
 )
 MISSING = {"NoSuchKey", "404", "NotFound"}
+# A conditional write's refusals: 412 when the key exists, 409 when another conditional write to it is
+# in flight (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
+class _PreconditionFailed(Exception):
+    """Only conditional requests are refused this way; the caller that sent one handles it."""
 
 
 class S3ImageStore:
@@ -45,6 +52,13 @@ class S3ImageStore:
         if object_tags:
             extra["Tagging"] = urlencode(object_tags)
         self._call("put_object", Bucket=self.bucket, Key=validate_key(key), Body=data, **extra)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        try:
+            self._call("put_object", Bucket=self.bucket, Key=validate_key(key), Body=data, IfNoneMatch="*")
+        except _PreconditionFailed:
+            return False
+        return True
 
     def get(self, key: str, version_id: str | None = None) -> StoredObject:
         kwargs = {"Bucket": self.bucket, "Key": validate_key(key)}
@@ -102,6 +116,8 @@ class S3ImageStore:
         except ClientError as exc:
             if _code(exc) in MISSING:
                 raise ObjectNotFound(kwargs.get("Key", "")) from None
+            if _code(exc) in PRECONDITION:
+                raise _PreconditionFailed(_code(exc)) from None
             raise DependencyUnavailable(f"S3 {operation} failed: {_code(exc)}") from None
         except BotoCoreError as exc:
             raise DependencyUnavailable(f"S3 {operation} failed: {type(exc).__name__}") from None
