@@ -48,6 +48,11 @@ CHECKS = {
         "tests/functional/test_upload_signatures.py",
         "tests/functional/test_client_signatures.py",
     ],
+    "upload_large staging: bounded, indexed by id, swept on a schedule, assembled exactly once": [
+        "tests/functional/test_chunked_upload_bounds.py",
+        "tests/functional/test_chunked_upload_races.py",
+        "tests/unit/test_upload_staging.py",
+    ],
     "stored files served by content (nosniff, sandbox CSP); kept-alive requests as fast as fresh ones": [
         "tests/functional/test_served_files.py",
         "tests/functional/test_keep_alive_latency.py",
@@ -207,6 +212,14 @@ def main() -> int:
         text=True,
         check=False,
     )
+    staging = json.loads(
+        subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "upload_staging.py"), "--label", "reliability"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     width = max(len(name) for name in CHECKS)
     print(f"{'check':<{width}} {'passed':>9} {'seconds':>8}")
     for name, passed, total, seconds in rows:
@@ -220,6 +233,12 @@ def main() -> int:
     )
     decode_ok = print_decode(decode)
     print(hostile.stdout.strip())
+    empty, full = staging["empty"], staging["with_2000_stale"]
+    print(
+        f"upload_large staging: per part median {empty['median_ms']} ms with nothing staged,"
+        f" {full['median_ms']} ms with 2,000 unfinished uploads staged"
+        f" (p95 {empty['p95_ms']} / {full['p95_ms']} ms)"
+    )
     ok = all(passed == total for _, passed, total, _ in rows) and not load["server_errors_5xx"] and decode_ok
     ok = ok and hostile.returncode == 0
     print("all promises held" if ok else "A PROMISE WAS BROKEN: see above")

@@ -167,9 +167,17 @@ class ResolverApp:
                     "the server holds as many request bodies as it may; retry shortly",
                     {"Retry-After": str(RETRY_AFTER_S)},
                 ) from None
+        held = size
+
+        def release() -> None:  # once: when the answer is ready, or when a refused body stops being kept
+            nonlocal held
+            if held:
+                self.bodies.release(client, held)
+                held = 0
+
         try:
             gate = gate_for(scope["method"], raw_path, scope["query_string"], headers, self._verify_upload)
-            body = await self._read_body(receive, gate) if size else b""
+            body = await self._read_body(receive, gate, release) if size else b""
             event = self._event(scope, raw_path, headers, body, client, request_id)
             del body  # the event holds it (base64) while the resolver runs; nothing else needs to
             refused = self.slots.take(client)
@@ -180,8 +188,7 @@ class ResolverApp:
             finally:
                 self.slots.give_back(client)
         finally:
-            if size:
-                self.bodies.release(client, size)
+            release()
 
     @staticmethod
     def _event(
@@ -232,40 +239,59 @@ class ResolverApp:
         secret = self.services.settings.api_secret
         verify_upload(fields, self.services.settings.api_key, secret.get_secret_value() if secret else "")
 
-    async def _read_body(self, receive: Receive, gate: SignedFieldsFirst | None = None) -> bytes:
+    async def _read_body(
+        self,
+        receive: Receive,
+        gate: SignedFieldsFirst | None = None,
+        unkept: Callable[[], None] = lambda: None,
+    ) -> bytes:
         """The body, read as it arrives; refused the moment it passes the limit, the deadline or (after
-        the grace period) the minimum mean rate, or an upload's fields before its file fail (`gate`)."""
+        the grace period) the minimum mean rate. An upload whose fields before its file fail (`gate`) is
+        refused once its body has arrived, the rest read and dropped as it comes (`unkept` is called then):
+        HTTP/1.1 clients write the whole body before they read an answer, and Java's SDK reports a
+        broken pipe, not the 401, when the connection closes under it."""
         limit, limits = self.limits.max_body_bytes, self.limits
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + limits.body_timeout_s
         chunks: list[bytes] = []
         size = 0
+        refusal: str | None = None
         while True:
             # The time this body may take so far: the grace period, plus a second per min_rate bytes.
             allowed = min(deadline, started + limits.body_grace_s + size / limits.body_min_rate)
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, allowed - loop.time()))
-            except TimeoutError:
-                if allowed < deadline:
-                    reason = f"the request body arrived slower than {limits.body_min_rate:,} bytes/s"
-                else:
-                    reason = f"the request body did not arrive within {limits.body_timeout_s:g} s"
-                raise Refused(408, reason) from None
-            if message["type"] == "http.disconnect":
-                raise Refused(400, "the client closed the connection mid-body")
+            message = await self._next_message(receive, allowed, deadline)
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise Refused(413, too_large(size, limit, at_least=True))
-            chunks.append(chunk)
-            if gate is not None:
+            if refusal is None:
+                chunks.append(chunk)
+            if gate is not None and refusal is None:
                 try:
                     gate.feed(chunk)
-                except Refusal as refusal:
-                    raise Refused(401, str(refusal)) from None
+                except Refusal as refused:
+                    refusal, chunks = str(refused), []
+                    unkept()
             if not message.get("more_body"):
+                if refusal is not None:
+                    raise Refused(401, refusal)
                 return b"".join(chunks)
+
+    async def _next_message(self, receive: Receive, allowed: float, deadline: float) -> dict:
+        loop = asyncio.get_running_loop()
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, allowed - loop.time()))
+        except TimeoutError:
+            limits = self.limits
+            if allowed < deadline:
+                reason = f"the request body arrived slower than {limits.body_min_rate:,} bytes/s"
+            else:
+                reason = f"the request body did not arrive within {limits.body_timeout_s:g} s"
+            raise Refused(408, reason) from None
+        if message["type"] == "http.disconnect":
+            raise Refused(400, "the client closed the connection mid-body")
+        return message
 
     def _serve_file(self, raw_path: str, query_string: bytes) -> tuple[int, dict, bytes]:
         store = self.services.store
