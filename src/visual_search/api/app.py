@@ -35,6 +35,7 @@ REPORT_MAX_ASSETS = 10_000
 REPORT_PAGE_BUDGET_S = 10.0
 REPORT_PAGE_MAX_ASSETS = 2_000
 PAGE = "ui/index.html"
+URL_BASE = "visual_search.url_base"  # the request's file-URL base, in the resolver's per-request context
 
 
 class Routes:
@@ -70,15 +71,22 @@ class Routes:
             self.check_cloud(cloud_name)
 
     def url_for(self, key: str) -> str:
-        base = self.settings.public_base_url
+        # The base is worked out once per request (kept in the resolver's per-request context): a page
+        # of 50 results asks for 100 URLs, and reading the event's headers builds a new dict each time.
+        base = self.app.context.get(URL_BASE)
         if base is None:
-            # The local server validates Host and sets X-Forwarded-Proto from its own socket, as
-            # API Gateway does in front of the Lambda.
-            headers = {k.lower(): v for k, v in (self.app.current_event.headers or {}).items()}
-            host = headers.get("host", "127.0.0.1")
-            scheme = "https" if headers.get("x-forwarded-proto") == "https" else "http"
-            base = f"{scheme}://{host}"
+            base = self.app.context[URL_BASE] = self._url_base()
         return self.services.store.url(key, base)
+
+    def _url_base(self) -> str:
+        if self.settings.public_base_url is not None:
+            return self.settings.public_base_url
+        # The local server validates Host and sets X-Forwarded-Proto from its own socket, as API Gateway
+        # does in front of the Lambda.
+        headers = {k.lower(): v for k, v in (self.app.current_event.headers or {}).items()}
+        host = headers.get("host", "127.0.0.1")
+        scheme = "https" if headers.get("x-forwarded-proto") == "https" else "http"
+        return f"{scheme}://{host}"
 
     def from_script(self) -> bool:
         """A page's script (it says so, as XMLHttpRequest libraries do): a 401 then must not carry
