@@ -121,11 +121,11 @@ def worker_torch(repeats: int) -> dict:
 def worker_variant(path: str, repeats: int) -> dict:
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+    from visual_search.embedding.encoder import session_options
+
     pixels, _ = fixed_inputs()
     start = time.perf_counter()
-    session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(path, session_options(1), providers=["CPUExecutionProvider"])
 
     def run(batch):
         out = session.run(None, {"pixel_values": batch})[0]

@@ -3,6 +3,7 @@ import pytest
 
 from tests.fixtures import images
 from visual_search.embedding import Embedder
+from visual_search.embedding.encoder import EXACT_INT8_ON_X64
 from visual_search.errors import CorruptImage
 
 
@@ -58,6 +59,13 @@ def test_bad_image_raises_a_precise_error(tiny_embedder):
 def test_thread_count_is_applied_to_the_session(tiny_model_dir):
     embedder = Embedder.from_dir(tiny_model_dir, threads=2)
     assert embedder.session_options("text").intra_op_num_threads == 2
+
+
+def test_tower_sessions_ask_for_exact_int8_sums_on_cpus_without_vnni(tiny_embedder):
+    # Without it, int8 GEMMs saturate on AVX2-only x86 (tests/parity/test_int8_arithmetic.py).
+    key, value = EXACT_INT8_ON_X64
+    for tower in ("image", "text"):
+        assert tiny_embedder.session_options(tower).get_session_config_entry(key) == value
 
 
 def test_model_id_comes_from_the_manifest(tiny_embedder):

@@ -20,8 +20,10 @@ OPSET = 18
 # activations quantized per batch to uint8 (onnxruntime's U8S8 GEMMs: VNNI on x86, dot-product
 # instructions on arm64). The patch embedding is a MatMul (see PatchEmbeddings), so it is an int8 GEMM
 # too: 3-8% faster per image than the fp32 Conv it replaces (a ConvInteger was ~15% slower than fp32).
-# QUInt8 weights were 2-3x slower than QInt8; reduce_range only helps x86 CPUs without VNNI, at a cost
-# in accuracy. Static QDQ calibrated on real photos and the CLIP attention fusion (int8 QAttention) were
+# QUInt8 weights were 2-3x slower than QInt8. On x86 CPUs without VNNI the int8 GEMM saturates, which
+# the runtime avoids with a session option (embedding.encoder.session_options); reduce_range (7-bit
+# weights) would avoid it on every CPU, but costs the ViT-B/32 text tower 0.9995 -> 0.9989 mean cosine,
+# under the bar. Static QDQ calibrated on real photos and the CLIP attention fusion (int8 QAttention) were
 # no faster (bench/int8.py, README).
 QUANTIZATION = {
     "method": "onnxruntime.quantize_dynamic",

@@ -16,6 +16,8 @@ import torch
 from PIL import Image, ImageDraw
 from transformers import CLIPModel
 
+from visual_search.embedding.encoder import default_threads, session_options
+
 PROBE_TEXTS = [
     "a photo of a cat",
     "red shirt",
@@ -76,7 +78,9 @@ def reference_embeddings(model: CLIPModel, pixels: np.ndarray, ids: np.ndarray) 
 
 
 def onnx_embeddings(path: str, input_name: str, batch: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    """The tower at `path` run on `batch` with the runtime's session options. Shape (N, D), unit rows."""
+    options = session_options(default_threads())
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {input_name: batch})
     return _unit(out.astype(np.float32))
 
