@@ -33,9 +33,8 @@ def handler(event: APIGatewayAuthorizerRequestEvent, context: Any) -> dict[str, 
         stage=arn.stage,
         partition=arn.partition,  # aws-cn, aws-us-gov: a policy naming another partition denies all
     )
-    secret = settings.api_secret.get_secret_value() if settings.api_secret else ""
     try:
-        check_basic_auth(event.headers or {}, settings.api_key, secret)
+        check_basic_auth(event.headers or {}, settings.api_key, settings.api_secret_text)
     except Unauthorized as exc:
         logger.info("refused", extra={"reason": str(exc)})  # never the header or the secret
         policy.deny_all_routes()

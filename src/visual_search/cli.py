@@ -280,8 +280,7 @@ def _run_add(args) -> int:
 
         settings = ServiceSettings()
         settings = with_local_secrets(settings) if settings.api_secret is None else settings
-        secret = settings.api_secret.get_secret_value() if settings.api_secret else ""
-        client = UploadClient(args.server, settings.cloud_name, settings.api_key, secret)
+        client = UploadClient(args.server, settings.cloud_name, settings.api_key, settings.api_secret_text)
         totals = cli_commands.add_files_through(client, args.paths, args.prefix, progress=not args.quiet)
         print(", ".join(f"{k}: {v}" for k, v in sorted(totals.items())) or "nothing to add")
         return 0

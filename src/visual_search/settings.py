@@ -96,6 +96,12 @@ class ServiceSettings(CoreSettings):
     # identity it passes is trusted; the Authorization header is then never read (see api/auth.py).
     api_auth: Literal["basic", "iam"] = "basic"
     cursor_secret: SecretStr | None = None
+
+    @property
+    def api_secret_text(self) -> str:
+        """The API secret as text ("" while unset: nothing then verifies against it)."""
+        return self.api_secret.get_secret_value() if self.api_secret else ""
+
     credentials_secret_arn: str | None = None
     # Base of the file URLs the local store signs (https://images.example.com); unset, the scheme and
     # validated Host the request came to are used.

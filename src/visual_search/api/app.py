@@ -58,14 +58,13 @@ class Routes:
         return Response(status_code=status, content_type=JSON, body=body, headers=headers)
 
     def authenticate(self, cloud_name: str | None = None) -> None:
-        secret = self.settings.api_secret.get_secret_value() if self.settings.api_secret else ""
         event = self.app.current_event
         check_credentials(
             self.settings.api_auth,
             event.headers or {},
             event.get("requestContext"),
             self.settings.api_key,
-            secret,
+            self.settings.api_secret_text,
         )
         if cloud_name is not None:
             self.check_cloud(cloud_name)

@@ -236,8 +236,8 @@ class ResolverApp:
         return size
 
     def _verify_upload(self, fields: dict[str, str]) -> None:
-        secret = self.services.settings.api_secret
-        verify_upload(fields, self.services.settings.api_key, secret.get_secret_value() if secret else "")
+        settings = self.services.settings
+        verify_upload(fields, settings.api_key, settings.api_secret_text)
 
     async def _read_body(
         self,
