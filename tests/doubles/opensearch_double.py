@@ -378,6 +378,7 @@ class FakeOpenSearch:
         k = knn["k"]
         if not isinstance(k, int) or not 1 <= k <= 10_000:
             raise Rejected(400, "illegal_argument_exception", "[knn] k must be between 1 and 10,000")
+        _check_method_parameters(knn.get("method_parameters"))
         query = np.asarray(knn["vector"], dtype=np.float32)
         if query.shape != (prop["dimension"],):
             raise Rejected(400, "illegal_argument_exception", "query vector has the wrong dimension")
@@ -432,6 +433,25 @@ def _score(space: str, vector: np.ndarray, query: np.ndarray) -> float:
     if space == "l2":
         return float(np.float32(1 / (1 + np.sum((vector - query) ** 2))))
     raise Rejected(400, "illegal_argument_exception", f"space_type {space} unknown")
+
+
+def _check_method_parameters(parameters: Any) -> None:
+    """HNSW's query-time parameter, refused as the 2.19 node refuses it (probed: a non-object, an unknown
+    key, a non-integer or non-positive ef_search; `nprobes` belongs to IVF, which this mapping never uses)."""
+    if parameters is None:
+        return
+    if not isinstance(parameters, dict):
+        raise Rejected(400, "x_content_parse_exception", "[knn] method_parameters must be an object")
+    if set(parameters) - {"ef_search", "nprobes"}:
+        unknown = sorted(set(parameters) - {"ef_search", "nprobes"})[0]
+        raise Rejected(400, "x_content_parse_exception", f"[knn] unknown method parameter found [{unknown}]")
+    if "nprobes" in parameters:
+        raise Rejected(400, "search_phase_execution_exception", "Unknown parameter 'nprobes' found")
+    ef = parameters.get("ef_search")
+    if ef is not None and (not isinstance(ef, int) or isinstance(ef, bool)):
+        raise Rejected(400, "x_content_parse_exception", "ef_search value must be an integer")
+    if ef is not None and ef < 1:
+        raise Rejected(400, "illegal_argument_exception", "ef_search should be greater than 0")
 
 
 def _matches_any(value: Any, wanted: Iterable[Any]) -> bool:

@@ -60,7 +60,6 @@ def test_first_start_creates_the_models_index_from_the_manifest_and_points_the_a
     assert path == "/vs-clip-test"
     assert body["settings"]["index"] == {
         "knn": True,
-        "knn.algo_param.ef_search": 100,
         "number_of_shards": 1,
         "number_of_replicas": 1,
     }
@@ -77,6 +76,7 @@ def test_first_start_creates_the_models_index_from_the_manifest_and_points_the_a
             "parameters": {
                 "m": 16,
                 "ef_construction": 128,
+                "ef_search": 100,
                 "encoder": {"name": "sq", "parameters": {"type": "fp16"}},
             },
         },
@@ -194,7 +194,8 @@ def test_search_is_a_filtered_knn_query_sorted_by_score_then_asset_id_with_searc
             "knn": {
                 "vector": {
                     "vector": [1.0, 0.0, 0.0, 0.0],
-                    "k": 500,
+                    "k": 500,  # filtered: max_hits on every page (see opensearch_query)
+                    "method_parameters": {"ef_search": 100},
                     "filter": {
                         "bool": {
                             "filter": [
@@ -213,6 +214,57 @@ def test_search_is_a_filtered_knn_query_sorted_by_score_then_asset_id_with_searc
         "search_after": [1.5, A],
     }
     assert [h.asset_id for h in hits] == []  # B scores 1.707 > 1.5: before the cursor
+
+
+def knn_requests(cluster: FakeOpenSearch) -> list[dict]:
+    return [r[3]["query"]["knn"]["vector"] for r in sent(cluster, "POST", "_search") if "knn" in str(r[3])]
+
+
+def test_k_grows_with_the_page_while_every_page_searches_with_the_same_beam():
+    cluster = FakeOpenSearch()
+    options = IndexOptions(ef_search=64, k_floor=30, k_factor=1.5)
+    index = open_index(cluster, options=options)
+    rng = np.random.default_rng(0)
+    index.upsert([asset(f"{n:032x}", unit(*rng.standard_normal(DIM))) for n in range(200)])
+    query, after, served = unit(1, 2, 3, 4), None, 0
+    for _ in range(6):
+        page = index.knn_page(query, 25, after, max_hits=200, depth=served)
+        served += len(page)
+        after = SearchAfter(page[-1].score, page[-1].asset_id)
+
+    sent_k = [(knn["k"], knn["method_parameters"]) for knn in knn_requests(cluster)]
+    # ceil((depth + 25) * 1.5), at least 30, at most max_hits
+    assert [k for k, _ in sent_k] == [38, 75, 113, 150, 188, 200]
+    assert {p["ef_search"] for _, p in sent_k} == {64}
+
+
+def test_a_first_page_asks_for_what_its_size_needs_not_max_hits():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster)
+    index.upsert([asset(A, unit(1, 0, 0, 0))])
+    index.knn_page(unit(1, 0, 0, 0), 10, max_hits=1000)
+    index.knn_page(unit(1, 0, 0, 0), 600, max_hits=1000)
+    assert [knn["k"] for knn in knn_requests(cluster)] == [100, 1000]
+
+
+def test_a_filtered_walk_asks_for_max_hits_on_every_page_so_no_page_changes_how_a_segment_is_scored():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster, options=IndexOptions(k_floor=10, k_factor=1.0))
+    index.upsert([asset(f"{n:032x}", unit(1, n, 0, 0)) for n in range(40)])
+    after, served = None, 0
+    for _ in range(3):
+        page = index.knn_page(
+            unit(1, 0, 0, 0), 10, after, Filters(folder="shoes"), max_hits=300, depth=served
+        )
+        served += len(page)
+        after = SearchAfter(page[-1].score, page[-1].asset_id)
+    assert [knn["k"] for knn in knn_requests(cluster)] == [300, 300, 300]
+
+
+@pytest.mark.parametrize("option", ["k_factor", "k_floor", "ef_search"])
+def test_a_k_factor_floor_or_beam_below_one_is_refused(option):
+    with pytest.raises(ValueError, match="at least 1"):
+        IndexOptions(**{option: 0.5 if option == "k_factor" else 0})
 
 
 def test_a_model_change_swaps_the_alias_in_one_atomic_call():

@@ -25,12 +25,12 @@ too: they see a write after the refresh.
 Ordering against late or duplicate S3 events is not decided here: the asset ledger's conditional write
 (DynamoDB) decides which event may touch an asset, before the index is written, for both modes.
 
-Search: a `knn` query with `k = max_hits` and the filters inside it (efficient filtering), sorted by
-`_score` then `asset_id`, paged with `search_after`. k-NN returns at most k hits per shard, so pages
-beyond `max_hits` could come from a multi-shard index; the search service's cursor counts what it has
-served and stops at its ceiling (1,000, far below k's limit of 10,000). k also sets the HNSW beam
-(ef_search is raised to k), so every page searches as wide as max_hits: bench/opensearch.py measures the
-cost. Scores are converted to the raw cosine the embedded index returns.
+Search: a `knn` query with the filters inside it (efficient filtering), sorted by `_score` then
+`asset_id`, paged with `search_after`; every query sends the index's `ef_search` as the HNSW beam, and
+a k that grows with the page's depth instead of `max_hits` on every page (`opensearch_query`). Since
+Lucene answers max(k, ef_search) hits, and each shard k, a walk is capped at `max_hits` by the depth the
+caller passes (the search service's cursor counts what it has served), not by k. Scores are converted
+to the raw cosine the embedded index returns.
 
 Point in time (managed mode, `point_in_time_s` > 0): the search service opens one only when a search has
 a next page, every later page reads it, and it is deleted when the last page is served; one that
@@ -65,15 +65,14 @@ from visual_search.index.opensearch_errors import (
     translate,
 )
 from visual_search.index.opensearch_mapping import (
-    VECTOR,
     IndexOptions,
     filter_clauses,
     from_source,
     index_body,
     to_cosine,
-    to_score,
     to_source,
 )
+from visual_search.index.opensearch_query import knn_body, page_k
 from visual_search.index.port import (
     DocIds,
     Filters,
@@ -88,7 +87,6 @@ from visual_search.index.port import (
 log = logging.getLogger(__name__)
 
 Mode = Literal["managed", "serverless"]
-MAX_K = 10_000  # the k-NN plugin's limit on k
 MAX_STRAYS = 10_000  # assets whose failed write could not be withdrawn, remembered (see `_withdraw`)
 
 
@@ -313,25 +311,19 @@ class OpenSearchIndex:
         min_score: float | None = None,
         max_hits: int = 1000,
         snapshot: str | None = None,
+        depth: int = 0,
     ) -> list[Hit]:
         check_page_args(size, max_hits)
         query = check_vector(vector, self.dim)
         space = self.options.space_type
-        knn: dict[str, Any] = {"vector": [float(x) for x in query], "k": min(max_hits, MAX_K)}
+        # Lucene answers max(k, ef_search) hits and several shards k each, so k does not cap a walk at
+        # max_hits: the depth served so far does.
+        size = min(size, max_hits - depth)
+        if size < 1:
+            return []
         clauses = filter_clauses(filters)
-        if clauses:
-            knn["filter"] = {"bool": {"filter": clauses}}
-        body: dict[str, Any] = {
-            "size": min(size, max_hits),
-            "query": {"knn": {VECTOR: knn}},
-            # The forms the API specification's `oneOf` accepts unambiguously ("asset_id": ascending).
-            "sort": [{"_score": "desc"}, "asset_id"],
-            "_source": {"excludes": [VECTOR]},
-        }
-        if min_score is not None:
-            body["min_score"] = to_score(min_score, space)
-        if after is not None:
-            body["search_after"] = [to_score(after.score, space), after.asset_id]
+        k = page_k(depth, size, max_hits, self.options, filtered=bool(clauses))
+        body = knn_body(query, size, k, clauses, self.options, after=after, min_score=min_score)
         response = self._search_snapshot(body, snapshot) if snapshot else None
         if response is None:
             # Without a point in time, every page of one search asks for the same copies of the shards

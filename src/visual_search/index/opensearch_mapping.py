@@ -27,19 +27,29 @@ SpaceType = Literal["innerproduct", "cosinesimil"]
 @dataclass(frozen=True)
 class IndexOptions:
     """k-NN method settings. innerproduct on unit vectors is the cosine, without cosinesimil's
-    normalisation at query time; fp16 halves graph memory (see docs/scaling.md)."""
+    normalisation at query time; fp16 halves graph memory (see docs/scaling.md).
+
+    `ef_search` is the HNSW beam every query sends; `k_floor` and `k_factor` size each page's k (see
+    `opensearch_query.page_k`). Defaults measured by bench/opensearch.py (README, "OpenSearch")."""
 
     engine: Literal["faiss", "lucene"] = "faiss"
     space_type: SpaceType = "innerproduct"
     m: int = 16
     ef_construction: int = 128
     ef_search: int = 100
+    k_floor: int = 100
+    k_factor: float = 2.0
     fp16: bool = False
     shards: int = 1
     replicas: int = 1
     # How often new writes become searchable; a managed write waits for it (`refresh=wait_for`), so a
     # shorter one makes writes slower to acknowledge but not cheaper. None keeps OpenSearch's 1 s.
     refresh_interval: str | None = None
+
+    def __post_init__(self) -> None:
+        # Below 1, a page deeper than k would come back short and end the walk early.
+        if self.k_factor < 1 or self.k_floor < 1 or self.ef_search < 1:
+            raise ValueError("k_factor, k_floor and ef_search must be at least 1")
 
 
 def index_body(dim: int, model_id: str, options: IndexOptions, serverless: bool) -> dict[str, Any]:
@@ -49,9 +59,13 @@ def index_body(dim: int, model_id: str, options: IndexOptions, serverless: bool)
         "space_type": options.space_type,
         "parameters": {"m": options.m, "ef_construction": options.ef_construction},
     }
-    if options.fp16 and options.engine == "faiss":
-        method["parameters"]["encoder"] = {"name": "sq", "parameters": {"type": "fp16"}}
-    index_settings: dict[str, Any] = {"knn": True, "knn.algo_param.ef_search": options.ef_search}
+    if options.engine == "faiss":
+        # The beam of a query that names none (every query of ours does: opensearch_query). faiss reads
+        # it from the mapping; the index setting `knn.algo_param.ef_search` is nmslib's only (k-NN 2.19).
+        method["parameters"]["ef_search"] = options.ef_search
+        if options.fp16:
+            method["parameters"]["encoder"] = {"name": "sq", "parameters": {"type": "fp16"}}
+    index_settings: dict[str, Any] = {"knn": True}
     if not serverless:  # a Serverless collection manages shards and replicas itself
         index_settings |= {"number_of_shards": options.shards, "number_of_replicas": options.replicas}
         if options.refresh_interval:
