@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from visual_search.errors import ConfigurationError
+from visual_search.index.opensearch_mapping import IndexOptions
 
 ENV_PREFIX = "VS_"
 
@@ -80,6 +81,11 @@ class CoreSettings(BaseSettings):
     # Seconds a search's point in time stays open between pages (managed domains; 0: off). Each open
     # search holds one on the cluster, within `search.max_open_pit_context` (300 per node by default).
     opensearch_point_in_time_s: int = Field(0, ge=0, le=3600)
+    # How wide each k-NN query searches (see index/opensearch_query.py): the HNSW beam every query sends,
+    # and the k of a page after `depth` hits, max(k_floor, (depth + size) * k_factor), at most max_hits.
+    opensearch_ef_search: int = Field(IndexOptions.ef_search, ge=1, le=10_000)
+    opensearch_k_floor: int = Field(IndexOptions.k_floor, ge=1, le=10_000)
+    opensearch_k_factor: float = Field(IndexOptions.k_factor, ge=1, le=100)
 
 
 class ServiceSettings(CoreSettings):

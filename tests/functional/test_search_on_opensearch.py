@@ -174,3 +174,27 @@ def test_on_serverless_a_refused_overwrite_keeps_the_previous_document_id_so_a_d
 
     assert services.index.get(asset_id) is None
     assert services.index.count() == 0
+
+
+def test_a_paged_search_asks_each_page_for_the_k_its_depth_needs_with_the_configured_beam(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    # Given the service on a domain whose k-NN settings are configured
+    cluster = FakeOpenSearch(mode="managed")
+    services = on_double(
+        monkeypatch, tmp_path, tiny_model_dir, cluster,
+        opensearch_ef_search=77, opensearch_k_floor=4, opensearch_k_factor=1.5,
+    )  # fmt: skip
+    seed_images(services, 12)
+
+    # When a text search is paged through, 3 hits at a time
+    page = services.search.search(SearchQuery(text="a shoe", max_results=3))
+    while page.next_cursor:
+        page = services.search.search(SearchQuery(text="a shoe", max_results=3, next_cursor=page.next_cursor))
+    services.close()
+
+    # Then page n asked for k = max(4, ceil(3 (n + 1) * 1.5)), every page with the beam of 77
+    searches = [body["query"] for _, _, _, body in cluster.requests if "query" in (body or {})]
+    knn = [query["knn"]["vector"] for query in searches if "knn" in query]
+    assert [q["k"] for q in knn] == [5, 9, 14, 18, 23]
+    assert {q["method_parameters"]["ef_search"] for q in knn} == {77}
