@@ -65,9 +65,10 @@ class CoreSettings(BaseSettings):
     # index behind it is per model.
     opensearch_endpoint: str | None = None  # https://search-....es.amazonaws.com or ...aoss.amazonaws.com
     opensearch_mode: Literal["managed", "serverless"] = "managed"
-    # Serverless only: the collection's generation, which nothing on the data plane reveals. nextgen is
-    # what AWS's console creates and recommends for new collections; classic is the original (and what
-    # the API creates without a generation). They accept different mappings and ids (index/opensearch.py).
+    # Serverless only: the collection's generation, which AWS documents no way to read from the data
+    # plane. nextgen is what AWS's console creates and recommends for new collections; classic is the
+    # original (and what the API creates without a generation). They accept different mappings and ids
+    # (index/opensearch.py).
     opensearch_generation: Literal["nextgen", "classic"] = "nextgen"
     opensearch_auth: Literal["sigv4", "basic", "none"] = "sigv4"
     # The region SigV4 signs for: the cluster's, which for an existing one may not be the function's own.

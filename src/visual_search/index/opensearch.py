@@ -2,8 +2,8 @@
 plugin) in `managed` mode, or an OpenSearch Serverless vector collection in `serverless` mode, of the
 `generation` the collection was created as: `nextgen` (what AWS's console creates and recommends for new
 collections) or `classic` (the original, and what the API creates when no generation is named). The
-generation cannot be read from the data plane, so it is configured (VS_OPENSEARCH_GENERATION). What AWS
-documents for each, with the pages and quotes, is in docs/scaling.md.
+AWS documents no way to read the generation from the data plane, so it is configured
+(VS_OPENSEARCH_GENERATION). What AWS documents for each, with the pages and quotes, is in docs/scaling.md.
 
 Readers and writers use an alias; the physical index behind it is per model (`<alias>-<model>`), made
 from the manifest on first start, and `_meta` records model id and dimension, so a mismatch is a clear
@@ -46,7 +46,8 @@ with search_after, and off on a domain, where each one holds a context within
 `search.max_open_pit_context`): the search service opens one only when a search has a next page, every
 later page reads it, and it is deleted when the last page is served; one that expired falls back to the
 live index (still ordered, without repeats, thanks to search_after), and an engine that refuses to open
-one leaves the search paging without it. Without one, each page on a domain sends the same
+one (a refusal, not 401/403/404, which are set-up errors) leaves the search paging without it. Without
+one, each page on a domain sends the same
 `preference`, so one search reads the same shard copies throughout. A search answered by only some
 shards, or timed out, raises DependencyUnavailable rather than returning a short page. Errors are typed in
 one place (`opensearch_errors.translate`).
