@@ -262,6 +262,7 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
         embedder.dim,
         embedder.model_id,
         mode=settings.opensearch_mode,
+        generation=settings.opensearch_generation,
         reindex=settings.opensearch_reindex,
         point_in_time_s=settings.opensearch_point_in_time_s,
         budget_s=settings.opensearch_budget_s,

@@ -1,6 +1,7 @@
 """Every VectorIndex implementation is held to these tests: the embedded index, the OpenSearch adapter
-over the strict double (both modes) and over a real OpenSearch node (tests/opensearch_node.py, started
-once per session), so the double is checked against the real thing.
+over the strict double (a managed domain, and Serverless collections of both generations, Classic and
+NextGen, each refusing what AWS says it refuses) and over a real OpenSearch node (tests/opensearch_node.py,
+started once per session), so the double is checked against the real thing.
 
 To add one, add a factory to IMPLEMENTATIONS: it gets a fresh empty folder, the dimension and the
 pytest request (for session fixtures), and returns an open index (the fixture closes it).
@@ -34,13 +35,16 @@ SCORE_TOLERANCE = 1e-5
 Factory = Callable[[Path, int, pytest.FixtureRequest], VectorIndex]
 
 
-def on_double(mode: str) -> Factory:
+def on_double(mode: str, generation: str = "nextgen") -> Factory:
     """The OpenSearch adapter through opensearch-py, over the strict double (see tests/doubles)."""
 
     def make(_folder: Path, dim: int, _request: pytest.FixtureRequest) -> VectorIndex:
-        cluster = FakeOpenSearch(mode=mode)
+        cluster = FakeOpenSearch(mode=mode, generation=generation)
         client = connect("https://search.example", auth="none", connection_class=cluster.connection_class())
-        return OpenSearchIndex(client, "visual-search", dim, "test-model", mode=mode, sleep=lambda _s: None)
+        return OpenSearchIndex(
+            client, "visual-search", dim, "test-model", mode=mode, generation=generation,  # type: ignore[arg-type]
+            sleep=lambda _s: None,
+        )  # fmt: skip
 
     return make
 
@@ -66,7 +70,8 @@ def on_node(_folder: Path, dim: int, request: pytest.FixtureRequest) -> VectorIn
 IMPLEMENTATIONS: dict[str, Factory] = {
     "embedded": lambda folder, dim, _request: EmbeddedIndex(folder / "index.sqlite3", dim),
     "opensearch-managed": on_double("managed"),
-    "opensearch-serverless": on_double("serverless"),
+    "opensearch-serverless-classic": on_double("serverless", "classic"),
+    "opensearch-serverless-nextgen": on_double("serverless", "nextgen"),
     "opensearch-node": on_node,
 }
 

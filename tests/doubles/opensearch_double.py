@@ -7,10 +7,19 @@ index create/exists/mapping, aliases, `_bulk`, `_search` (`knn` with filter, `te
 sort, `search_after`, `min_score`, `_source`), `_count` — and rejects what OpenSearch would reject:
 unknown keys in a k-NN query, k over 10,000, a vector of the wrong dimension, fields outside a strict
 mapping, `search_after` not matching the sort. In `serverless` mode it also rejects what an OpenSearch
-Serverless vector collection rejects: a custom `_id` on index, `refresh`, `_refresh` and point-in-time.
+Serverless vector collection rejects (AWS's pages and quotes: docs/scaling.md), per `generation`:
+- both: `refresh` on writes, `_refresh`, shards and replicas in the settings. Point in time is served
+  (AWS lists its APIs for Serverless); `refuse_point_in_time` makes it refuse one instead.
+- `classic`: a custom `_id` on index (with the answer users report, AWS documents only the refusal),
+  an engine other than faiss/nmslib or a method other than HNSW (AWS: "support only the HNSW algorithm
+  with Faiss", "don't support the Apache Lucene ANN engine"; the error text is the double's own).
+- `nextgen`: `engine` in a field's method and `mode` in a field, with the 400 users report (AWS's page
+  only says NextGen does "not require" them); a `compression_level` outside the 1x/2x/8x/16x/32x AWS
+  lists (the error text is the double's own). Custom ids are accepted, and a search that does not name
+  `_source` leaves vector fields out of it, as AWS documents.
 
-`refresh_lag=True` models Serverless' own refresh (up to 60 s on classic collections, 10 s on newer
-ones): searches and counts read the index as it was at the last `refresh()`, while writes and deletes by
+`refresh_lag=True` models Serverless' own refresh (60 s on classic collections, 10 s on NextGen, per
+AWS): searches and counts read the index as it was at the last `refresh()`, while writes and deletes by
 `_id` apply to the documents at once - as in Lucene, where a search sees a write, or a delete, only
 after a refresh. Without it, every write is searchable at once.
 
@@ -91,6 +100,7 @@ class Index:
 @dataclass
 class FakeOpenSearch:
     mode: str = "managed"
+    generation: str = "nextgen"  # of a Serverless collection: "classic" or "nextgen" (AWS's default today)
     indices: dict[str, Index] = field(default_factory=dict)
     aliases: dict[str, set[str]] = field(default_factory=dict)  # alias -> indices
     requests: list[tuple[str, str, dict[str, Any], Any]] = field(default_factory=list)
@@ -104,6 +114,7 @@ class FakeOpenSearch:
     pits: dict[str, Index] = field(default_factory=dict)  # point-in-time id -> frozen copy of the index
     refresh_lag: bool = False  # searches see writes only after `refresh()` (Serverless' own refresh)
     unsearchable_deletes: int = 0  # documents deleted by _id before a refresh made them searchable
+    refuse_point_in_time: bool = False  # answer point-in-time requests 400, as an engine without them
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -179,8 +190,10 @@ class FakeOpenSearch:
             ("POST", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).searchable)},
             ("GET", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).searchable)},
         }
-        if template.endswith(("/_refresh", "_search/point_in_time")) and self.mode == "serverless":
+        if template.endswith("/_refresh") and self.mode == "serverless":
             raise Rejected(404, "not_found", f"{template} is not supported by OpenSearch Serverless")
+        if "point_in_time" in template and self.refuse_point_in_time:
+            raise Rejected(400, "illegal_argument_exception", "point in time is not supported (injected)")
         handler = routes.get((method, template))
         if handler is None:
             raise Rejected(
@@ -202,6 +215,8 @@ class FakeOpenSearch:
         vector = next(p for p in body["mappings"]["properties"].values() if p.get("type") == "knn_vector")
         if settings.get("knn") is not True or not 1 <= vector["dimension"] <= 16_000:
             raise Rejected(400, "mapper_parsing_exception", "knn_vector needs index.knn and a dimension")
+        if self.mode == "serverless":
+            (_check_nextgen_vector if self.generation == "nextgen" else _check_classic_vector)(vector)
         self.indices[name] = Index(body, lagging=self.refresh_lag)
         return {"acknowledged": True, "index": name}
 
@@ -260,7 +275,7 @@ class FakeOpenSearch:
         try:
             index = self._resolve(meta["_index"])
             if verb == "index":
-                if "_id" in meta and self.mode == "serverless":
+                if "_id" in meta and self.mode == "serverless" and self.generation == "classic":
                     raise Rejected(
                         400,
                         "illegal_argument_exception",
@@ -290,7 +305,7 @@ class FakeOpenSearch:
                     400, "mapper_parsing_exception", f"vector dimension must be {prop['dimension']}"
                 )
 
-    # -- point in time (managed domains only; the route check above refuses it on Serverless)
+    # -- point in time
     def _create_pit(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         if "keep_alive" not in params:
             raise Rejected(400, "action_request_validation_exception", "keep_alive is missing")
@@ -335,7 +350,8 @@ class FakeOpenSearch:
                 raise Rejected(400, "illegal_argument_exception", "search_after must match the sort fields")
             cursor = self._cursor_key(sort, body["search_after"])
             scored = [hit for hit in scored if tuple(k(hit) for k in keys) > cursor]
-        hits = [self._hit(s, i, d, body.get("_source", True)) for s, i, d in scored[: body.get("size", 10)]]
+        hits = [self._hit(s, i, d, body.get("_source", self._default_source(index)))
+                for s, i, d in scored[: body.get("size", 10)]]  # fmt: skip
         shards = dict(SHARDS)
         if self.partial_searches > 0:
             self.partial_searches -= 1
@@ -347,6 +363,13 @@ class FakeOpenSearch:
             "_shards": shards,
             "hits": {"total": {"value": len(scored), "relation": "eq"}, "hits": hits},
         }
+
+    def _default_source(self, index: Index) -> Any:
+        """What a search that does not name `_source` returns: everything, except on a NextGen
+        collection, whose answers leave the vectors out unless asked (AWS: "Optimized search response")."""
+        if self.mode == "serverless" and self.generation == "nextgen":
+            return {"excludes": [n for n, p in index.properties.items() if p.get("type") == "knn_vector"]}
+        return True
 
     def _query(self, index: Index, query: dict[str, Any]) -> list[tuple[float, str, dict[str, Any]]]:
         ((kind, spec),) = query.items()
@@ -383,7 +406,8 @@ class FakeOpenSearch:
         if query.shape != (prop["dimension"],):
             raise Rejected(400, "illegal_argument_exception", "query vector has the wrong dimension")
         allowed = [(i, d) for i, d in index.searchable.items() if _filter(knn.get("filter"), d)]
-        space = prop["method"]["space_type"]
+        # The space type sits in the method or, as AWS's NextGen examples put it, beside it; l2 by default.
+        space = prop.get("space_type") or prop.get("method", {}).get("space_type") or "l2"
         scored = [
             (_score(space, np.asarray(d[field_name], dtype=np.float32), query), i, d) for i, d in allowed
         ]
@@ -420,6 +444,28 @@ class FakeOpenSearch:
         elif isinstance(wanted, dict):
             hit["_source"] = {k: v for k, v in source.items() if k not in wanted.get("excludes", [])}
         return hit
+
+
+NEXTGEN_COMPRESSION = {"1x", "2x", "8x", "16x", "32x"}  # AWS: "Supported compression levels are ..."
+
+
+def _check_nextgen_vector(field_mapping: dict[str, Any]) -> None:
+    """A NextGen collection chooses the engine and mode itself and refuses them in a mapping; the
+    answer is the one users report (AWS's own page says only that they are "not required")."""
+    for where, name in ((field_mapping.get("method") or {}, "engine"), (field_mapping, "mode")):
+        if name in where:
+            raise Rejected(400, "illegal_argument_exception", f"Field parameter '{name}' is not supported")
+    level = field_mapping.get("compression_level")
+    if level is not None and level not in NEXTGEN_COMPRESSION:
+        raise Rejected(400, "illegal_argument_exception", f"compression_level {level} is not supported")
+
+
+def _check_classic_vector(field_mapping: dict[str, Any]) -> None:
+    method = field_mapping.get("method") or {}
+    if method.get("name", "hnsw") != "hnsw" or method.get("engine", "nmslib") not in ("faiss", "nmslib"):
+        raise Rejected(
+            400, "illegal_argument_exception", "a Classic vector collection supports only HNSW with faiss"
+        )
 
 
 def _score(space: str, vector: np.ndarray, query: np.ndarray) -> float:

@@ -23,7 +23,10 @@ def open_index(
     cluster: FakeOpenSearch, model: str = "clip-test", dim: int = DIM, **options
 ) -> OpenSearchIndex:
     client = connect("https://search.example", auth="none", connection_class=cluster.connection_class())
-    return OpenSearchIndex(client, "vs", dim, model, mode=cluster.mode, sleep=lambda _s: None, **options)
+    return OpenSearchIndex(
+        client, "vs", dim, model, mode=cluster.mode, generation=cluster.generation, sleep=lambda _s: None,
+        **options,
+    )  # fmt: skip
 
 
 def unit(*values: float) -> np.ndarray:
@@ -111,8 +114,8 @@ def test_a_managed_upsert_is_one_bulk_keyed_by_asset_id_and_waits_for_refresh():
     ]
 
 
-def test_a_serverless_upsert_finds_the_old_documents_deletes_them_and_indexes_without_an_id():
-    cluster = FakeOpenSearch(mode="serverless")
+def test_a_classic_serverless_upsert_finds_the_old_documents_deletes_them_and_indexes_without_an_id():
+    cluster = FakeOpenSearch(mode="serverless", generation="classic")
     index = open_index(cluster)
     index.upsert([asset(A, unit(1, 0, 0, 0))])
     index.upsert([asset(A, unit(0, 1, 0, 0))])
@@ -125,8 +128,8 @@ def test_a_serverless_upsert_finds_the_old_documents_deletes_them_and_indexes_wi
     assert index.get(A).vector.tolist() == [0.0, 1.0, 0.0, 0.0]
 
 
-def test_a_serverless_upsert_returns_each_assets_generated_id_even_when_an_item_was_retried():
-    cluster = FakeOpenSearch(mode="serverless")
+def test_a_classic_serverless_upsert_returns_each_assets_generated_id_even_when_an_item_was_retried():
+    cluster = FakeOpenSearch(mode="serverless", generation="classic")
     index = open_index(cluster)
     cluster.bulk_item_faults = [429]  # the first item (A) is throttled once, so B's answer comes first
 
@@ -140,8 +143,8 @@ def test_a_managed_upsert_returns_no_ids_since_documents_are_keyed_by_asset_id()
     assert open_index(FakeOpenSearch()).upsert([asset(A, unit(1, 0, 0, 0))]) == {}
 
 
-def test_a_serverless_replace_and_delete_remove_the_known_document_by_id_before_it_is_searchable():
-    cluster = FakeOpenSearch(mode="serverless", refresh_lag=True)
+def test_a_classic_replace_and_delete_remove_the_known_document_by_id_before_it_is_searchable():
+    cluster = FakeOpenSearch(mode="serverless", generation="classic", refresh_lag=True)
     index = open_index(cluster)
     first = index.upsert([asset(A, unit(1, 0, 0, 0))])
     second = index.upsert([asset(A, unit(0, 1, 0, 0))], known=first)  # the term query finds nothing yet
@@ -154,9 +157,9 @@ def test_a_serverless_replace_and_delete_remove_the_known_document_by_id_before_
     assert cluster.indices["vs-clip-test"].docs == {}
 
 
-def test_a_serverless_upsert_that_fails_withdraws_the_documents_it_had_written():
+def test_a_classic_upsert_that_fails_withdraws_the_documents_it_had_written():
     # Its retry may come before the collection's refresh, when a term query cannot find them.
-    cluster = FakeOpenSearch(mode="serverless", refresh_lag=True)
+    cluster = FakeOpenSearch(mode="serverless", generation="classic", refresh_lag=True)
     index = open_index(cluster)
     cluster.bulk_item_faults = [0] + [503] * 5  # A lands; B is throttled on every one of the 5 attempts
 
@@ -166,8 +169,8 @@ def test_a_serverless_upsert_that_fails_withdraws_the_documents_it_had_written()
     assert cluster.indices["vs-clip-test"].docs == {}
 
 
-def test_a_document_a_failed_upsert_could_not_withdraw_goes_with_the_assets_next_write():
-    cluster = FakeOpenSearch(mode="serverless", refresh_lag=True)
+def test_a_document_a_failed_classic_upsert_could_not_withdraw_goes_with_the_assets_next_write():
+    cluster = FakeOpenSearch(mode="serverless", generation="classic", refresh_lag=True)
     index = open_index(cluster)
     # A lands, B is throttled on all 5 attempts, then withdrawing A is throttled on all 5 attempts too.
     cluster.bulk_item_faults = [0] + [503] * 10
@@ -335,7 +338,7 @@ def test_basic_auth_needs_both_parts():
 
 
 def test_the_double_rejects_what_serverless_and_the_specification_reject():
-    cluster = FakeOpenSearch(mode="serverless")
+    cluster = FakeOpenSearch(mode="serverless", generation="classic")
     open_index(cluster)
     status, body = cluster.handle(
         "POST", "/_bulk", {}, '{"index": {"_index": "vs", "_id": "x"}}\n{"asset_id": "x"}\n'
@@ -354,11 +357,12 @@ def test_the_double_rejects_what_serverless_and_the_specification_reject():
     assert cluster.handle("POST", "/vs/_search", {}, bad_knn)[0] == 400
 
 
-@pytest.mark.parametrize("mode", ["managed", "serverless"])
-def test_the_smoke_test_for_real_clusters_passes_against_the_double(mode):
+@pytest.mark.parametrize(("mode", "generation"), [("managed", "nextgen"), ("serverless", "classic"),
+                                                  ("serverless", "nextgen")])  # fmt: skip
+def test_the_smoke_test_for_real_clusters_passes_against_the_double(mode, generation):
     from tests.smoke.opensearch import DIM, run
 
-    cluster = FakeOpenSearch(mode=mode)
+    cluster = FakeOpenSearch(mode=mode, generation=generation)
     run(open_index(cluster, model="smoke-model", dim=DIM), mode)
 
 
@@ -407,10 +411,10 @@ def test_an_expired_point_in_time_falls_back_to_the_live_index_without_an_error(
     assert [first.asset_id] + [h.asset_id for h in hits] == [A, B]
 
 
-@pytest.mark.parametrize(("mode", "seconds"), [("serverless", 60), ("managed", 0)])
-def test_no_point_in_time_on_serverless_or_when_turned_off(mode, seconds):
+@pytest.mark.parametrize("mode", ["serverless", "managed"])
+def test_no_point_in_time_when_turned_off(mode):
     cluster = FakeOpenSearch(mode=mode)
-    index = open_index(cluster, point_in_time_s=seconds)
+    index = open_index(cluster, point_in_time_s=0)
     assert index.open_snapshot() is None
     assert sent(cluster, "POST", "point_in_time") == []
 
