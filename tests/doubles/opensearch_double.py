@@ -161,7 +161,7 @@ class FakeOpenSearch:
         if "_bulk" in url and raw:
             self.bulk_bytes.append(len(raw.encode() if isinstance(raw, str) else raw))
         try:
-            operation = check(method, url, params, None if "_bulk" in url else body)
+            operation = check(method, url, params, None if "_bulk" in url else _as_specified(url, body))
             if self.throttle_requests > 0 or self._rng.random() < self.throttle_rate:
                 self.throttle_requests = max(0, self.throttle_requests - 1)
                 self.injected["throttled"] += 1
@@ -279,7 +279,8 @@ class FakeOpenSearch:
         self._exists(name)
         key = wanted.removeprefix("index.")
         found = self.indices[name].settings
-        return {name: {"settings": {"index": {key: str(found[key])}} if key in found else {}}}
+        # As a node answers: an index none of whose settings match is left out.
+        return {name: {"settings": {"index": {key: str(found[key])}}}} if key in found else {}
 
     def _refresh(self, name: str) -> dict[str, Any]:
         self._resolve(name).refresh()
@@ -506,6 +507,15 @@ class FakeOpenSearch:
         elif isinstance(wanted, dict):
             hit["_source"] = {k: v for k, v in source.items() if k not in wanted.get("excludes", [])}
         return hit
+
+
+def _as_specified(url: str, body: Any) -> Any:
+    """The body as the API specification can check it. A setting set to null goes back to its default
+    (OpenSearch's update-settings documentation; a node takes it), which the specification's types
+    leave out: the nulls of a settings update are not checked."""
+    if not url.rstrip("/").endswith("/_settings") or not isinstance(body, dict):
+        return body
+    return {k: _as_specified(url, v) for k, v in body.items() if v is not None}
 
 
 def _score(space: str, vector: np.ndarray, query: np.ndarray) -> float:

@@ -81,7 +81,8 @@ def test_a_load_runs_without_refresh_or_replicas_and_gets_both_back_merged_befor
     # Then refresh was off and replicas 0 while loading, no bulk waited for a refresh, and the index was
     # refreshed, merged to one segment and given its configured settings back before the alias moved
     assert written == 40
-    assert during["refresh_interval"] == "-1" and during["number_of_replicas"] == 0
+    assert during["refresh_interval"] == "-1"
+    assert during["number_of_replicas"] == 0
     assert searchable_during == 0  # nothing refreshed it yet, as on a node
     assert steps(cluster) == [
         'settings {"number_of_replicas": 0, "refresh_interval": "-1"}',

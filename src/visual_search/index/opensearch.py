@@ -157,7 +157,7 @@ class OpenSearchIndex:
             self._check_meta(current)
             return
         self.create_physical(self.physical_name)
-        self._point_alias(self.physical_name)
+        self.activate(self.physical_name)  # finishes a load a backfill made before any alias existed
 
     def create_physical(self, name: str) -> None:
         if self._call(lambda: self._os.indices.exists(index=name)):
@@ -279,7 +279,9 @@ class OpenSearchIndex:
 
     def _refresh_off(self, name: str) -> bool:
         found = self._call(lambda: self._os.indices.get_settings(index=name, name="index.refresh_interval"))
-        return found[name]["settings"].get("index", {}).get("refresh_interval") == "-1"
+        # A node leaves out an index none of whose settings match: {} when the interval is the default.
+        settings = (found.get(name) or {}).get("settings", {})
+        return settings.get("index", {}).get("refresh_interval") == "-1"
 
     # -- writes
     def upsert(self, assets: Sequence[IndexedAsset], known: DocIds | None = None) -> DocIds:
