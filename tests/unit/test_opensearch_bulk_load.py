@@ -214,3 +214,12 @@ def test_the_loads_encoding_reads_back_as_the_upserts_with_every_float32_exact()
     assert np.array_equal(np.asarray(loaded.pop("vector"), dtype=np.float32), vector)
     assert np.array_equal(np.asarray(upserted.pop("vector"), dtype=np.float32), vector)
     assert loaded == upserted
+
+
+def test_an_invalid_asset_in_the_stream_stops_the_load_with_its_reason():
+    cluster = FakeOpenSearch()
+    _, building = served_and_new(cluster)
+    stream = assets(30)
+    stream[17] = IndexedAsset(stream[17].asset_id, stream[17].vector * 2, stream[17].document)
+    with pytest.raises(ValueError, match="expected unit length"):
+        building.bulk_load(iter(stream), SMALL)
