@@ -194,7 +194,8 @@ def _add_backfill(commands) -> None:
     p.add_argument(
         "--activate",
         action="store_true",
-        help="once complete, point readers at this model's index (OpenSearch, with VS_OPENSEARCH_REINDEX)",
+        help="once complete, finish this model's index (refresh, force merge, settings) and point readers"
+        " at it (OpenSearch, with VS_OPENSEARCH_REINDEX)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_backfill)
@@ -210,6 +211,7 @@ def _run_backfill(args) -> int:
 
     services = build_ingest(with_model(IngestSettings()))
     try:
+        _begin_load(services.index)
         with tqdm(unit="img", file=sys.stderr, disable=args.quiet) as bar:
             report = backfill(
                 services.pipeline,
@@ -233,6 +235,15 @@ def _run_backfill(args) -> int:
     outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items()))
     print(f"listed {report.listed}; {outcomes or 'nothing changed'}")
     return 0
+
+
+def _begin_load(index) -> None:
+    """A backfill into a new OpenSearch index (VS_OPENSEARCH_REINDEX) runs as a bulk load: the index's
+    refresh off and no replica, writes not waiting for refreshes, until `--activate` finishes it."""
+    from visual_search.index.opensearch import OpenSearchIndex
+
+    if isinstance(index, OpenSearchIndex) and index.reindexing:
+        index.begin_load()
 
 
 def _run_serve(args) -> int:

@@ -1,6 +1,8 @@
 """What only a real OpenSearch node can show (tests/opensearch_node.py, Lucene engine): approximate HNSW
 scoring with `min_score`, filtered k-NN, a point in time, bulk partial failures, the alias swap while
-reads go on, the `_meta` model check, and 1,000 writes through throttling injected in front of the node.
+reads go on, the `_meta` model check, 1,000 writes through throttling injected in front of the node, and
+a backfill's bulk load (refresh and replicas off while it runs, finished before the alias moves; through
+throttling too).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import requests
 from tests.conformance.test_vector_index import SCORE_TOLERANCE
 from visual_search.errors import ConfigurationError
 from visual_search.index.opensearch import OpenSearchIndex, connect
+from visual_search.index.opensearch_bulk import BulkTuning
 from visual_search.index.opensearch_errors import OpenSearchRefused
 from visual_search.index.opensearch_mapping import IndexOptions
 from visual_search.index.port import Filters, IndexedAsset, SearchAfter
@@ -242,3 +245,74 @@ def test_a_thousand_writes_through_throttling_all_land_once(opensearch_url, alia
     assert proxy.injected > 0
     assert index.count() == 1000
     assert len(set(index.iter_assets())) == 1000
+
+
+def node_settings(url: str, index: str) -> dict[str, str]:
+    found = requests.get(f"{url}/{index}/_settings", params={"flat_settings": "true"}, timeout=30).json()
+    return found[index]["settings"]
+
+
+def test_a_bulk_load_lands_every_document_and_readers_move_only_once_it_is_finished(opensearch_url, alias):
+    # Given an index readers use, and a new one for another model beside it
+    served = open_on(opensearch_url, alias, model="m1")
+    served.upsert(assets(clustered(50, seed=8)))
+    building = open_on(opensearch_url, alias, model="m2", reindex=True)
+    vectors = clustered(3000, seed=9)
+    seen: dict[str, object] = {}
+
+    def probed() -> Iterator[IndexedAsset]:
+        for n, asset in enumerate(assets(vectors)):
+            if n == 2000:  # mid-load: the new index, and what readers see
+                seen["settings"] = node_settings(opensearch_url, building.physical_name)
+                seen["alias"] = list(requests.get(f"{opensearch_url}/_alias/{alias}", timeout=30).json())
+                seen["served"] = served.count()
+            yield asset
+
+    # When 3,000 documents are bulk loaded in parallel requests of ~100 kB, then the index activated
+    written = building.bulk_load(probed(), BulkTuning(chunk_bytes=100_000, threads=2))
+    before = list(requests.get(f"{opensearch_url}/_alias/{alias}", timeout=30).json())
+    building.activate(building.physical_name)
+
+    # Then the load ran without refresh or replica while readers kept the old index
+    settings = seen["settings"]
+    assert isinstance(settings, dict)
+    assert (settings["index.refresh_interval"], settings["index.number_of_replicas"]) == ("-1", "0")
+    assert seen["alias"] == before == [served.physical_name]
+    assert seen["served"] == 50
+    # and readers now have every document once, in one segment, with the configured refresh back
+    assert written == 3000
+    assert served.count() == 3000
+    assert len(set(served.iter_assets())) == 3000
+    after = node_settings(opensearch_url, building.physical_name)
+    assert after["index.refresh_interval"] == "20ms"
+    segments = requests.get(
+        f"{opensearch_url}/_cat/segments/{building.physical_name}?format=json", timeout=30
+    )
+    assert len(segments.json()) == 1
+    assert served.knn_page(vectors[7], 1)[0].asset_id == f"{7:032x}"
+
+
+def test_a_bulk_load_through_throttling_lands_every_document_once(opensearch_url, alias):
+    open_on(opensearch_url, alias)  # the served index, made without faults
+    proxy = Throttling(opensearch_url, rate=0.2)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        options = IndexOptions(engine="lucene", replicas=0, refresh_interval="20ms")
+        client = connect(proxy.url, auth="none")
+        building = OpenSearchIndex(
+            client, alias, DIM, "m2", options=options, reindex=True, attempts=8, budget_s=60
+        )
+        written = building.bulk_load(
+            assets(clustered(2000, seed=10)), BulkTuning(chunk_bytes=30_000, threads=3)
+        )
+        building.finish_load()
+    finally:
+        proxy.shutdown()
+        thread.join()
+
+    direct = open_on(opensearch_url, alias, model="m2", reindex=True)
+    assert proxy.injected > 0
+    assert written == 2000
+    assert direct.count() == 2000
+    assert len(set(direct.iter_assets())) == 2000

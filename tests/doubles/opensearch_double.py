@@ -8,7 +8,8 @@ sort, `search_after`, `min_score`, `_source`), `_count` — and rejects what Ope
 unknown keys in a k-NN query, k over 10,000, a vector of the wrong dimension, fields outside a strict
 mapping, `search_after` not matching the sort. In `serverless` mode it also rejects what an OpenSearch
 Serverless vector collection rejects (AWS's pages and quotes: docs/scaling.md), per `generation`:
-- both: `refresh` on writes, `_refresh`, shards and replicas in the settings. Point in time is served
+- both: `refresh` on writes, `_refresh`, `_forcemerge`, and the settings Serverless manages itself
+  (shards, replicas, refresh interval). Point in time is served
   (AWS lists its APIs for Serverless); `refuse_point_in_time` makes it refuse one instead.
 - `classic`: a custom `_id` on index (with the answer users report, AWS documents only the refusal),
   an engine other than faiss/nmslib or a method other than HNSW (AWS: "support only the HNSW algorithm
@@ -17,6 +18,11 @@ Serverless vector collection rejects (AWS's pages and quotes: docs/scaling.md), 
   only says NextGen does "not require" them); a `compression_level` outside the 1x/2x/8x/16x/32x AWS
   lists (the error text is the double's own). Custom ids are accepted, and a search that does not name
   `_source` leaves vector fields out of it, as AWS documents.
+
+Index settings a bulk load changes are kept (`PUT _settings`; a null value resets one) and force merges
+recorded (`Index.merges`). While an index's `refresh_interval` is -1, searches and counts read it as of
+its last refresh (`_refresh`, or the interval set again), as on a node; a write with `refresh=wait_for`
+into it is refused here, where a node would wait until something else refreshes it - possibly for ever.
 
 `refresh_lag=True` models Serverless' own refresh (60 s on classic collections, 10 s on NextGen, per
 AWS): searches and counts read the index as it was at the last `refresh()`, while writes and deletes by
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -84,6 +91,7 @@ class Index:
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # what writes and deletes by _id see
     lagging: bool = False  # searches read `refreshed`, the documents as of the last refresh
     refreshed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    merges: list[int] = field(default_factory=list)  # max_num_segments of each force merge asked
 
     @property
     def searchable(self) -> dict[str, dict[str, Any]]:
@@ -96,6 +104,15 @@ class Index:
     def properties(self) -> dict[str, Any]:
         return self.body["mappings"]["properties"]
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The index's settings as created and updated (`index.` keys, nested form)."""
+        return self.body["settings"]["index"]
+
+    @property
+    def refresh_off(self) -> bool:
+        return str(self.settings.get("refresh_interval")) == "-1"
+
 
 @dataclass
 class FakeOpenSearch:
@@ -104,6 +121,7 @@ class FakeOpenSearch:
     indices: dict[str, Index] = field(default_factory=dict)
     aliases: dict[str, set[str]] = field(default_factory=dict)  # alias -> indices
     requests: list[tuple[str, str, dict[str, Any], Any]] = field(default_factory=list)
+    bulk_bytes: list[int] = field(default_factory=list)  # each _bulk request's body, in bytes
     throttle_requests: int = 0  # answer this many next requests with 429
     bulk_item_faults: list[int] = field(default_factory=list)  # statuses for the next bulk items (0: none)
     throttle_rate: float = 0.0  # this share of requests answered 429
@@ -118,6 +136,7 @@ class FakeOpenSearch:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()  # one request at a time, as parallel bulk requests arrive together
 
     def refresh(self) -> None:
         """Make every write so far searchable, as Serverless' periodic refresh does."""
@@ -132,7 +151,8 @@ class FakeOpenSearch:
                 self, method, url, params=None, body=None, timeout=None, ignore=(), headers=None
             ):
                 params = {k: v.decode() if isinstance(v, bytes) else v for k, v in (params or {}).items()}
-                status, payload = cluster.handle(method, url, params, body)
+                with cluster._lock:
+                    status, payload = cluster.handle(method, url, params, body)
                 raw = "" if payload is None else json.dumps(payload)
                 if not 200 <= status < 300 and status not in ignore:
                     # As a real node answers: JSON, so opensearch-py parses the error body (`exc.info`)
@@ -149,8 +169,10 @@ class FakeOpenSearch:
     def handle(self, method: str, url: str, params: dict[str, Any], raw: Any) -> tuple[int, Any]:
         body = self._parse_body(url, raw)
         self.requests.append((method, unquote(url), params, body))
+        if "_bulk" in url and raw:
+            self.bulk_bytes.append(len(raw.encode() if isinstance(raw, str) else raw))
         try:
-            operation = check(method, url, params, None if "_bulk" in url else body)
+            operation = check(method, url, params, None if "_bulk" in url else _as_specified(url, body))
             if self.throttle_requests > 0 or self._rng.random() < self.throttle_rate:
                 self.throttle_requests = max(0, self.throttle_requests - 1)
                 self.injected["throttled"] += 1
@@ -175,6 +197,8 @@ class FakeOpenSearch:
     def _route(self, method: str, template: str, parts: list[str], params: dict[str, Any], body: Any) -> Any:
         if "refresh" in params and self.mode == "serverless":
             raise Rejected(400, "illegal_argument_exception", "refresh is not supported by Serverless")
+        if params.get("refresh") == "wait_for" and template == "/_bulk":
+            self._refuse_endless_wait(body or [])
         routes = {
             ("HEAD", "/{index}"): lambda: self._exists(parts[0]),
             ("PUT", "/{index}"): lambda: self._create(parts[0], body),
@@ -189,8 +213,12 @@ class FakeOpenSearch:
             ("GET", "/{index}/_search"): lambda: self._search(parts[0], body or {}),
             ("POST", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).searchable)},
             ("GET", "/{index}/_count"): lambda: {"count": len(self._resolve(parts[0]).searchable)},
+            ("PUT", "/{index}/_settings"): lambda: self._put_settings(parts[0], body or {}),
+            ("GET", "/{index}/_settings/{name}"): lambda: self._get_settings(parts[0], parts[2]),
+            ("POST", "/{index}/_refresh"): lambda: self._refresh(parts[0]),
+            ("POST", "/{index}/_forcemerge"): lambda: self._force_merge(parts[0], params),
         }
-        if template.endswith("/_refresh") and self.mode == "serverless":
+        if template.endswith(("/_refresh", "/_forcemerge")) and self.mode == "serverless":
             raise Rejected(404, "not_found", f"{template} is not supported by OpenSearch Serverless")
         if "point_in_time" in template and self.refuse_point_in_time:
             raise Rejected(400, "illegal_argument_exception", "point in time is not supported (injected)")
@@ -236,9 +264,68 @@ class FakeOpenSearch:
         self.aliases = staged  # all actions or none: the swap is atomic
         return {"acknowledged": True}
 
+    def _put_settings(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        index = self._resolve(name)
+        changes = dict(body.get("index") or {})
+        changes |= {k.removeprefix("index."): v for k, v in body.items() if k != "index"}
+        managed = {"refresh_interval", "number_of_replicas", "number_of_shards"} & set(changes)
+        if managed and self.mode == "serverless":
+            raise Rejected(400, "illegal_argument_exception", f"{sorted(managed)} are managed by Serverless")
+        if "number_of_shards" in changes:
+            raise Rejected(
+                400, "illegal_argument_exception", "can't update non dynamic settings [number_of_shards]"
+            )
+        was_off = index.refresh_off
+        for key, value in changes.items():
+            if value is None:
+                index.settings.pop(key, None)
+            else:
+                index.settings[key] = value
+        if index.refresh_off and not was_off:
+            index.refresh()  # what was searchable stays so; later writes wait for a refresh
+            index.lagging = True
+        elif was_off and not index.refresh_off:
+            index.refresh()
+            index.lagging = self.refresh_lag
+        return {"acknowledged": True}
+
+    def _get_settings(self, name: str, wanted: str) -> dict[str, Any]:
+        self._exists(name)
+        key = wanted.removeprefix("index.")
+        found = self.indices[name].settings
+        # As a node answers: an index none of whose settings match is left out.
+        return {name: {"settings": {"index": {key: str(found[key])}}}} if key in found else {}
+
+    def _refresh(self, name: str) -> dict[str, Any]:
+        self._resolve(name).refresh()
+        return {"_shards": SHARDS}
+
+    def _force_merge(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._resolve(name).merges.append(int(params.get("max_num_segments", -1)))
+        return {"_shards": SHARDS}
+
+    def _refuse_endless_wait(self, lines: list[dict[str, Any]]) -> None:
+        """A node answers a wait_for write once a refresh makes it searchable: never, for an index
+        whose refresh is off, unless something else refreshes it."""
+        n = 0
+        while n < len(lines):
+            ((verb, meta),) = lines[n].items()
+            n += 2 if verb == "index" else 1
+            index = self.indices.get(meta["_index"]) or self._alias_target(meta["_index"])
+            if index is not None and index.refresh_off:
+                raise Rejected(
+                    400,
+                    "unsupported_by_double",
+                    f"refresh=wait_for into {meta['_index']}, whose refresh is off",
+                )
+
     def _mapping(self, name: str) -> dict[str, Any]:
         self._exists(name)
         return {name: {"mappings": self.indices[name].body["mappings"]}}
+
+    def _alias_target(self, name: str) -> Index | None:
+        members = self.aliases.get(name) or set()
+        return self.indices[next(iter(members))] if len(members) == 1 else None
 
     def _resolve(self, name: str) -> Index:
         if name in self.indices:
@@ -466,6 +553,15 @@ def _check_classic_vector(field_mapping: dict[str, Any]) -> None:
         raise Rejected(
             400, "illegal_argument_exception", "a Classic vector collection supports only HNSW with faiss"
         )
+
+
+def _as_specified(url: str, body: Any) -> Any:
+    """The body as the API specification can check it. A setting set to null goes back to its default
+    (OpenSearch's update-settings documentation; a node takes it), which the specification's types
+    leave out: the nulls of a settings update are not checked."""
+    if not url.rstrip("/").endswith("/_settings") or not isinstance(body, dict):
+        return body
+    return {k: _as_specified(url, v) for k, v in body.items() if v is not None}
 
 
 def _score(space: str, vector: np.ndarray, query: np.ndarray) -> float:

@@ -125,3 +125,32 @@ def test_backfill_activate_on_the_embedded_index_is_refused_with_what_to_do(worl
     _backfill_command_env(world, monkeypatch, "one")
     assert main(["backfill", "--prefix", "one/", "--quiet", "--activate"]) == 2
     assert "--activate needs the OpenSearch index (one machine: restart instead)" in capsys.readouterr().err
+
+
+def test_a_backfill_into_a_new_opensearch_index_is_a_bulk_load_finished_before_readers_move(
+    world, monkeypatch, capsys
+):
+    # Given a bucket's images and an OpenSearch index being rebuilt for a new model
+    fill(world, 4, prefix="bulk/")
+    _backfill_command_env(world, monkeypatch, "bulk")
+    cluster = FakeOpenSearch(mode="managed")
+    plug_in(monkeypatch, cluster)
+    monkeypatch.setenv("VS_INDEX_BACKEND", "opensearch")
+    monkeypatch.setenv("VS_OPENSEARCH_ENDPOINT", "https://search.example")
+    monkeypatch.setenv("VS_OPENSEARCH_REINDEX", "true")
+    # When the backfill runs with --activate
+    assert main(["backfill", "--prefix", "bulk/", "--quiet", "--batch", "2", "--activate"]) == 0
+    # Then its writes did not wait for refreshes (the double refuses a wait_for into an index whose
+    # refresh is off), and the index got refresh and replicas back, merged, before the alias moved
+    calls = [(method, path.rsplit("/", 1)[-1], params) for method, path, params, _ in cluster.requests]
+    bulks = [params for _, last, params in calls if last == "_bulk"]
+    assert len(bulks) == 2
+    assert all("refresh" not in params for params in bulks)
+    order = [
+        last for method, last, _ in calls if last in ("_bulk", "_forcemerge", "_aliases") or method == "PUT"
+    ]
+    assert order[-4:] == ["_bulk", "_forcemerge", "_settings", "_aliases"]
+    (physical,) = cluster.aliases["visual-search"]
+    assert cluster.indices[physical].settings["number_of_replicas"] == 1  # the configured default
+    assert "refresh_interval" not in cluster.indices[physical].settings  # OpenSearch's default again
+    assert capsys.readouterr().out.strip() == "listed 4; indexed: 4"

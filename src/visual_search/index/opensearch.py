@@ -13,6 +13,12 @@ mapping is the one the engine accepts (`opensearch_mapping.vector_mapping`): a N
 `engine` and `mode`, so it is told neither; a mapping the collection refuses is a start-up error that
 names the generation setting.
 
+A backfill into such a new index is a bulk load (`begin_load`, `bulk_load`, finished by `activate`):
+while nobody reads the index, its refresh is off and it has no replica, writes do not wait for a
+refresh, and `bulk_load` sends parallel requests cut by bytes (`opensearch_bulk`). Before the alias
+moves, the index is refreshed, force-merged to one segment and given back its configured refresh
+interval and replicas. An index a load left unfinished (refresh off) is finished by `activate`.
+
 Writes are `_bulk` requests whose every item is checked: items answered 429 or 5xx are retried with
 exponential back-off and full jitter (bounded), other item errors raise; what still fails raises
 DependencyUnavailable, so the ingest message is retried and ends in the DLQ. A domain and a NextGen
@@ -62,8 +68,8 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -98,12 +104,23 @@ from visual_search.index.port import (
     check_vector,
 )
 
+if TYPE_CHECKING:
+    from visual_search.index.opensearch_bulk import BulkTuning
+
 log = logging.getLogger(__name__)
 
 Mode = Literal["managed", "serverless"]
 Generation = Literal["classic", "nextgen"]  # of a Serverless collection
 SERVERLESS_POINT_IN_TIME_S = 60  # the keep-alive between pages when none is configured on Serverless
 MAX_STRAYS = 10_000  # assets whose failed write could not be withdrawn, remembered (see `_withdraw`)
+# A k-NN query searches every segment's graph in turn, so a loaded index is merged to one: each query
+# then walks one HNSW graph. The merge re-inserts the vectors of every other segment into the largest
+# one's graph (bench/opensearch_bulk.py times it), once, before readers arrive and before replicas copy it.
+MERGED_SEGMENTS = 1
+MERGE_TIMEOUT_S = 6 * 3600.0  # the merge request's wait (a million vectors: tens of minutes on 2 cores)
+# During a load: no refresh (a segment per second, each with its own graph, merged again and again), no
+# replica (each document indexed and its graph built once; the replica copies the merged primary after).
+LOAD_SETTINGS = {"refresh_interval": "-1", "number_of_replicas": 0}
 
 
 class OpenSearchIndex:
@@ -138,6 +155,7 @@ class OpenSearchIndex:
         self.options = options or IndexOptions()
         self._attempts, self._sleep = attempts, sleep
         self._strays: dict[str, set[str]] = {}  # Classic: see `_withdraw`
+        self._loading = False  # between `begin_load` and the end of the load (`finish_load`)
         # Reading and writing go through the alias, except while re-indexing for a new model: then
         # into the model's own index, beside the one the alias serves, until `activate` swaps them.
         self.target = self.physical_name if reindex else alias
@@ -159,7 +177,7 @@ class OpenSearchIndex:
             self._check_meta(current)
             return
         self.create_physical(self.physical_name)
-        self.activate(self.physical_name)
+        self.activate(self.physical_name)  # finishes a load a backfill made before any alias existed
 
     def create_physical(self, name: str) -> None:
         if self._call(lambda: self._os.indices.exists(index=name)):
@@ -180,8 +198,20 @@ class OpenSearchIndex:
                     "check that VS_OPENSEARCH_GENERATION names the collection's generation"
                 ) from exc
 
+    @property
+    def reindexing(self) -> bool:
+        """Writing into the model's own index, beside the one the alias serves (`reindex=True`)."""
+        return self.target != self.alias
+
     def activate(self, name: str) -> None:
-        """Point the alias at `name`, atomically removing it from any other index."""
+        """Point the alias at `name`, atomically removing it from any other index; a bulk load into
+        `name` that is not finished yet (its refresh is off: this process's, or an interrupted one's)
+        is finished first (`finish_load`), so readers never meet an index without refresh or replicas."""
+        if self.mode == "managed" and self._refresh_off(name):
+            self.finish_load(name)
+        self._point_alias(name)
+
+    def _point_alias(self, name: str) -> None:
         found = self._call(lambda: self._os.indices.get_alias(name=self.alias, ignore=[404]))
         actions: list[dict[str, Any]] = [
             {"remove": {"index": old, "alias": self.alias}}
@@ -200,6 +230,88 @@ class OpenSearchIndex:
                 f"of dimension {meta.get('dimension')}, but the running model is {self.model_id!r} of "
                 f"dimension {self.dim}: re-index with `visual-search backfill` into a new index"
             )
+
+    # -- bulk loading a new index (backfills)
+    def begin_load(self) -> bool:
+        """Prepare the index this adapter re-indexes into for a bulk load: refresh off and no replica
+        (Serverless manages both itself), and writes stop waiting for a refresh until the load is
+        finished. False, and nothing changed, when readers already use that index (the alias points at
+        it: a backfill run again after `activate`), whose writes keep waiting for their refresh."""
+        if not self.reindexing:
+            raise ConfigurationError(
+                "a bulk load writes into a new index: open the adapter with reindex=True"
+            )
+        if self._loading:
+            return True
+        found = self._call(lambda: self._os.indices.get_alias(name=self.alias, ignore=[404]))
+        if self.target in (found or {}):
+            log.info("%s already serves %s: not bulk loaded", self.target, self.alias)
+            return False
+        if self.mode == "managed":
+            self._put_settings(self.target, LOAD_SETTINGS)
+        self._loading = True
+        return True
+
+    def bulk_load(self, assets: Iterable[IndexedAsset], tuning: BulkTuning | None = None) -> int:
+        """Write `assets` (each once) into the new index as fast as the cluster takes them; returns how
+        many were written, all acknowledged. Begins the load if need be (`begin_load`); `activate` (or
+        `finish_load`) ends it. Raises ConfigurationError when the adapter is not re-indexing or readers
+        already use its index, and as `upsert` raises when writes fail. On Serverless the collection's
+        document ids are not returned: a writer that records them (the ingest ledger) uses `upsert`."""
+        from visual_search.index import opensearch_bulk
+
+        if not self.begin_load():
+            raise ConfigurationError(
+                f"{self.target} already serves {self.alias}: bulk loads are for a new index"
+            )
+        tuning = tuning or opensearch_bulk.BulkTuning()
+        pending = opensearch_bulk.actions(assets, self.dim, self.target, with_ids=self.mode == "managed")
+        return opensearch_bulk.load(
+            self._os,
+            pending,
+            tuning,
+            self._attempts,
+            lambda attempt: self._back_off(attempt, self._clock() + self._budget_s),
+        )
+
+    def finish_load(self, name: str | None = None) -> float:
+        """End a bulk load into `name` (the index this adapter re-indexes into by default): refresh,
+        force merge to MERGED_SEGMENTS, then the configured refresh interval and replicas. Returns the
+        force merge's seconds (0 on Serverless, which merges by itself and refuses the call)."""
+        name = name or self.target
+        if self.mode != "managed":
+            self._loading = False
+            return 0.0
+        self._call(lambda: self._os.indices.refresh(index=name, request_timeout=MERGE_TIMEOUT_S))
+        started = self._clock()
+        self._call(
+            lambda: self._os.indices.forcemerge(
+                index=name, max_num_segments=MERGED_SEGMENTS, request_timeout=MERGE_TIMEOUT_S
+            )
+        )
+        merge_s = self._clock() - started
+        restored = {
+            "refresh_interval": self.options.refresh_interval,
+            "number_of_replicas": self.options.replicas,
+        }
+        self._put_settings(name, restored)  # refresh_interval None: back to OpenSearch's default
+        self._loading = False  # only now: until refresh is back on, a wait_for would never return
+        log.info(
+            "bulk load into %s finished: force merge to %d segment(s) took %.1f s",
+            name,
+            MERGED_SEGMENTS,
+            merge_s,
+        )
+        return merge_s
+
+    def _put_settings(self, name: str, settings: dict[str, Any]) -> None:
+        self._call(lambda: self._os.indices.put_settings(index=name, body={"index": settings}))
+
+    def _refresh_off(self, name: str) -> bool:
+        found = self._call(lambda: self._os.indices.get_settings(index=name, name="index.refresh_interval"))
+        # A node leaves out an index none of whose settings match: {} when the interval is the default.
+        settings = (found.get(name) or {}).get("settings", {})
+        return settings.get("index", {}).get("refresh_interval") == "-1"
 
     # -- writes
     def upsert(self, assets: Sequence[IndexedAsset], known: DocIds | None = None) -> DocIds:
@@ -279,7 +391,8 @@ class OpenSearchIndex:
         actions = [lines[n : n + step] for n in range(0, len(lines), step)]
         results = results if results is not None else [{} for _ in actions]
         pending = list(range(len(actions)))
-        options = {"refresh": "wait_for"} if self.mode == "managed" else {}
+        # During a load nobody reads the index, and its refresh is off: a wait_for would never return.
+        options = {"refresh": "wait_for"} if self.mode == "managed" and not self._loading else {}
         deadline = self._clock() + budget(self._budget_s)
         for attempt in range(self._attempts):
             body = [line for n in pending for line in actions[n]]

@@ -111,10 +111,15 @@ def vector_mapping(dim: int, options: IndexOptions, deployment: Deployment) -> d
 
 
 def to_source(asset: IndexedAsset, vector: np.ndarray) -> dict[str, Any]:
+    # float32 -> Python float: its repr (float64's shortest) reads back to the same float32.
+    return {**source_fields(asset), VECTOR: [float(x) for x in vector]}
+
+
+def source_fields(asset: IndexedAsset) -> dict[str, Any]:
+    """The document's fields other than the vector (a bulk load encodes the vector itself)."""
     document = dict(asset.document)
     return {
         "asset_id": asset.asset_id,
-        VECTOR: [float(x) for x in vector],  # float32 -> shortest repr that reads back to the same float32
         "folder_path": folder_ancestors(str(document.get("folder") or "")),
         "tags": list(document.get("tags") or []),
         "format": document.get("format"),

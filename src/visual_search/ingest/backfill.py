@@ -6,6 +6,13 @@ their order token sits below every S3 sequencer, so a live event is never overwr
 Resumable for free: an object whose listing entry was already applied is skipped by the ledger check,
 so an interrupted run continues where it stopped, and a second run only touches what changed.
 `prune` also removes assets whose object is gone (deletions missed while no worker was listening).
+
+Into a new OpenSearch index (`VS_OPENSEARCH_REINDEX`), `visual-search backfill` runs this as a bulk load
+(`OpenSearchIndex.begin_load`): the index's refresh is off and it has no replica, and each batch's write
+is acknowledged - durable - before the ledger records it, as always, but does not wait for a refresh (up
+to a second a batch); `--activate` then finishes the index and moves readers to it. The batches stay
+this pipeline's, since embedding, not the index, is the slow stage here; whoever already holds vectors
+writes them with `OpenSearchIndex.bulk_load` (parallel requests cut by bytes: bench/opensearch_bulk.py).
 """
 
 from __future__ import annotations
