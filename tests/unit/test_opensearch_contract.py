@@ -79,7 +79,7 @@ def test_first_start_creates_the_models_index_from_the_manifest_and_points_the_a
             "parameters": {
                 "m": 16,
                 "ef_construction": 128,
-                "ef_search": 100,
+                "ef_search": 256,
                 "encoder": {"name": "sq", "parameters": {"type": "fp16"}},
             },
         },
@@ -198,7 +198,7 @@ def test_search_is_a_filtered_knn_query_sorted_by_score_then_asset_id_with_searc
                 "vector": {
                     "vector": [1.0, 0.0, 0.0, 0.0],
                     "k": 500,  # filtered: max_hits on every page (see opensearch_query)
-                    "method_parameters": {"ef_search": 100},
+                    "method_parameters": {"ef_search": 256},
                     "filter": {
                         "bool": {
                             "filter": [
@@ -247,7 +247,7 @@ def test_a_first_page_asks_for_what_its_size_needs_not_max_hits():
     index.upsert([asset(A, unit(1, 0, 0, 0))])
     index.knn_page(unit(1, 0, 0, 0), 10, max_hits=1000)
     index.knn_page(unit(1, 0, 0, 0), 600, max_hits=1000)
-    assert [knn["k"] for knn in knn_requests(cluster)] == [100, 1000]
+    assert [knn["k"] for knn in knn_requests(cluster)] == [200, 1000]
 
 
 def test_a_filtered_walk_asks_for_max_hits_on_every_page_so_no_page_changes_how_a_segment_is_scored():

@@ -39,8 +39,8 @@ class IndexOptions:
     space_type: SpaceType = "innerproduct"
     m: int = 16
     ef_construction: int = 128
-    ef_search: int = 100
-    k_floor: int = 100
+    ef_search: int = 256
+    k_floor: int = 200
     k_factor: float = 2.0
     fp16: bool = False
     shards: int = 1
