@@ -266,10 +266,12 @@ def main() -> None:
                 **measure(embedded, None, queries, truth, filtered_truth, args.walk_queries),
             }
             embedded.close()
+            print(f"embedded: {results['embedded']}", flush=True)
 
     alias = f"vs-bench-{uuid.uuid4().hex[:6]}"
     print(f"OpenSearch node: bulk-loading {args.n} x {DIM} ...", flush=True)
     node, loaded = load_node(url, alias, vectors)
+    print(f"OpenSearch node: {loaded}", flush=True)
     try:
         old = on_node(url, alias, k_floor=MAX_HITS)  # k = max_hits on every page, as before issue #22
         print("OpenSearch node: measuring ...", flush=True)
