@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,9 +87,9 @@ def load(
     """Send every action, in parallel requests of at most `tuning.chunk_bytes`; returns how many were
     written. The failures a retry can fix are sent again, after `back_off(attempt)` (False: out of
     time), up to `attempts` passes in all."""
-    written = 0
+    written, retry = 0, list[Action]()
     for attempt in range(attempts):
-        retry: list[Action] = []
+        retry = []
         with contextlib.closing(send(client, pending, tuning)) as results:
             for action, failure in results:
                 if failure is None:
@@ -103,12 +103,12 @@ def load(
         pending = retry
         if attempt + 1 == attempts or not back_off(attempt):
             break
-    raise DependencyUnavailable(
-        f"OpenSearch kept refusing {len(pending)} write(s) of a bulk load (throttled)"
-    )
+    raise DependencyUnavailable(f"OpenSearch kept refusing {len(retry)} write(s) of a bulk load (throttled)")
 
 
-def send(client: Any, pending: Iterable[Action], tuning: BulkTuning) -> Iterator[tuple[Action, dict | None]]:
+def send(
+    client: Any, pending: Iterable[Action], tuning: BulkTuning
+) -> Generator[tuple[Action, dict | None], None, None]:
     """Each action with its failure (None when it was written), in the order sent."""
     from opensearchpy.helpers import parallel_bulk
 
