@@ -49,6 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fixtures, from a checkout
+from tests.fixtures.clustered import clustered, unit
 from visual_search.index.embedded import EmbeddedIndex, GraphParams
 from visual_search.index.port import Filters, IndexedAsset
 
@@ -68,33 +70,13 @@ BARS = {
 RESULTS = Path(__file__).resolve().parent / "results" / "index.json"
 
 
-def unit(array: np.ndarray) -> np.ndarray:
-    return (array / np.linalg.norm(array, axis=1, keepdims=True)).astype(np.float32)
-
-
 def dataset(kind: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(vectors (n, DIM), queries (QUERIES, DIM)), float32 unit rows."""
-    rng = np.random.default_rng(seed)
     if kind == "uniform":
+        rng = np.random.default_rng(seed)
         vectors = unit(rng.standard_normal((n + QUERIES, DIM), dtype=np.float32))
         return vectors[:n], vectors[n:]
-    topics = unit(rng.standard_normal((50, DIM), dtype=np.float32))
-    subtopics = unit(topics[rng.integers(0, 50, 2000)] + _noise(rng, 2000, 0.8))
-
-    def draw(count: int) -> np.ndarray:
-        # In chunks, so a million rows do not need several temporary copies; the generator's stream is
-        # consumed in the same order as one call would, so the data do not depend on the chunking.
-        centres, drawn = rng.integers(0, 2000, count), np.empty((count, DIM), dtype=np.float32)
-        for start in range(0, count, 65_536):
-            chunk = centres[start : start + 65_536]
-            drawn[start : start + len(chunk)] = unit(subtopics[chunk] + _noise(rng, len(chunk), 0.8))
-        return drawn
-
-    return draw(n), draw(QUERIES)
-
-
-def _noise(rng: np.random.Generator, count: int, scale: float) -> np.ndarray:
-    return rng.standard_normal((count, DIM), dtype=np.float32) * np.float32(scale / np.sqrt(DIM))
+    return clustered(n, QUERIES, DIM, seed)
 
 
 def assets(vectors: np.ndarray, start: int) -> list[IndexedAsset]:

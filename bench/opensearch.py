@@ -1,16 +1,26 @@
-"""The embedded index and a real OpenSearch node, side by side on the same vectors, in one run.
+"""The embedded index and a real OpenSearch node, side by side on the same vectors, each in its steady
+state, in one run.
 
-    make bench-opensearch                         # 100,000 x 512 clustered (starts the local node)
-    nice python bench/opensearch.py --n 20000     # smaller
-    nice python bench/opensearch.py --skip-duplicates
+    make bench-opensearch                                 # 100,000 x 512 clustered (starts the node)
+    nice python bench/opensearch.py --n 1000000 --heap 4g # a million: ~1 h here
+    nice python bench/opensearch.py --n 20000 --skip-duplicates
 
-For each engine: bulk index throughput (batches of 1,000 through the adapter, as ingest writes), query
-latency p50/p99 for a page of 10 unfiltered and with a selective folder filter (~5%), recall@10 against
-exact brute force. On the node, queries are timed as the search service sends them (k = max_hits = 1,000,
-which drives the HNSW beam to >= 1,000 whatever ef_search says) and with k = 10, to show what that costs.
-Then the collection duplicates report (one k-NN query per asset) is timed at `--duplicates-n` assets on
-the node. The node is tests/opensearch_node.py's (Lucene engine: the Maven k-NN artifact ships no faiss
-libraries), single shard, no replica, 1 GB heap, on the same 2 cores as this process.
+Steady state: the embedded index is measured once its graph holds every row (the time it took to catch
+up after the last acknowledged write is reported: before that, a search scans the rows the graph lacks);
+the node once the backfill path has loaded it (`OpenSearchIndex.bulk_load`: refresh off, no replica,
+then restored, and a force merge), so both answer from their graphs alone.
+
+For each engine: write throughput; page-1 (10 hits) p50/p99 and recall@10 against exact brute force; the
+p50 of pages 2-5 of a walk; a 1% folder filter (p50/p99, and its recall against the exact filtered
+top 10, so a filter that finds nothing cannot pass for a fast one); and over 10 pages of 10 and of 50,
+the hits served twice (duplicates) and the skips - ids among the first 10 pages of a walk whose every
+page asks for k = max_hits that the default walk (k growing with the page) never serves. On the node,
+also the old behaviour (k = max_hits = 1,000 on every page, as before issue #22), an `ef_search` sweep
+at page 1 (how the default was chosen), its resident memory and its index's size on disk.
+
+The node is tests/opensearch_node.py's (Lucene engine: the Maven k-NN artifact ships no faiss
+libraries; how faiss differs is in docs/scaling.md), single shard, no replica, on the same 2 cores as
+this process; its heap is reported (`--heap` when this starts it; a running node is reused as it is).
 
 Prints a table and writes bench/results/opensearch.json.
 """
@@ -18,81 +28,200 @@ Prints a table and writes bench/results/opensearch.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
+import os
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from index import BATCH, DIM, assets, brute_force, dataset  # noqa: E402  (bench/index.py)
+from index import BATCH, DIM, assets, dataset  # noqa: E402  (bench/index.py)
 
 from tests import opensearch_node  # noqa: E402
 from visual_search.index.embedded import EmbeddedIndex  # noqa: E402
 from visual_search.index.opensearch import OpenSearchIndex, connect  # noqa: E402
 from visual_search.index.opensearch_mapping import IndexOptions  # noqa: E402
-from visual_search.index.port import Filters, VectorIndex  # noqa: E402
+from visual_search.index.port import Filters, Hit, SearchAfter, VectorIndex  # noqa: E402
 from visual_search.search.duplicates import DuplicateFinder  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "opensearch.json"
-SELECTIVE = Filters(folder="f07")  # one folder of 20: ~5%
+ONE_PERCENT = Filters(folder="g07/f07")  # bench/index.py's folders: n mod 100 == 7
+MAX_HITS = 1000
+WALK_PAGES = 10
+EF_SWEEP = (32, 64, 100, 128, 256)
+K_SWEEP = ((50, 1.5), (100, 1.5), (100, 2.0), (100, 3.0), (200, 2.0))  # (k_floor, k_factor): skips
 
 
-def percentile_ms(seconds: list[float], q: float) -> float:
+def ms(seconds: list[float], q: float) -> float:
     return float(np.percentile(seconds, q) * 1000)
 
 
-def index_all(index: VectorIndex, vectors: np.ndarray) -> float:
+def exact_top(
+    vectors: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray | None = None
+) -> list[set[str]]:
+    """The ids of each query's exact top k (among `rows` when given), by float32 brute force in chunks."""
+    candidates = np.arange(len(vectors)) if rows is None else rows
+    best = np.full((len(queries), k), -np.inf, dtype=np.float32), np.zeros((len(queries), k), dtype=np.int64)
+    for start in range(0, len(candidates), 200_000):
+        chunk = candidates[start : start + 200_000]
+        scores = queries @ vectors[chunk].T
+        merged_scores = np.concatenate([best[0], scores], axis=1)
+        merged_ids = np.concatenate([best[1], np.broadcast_to(chunk, scores.shape)], axis=1)
+        top = np.argpartition(-merged_scores, k - 1, axis=1)[:, :k]
+        best = np.take_along_axis(merged_scores, top, 1), np.take_along_axis(merged_ids, top, 1)
+    return [{f"{i:032x}" for i in row.tolist()} for row in best[1]]
+
+
+def timed(call: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
-    for start in range(0, len(vectors), BATCH):
-        index.upsert(assets(vectors[start : start + BATCH], start))
-    return time.perf_counter() - started
+    result = call()
+    return time.perf_counter() - started, result
 
 
-def measure(index: VectorIndex, vectors: np.ndarray, queries: np.ndarray, max_hits: int) -> dict[str, float]:
-    truth = [{f"{i:032x}" for i in brute_force(vectors, q).tolist()} for q in queries]
-    times, found = [], 0
+def page_one(index: VectorIndex, queries: np.ndarray, truth: list[set[str]], filters: Filters | None = None):
+    for query in queries[:20]:  # warm: the node's JIT and caches, so the order of configurations is moot
+        index.knn_page(query, 10, filters=filters, max_hits=MAX_HITS)
+    times, found, returned = [], 0, 0
     for query, expected in zip(queries, truth, strict=True):
-        started = time.perf_counter()
-        hits = index.knn_page(query, 10, max_hits=max_hits)
-        times.append(time.perf_counter() - started)
+        seconds, hits = timed(lambda q=query: index.knn_page(q, 10, filters=filters, max_hits=MAX_HITS))
+        times.append(seconds)
         found += len(expected & {h.asset_id for h in hits})
-    filtered = []
-    for query in queries:
-        started = time.perf_counter()
-        index.knn_page(query, 10, filters=SELECTIVE, max_hits=max_hits)
-        filtered.append(time.perf_counter() - started)
+        returned += len(hits)
+    return {"p50_ms": ms(times, 50), "p99_ms": ms(times, 99), "recall_at_10": found / (10 * len(queries)),
+            "hits_per_query": returned / len(queries)}  # fmt: skip
+
+
+def walk(index: VectorIndex, query: np.ndarray, size: int) -> tuple[list[Hit], list[float]]:
+    """Ten pages as the search service asks for them; the hits and each page's time."""
+    hits: list[Hit] = []
+    times: list[float] = []
+    after = None
+    for _ in range(WALK_PAGES):
+        depth = len(hits)
+        seconds, page = timed(
+            lambda a=after, d=depth: index.knn_page(query, size, after=a, max_hits=MAX_HITS, depth=d)
+        )
+        times.append(seconds)
+        if not page:
+            break
+        hits += page
+        after = SearchAfter(page[-1].score, page[-1].asset_id)
+    return hits, times
+
+
+def reference_walks(reference: VectorIndex, queries: np.ndarray) -> dict[int, list[set[str]]]:
+    """Per page size, each query's ids over 10 pages of a walk with k = max_hits on every page."""
+    return {size: [{h.asset_id for h in walk(reference, q, size)[0]} for q in queries] for size in (10, 50)}
+
+
+def walks(
+    index: VectorIndex, queries: np.ndarray, wide: dict[int, list[set[str]]] | None
+) -> dict[str, float]:
+    """Pages 2-5 latency, duplicates and skips over 10 pages of 10 and of 50, against the `wide` walks
+    (none where there is no k to choose: the embedded index)."""
+    result: dict[str, float] = {}
+    for size in (10, 50):
+        later, duplicates, skips, served = [], 0, 0, 0
+        for n, query in enumerate(queries):
+            hits, times = walk(index, query, size)
+            later += times[1:5]
+            served_ids = [h.asset_id for h in hits]
+            duplicates += len(served_ids) - len(set(served_ids))
+            skips += len(wide[size][n] - set(served_ids)) if wide else 0
+            served += len(served_ids)
+        result |= {f"pages_2_5_p50_ms_size{size}": ms(later, 50), f"duplicates_size{size}": duplicates,
+                   f"skips_size{size}": skips, f"served_size{size}": served}  # fmt: skip
+    return result
+
+
+def measure(index: VectorIndex, wide, queries: np.ndarray, truth, filtered_truth, walk_n):
+    first = page_one(index, queries, truth)
+    one_percent = page_one(index, queries, filtered_truth, ONE_PERCENT)
+    result = {
+        "page1_p50_ms": first["p50_ms"],
+        "page1_p99_ms": first["p99_ms"],
+        "recall_at_10": first["recall_at_10"],
+        "filter_1pct_p50_ms": one_percent["p50_ms"],
+        "filter_1pct_p99_ms": one_percent["p99_ms"],
+        "filter_1pct_recall_at_10": one_percent["recall_at_10"],
+    }
+    return result | walks(index, queries[:walk_n], wide)
+
+
+def node_stats(url: str, index: str) -> dict[str, float]:
+    import requests
+
+    store = requests.get(f"{url}/{index}/_stats/store,segments", timeout=30).json()["_all"]["primaries"]
+    jvm = next(iter(requests.get(f"{url}/_nodes/stats/jvm", timeout=30).json()["nodes"].values()))["jvm"]
     return {
-        "query_p50_ms": percentile_ms(times, 50),
-        "query_p99_ms": percentile_ms(times, 99),
-        "filtered_5pct_p50_ms": percentile_ms(filtered, 50),
-        "filtered_5pct_p99_ms": percentile_ms(filtered, 99),
-        "recall_at_10": found / (10 * len(queries)),
+        "disk_mb": store["store"]["size_in_bytes"] / 2**20,
+        "segments": store["segments"]["count"],
+        "heap_max_mb": jvm["mem"]["heap_max_in_bytes"] / 2**20,
+        "node_rss_mb": node_rss_mb(),
     }
 
 
-def on_node(url: str, alias: str) -> OpenSearchIndex:
-    options = IndexOptions(engine=opensearch_node.ENGINE, replicas=0)  # type: ignore[arg-type]
-    return OpenSearchIndex(connect(url, auth="none", timeout=60.0), alias, DIM, "bench", options=options)
+def node_rss_mb() -> float:
+    """Resident memory of the node's processes (its process group), from /proc."""
+    state = json.loads(opensearch_node.STATE.read_text())
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) != state["pid"]:
+                    continue
+                status = (entry / "status").read_text()
+            except (OSError, ProcessLookupError):
+                continue
+            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+    return total / 1024
+
+
+def on_node(url: str, alias: str, reindex: bool = False, **options: Any) -> OpenSearchIndex:
+    chosen = IndexOptions(engine=opensearch_node.ENGINE, replicas=0, **options)  # type: ignore[arg-type]
+    client = connect(url, auth="none", timeout=600.0)
+    return OpenSearchIndex(client, alias, DIM, "bench", options=chosen, reindex=reindex)
+
+
+def load_node(url: str, alias: str, vectors: np.ndarray) -> tuple[OpenSearchIndex, dict[str, float]]:
+    """Backfill into a new index as `visual-search backfill` does (`bulk_load`, then `activate`, which
+    refreshes, force-merges and restores the settings before the alias moves)."""
+    index = on_node(url, alias, reindex=True)
+    stream = (
+        a for start in range(0, len(vectors), BATCH) for a in assets(vectors[start : start + BATCH], start)
+    )
+    load_s, written = timed(lambda: index.bulk_load(stream))
+    assert written == len(vectors), (written, len(vectors))
+    segments = node_stats(url, index.physical_name)["segments"]
+    merge_s = index.finish_load()
+    index.activate(index.physical_name)
+    return on_node(url, alias), {
+        "index_per_s": len(vectors) / load_s,
+        "segments_before_merge": segments,
+        "force_merge_s": merge_s,
+        "index_per_s_with_merge": len(vectors) / (load_s + merge_s),
+    }
 
 
 def duplicates_report(url: str, vectors: np.ndarray) -> dict[str, float]:
-    index = on_node(url, f"vs-bench-dup-{uuid.uuid4().hex[:6]}")
+    alias = f"vs-bench-dup-{uuid.uuid4().hex[:6]}"
+    index, _ = load_node(url, alias, vectors)
     try:
-        index_all(index, vectors)
         finder = DuplicateFinder(index, near_threshold=0.95, similar_threshold=0.9)
-        started, groups = time.perf_counter(), 0
-        for item in finder.report(index.iter_assets()):
-            groups += not isinstance(item, str)
-        seconds = time.perf_counter() - started
+        seconds, items = timed(lambda: list(finder.report(index.iter_assets())))
     finally:
         index._os.indices.delete(index=index.physical_name, ignore=[404])
+    groups = sum(not isinstance(item, str) for item in items)
     return {"assets": len(vectors), "report_s": seconds, "per_asset_ms": seconds / len(vectors) * 1000,
             "groups": groups}  # fmt: skip
 
@@ -103,29 +232,61 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--walk-queries", type=int, default=100, help="queries walked over 10 pages")
+    parser.add_argument("--heap", default="2g", help="the node's heap, when this starts it")
     parser.add_argument("--duplicates-n", type=int, default=10_000)
     parser.add_argument("--skip-duplicates", action="store_true")
+    parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--k-sweep", nargs="*", default=[f"{f}:{x}" for f, x in K_SWEEP],
+                        help="k_floor:k_factor pairs whose skips and duplicates are counted")  # fmt: skip
+    parser.add_argument("--ef-sweep", nargs="*", type=int, default=list(EF_SWEEP))
     args = parser.parse_args()
 
+    started = time.perf_counter()
     vectors, queries = dataset("clustered", args.n)
     queries = queries[: args.queries]
-    url = opensearch_node.running_url() or opensearch_node.start(heap="1g")
+    truth = exact_top(vectors, queries, 10)
+    in_filter = np.flatnonzero(np.arange(args.n) % 100 == 7)
+    filtered_truth = exact_top(vectors, queries, 10, rows=in_filter)
+    url = opensearch_node.running_url() or opensearch_node.start(heap=args.heap)
     results: dict[str, dict[str, float]] = {}
 
-    with tempfile.TemporaryDirectory() as folder:
-        embedded = EmbeddedIndex(Path(folder) / "bench.sqlite3", DIM)
-        print(f"embedded: indexing {args.n} x {DIM} ...", flush=True)
-        seconds = index_all(embedded, vectors)
-        results["embedded"] = {"index_per_s": args.n / seconds, **measure(embedded, vectors, queries, 1000)}
-        embedded.close()
+    if not args.skip_embedded:
+        with tempfile.TemporaryDirectory() as folder:
+            embedded = EmbeddedIndex(Path(folder) / "bench.sqlite3", DIM)
+            print(f"embedded: indexing {args.n} x {DIM} ...", flush=True)
+            write_s, _ = timed(
+                lambda: [embedded.upsert(assets(vectors[s : s + BATCH], s)) for s in range(0, args.n, BATCH)]
+            )
+            catch_up_s, _ = timed(embedded.wait_for_graph)
+            results["embedded"] = {
+                "index_per_s": args.n / write_s,
+                "graph_catch_up_s": catch_up_s,
+                "in_graph_per_s": args.n / (write_s + catch_up_s),
+                **measure(embedded, None, queries, truth, filtered_truth, args.walk_queries),
+            }
+            embedded.close()
 
-    node = on_node(url, f"vs-bench-{uuid.uuid4().hex[:6]}")
+    alias = f"vs-bench-{uuid.uuid4().hex[:6]}"
+    print(f"OpenSearch node: bulk-loading {args.n} x {DIM} ...", flush=True)
+    node, loaded = load_node(url, alias, vectors)
     try:
-        print(f"OpenSearch node: indexing {args.n} x {DIM} ...", flush=True)
-        seconds = index_all(node, vectors)
-        rate = args.n / seconds
-        results["opensearch k=1000"] = {"index_per_s": rate, **measure(node, vectors, queries, 1000)}
-        results["opensearch k=10"] = {"index_per_s": rate, **measure(node, vectors, queries, 10)}
+        old = on_node(url, alias, k_floor=MAX_HITS)  # k = max_hits on every page, as before issue #22
+        print("OpenSearch node: measuring ...", flush=True)
+        wide = reference_walks(old, queries[: args.walk_queries])
+        measured = measure(node, wide, queries, truth, filtered_truth, args.walk_queries)
+        results["opensearch"] = {**loaded, **measured, **node_stats(url, node.physical_name)}
+        first = page_one(old, queries, truth)
+        results["opensearch k=max_hits"] = {f"page1_{k}": v for k, v in first.items()}
+        for floor, factor in (pair.split(":") for pair in args.k_sweep):
+            swept = on_node(url, alias, k_floor=int(floor), k_factor=float(factor))
+            results[f"opensearch k_floor={floor} k_factor={factor}"] = walks(
+                swept, queries[: args.walk_queries], wide
+            )
+        for ef in args.ef_sweep:
+            # k_floor 10: on Lucene the beam is max(k, ef_search), so this measures the beam alone
+            swept = page_one(on_node(url, alias, ef_search=ef, k_floor=10), queries, truth)
+            results[f"opensearch beam ef_search={ef}"] = {f"page1_{k}": v for k, v in swept.items()}
     finally:
         node._os.indices.delete(index=node.physical_name, ignore=[404])
 
@@ -134,12 +295,15 @@ def main() -> None:
         print(f"duplicates report over {args.duplicates_n} assets on the node ...", flush=True)
         duplicates = duplicates_report(url, vectors[: args.duplicates_n])
 
-    names = list(results)
-    print(f"\n{'clustered, n=' + format(args.n, ','):28}" + "".join(f"{n:>20}" for n in names))
-    for metric in results[names[0]]:
-        print(f"{metric:28}" + "".join(f"{results[n][metric]:>20.4g}" for n in names))
+    print(f"\nclustered, n={args.n:,} x {DIM}; defaults {IndexOptions()}")
+    for name, row in results.items():
+        print(f"\n{name}")
+        for metric, value in row.items():
+            print(f"  {metric:32}{value:>14.4g}")
     if duplicates:
-        print(f"duplicates report: {duplicates}")
+        print(f"\nduplicates report: {duplicates}")
+    total_s = time.perf_counter() - started
+    print(f"\n{total_s / 60:.1f} min in all")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "date": datetime.date.today().isoformat(),
@@ -147,8 +311,10 @@ def main() -> None:
         "dim": DIM,
         "engine": opensearch_node.ENGINE,
         "opensearch": opensearch_node.VERSION,
+        "defaults": dataclasses.asdict(IndexOptions()),
         "results": results,
         "duplicates": duplicates,
+        "minutes": total_s / 60,
     }
     RESULTS.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {RESULTS}")

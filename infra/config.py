@@ -37,6 +37,10 @@ class Config(BaseModel):
     instance_count: Annotated[int, Field(ge=1, le=80)] = 2
     volume_gb: Annotated[int, Field(ge=10, le=3072)] = 20
     serverless_standby: bool = True  # standby replicas in a second AZ (false halves the idle OCUs: dev only)
+    # The generation of an existing collection (index_engine=existing with an aoss ARN), which its
+    # endpoint does not reveal. The collection this stack creates joins no NextGen collection group, so
+    # it is Classic whatever this says.
+    serverless_generation: Literal["nextgen", "classic"] = "nextgen"
     architecture: Literal["arm64", "x86_64"] = "arm64"
     search_memory_mb: Annotated[int, Field(ge=512, le=10240)] = 2048
     ingest_memory_mb: Annotated[int, Field(ge=512, le=10240)] = 2048

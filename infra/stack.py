@@ -47,6 +47,7 @@ class VisualSearchStack(Stack):
             "index_backend": "opensearch",
             "opensearch_endpoint": index.endpoint,
             "opensearch_mode": index.mode,
+            **({"opensearch_generation": index.generation} if index.mode == "serverless" else {}),
             "opensearch_auth": "sigv4",
             "opensearch_index": config.name,
             # An existing cluster signs for the region of its ARN; the stack's own, for the function's.

@@ -22,6 +22,8 @@ class VectorIndex(Construct):
         self.domain: aws_opensearchservice.Domain | None = None
         self.collection: aws_opensearchserverless.CfnCollection | None = None
         self.mode = "serverless" if config.index_engine == "serverless" else "managed"
+        # A collection made without a NextGen collection group is Classic; an existing one is as told.
+        self.generation = "classic" if config.index_engine == "serverless" else config.serverless_generation
         if config.index_engine == "managed":
             self.domain = self._domain(config)
             self.endpoint = f"https://{self.domain.domain_endpoint}"

@@ -242,6 +242,7 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
         folder.mkdir(parents=True, exist_ok=True)
         return EmbeddedIndex(folder / "index.sqlite", embedder.dim)
     from visual_search.index.opensearch import OpenSearchIndex, connect
+    from visual_search.index.opensearch_mapping import IndexOptions
 
     if not settings.opensearch_endpoint:
         raise ConfigurationError("VS_OPENSEARCH_ENDPOINT is required with VS_INDEX_BACKEND=opensearch")
@@ -261,9 +262,15 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
         embedder.dim,
         embedder.model_id,
         mode=settings.opensearch_mode,
+        generation=settings.opensearch_generation,
         reindex=settings.opensearch_reindex,
         point_in_time_s=settings.opensearch_point_in_time_s,
         budget_s=settings.opensearch_budget_s,
+        options=IndexOptions(
+            ef_search=settings.opensearch_ef_search,
+            k_floor=settings.opensearch_k_floor,
+            k_factor=settings.opensearch_k_factor,
+        ),
     )
 
 

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from visual_search.errors import ConfigurationError
+from visual_search.index.opensearch_mapping import IndexOptions
 
 ENV_PREFIX = "VS_"
 
@@ -64,6 +65,11 @@ class CoreSettings(BaseSettings):
     # index behind it is per model.
     opensearch_endpoint: str | None = None  # https://search-....es.amazonaws.com or ...aoss.amazonaws.com
     opensearch_mode: Literal["managed", "serverless"] = "managed"
+    # Serverless only: the collection's generation, which AWS documents no way to read from the data
+    # plane. nextgen is what AWS's console creates and recommends for new collections; classic is the
+    # original (and what the API creates without a generation). They accept different mappings and ids
+    # (index/opensearch.py).
+    opensearch_generation: Literal["nextgen", "classic"] = "nextgen"
     opensearch_auth: Literal["sigv4", "basic", "none"] = "sigv4"
     # The region SigV4 signs for: the cluster's, which for an existing one may not be the function's own.
     opensearch_region: str | None = None
@@ -77,9 +83,15 @@ class CoreSettings(BaseSettings):
     # A backfill for a new model writes into that model's own index, beside the one readers use, and
     # `visual-search backfill --activate` swaps the alias once it is complete.
     opensearch_reindex: bool = False
-    # Seconds a search's point in time stays open between pages (managed domains; 0: off). Each open
-    # search holds one on the cluster, within `search.max_open_pit_context` (300 per node by default).
-    opensearch_point_in_time_s: int = Field(0, ge=0, le=3600)
+    # Seconds a search's point in time stays open between pages; 0: off. Unset: 60 on Serverless, where
+    # AWS recommends point in time with search_after, off on a domain, where each open search holds one
+    # within `search.max_open_pit_context` (300 per node by default).
+    opensearch_point_in_time_s: int | None = Field(None, ge=0, le=3600)
+    # How wide each k-NN query searches (see index/opensearch_query.py): the HNSW beam every query sends,
+    # and the k of a page after `depth` hits, max(k_floor, (depth + size) * k_factor), at most max_hits.
+    opensearch_ef_search: int = Field(IndexOptions.ef_search, ge=1, le=10_000)
+    opensearch_k_floor: int = Field(IndexOptions.k_floor, ge=1, le=10_000)
+    opensearch_k_factor: float = Field(IndexOptions.k_factor, ge=1, le=100)
 
 
 class ServiceSettings(CoreSettings):

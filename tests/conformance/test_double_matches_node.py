@@ -103,3 +103,22 @@ def test_searching_a_missing_index_is_a_404_index_not_found(client):
 
     assert status == 404
     assert "index_not_found_exception" in types
+
+
+def test_a_positive_integer_ef_search_in_method_parameters_is_accepted(client):
+    assert knn(client, k=2, method_parameters={"ef_search": 16}) == (200, frozenset())
+
+
+@pytest.mark.parametrize(
+    ("parameters", "kind"),
+    [
+        ({"ef_search": 0}, "illegal_argument_exception"),
+        ({"ef_search": "many"}, "x_content_parse_exception"),
+        ({"ef_search": 5.5}, "x_content_parse_exception"),
+        ({"beam": 3}, "x_content_parse_exception"),
+    ],
+)
+def test_a_bad_method_parameter_is_refused_with_the_nodes_error(client, parameters, kind):
+    status, types = knn(client, k=2, method_parameters=parameters)
+
+    assert (status, kind in types) == (400, True)

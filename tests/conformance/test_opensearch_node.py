@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.conformance.test_vector_index import SCORE_TOLERANCE
+from tests.fixtures import clustered as embeddings
 from visual_search.errors import ConfigurationError
 from visual_search.index.opensearch import OpenSearchIndex, connect
 from visual_search.index.opensearch_bulk import BulkTuning
@@ -316,3 +317,27 @@ def test_a_bulk_load_through_throttling_lands_every_document_once(opensearch_url
     assert written == 2000
     assert direct.count() == 2000
     assert len(set(direct.iter_assets())) == 2000
+
+
+def test_page_one_with_the_default_beam_finds_95_percent_of_the_exact_top_10_in_100k_clustered_vectors(
+    opensearch_url, alias
+):
+    # Given 100,000 clustered 512-d vectors (bench/opensearch.py's data), backfilled as a backfill does
+    vectors, queries = embeddings.clustered(100_000, 100, 512)
+    options = IndexOptions(engine="lucene", replicas=0)  # the defaults: ef_search, k_floor, k_factor
+    building = OpenSearchIndex(
+        connect(opensearch_url, auth="none", timeout=600.0), alias, 512, "m1", options=options, reindex=True
+    )
+    every = (IndexedAsset(f"{n:032x}", vectors[n], {"public_id": f"p{n}"}) for n in range(len(vectors)))
+    assert building.bulk_load(every) == len(vectors)
+    building.activate(building.physical_name)
+    index = OpenSearchIndex(connect(opensearch_url, auth="none"), alias, 512, "m1", options=options)
+
+    # When each query asks for its first page of 10, as the search service does
+    found = 0
+    for query in queries:
+        exact = set(np.argpartition(-(vectors @ query), 10)[:10].tolist())
+        found += len(exact & {int(hit.asset_id, 16) for hit in index.knn_page(query, 10)})
+
+    # Then recall@10 against exact search is at least 0.95
+    assert found / (10 * len(queries)) >= 0.95

@@ -1,6 +1,7 @@
 """Every VectorIndex implementation is held to these tests: the embedded index, the OpenSearch adapter
-over the strict double (both modes) and over a real OpenSearch node (tests/opensearch_node.py, started
-once per session), so the double is checked against the real thing.
+over the strict double (a managed domain, and Serverless collections of both generations, Classic and
+NextGen, each refusing what AWS says it refuses) and over a real OpenSearch node (tests/opensearch_node.py,
+started once per session), so the double is checked against the real thing.
 
 To add one, add a factory to IMPLEMENTATIONS: it gets a fresh empty folder, the dimension and the
 pytest request (for session fixtures), and returns an open index (the fixture closes it).
@@ -34,13 +35,16 @@ SCORE_TOLERANCE = 1e-5
 Factory = Callable[[Path, int, pytest.FixtureRequest], VectorIndex]
 
 
-def on_double(mode: str) -> Factory:
+def on_double(mode: str, generation: str = "nextgen") -> Factory:
     """The OpenSearch adapter through opensearch-py, over the strict double (see tests/doubles)."""
 
     def make(_folder: Path, dim: int, _request: pytest.FixtureRequest) -> VectorIndex:
-        cluster = FakeOpenSearch(mode=mode)
+        cluster = FakeOpenSearch(mode=mode, generation=generation)
         client = connect("https://search.example", auth="none", connection_class=cluster.connection_class())
-        return OpenSearchIndex(client, "visual-search", dim, "test-model", mode=mode, sleep=lambda _s: None)
+        return OpenSearchIndex(
+            client, "visual-search", dim, "test-model", mode=mode, generation=generation,  # type: ignore[arg-type]
+            sleep=lambda _s: None,
+        )  # fmt: skip
 
     return make
 
@@ -66,7 +70,8 @@ def on_node(_folder: Path, dim: int, request: pytest.FixtureRequest) -> VectorIn
 IMPLEMENTATIONS: dict[str, Factory] = {
     "embedded": lambda folder, dim, _request: EmbeddedIndex(folder / "index.sqlite3", dim),
     "opensearch-managed": on_double("managed"),
-    "opensearch-serverless": on_double("serverless"),
+    "opensearch-serverless-classic": on_double("serverless", "classic"),
+    "opensearch-serverless-nextgen": on_double("serverless", "nextgen"),
     "opensearch-node": on_node,
 }
 
@@ -124,15 +129,22 @@ def ids(hits: list[Hit]) -> list[str]:
     return [hit.asset_id for hit in hits]
 
 
-def all_pages(index: VectorIndex, query: np.ndarray, page_size: int, **options: object) -> list[list[Hit]]:
-    pages, after = [], None
-    for _ in range(10_000):
-        page = index.knn_page(query, page_size, after=after, **options)
+def all_pages(
+    index: VectorIndex, query: np.ndarray, page_size: int, limit: int = 10_000, **options: object
+) -> list[list[Hit]]:
+    """Pages as the search service asks for them: after the last hit, with the depth served so far."""
+    pages: list[list[Hit]] = []
+    after, served = None, 0
+    for _ in range(limit):
+        page = index.knn_page(query, page_size, after=after, depth=served, **options)  # type: ignore[arg-type]
         if not page:
             return pages
         pages.append(page)
+        served += len(page)
         after = SearchAfter(page[-1].score, page[-1].asset_id)
-    raise AssertionError("paging did not end")
+    if limit == 10_000:
+        raise AssertionError("paging did not end")
+    return pages
 
 
 # --- writes and reads ---------------------------------------------------------------------------------
@@ -338,6 +350,29 @@ def test_paging_with_search_after_equals_one_big_call(
         # data by tests/conformance/test_opensearch_node.py and bench/opensearch.py instead.
         assert min(max_hits, surely) <= len(everything)
     assert all(len(page) == page_size for page in pages[:-1])
+
+
+def test_ten_pages_are_full_ordered_by_score_then_asset_id_and_never_repeat_as_k_grows(request, index):
+    # Given 600 assets, a fifth of them sharing a vector with another (ties across page boundaries),
+    # and ten pages of 30: deep enough that OpenSearch's k grows from its floor (page_k) page by page
+    rng = np.random.default_rng(11)
+    base = random_unit(rng, 480)
+    vectors = np.concatenate([base, base[:120]])
+    index.upsert([asset(n, vector) for n, vector in enumerate(vectors)])
+    query = random_unit(rng, 1)[0]
+
+    pages = all_pages(index, query, 30, limit=10, max_hits=1000)
+
+    # Then every page is full, the walk is in (score desc, asset_id asc) order, and no hit comes twice
+    assert [len(page) for page in pages] == [30] * 10
+    walked = [hit for page in pages for hit in page]
+    assert len({hit.asset_id for hit in walked}) == 300
+    keys = [(-hit.score, hit.asset_id) for hit in walked]
+    assert keys == sorted(keys)
+    # And nothing is skipped: the walk serves the first 300 of one search as wide as max_hits (exactly
+    # on the exact implementations; the node's graph at this size finds them all too)
+    wide = index.knn_page(query, 300, max_hits=1000, depth=700)
+    assert ids(walked) == ids(wide)
 
 
 # --- filters, thresholds, limits ----------------------------------------------------------------------

@@ -7,16 +7,25 @@ index create/exists/mapping, aliases, `_bulk`, `_search` (`knn` with filter, `te
 sort, `search_after`, `min_score`, `_source`), `_count` — and rejects what OpenSearch would reject:
 unknown keys in a k-NN query, k over 10,000, a vector of the wrong dimension, fields outside a strict
 mapping, `search_after` not matching the sort. In `serverless` mode it also rejects what an OpenSearch
-Serverless vector collection rejects: a custom `_id` on index, `refresh`, `_refresh`, `_forcemerge`,
-point-in-time, and the settings Serverless manages itself (shards, replicas, refresh interval).
+Serverless vector collection rejects (AWS's pages and quotes: docs/scaling.md), per `generation`:
+- both: `refresh` on writes, `_refresh`, `_forcemerge`, and the settings Serverless manages itself
+  (shards, replicas, refresh interval). Point in time is served
+  (AWS lists its APIs for Serverless); `refuse_point_in_time` makes it refuse one instead.
+- `classic`: a custom `_id` on index (with the answer users report, AWS documents only the refusal),
+  an engine other than faiss/nmslib or a method other than HNSW (AWS: "support only the HNSW algorithm
+  with Faiss", "don't support the Apache Lucene ANN engine"; the error text is the double's own).
+- `nextgen`: `engine` in a field's method and `mode` in a field, with the 400 users report (AWS's page
+  only says NextGen does "not require" them); a `compression_level` outside the 1x/2x/8x/16x/32x AWS
+  lists (the error text is the double's own). Custom ids are accepted, and a search that does not name
+  `_source` leaves vector fields out of it, as AWS documents.
 
 Index settings a bulk load changes are kept (`PUT _settings`; a null value resets one) and force merges
 recorded (`Index.merges`). While an index's `refresh_interval` is -1, searches and counts read it as of
 its last refresh (`_refresh`, or the interval set again), as on a node; a write with `refresh=wait_for`
 into it is refused here, where a node would wait until something else refreshes it - possibly for ever.
 
-`refresh_lag=True` models Serverless' own refresh (up to 60 s on classic collections, 10 s on newer
-ones): searches and counts read the index as it was at the last `refresh()`, while writes and deletes by
+`refresh_lag=True` models Serverless' own refresh (60 s on classic collections, 10 s on NextGen, per
+AWS): searches and counts read the index as it was at the last `refresh()`, while writes and deletes by
 `_id` apply to the documents at once - as in Lucene, where a search sees a write, or a delete, only
 after a refresh. Without it, every write is searchable at once.
 
@@ -108,6 +117,7 @@ class Index:
 @dataclass
 class FakeOpenSearch:
     mode: str = "managed"
+    generation: str = "nextgen"  # of a Serverless collection: "classic" or "nextgen" (AWS's default today)
     indices: dict[str, Index] = field(default_factory=dict)
     aliases: dict[str, set[str]] = field(default_factory=dict)  # alias -> indices
     requests: list[tuple[str, str, dict[str, Any], Any]] = field(default_factory=list)
@@ -122,6 +132,7 @@ class FakeOpenSearch:
     pits: dict[str, Index] = field(default_factory=dict)  # point-in-time id -> frozen copy of the index
     refresh_lag: bool = False  # searches see writes only after `refresh()` (Serverless' own refresh)
     unsearchable_deletes: int = 0  # documents deleted by _id before a refresh made them searchable
+    refuse_point_in_time: bool = False  # answer point-in-time requests 400, as an engine without them
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -207,9 +218,10 @@ class FakeOpenSearch:
             ("POST", "/{index}/_refresh"): lambda: self._refresh(parts[0]),
             ("POST", "/{index}/_forcemerge"): lambda: self._force_merge(parts[0], params),
         }
-        serverless_refuses = ("/_refresh", "_search/point_in_time", "/_forcemerge")
-        if template.endswith(serverless_refuses) and self.mode == "serverless":
+        if template.endswith(("/_refresh", "/_forcemerge")) and self.mode == "serverless":
             raise Rejected(404, "not_found", f"{template} is not supported by OpenSearch Serverless")
+        if "point_in_time" in template and self.refuse_point_in_time:
+            raise Rejected(400, "illegal_argument_exception", "point in time is not supported (injected)")
         handler = routes.get((method, template))
         if handler is None:
             raise Rejected(
@@ -231,6 +243,8 @@ class FakeOpenSearch:
         vector = next(p for p in body["mappings"]["properties"].values() if p.get("type") == "knn_vector")
         if settings.get("knn") is not True or not 1 <= vector["dimension"] <= 16_000:
             raise Rejected(400, "mapper_parsing_exception", "knn_vector needs index.knn and a dimension")
+        if self.mode == "serverless":
+            (_check_nextgen_vector if self.generation == "nextgen" else _check_classic_vector)(vector)
         self.indices[name] = Index(body, lagging=self.refresh_lag)
         return {"acknowledged": True, "index": name}
 
@@ -348,7 +362,7 @@ class FakeOpenSearch:
         try:
             index = self._resolve(meta["_index"])
             if verb == "index":
-                if "_id" in meta and self.mode == "serverless":
+                if "_id" in meta and self.mode == "serverless" and self.generation == "classic":
                     raise Rejected(
                         400,
                         "illegal_argument_exception",
@@ -378,7 +392,7 @@ class FakeOpenSearch:
                     400, "mapper_parsing_exception", f"vector dimension must be {prop['dimension']}"
                 )
 
-    # -- point in time (managed domains only; the route check above refuses it on Serverless)
+    # -- point in time
     def _create_pit(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         if "keep_alive" not in params:
             raise Rejected(400, "action_request_validation_exception", "keep_alive is missing")
@@ -423,7 +437,8 @@ class FakeOpenSearch:
                 raise Rejected(400, "illegal_argument_exception", "search_after must match the sort fields")
             cursor = self._cursor_key(sort, body["search_after"])
             scored = [hit for hit in scored if tuple(k(hit) for k in keys) > cursor]
-        hits = [self._hit(s, i, d, body.get("_source", True)) for s, i, d in scored[: body.get("size", 10)]]
+        hits = [self._hit(s, i, d, body.get("_source", self._default_source(index)))
+                for s, i, d in scored[: body.get("size", 10)]]  # fmt: skip
         shards = dict(SHARDS)
         if self.partial_searches > 0:
             self.partial_searches -= 1
@@ -435,6 +450,13 @@ class FakeOpenSearch:
             "_shards": shards,
             "hits": {"total": {"value": len(scored), "relation": "eq"}, "hits": hits},
         }
+
+    def _default_source(self, index: Index) -> Any:
+        """What a search that does not name `_source` returns: everything, except on a NextGen
+        collection, whose answers leave the vectors out unless asked (AWS: "Optimized search response")."""
+        if self.mode == "serverless" and self.generation == "nextgen":
+            return {"excludes": [n for n, p in index.properties.items() if p.get("type") == "knn_vector"]}
+        return True
 
     def _query(self, index: Index, query: dict[str, Any]) -> list[tuple[float, str, dict[str, Any]]]:
         ((kind, spec),) = query.items()
@@ -466,11 +488,13 @@ class FakeOpenSearch:
         k = knn["k"]
         if not isinstance(k, int) or not 1 <= k <= 10_000:
             raise Rejected(400, "illegal_argument_exception", "[knn] k must be between 1 and 10,000")
+        _check_method_parameters(knn.get("method_parameters"))
         query = np.asarray(knn["vector"], dtype=np.float32)
         if query.shape != (prop["dimension"],):
             raise Rejected(400, "illegal_argument_exception", "query vector has the wrong dimension")
         allowed = [(i, d) for i, d in index.searchable.items() if _filter(knn.get("filter"), d)]
-        space = prop["method"]["space_type"]
+        # The space type sits in the method or, as AWS's NextGen examples put it, beside it; l2 by default.
+        space = prop.get("space_type") or prop.get("method", {}).get("space_type") or "l2"
         scored = [
             (_score(space, np.asarray(d[field_name], dtype=np.float32), query), i, d) for i, d in allowed
         ]
@@ -509,6 +533,28 @@ class FakeOpenSearch:
         return hit
 
 
+NEXTGEN_COMPRESSION = {"1x", "2x", "8x", "16x", "32x"}  # AWS: "Supported compression levels are ..."
+
+
+def _check_nextgen_vector(field_mapping: dict[str, Any]) -> None:
+    """A NextGen collection chooses the engine and mode itself and refuses them in a mapping; the
+    answer is the one users report (AWS's own page says only that they are "not required")."""
+    for where, name in ((field_mapping.get("method") or {}, "engine"), (field_mapping, "mode")):
+        if name in where:
+            raise Rejected(400, "illegal_argument_exception", f"Field parameter '{name}' is not supported")
+    level = field_mapping.get("compression_level")
+    if level is not None and level not in NEXTGEN_COMPRESSION:
+        raise Rejected(400, "illegal_argument_exception", f"compression_level {level} is not supported")
+
+
+def _check_classic_vector(field_mapping: dict[str, Any]) -> None:
+    method = field_mapping.get("method") or {}
+    if method.get("name", "hnsw") != "hnsw" or method.get("engine", "nmslib") not in ("faiss", "nmslib"):
+        raise Rejected(
+            400, "illegal_argument_exception", "a Classic vector collection supports only HNSW with faiss"
+        )
+
+
 def _as_specified(url: str, body: Any) -> Any:
     """The body as the API specification can check it. A setting set to null goes back to its default
     (OpenSearch's update-settings documentation; a node takes it), which the specification's types
@@ -529,6 +575,25 @@ def _score(space: str, vector: np.ndarray, query: np.ndarray) -> float:
     if space == "l2":
         return float(np.float32(1 / (1 + np.sum((vector - query) ** 2))))
     raise Rejected(400, "illegal_argument_exception", f"space_type {space} unknown")
+
+
+def _check_method_parameters(parameters: Any) -> None:
+    """HNSW's query-time parameter, refused as the 2.19 node refuses it (probed: a non-object, an unknown
+    key, a non-integer or non-positive ef_search; `nprobes` belongs to IVF, which this mapping never uses)."""
+    if parameters is None:
+        return
+    if not isinstance(parameters, dict):
+        raise Rejected(400, "x_content_parse_exception", "[knn] method_parameters must be an object")
+    if set(parameters) - {"ef_search", "nprobes"}:
+        unknown = sorted(set(parameters) - {"ef_search", "nprobes"})[0]
+        raise Rejected(400, "x_content_parse_exception", f"[knn] unknown method parameter found [{unknown}]")
+    if "nprobes" in parameters:
+        raise Rejected(400, "search_phase_execution_exception", "Unknown parameter 'nprobes' found")
+    ef = parameters.get("ef_search")
+    if ef is not None and (not isinstance(ef, int) or isinstance(ef, bool)):
+        raise Rejected(400, "x_content_parse_exception", "ef_search value must be an integer")
+    if ef is not None and ef < 1:
+        raise Rejected(400, "illegal_argument_exception", "ef_search should be greater than 0")
 
 
 def _matches_any(value: Any, wanted: Iterable[Any]) -> bool:

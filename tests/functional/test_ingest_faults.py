@@ -100,11 +100,12 @@ def test_a_thousand_uploads_into_a_throttling_opensearch_end_indexed_refused_or_
     world, monkeypatch, mode
 ):
     # Faults at the HTTP level, where OpenSearch makes them: whole requests answered 429 and bulk items
-    # answered 503, seeded. Serverless overwrites are delete + index, the riskiest path for duplicates,
-    # and its writes become searchable only at the collection's refresh (up to 60 s): here only before a
-    # failed message is retried (its visibility timeout is 12 minutes), so overwrites and withdrawals
-    # inside a window must delete by the ids the ledger and the adapter recorded.
-    cluster = FakeOpenSearch(mode=mode, seed=7, refresh_lag=mode == "serverless")
+    # answered 503, seeded. On a Classic Serverless collection overwrites are delete + index, the
+    # riskiest path for duplicates, and its writes become searchable only at the collection's refresh
+    # (60 s): here only before a failed message is retried (its visibility timeout is 12 minutes), so
+    # overwrites and withdrawals inside a window must delete by the ids the ledger and the adapter
+    # recorded. (A NextGen collection keys documents by asset id, as a domain does.)
+    cluster = FakeOpenSearch(mode=mode, generation="classic", seed=7, refresh_lag=mode == "serverless")
     plug_in(monkeypatch, cluster)
     monkeypatch.setattr(OpenSearchIndex, "_back_off", lambda self, attempt, deadline: True)  # no sleeping
     dlq_url = world.add_dead_letter_queue(MAX_RECEIVES)
@@ -113,7 +114,10 @@ def test_a_thousand_uploads_into_a_throttling_opensearch_end_indexed_refused_or_
         if kinds[f"bulk/{n:04d}.jpg"] == "good":
             world.put(f"bulk/{n:04d}.jpg", images.jpeg(40, 48, seed=1000 + n))
     services = world.worker(
-        index_backend="opensearch", opensearch_endpoint="https://search.example", opensearch_mode=mode
+        index_backend="opensearch",
+        opensearch_endpoint="https://search.example",
+        opensearch_mode=mode,
+        opensearch_generation="classic",
     )
     cluster.throttle_rate, cluster.bulk_item_fault_rate = 0.5, 0.3
     responses = world.drain(services, stop_on_failure=False, before_retry=cluster.refresh)

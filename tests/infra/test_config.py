@@ -50,6 +50,7 @@ def test_an_unknown_literal_is_named_with_the_values_it_accepts():
         ("alarm_email", "ops"),
         ("admin_role_arns", "arn:aws:iam::123456789012:user/alice"),
         ("existing_arn", "arn:aws:s3:::bucket"),
+        ("serverless_generation", "next"),
     ],
 )
 def test_each_bad_value_is_refused_with_a_message_naming_its_key(key, value):

@@ -515,6 +515,15 @@ def test_functions_speak_the_engines_mode_and_reach_an_existing_collection_by_it
         assert "IndexRoleArns" in synthesized.json["Outputs"]
 
 
+def test_functions_on_serverless_are_told_the_collections_generation(synthesized):
+    # The stack's own collection joins no NextGen collection group, so it is Classic; an existing one is
+    # whatever `serverless_generation` says (NextGen unless told otherwise, as AWS's console creates).
+    expected = {"serverless": "classic", "existing-collection": "nextgen"}.get(synthesized.name)
+    functions = synthesized.our_functions()
+    for name in ("search", "ingest"):
+        assert functions[name]["Environment"]["Variables"].get("VS_OPENSEARCH_GENERATION") == expected
+
+
 # --- secrets and outputs ------------------------------------------------------------------------------
 
 

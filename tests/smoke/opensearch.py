@@ -3,13 +3,14 @@
 Creates a throw-away alias and index (`vs-smoke-<random>`), writes 200 random unit vectors through the
 adapter, pages through a filtered k-NN search with search_after, checks deletes and counts, swaps the
 alias to a second index, and removes everything it created. Auth: OPENSEARCH_AUTH=sigv4 (default; the
-AWS credentials of the shell, OPENSEARCH_MODE=serverless for a collection), basic (OPENSEARCH_USERNAME,
+AWS credentials of the shell, OPENSEARCH_MODE=serverless for a collection, with OPENSEARCH_GENERATION
+nextgen or classic), basic (OPENSEARCH_USERNAME,
 OPENSEARCH_PASSWORD) or none. OPENSEARCH_ENGINE (faiss by default; lucene where faiss's native libraries are
 missing, as on the local node of `make smoke-opensearch-local`) and OPENSEARCH_REPLICAS (1) set the index.
 
-On Serverless, writes become searchable only after the collection's refresh (documented as up to 60 s on
-classic collections, 10 s on newer ones): the test polls for up to SERVERLESS_REFRESH_S instead of
-waiting a fixed time.
+On Serverless, writes become searchable only after the collection's refresh (AWS: 60 s on Classic
+collections, 10 s on NextGen): the test polls for up to SERVERLESS_REFRESH_S instead of waiting a fixed
+time.
 """
 
 from __future__ import annotations
@@ -48,7 +49,16 @@ def main() -> int:
         engine=os.environ.get("OPENSEARCH_ENGINE", "faiss"),  # type: ignore[arg-type]
         replicas=int(os.environ.get("OPENSEARCH_REPLICAS", "1")),
     )
-    index = OpenSearchIndex(client, alias, DIM, "smoke-model", mode=mode, options=options)  # type: ignore[arg-type]
+    generation = os.environ.get("OPENSEARCH_GENERATION", "nextgen")
+    index = OpenSearchIndex(
+        client,
+        alias,
+        DIM,
+        "smoke-model",
+        mode=mode,
+        options=options,
+        generation=generation,  # type: ignore[arg-type]
+    )
     try:
         run(index, mode)
     finally:

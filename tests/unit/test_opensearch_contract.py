@@ -23,7 +23,10 @@ def open_index(
     cluster: FakeOpenSearch, model: str = "clip-test", dim: int = DIM, **options
 ) -> OpenSearchIndex:
     client = connect("https://search.example", auth="none", connection_class=cluster.connection_class())
-    return OpenSearchIndex(client, "vs", dim, model, mode=cluster.mode, sleep=lambda _s: None, **options)
+    return OpenSearchIndex(
+        client, "vs", dim, model, mode=cluster.mode, generation=cluster.generation, sleep=lambda _s: None,
+        **options,
+    )  # fmt: skip
 
 
 def unit(*values: float) -> np.ndarray:
@@ -60,7 +63,6 @@ def test_first_start_creates_the_models_index_from_the_manifest_and_points_the_a
     assert path == "/vs-clip-test"
     assert body["settings"]["index"] == {
         "knn": True,
-        "knn.algo_param.ef_search": 100,
         "number_of_shards": 1,
         "number_of_replicas": 1,
     }
@@ -77,6 +79,7 @@ def test_first_start_creates_the_models_index_from_the_manifest_and_points_the_a
             "parameters": {
                 "m": 16,
                 "ef_construction": 128,
+                "ef_search": 256,
                 "encoder": {"name": "sq", "parameters": {"type": "fp16"}},
             },
         },
@@ -111,8 +114,8 @@ def test_a_managed_upsert_is_one_bulk_keyed_by_asset_id_and_waits_for_refresh():
     ]
 
 
-def test_a_serverless_upsert_finds_the_old_documents_deletes_them_and_indexes_without_an_id():
-    cluster = FakeOpenSearch(mode="serverless")
+def test_a_classic_serverless_upsert_finds_the_old_documents_deletes_them_and_indexes_without_an_id():
+    cluster = FakeOpenSearch(mode="serverless", generation="classic")
     index = open_index(cluster)
     index.upsert([asset(A, unit(1, 0, 0, 0))])
     index.upsert([asset(A, unit(0, 1, 0, 0))])
@@ -125,8 +128,8 @@ def test_a_serverless_upsert_finds_the_old_documents_deletes_them_and_indexes_wi
     assert index.get(A).vector.tolist() == [0.0, 1.0, 0.0, 0.0]
 
 
-def test_a_serverless_upsert_returns_each_assets_generated_id_even_when_an_item_was_retried():
-    cluster = FakeOpenSearch(mode="serverless")
+def test_a_classic_serverless_upsert_returns_each_assets_generated_id_even_when_an_item_was_retried():
+    cluster = FakeOpenSearch(mode="serverless", generation="classic")
     index = open_index(cluster)
     cluster.bulk_item_faults = [429]  # the first item (A) is throttled once, so B's answer comes first
 
@@ -140,8 +143,8 @@ def test_a_managed_upsert_returns_no_ids_since_documents_are_keyed_by_asset_id()
     assert open_index(FakeOpenSearch()).upsert([asset(A, unit(1, 0, 0, 0))]) == {}
 
 
-def test_a_serverless_replace_and_delete_remove_the_known_document_by_id_before_it_is_searchable():
-    cluster = FakeOpenSearch(mode="serverless", refresh_lag=True)
+def test_a_classic_replace_and_delete_remove_the_known_document_by_id_before_it_is_searchable():
+    cluster = FakeOpenSearch(mode="serverless", generation="classic", refresh_lag=True)
     index = open_index(cluster)
     first = index.upsert([asset(A, unit(1, 0, 0, 0))])
     second = index.upsert([asset(A, unit(0, 1, 0, 0))], known=first)  # the term query finds nothing yet
@@ -154,9 +157,9 @@ def test_a_serverless_replace_and_delete_remove_the_known_document_by_id_before_
     assert cluster.indices["vs-clip-test"].docs == {}
 
 
-def test_a_serverless_upsert_that_fails_withdraws_the_documents_it_had_written():
+def test_a_classic_upsert_that_fails_withdraws_the_documents_it_had_written():
     # Its retry may come before the collection's refresh, when a term query cannot find them.
-    cluster = FakeOpenSearch(mode="serverless", refresh_lag=True)
+    cluster = FakeOpenSearch(mode="serverless", generation="classic", refresh_lag=True)
     index = open_index(cluster)
     cluster.bulk_item_faults = [0] + [503] * 5  # A lands; B is throttled on every one of the 5 attempts
 
@@ -166,8 +169,8 @@ def test_a_serverless_upsert_that_fails_withdraws_the_documents_it_had_written()
     assert cluster.indices["vs-clip-test"].docs == {}
 
 
-def test_a_document_a_failed_upsert_could_not_withdraw_goes_with_the_assets_next_write():
-    cluster = FakeOpenSearch(mode="serverless", refresh_lag=True)
+def test_a_document_a_failed_classic_upsert_could_not_withdraw_goes_with_the_assets_next_write():
+    cluster = FakeOpenSearch(mode="serverless", generation="classic", refresh_lag=True)
     index = open_index(cluster)
     # A lands, B is throttled on all 5 attempts, then withdrawing A is throttled on all 5 attempts too.
     cluster.bulk_item_faults = [0] + [503] * 10
@@ -194,7 +197,8 @@ def test_search_is_a_filtered_knn_query_sorted_by_score_then_asset_id_with_searc
             "knn": {
                 "vector": {
                     "vector": [1.0, 0.0, 0.0, 0.0],
-                    "k": 500,
+                    "k": 500,  # filtered: max_hits on every page (see opensearch_query)
+                    "method_parameters": {"ef_search": 256},
                     "filter": {
                         "bool": {
                             "filter": [
@@ -213,6 +217,57 @@ def test_search_is_a_filtered_knn_query_sorted_by_score_then_asset_id_with_searc
         "search_after": [1.5, A],
     }
     assert [h.asset_id for h in hits] == []  # B scores 1.707 > 1.5: before the cursor
+
+
+def knn_requests(cluster: FakeOpenSearch) -> list[dict]:
+    return [r[3]["query"]["knn"]["vector"] for r in sent(cluster, "POST", "_search") if "knn" in str(r[3])]
+
+
+def test_k_grows_with_the_page_while_every_page_searches_with_the_same_beam():
+    cluster = FakeOpenSearch()
+    options = IndexOptions(ef_search=64, k_floor=30, k_factor=1.5)
+    index = open_index(cluster, options=options)
+    rng = np.random.default_rng(0)
+    index.upsert([asset(f"{n:032x}", unit(*rng.standard_normal(DIM))) for n in range(200)])
+    query, after, served = unit(1, 2, 3, 4), None, 0
+    for _ in range(6):
+        page = index.knn_page(query, 25, after, max_hits=200, depth=served)
+        served += len(page)
+        after = SearchAfter(page[-1].score, page[-1].asset_id)
+
+    sent_k = [(knn["k"], knn["method_parameters"]) for knn in knn_requests(cluster)]
+    # ceil((depth + 25) * 1.5), at least 30, at most max_hits
+    assert [k for k, _ in sent_k] == [38, 75, 113, 150, 188, 200]
+    assert {p["ef_search"] for _, p in sent_k} == {64}
+
+
+def test_a_first_page_asks_for_what_its_size_needs_not_max_hits():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster)
+    index.upsert([asset(A, unit(1, 0, 0, 0))])
+    index.knn_page(unit(1, 0, 0, 0), 10, max_hits=1000)
+    index.knn_page(unit(1, 0, 0, 0), 600, max_hits=1000)
+    assert [knn["k"] for knn in knn_requests(cluster)] == [200, 1000]
+
+
+def test_a_filtered_walk_asks_for_max_hits_on_every_page_so_no_page_changes_how_a_segment_is_scored():
+    cluster = FakeOpenSearch()
+    index = open_index(cluster, options=IndexOptions(k_floor=10, k_factor=1.0))
+    index.upsert([asset(f"{n:032x}", unit(1, n, 0, 0)) for n in range(40)])
+    after, served = None, 0
+    for _ in range(3):
+        page = index.knn_page(
+            unit(1, 0, 0, 0), 10, after, Filters(folder="shoes"), max_hits=300, depth=served
+        )
+        served += len(page)
+        after = SearchAfter(page[-1].score, page[-1].asset_id)
+    assert [knn["k"] for knn in knn_requests(cluster)] == [300, 300, 300]
+
+
+@pytest.mark.parametrize("option", ["k_factor", "k_floor", "ef_search"])
+def test_a_k_factor_floor_or_beam_below_one_is_refused(option):
+    with pytest.raises(ValueError, match="at least 1"):
+        IndexOptions(**{option: 0.5 if option == "k_factor" else 0})
 
 
 def test_a_model_change_swaps_the_alias_in_one_atomic_call():
@@ -283,7 +338,7 @@ def test_basic_auth_needs_both_parts():
 
 
 def test_the_double_rejects_what_serverless_and_the_specification_reject():
-    cluster = FakeOpenSearch(mode="serverless")
+    cluster = FakeOpenSearch(mode="serverless", generation="classic")
     open_index(cluster)
     status, body = cluster.handle(
         "POST", "/_bulk", {}, '{"index": {"_index": "vs", "_id": "x"}}\n{"asset_id": "x"}\n'
@@ -302,11 +357,12 @@ def test_the_double_rejects_what_serverless_and_the_specification_reject():
     assert cluster.handle("POST", "/vs/_search", {}, bad_knn)[0] == 400
 
 
-@pytest.mark.parametrize("mode", ["managed", "serverless"])
-def test_the_smoke_test_for_real_clusters_passes_against_the_double(mode):
+@pytest.mark.parametrize(("mode", "generation"), [("managed", "nextgen"), ("serverless", "classic"),
+                                                  ("serverless", "nextgen")])  # fmt: skip
+def test_the_smoke_test_for_real_clusters_passes_against_the_double(mode, generation):
     from tests.smoke.opensearch import DIM, run
 
-    cluster = FakeOpenSearch(mode=mode)
+    cluster = FakeOpenSearch(mode=mode, generation=generation)
     run(open_index(cluster, model="smoke-model", dim=DIM), mode)
 
 
@@ -355,10 +411,10 @@ def test_an_expired_point_in_time_falls_back_to_the_live_index_without_an_error(
     assert [first.asset_id] + [h.asset_id for h in hits] == [A, B]
 
 
-@pytest.mark.parametrize(("mode", "seconds"), [("serverless", 60), ("managed", 0)])
-def test_no_point_in_time_on_serverless_or_when_turned_off(mode, seconds):
+@pytest.mark.parametrize("mode", ["serverless", "managed"])
+def test_no_point_in_time_when_turned_off(mode):
     cluster = FakeOpenSearch(mode=mode)
-    index = open_index(cluster, point_in_time_s=seconds)
+    index = open_index(cluster, point_in_time_s=0)
     assert index.open_snapshot() is None
     assert sent(cluster, "POST", "point_in_time") == []
 

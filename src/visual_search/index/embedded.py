@@ -216,6 +216,7 @@ class EmbeddedIndex:
         min_score: float | None = None,
         max_hits: int = 1000,
         snapshot: str | None = None,  # no snapshots here: see open_snapshot
+        depth: int = 0,  # unused: a page widens its graph search until it is complete (_ann_rank)
     ) -> list[Hit]:
         query = check_vector(vector, self.dim)
         check_page_args(size, max_hits)

@@ -1,10 +1,17 @@
 """The VectorIndex on OpenSearch: an Amazon OpenSearch Service domain (or any cluster with the k-NN
-plugin) in `managed` mode, or an OpenSearch Serverless vector collection in `serverless` mode.
+plugin) in `managed` mode, or an OpenSearch Serverless vector collection in `serverless` mode, of the
+`generation` the collection was created as: `nextgen` (what AWS's console creates and recommends for new
+collections) or `classic` (the original, and what the API creates when no generation is named). The
+AWS documents no way to read the generation from the data plane, so it is configured
+(VS_OPENSEARCH_GENERATION). What AWS documents for each, with the pages and quotes, is in docs/scaling.md.
 
 Readers and writers use an alias; the physical index behind it is per model (`<alias>-<model>`), made
 from the manifest on first start, and `_meta` records model id and dimension, so a mismatch is a clear
 ConfigurationError at start-up instead of garbage results. `reindex=True` builds a new physical index
-and `activate` swaps the alias in one `_aliases` call, so search never goes down on a model change.
+and `activate` swaps the alias in one `_aliases` call, so search never goes down on a model change. The
+mapping is the one the engine accepts (`opensearch_mapping.vector_mapping`): a NextGen collection refuses
+`engine` and `mode`, so it is told neither; a mapping the collection refuses is a start-up error that
+names the generation setting.
 
 A backfill into such a new index is a bulk load (`begin_load`, `bulk_load`, finished by `activate`):
 while nobody reads the index, its refresh is off and it has no replica, writes do not wait for a
@@ -14,36 +21,42 @@ interval and replicas. An index a load left unfinished (refresh off) is finished
 
 Writes are `_bulk` requests whose every item is checked: items answered 429 or 5xx are retried with
 exponential back-off and full jitter (bounded), other item errors raise; what still fails raises
-DependencyUnavailable, so the ingest message is retried and ends in the DLQ. A managed domain keys
-documents by asset id and writes with `refresh=wait_for`, so an acknowledged write is searchable.
-A Serverless collection accepts no refresh, and its classic vector collections no custom ids (newer ones
-do; the adapter does not rely on it), so the collection generates each document's id. Writes become
-searchable only after the collection's own refresh - documented as up to 60 s on classic collections,
-10 s on newer ones - so a term query on `asset_id` misses a document written within that window. Hence
-`upsert` returns the generated ids, the ingest ledger records them (`LedgerEntry.doc_id`), and a replace
-or delete removes by id both the documents the ledger names (`known`) and those the term query finds,
-before indexing the new one; the ingest ledger keeps the ordering (see `ledger/port.py`). An upsert that
-fails half-way withdraws what it wrote (`_withdraw`). Left open: a bulk whose answer is lost (a timeout)
-and that is sent again writes twice, and the first document's id is never known; the term query of the
-asset's next replace or delete removes it once it is searchable. `get` and `count` are searches there
-too: they see a write after the refresh.
+DependencyUnavailable, so the ingest message is retried and ends in the DLQ. A domain and a NextGen
+collection key documents by asset id (AWS: "Custom document IDs are supported in NextGen collections"),
+so a replace is one write and a delete is by id; a domain also writes with `refresh=wait_for`, so an
+acknowledged write is searchable. Serverless accepts no refresh: writes become searchable after the
+collection's own refresh (60 s on Classic, 10 s on NextGen, per AWS), and until then a search - `get` and
+`count` are searches there too - does not see them.
+
+A Classic collection refuses custom ids, so it generates each document's id. A term query on `asset_id`
+misses a document written within the refresh window, hence `upsert` returns the generated ids, the
+ingest ledger records them (`LedgerEntry.doc_id`), and a replace or delete removes by id both the
+documents the ledger names (`known`) and those the term query finds, before indexing the new one; the
+ingest ledger keeps the ordering (see `ledger/port.py`). An upsert that fails half-way withdraws what it
+wrote (`_withdraw`). Left open: a bulk whose answer is lost (a timeout) and that is sent again writes
+twice, and the first document's id is never known; the term query of the asset's next replace or delete
+removes it once it is searchable.
 
 Ordering against late or duplicate S3 events is not decided here: the asset ledger's conditional write
 (DynamoDB) decides which event may touch an asset, before the index is written, for both modes.
 
-Search: a `knn` query with `k = max_hits` and the filters inside it (efficient filtering), sorted by
-`_score` then `asset_id`, paged with `search_after`. k-NN returns at most k hits per shard, so pages
-beyond `max_hits` could come from a multi-shard index; the search service's cursor counts what it has
-served and stops at its ceiling (1,000, far below k's limit of 10,000). k also sets the HNSW beam
-(ef_search is raised to k), so every page searches as wide as max_hits: bench/opensearch.py measures the
-cost. Scores are converted to the raw cosine the embedded index returns.
+Search: a `knn` query with the filters inside it (efficient filtering), sorted by `_score` then
+`asset_id`, paged with `search_after`; every query sends the index's `ef_search` as the HNSW beam, and
+a k that grows with the page's depth instead of `max_hits` on every page (`opensearch_query`). Since
+Lucene answers max(k, ef_search) hits, and each shard k, a walk is capped at `max_hits` by the depth the
+caller passes (the search service's cursor counts what it has served), not by k. Scores are converted
+to the raw cosine the embedded index returns.
 
-Point in time (managed mode, `point_in_time_s` > 0): the search service opens one only when a search has
-a next page, every later page reads it, and it is deleted when the last page is served; one that
-expired falls back to the live index (still ordered, without repeats, thanks to search_after). Without
-one, each page sends the same `preference`, so one search reads the same shard copies throughout. A
-search answered by only some shards, or timed out, raises DependencyUnavailable rather than returning a
-short page. Errors are typed in one place (`opensearch_errors.translate`).
+Point in time (`point_in_time_s` > 0; by default 60 s on Serverless, where AWS recommends point in time
+with search_after, and off on a domain, where each one holds a context within
+`search.max_open_pit_context`): the search service opens one only when a search has a next page, every
+later page reads it, and it is deleted when the last page is served; one that expired falls back to the
+live index (still ordered, without repeats, thanks to search_after), and an engine that refuses to open
+one (a refusal, not 401/403/404, which are set-up errors) leaves the search paging without it. Without
+one, each page on a domain sends the same
+`preference`, so one search reads the same shard copies throughout. A search answered by only some
+shards, or timed out, raises DependencyUnavailable rather than returning a short page. Errors are typed in
+one place (`opensearch_errors.translate`).
 """
 
 from __future__ import annotations
@@ -71,15 +84,15 @@ from visual_search.index.opensearch_errors import (
     translate,
 )
 from visual_search.index.opensearch_mapping import (
-    VECTOR,
+    Deployment,
     IndexOptions,
     filter_clauses,
     from_source,
     index_body,
     to_cosine,
-    to_score,
     to_source,
 )
+from visual_search.index.opensearch_query import knn_body, page_k
 from visual_search.index.port import (
     DocIds,
     Filters,
@@ -97,7 +110,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Mode = Literal["managed", "serverless"]
-MAX_K = 10_000  # the k-NN plugin's limit on k
+Generation = Literal["classic", "nextgen"]  # of a Serverless collection
+SERVERLESS_POINT_IN_TIME_S = 60  # the keep-alive between pages when none is configured on Serverless
 MAX_STRAYS = 10_000  # assets whose failed write could not be withdrawn, remembered (see `_withdraw`)
 # A k-NN query searches every segment's graph in turn, so a loaded index is merged to one: each query
 # then walks one HNSW graph. The merge re-inserts the vectors of every other segment into the largest
@@ -121,20 +135,26 @@ class OpenSearchIndex:
         attempts: int = 5,
         sleep: Callable[[float], None] = time.sleep,
         reindex: bool = False,
-        point_in_time_s: int = 0,
+        point_in_time_s: int | None = None,
         budget_s: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
+        generation: Generation = "nextgen",
     ):
         self._os = client
         # What one operation may take, retries included (plus at most one request timeout), so the
         # search Lambda answers before API Gateway's 29 s with our error, not a gateway timeout.
         self._budget_s, self._clock = budget_s, clock
-        # Point-in-time needs a managed domain (Serverless has none); 0 turns it off.
-        self.point_in_time_s = point_in_time_s if mode == "managed" else 0
         self.alias, self.dim, self.model_id, self.mode = alias, dim, model_id, mode
+        self.deployment: Deployment = generation if mode == "serverless" else "managed"
+        # Documents keyed by asset id, everywhere but on a Classic collection (it refuses custom ids).
+        self._keyed = self.deployment != "classic"
+        # None: on Serverless AWS recommends point in time with search_after; on a domain it stays opt-in.
+        if point_in_time_s is None:
+            point_in_time_s = SERVERLESS_POINT_IN_TIME_S if mode == "serverless" else 0
+        self.point_in_time_s = point_in_time_s  # 0: off
         self.options = options or IndexOptions()
         self._attempts, self._sleep = attempts, sleep
-        self._strays: dict[str, set[str]] = {}  # Serverless: see `_withdraw`
+        self._strays: dict[str, set[str]] = {}  # Classic: see `_withdraw`
         self._loading = False  # between `begin_load` and the end of the load (`finish_load`)
         # Reading and writing go through the alias, except while re-indexing for a new model: then
         # into the model's own index, beside the one the alias serves, until `activate` swaps them.
@@ -162,11 +182,21 @@ class OpenSearchIndex:
     def create_physical(self, name: str) -> None:
         if self._call(lambda: self._os.indices.exists(index=name)):
             return
-        body = index_body(self.dim, self.model_id, self.options, self.mode == "serverless")
+        body = index_body(self.dim, self.model_id, self.options, self.deployment)
         # Cold-starting functions race to create it; the index name holds the model id, so the
         # winner's index is the same one.
         with contextlib.suppress(IndexAlreadyExists):
-            self._call(lambda: self._os.indices.create(index=name, body=body))
+            try:
+                self._call(lambda: self._os.indices.create(index=name, body=body))
+            except OpenSearchRefused as exc:
+                if isinstance(exc, IndexAlreadyExists) or self.mode != "serverless":
+                    raise
+                # The two generations accept different mappings, and nothing on the data plane says
+                # which one this collection is.
+                raise ConfigurationError(
+                    f"the Serverless collection refused the {self.deployment} index mapping ({exc}): "
+                    "check that VS_OPENSEARCH_GENERATION names the collection's generation"
+                ) from exc
 
     @property
     def reindexing(self) -> bool:
@@ -285,18 +315,19 @@ class OpenSearchIndex:
 
     # -- writes
     def upsert(self, assets: Sequence[IndexedAsset], known: DocIds | None = None) -> DocIds:
-        """Index these assets. On a domain, keyed by asset id: returns {}. On Serverless, the collection
-        generates each document's id: the asset's previous documents (those in `known`, and those a
-        term query on asset_id finds) are deleted first, and the new ids are returned for the ledger."""
+        """Index these assets. On a domain or a NextGen collection, keyed by asset id: returns {}. On a
+        Classic collection, which generates each document's id: the asset's previous documents (those in
+        `known`, and those a term query on asset_id finds) are deleted first, and the new ids are
+        returned for the ledger."""
         latest = {asset.asset_id: asset for asset in assets}  # the last of repeated ids wins
         vectors = [check_asset(asset, self.dim) for asset in latest.values()]  # all valid, or none sent
         if not latest:
             return {}
         lines: list[dict[str, Any]] = []
         for asset, vector in zip(latest.values(), vectors, strict=True):
-            action = {"_index": self.target} | ({"_id": asset.asset_id} if self.mode == "managed" else {})
+            action = {"_index": self.target} | ({"_id": asset.asset_id} if self._keyed else {})
             lines += [{"index": action}, to_source(asset, vector)]
-        if self.mode == "managed":
+        if self._keyed:
             self._bulk(lines)
             return {}
         self._delete_documents(list(latest), known)
@@ -309,10 +340,10 @@ class OpenSearchIndex:
         return {asset_id: result["_id"] for asset_id, result in zip(latest, results, strict=True)}
 
     def delete(self, asset_ids: Sequence[str], known: DocIds | None = None) -> None:
-        """Remove these assets; on Serverless, also the documents `known` names for them."""
+        """Remove these assets; on a Classic collection, also the documents `known` names for them."""
         if not asset_ids:
             return
-        if self.mode == "managed":
+        if self._keyed:
             self._bulk([{"delete": {"_index": self.target, "_id": a}} for a in asset_ids], missing_ok=True)
         else:
             self._delete_documents(list(asset_ids), known)
@@ -393,7 +424,7 @@ class OpenSearchIndex:
 
     def _find(self, asset_ids: list[str], with_source: bool) -> list[dict[str, Any]]:
         body = {
-            "size": max(len(asset_ids) * 2, 10),  # a Serverless replace may briefly leave two
+            "size": max(len(asset_ids) * 2, 10),  # a Classic replace may briefly leave two
             "query": {"terms": {"asset_id": asset_ids}},
             "_source": with_source,
         }
@@ -401,13 +432,17 @@ class OpenSearchIndex:
 
     def open_snapshot(self) -> str | None:
         """A point in time on the served index, kept alive `point_in_time_s` between pages; None when
-        it is off or on Serverless, where pages stay consistent by (score, asset_id) alone."""
+        it is off, or when the engine refuses one: pages then stay ordered by (score, asset_id) alone."""
         if not self.point_in_time_s:
             return None
         keep_alive = f"{self.point_in_time_s}s"
-        created = self._call(
-            lambda: self._os.create_pit(index=self.target, params={"keep_alive": keep_alive})
-        )
+        try:
+            created = self._call(
+                lambda: self._os.create_pit(index=self.target, params={"keep_alive": keep_alive})
+            )
+        except OpenSearchRefused as exc:
+            log.warning("no point in time for this search (it pages without one): %s", exc)
+            return None
         return created["pit_id"]
 
     def close_snapshot(self, snapshot: str) -> None:
@@ -426,25 +461,19 @@ class OpenSearchIndex:
         min_score: float | None = None,
         max_hits: int = 1000,
         snapshot: str | None = None,
+        depth: int = 0,
     ) -> list[Hit]:
         check_page_args(size, max_hits)
         query = check_vector(vector, self.dim)
         space = self.options.space_type
-        knn: dict[str, Any] = {"vector": [float(x) for x in query], "k": min(max_hits, MAX_K)}
+        # Lucene answers max(k, ef_search) hits and several shards k each, so k does not cap a walk at
+        # max_hits: the depth served so far does.
+        size = min(size, max_hits - depth)
+        if size < 1:
+            return []
         clauses = filter_clauses(filters)
-        if clauses:
-            knn["filter"] = {"bool": {"filter": clauses}}
-        body: dict[str, Any] = {
-            "size": min(size, max_hits),
-            "query": {"knn": {VECTOR: knn}},
-            # The forms the API specification's `oneOf` accepts unambiguously ("asset_id": ascending).
-            "sort": [{"_score": "desc"}, "asset_id"],
-            "_source": {"excludes": [VECTOR]},
-        }
-        if min_score is not None:
-            body["min_score"] = to_score(min_score, space)
-        if after is not None:
-            body["search_after"] = [to_score(after.score, space), after.asset_id]
+        k = page_k(depth, size, max_hits, self.options, filtered=bool(clauses))
+        body = knn_body(query, size, k, clauses, self.options, after=after, min_score=min_score)
         response = self._search_snapshot(body, snapshot) if snapshot else None
         if response is None:
             # Without a point in time, every page of one search asks for the same copies of the shards

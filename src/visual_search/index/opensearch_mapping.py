@@ -22,37 +22,46 @@ from visual_search.index.port import Filters, IndexedAsset
 
 VECTOR = "vector"
 SpaceType = Literal["innerproduct", "cosinesimil"]
+# Where the index lives: a domain (or any cluster with the k-NN plugin), or an OpenSearch Serverless
+# vector collection of either generation; each accepts a different mapping (see `vector_mapping`).
+Deployment = Literal["managed", "classic", "nextgen"]
 
 
 @dataclass(frozen=True)
 class IndexOptions:
     """k-NN method settings. innerproduct on unit vectors is the cosine, without cosinesimil's
-    normalisation at query time; fp16 halves graph memory (see docs/scaling.md)."""
+    normalisation at query time; fp16 halves graph memory (see docs/scaling.md).
+
+    `ef_search` is the HNSW beam every query sends; `k_floor` and `k_factor` size each page's k (see
+    `opensearch_query.page_k`). Defaults measured by bench/opensearch.py (README, "OpenSearch")."""
 
     engine: Literal["faiss", "lucene"] = "faiss"
     space_type: SpaceType = "innerproduct"
     m: int = 16
     ef_construction: int = 128
-    ef_search: int = 100
+    ef_search: int = 256
+    k_floor: int = 200
+    k_factor: float = 2.0
     fp16: bool = False
     shards: int = 1
     replicas: int = 1
     # How often new writes become searchable; a managed write waits for it (`refresh=wait_for`), so a
     # shorter one makes writes slower to acknowledge but not cheaper. None keeps OpenSearch's 1 s.
     refresh_interval: str | None = None
+    # How far vectors are compressed in memory (`compression_level`: AWS lists 1x, 2x, 8x, 16x and 32x for
+    # NextGen collections, whose default is 32x). None sends nothing: the engine's default. Recall at each
+    # level is not measured here (docs/scaling.md).
+    compression_level: str | None = None
+
+    def __post_init__(self) -> None:
+        # Below 1, a page deeper than k would come back short and end the walk early.
+        if self.k_factor < 1 or self.k_floor < 1 or self.ef_search < 1:
+            raise ValueError("k_factor, k_floor and ef_search must be at least 1")
 
 
-def index_body(dim: int, model_id: str, options: IndexOptions, serverless: bool) -> dict[str, Any]:
-    method: dict[str, Any] = {
-        "name": "hnsw",
-        "engine": options.engine,
-        "space_type": options.space_type,
-        "parameters": {"m": options.m, "ef_construction": options.ef_construction},
-    }
-    if options.fp16 and options.engine == "faiss":
-        method["parameters"]["encoder"] = {"name": "sq", "parameters": {"type": "fp16"}}
-    index_settings: dict[str, Any] = {"knn": True, "knn.algo_param.ef_search": options.ef_search}
-    if not serverless:  # a Serverless collection manages shards and replicas itself
+def index_body(dim: int, model_id: str, options: IndexOptions, deployment: Deployment) -> dict[str, Any]:
+    index_settings: dict[str, Any] = {"knn": True}
+    if deployment == "managed":  # a Serverless collection manages shards, replicas and refresh itself
         index_settings |= {"number_of_shards": options.shards, "number_of_replicas": options.replicas}
         if options.refresh_interval:
             index_settings["refresh_interval"] = options.refresh_interval
@@ -62,7 +71,7 @@ def index_body(dim: int, model_id: str, options: IndexOptions, serverless: bool)
             "_meta": {"model_id": model_id, "dimension": dim, "normalised": True},
             "dynamic": "strict",
             "properties": {
-                VECTOR: {"type": "knn_vector", "dimension": dim, "method": method},
+                VECTOR: vector_mapping(dim, options, deployment),
                 "asset_id": {"type": "keyword"},
                 "folder_path": {"type": "keyword"},
                 "tags": {"type": "keyword"},
@@ -71,6 +80,34 @@ def index_body(dim: int, model_id: str, options: IndexOptions, serverless: bool)
             },
         },
     }
+
+
+def vector_mapping(dim: int, options: IndexOptions, deployment: Deployment) -> dict[str, Any]:
+    """The `knn_vector` field. A domain and a Classic collection are told the engine (Classic supports
+    only HNSW on faiss); a NextGen collection chooses engine and mode itself and refuses either in a
+    mapping (400 "Field parameter 'engine' is not supported"), so it gets the space type on the field, as
+    AWS's NextGen examples put it, and an HNSW method that names only `m` and `ef_construction`."""
+    parameters: dict[str, Any] = {"m": options.m, "ef_construction": options.ef_construction}
+    field: dict[str, Any] = {"type": "knn_vector", "dimension": dim}
+    if deployment == "nextgen":
+        if options.fp16:  # a faiss encoder; NextGen documents compression_level as its only knob
+            raise ValueError("fp16 names a faiss encoder: on NextGen, set compression_level instead")
+        field["space_type"] = options.space_type
+        method: dict[str, Any] = {"name": "hnsw", "parameters": parameters}
+    else:
+        if options.engine == "faiss":
+            # The beam of a query that names none (every query of ours does: opensearch_query). faiss
+            # reads it from the mapping; the index setting `knn.algo_param.ef_search` is nmslib's only
+            # (k-NN 2.19). NextGen is not sent it: only m and ef_construction are reported accepted
+            # there (AWS documents none), and every query carries its own beam.
+            parameters["ef_search"] = options.ef_search
+            if options.fp16:
+                parameters["encoder"] = {"name": "sq", "parameters": {"type": "fp16"}}
+        method = {"name": "hnsw", "engine": options.engine, "space_type": options.space_type,
+                  "parameters": parameters}  # fmt: skip
+    if options.compression_level:
+        field["compression_level"] = options.compression_level
+    return field | {"method": method}
 
 
 def to_source(asset: IndexedAsset, vector: np.ndarray) -> dict[str, Any]:

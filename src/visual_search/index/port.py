@@ -7,6 +7,13 @@ Every implementation (embedded, OpenSearch) is held to the same conformance suit
   ordered by score descending, then asset_id ascending, so ties break deterministically;
 * a page is the next `size` entries of that list strictly after the `after` cursor.
 
+`depth` is how many hits earlier pages of the same walk served; a page never goes past the
+`max_hits`-th hit of the walk, so it holds at most `max_hits - depth`. An index that answers with an
+approximate search may size that search by `depth + size` instead of `max_hits` (OpenSearch's k grows
+with the page: `opensearch_query.page_k`); the list is then "the most similar as found by a search that
+wide", and a document a narrower early page missed may rank above the cursor later: a skip, never a
+repeat, since every page is cut by the same (score, asset_id) order.
+
 Scores are recomputed from the stored vectors the same way on every call, so a score carried in a cursor
 compares exactly, and paging never repeats a hit. An implementation that answers large unfiltered queries
 with an approximate (ANN) search keeps order and no-repeat exactly; "never skips" then holds up to the ANN's
@@ -117,6 +124,7 @@ class VectorIndex(Protocol):
         min_score: float | None = None,
         max_hits: int = 1000,
         snapshot: str | None = None,
+        depth: int = 0,
     ) -> list[Hit]:
         """The next `size` hits after `after`; see the module docstring for the exact contract."""
 

@@ -20,9 +20,10 @@ recorded in the ledger with their reason and never retried. Dependencies failing
 ledger) raise, so the message returns to the queue and ends in the dead-letter queue after the
 configured attempts, from where `visual-search redrive` re-feeds it.
 
-Document ids: where the index generates them (OpenSearch Serverless), the ledger records the id of each
-asset's document and hands it back to the index on the next replace or removal, which deletes by id
-what a search may not find yet (Serverless makes writes searchable only after its own refresh).
+Document ids: where the index generates them (a Classic Serverless collection), the ledger records the
+id of each asset's document and hands it back to the index on the next replace or removal, which
+deletes by id what a search may not find yet (Serverless makes writes searchable only after its own
+refresh).
 
 Ordering: the S3 `sequencer` is the order token when present (S3 and EventBridge carry it; moto does
 not, and there the event time stands in). A window remains between the ledger check and the ledger

@@ -1,10 +1,10 @@
 """The asset-ledger port: ordering and idempotency state for ingest, for every index backend.
 
-Why a ledger and not the index: an OpenSearch Serverless vector collection accepts neither custom
-document ids nor upserts, so the index cannot hold "the newest event applied to this asset" in a way
-that a conditional write can guard. The ledger can: one entry per asset id, holding the order token of
+Why a ledger and not the index: an OpenSearch Serverless Classic vector collection accepts neither
+custom document ids nor upserts, and no index backend offers a conditional write on "the newest event
+applied to this asset". The ledger does: one entry per asset id, holding the order token of
 the newest event applied, the resulting state (indexed, removed — a tombstone that is kept — or
-refused, with the reason) and the index's document id where the index chose it (OpenSearch Serverless),
+refused, with the reason) and the index's document id where the index chose it (a Classic collection),
 handed back to the index on the asset's next replace or removal, which deletes by it what a search cannot
 find until the collection's refresh.
 

@@ -129,6 +129,7 @@ class SearchService:
                 min_score=query.threshold if query.threshold > 0 else None,
                 max_hits=self._max_hits + (1 if exclude else 0),
                 snapshot=snapshot,
+                depth=served,
             )
             hits = [h for h in raw if h.asset_id != exclude][:size]
         served += len(hits)
