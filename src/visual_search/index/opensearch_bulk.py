@@ -21,8 +21,8 @@ Failures are handled as `upsert` handles them: an item answered 429 or 5xx, and 
 that failed for such a status or a timeout, is sent again after a back-off (full jitter), up to the
 adapter's attempts; then DependencyUnavailable. Any other refusal raises at once (OpenSearchRefused, or
 ConfigurationError for 401/403/404). Nothing is dropped: `load` returns only when every document was
-acknowledged. On Serverless, where the collection makes the ids, a request whose answer was lost (a
-timeout) and that is sent again may write its documents twice, as `upsert` may.
+acknowledged. On a Classic Serverless collection, which makes the ids, a request whose answer was lost
+(a timeout) and that is sent again may write its documents twice, as `upsert` may there.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class BulkTuning:
 
 def actions(assets: Iterable[IndexedAsset], dim: int, index: str, with_ids: bool) -> Iterator[Action]:
     """One index action per asset, validated as `upsert` validates them. `with_ids`: keyed by asset id
-    (a managed domain); without, the collection makes the id (Serverless)."""
+    (a domain, a NextGen collection); without, the collection makes the id (a Classic collection)."""
     for asset in assets:
         vector = check_asset(asset, dim)
         meta = {"_index": index} | ({"_id": asset.asset_id} if with_ids else {})
