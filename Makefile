@@ -17,7 +17,7 @@ LINTED  := src tests bench functions infra layers app.py
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
 BUILD_EXTRA := $(VENV)/.build-extra
-.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch
+.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -136,6 +136,9 @@ smoke-opensearch-local: $(RUNTIME) $(OPENSEARCH) ## the same smoke test against 
 
 bench-opensearch: $(STAMP) $(OPENSEARCH) ## embedded vs the local OpenSearch node: 100,000 x 512 (writes bench/results)
 	nice $(BIN)/python bench/opensearch.py
+
+bench-opensearch-bulk: $(STAMP) $(OPENSEARCH) ## upsert vs bulk load into the local node: 100,000 x 512 (writes bench/results)
+	nice $(BIN)/python bench/opensearch_bulk.py
 
 bench-int8: $(STAMP) ## int8 image towers side by side with OpenVINO + NNCF as a baseline (needs make model-vit)
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -25,6 +25,7 @@ SMALL = BulkTuning(chunk_bytes=2_000, threads=3)  # a few documents a request, s
 
 def open_index(cluster: FakeOpenSearch, model: str = "m1", **kwargs) -> OpenSearchIndex:
     client = connect("https://search.example", auth="none", connection_class=cluster.connection_class())
+    kwargs.setdefault("generation", cluster.generation)
     return OpenSearchIndex(
         client, "vs", DIM, model, mode=cluster.mode, options=CONFIGURED, sleep=lambda _s: None, **kwargs
     )
@@ -42,11 +43,11 @@ def assets(n: int, seed: int = 0) -> list[IndexedAsset]:
     ]
 
 
-def served_and_new(cluster: FakeOpenSearch) -> tuple[OpenSearchIndex, OpenSearchIndex]:
+def served_and_new(cluster: FakeOpenSearch, **kwargs) -> tuple[OpenSearchIndex, OpenSearchIndex]:
     """An index readers use (model m1) and an adapter re-indexing for model m2 beside it."""
-    served = open_index(cluster)
+    served = open_index(cluster, **kwargs)
     served.upsert(assets(3, seed=9))
-    return served, open_index(cluster, model="m2", reindex=True)
+    return served, open_index(cluster, model="m2", reindex=True, **kwargs)
 
 
 def steps(cluster: FakeOpenSearch) -> list[str]:
@@ -189,10 +190,12 @@ def test_a_load_is_refused_into_the_index_readers_use():
     )
 
 
-def test_on_serverless_a_load_sends_no_settings_no_merge_and_no_ids():
-    # Given a Serverless collection (the double refuses refresh, replicas, _refresh, _forcemerge, _id)
-    cluster = FakeOpenSearch(mode="serverless")
-    _, building = served_and_new(cluster)
+@pytest.mark.parametrize("generation", ["nextgen", "classic"])
+def test_on_serverless_a_load_sends_no_settings_nor_merge_and_keys_documents_as_upsert_does(generation):
+    # Given a Serverless collection (the double refuses refresh, replicas, _refresh, _forcemerge, and on
+    # a Classic collection a custom _id)
+    cluster = FakeOpenSearch(mode="serverless", generation=generation)
+    _, building = served_and_new(cluster, generation=generation)
     cluster.requests.clear()
     cluster.bulk_item_faults = [503, 0, 429]
     written = building.bulk_load(assets(25), SMALL)
@@ -201,6 +204,9 @@ def test_on_serverless_a_load_sends_no_settings_no_merge_and_no_ids():
     assert steps(cluster) == ["bulk", "_aliases"]
     docs = cluster.indices[building.physical_name].docs
     assert sorted(d["asset_id"] for d in docs.values()) == [a.asset_id for a in assets(25)]
+    # NextGen keys documents by asset id, as upsert does there (a later replace or delete finds them)
+    keyed = all(doc_id == doc["asset_id"] for doc_id, doc in docs.items())
+    assert keyed is (generation == "nextgen")
 
 
 def test_the_loads_encoding_reads_back_as_the_upserts_with_every_float32_exact():

@@ -256,8 +256,9 @@ class OpenSearchIndex:
         """Write `assets` (each once) into the new index as fast as the cluster takes them; returns how
         many were written, all acknowledged. Begins the load if need be (`begin_load`); `activate` (or
         `finish_load`) ends it. Raises ConfigurationError when the adapter is not re-indexing or readers
-        already use its index, and as `upsert` raises when writes fail. On Serverless the collection's
-        document ids are not returned: a writer that records them (the ingest ledger) uses `upsert`."""
+        already use its index, and as `upsert` raises when writes fail. Documents are keyed by asset id
+        wherever `upsert` keys them; on a Classic collection, which makes its own ids, those are not
+        returned: a writer that records them (the ingest ledger) uses `upsert`."""
         from visual_search.index import opensearch_bulk
 
         if not self.begin_load():
@@ -265,7 +266,7 @@ class OpenSearchIndex:
                 f"{self.target} already serves {self.alias}: bulk loads are for a new index"
             )
         tuning = tuning or opensearch_bulk.BulkTuning()
-        pending = opensearch_bulk.actions(assets, self.dim, self.target, with_ids=self.mode == "managed")
+        pending = opensearch_bulk.actions(assets, self.dim, self.target, with_ids=self._keyed)
         return opensearch_bulk.load(
             self._os,
             pending,
