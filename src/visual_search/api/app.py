@@ -36,6 +36,7 @@ REPORT_MAX_ASSETS = 10_000
 REPORT_PAGE_BUDGET_S = 10.0
 REPORT_PAGE_MAX_ASSETS = 2_000
 PAGE = "ui/index.html"
+NOT_PARSED = SearchParams()  # the GET search's `query`: see Routes.search_get
 
 
 class Routes:
@@ -115,9 +116,12 @@ class Routes:
         page = self.services.search.search(query)
         return self.respond(200, json.dumps(search_response(page, self.urls())))
 
-    def search_get(self, cloud_name: str, query: Annotated[SearchParams, Query()]):
+    def search_get(self, cloud_name: str, query: Annotated[SearchParams, Query()] = NOT_PARSED):
         """The parameters are declared by SearchParams (for the OpenAPI document) and read, on every
-        route and transport alike, by `request_params` and the model's own rules."""
+        route and transport alike, by `request_params` and the model's own rules. The route is
+        registered without Powertools' validation, so `query` is always its default: validating the
+        model was a second parse of every search, which could never fail (every field is a list of
+        strings)."""
         return self.visual_search(cloud_name)
 
     def get_resource(self, cloud_name: str, asset_id: str):
@@ -269,7 +273,7 @@ def _asset_routes(app: APIGatewayRestResolver, assets: AssetRoutes) -> None:
 def build_resolver(services: Services) -> APIGatewayRestResolver:
     app = ConcurrentResolver(enable_validation=True)
     routes = Routes(app, services)
-    app.get(SEARCH_PATH, summary="Find images by what they show")(routes.search_get)
+    app.get(SEARCH_PATH, summary="Find images by what they show", enable_validation=False)(routes.search_get)
     app.post(SEARCH_PATH, summary="Visual search with a form, multipart (image_file) or JSON body")(
         routes.visual_search
     )
