@@ -3,6 +3,7 @@ give exactly what the standard library's HMAC gives, for every key length and me
 
 import hashlib
 import hmac
+import urllib.parse
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,3 +29,14 @@ def test_one_signer_serves_many_messages_independently(tmp_path):
     store.sign("b.jpg", 100)
     assert store.sign("a.jpg", 100) == first
     assert first == hmac.digest(b"k" * 32, b"a.jpg\n100", "sha256").hex()[:32]
+
+
+@given(key=st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=80))
+def test_every_url_a_response_makes_verifies_for_its_key(tmp_path_factory, key):
+    # The URL maker signs with a precomputed tail; `verify` (what /files checks) signs the key again.
+    store = LocalImageStore(tmp_path_factory.mktemp("store"), None, b"k" * 32)
+    url = store.urls("http://h:1", now=1_000.0)(key)
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert urllib.parse.unquote(urllib.parse.urlsplit(url).path.removeprefix("/files/")) == key
+    assert store.verify(key, query["expires"][0], query["signature"][0], now=1_000.0)
+    assert not store.verify(key + "x", query["expires"][0], query["signature"][0], now=1_000.0)

@@ -73,8 +73,7 @@ class Routes:
     def urls(self) -> Callable[[str], str]:
         """This request's file URLs (key -> signed URL), with the base read from the event once: a page
         of 50 results holds 100 URLs."""
-        base, url = self._url_base(), self.services.store.url
-        return lambda key: url(key, base)
+        return self.services.store.urls(self._url_base())
 
     def _url_base(self) -> str:
         if self.settings.public_base_url is not None:

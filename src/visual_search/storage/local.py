@@ -153,10 +153,18 @@ class LocalImageStore:
             return None
         return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
-    def url(self, key: str, base_url: str | None = None, now: float | None = None) -> str:
+    def urls(self, base_url: str | None = None, now: float | None = None) -> Callable[[str], str]:
+        """One response's URLs: they share the base, the expiry and what is made of them."""
         expires = int((now or time.time()) + URL_TTL_S)
-        base = (base_url or self._base_url).rstrip("/")
-        return f"{base}/files/{quote(key)}?expires={expires}&signature={self.sign(key, expires)}"
+        prefix = (base_url or self._base_url).rstrip("/") + "/files/"
+        query = f"?expires={expires}&signature="
+        signed_tail = f"\n{expires}".encode()  # after the key, what `sign` signs
+        digest = self._mac.digest
+
+        def url(key: str) -> str:
+            return prefix + quote(key) + query + digest(key.encode() + signed_tail)[:16].hex()
+
+        return url
 
     def sign(self, key: str, expires: int) -> str:
         return self._mac.digest(f"{key}\n{expires}".encode())[:16].hex()
