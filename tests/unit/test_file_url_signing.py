@@ -40,3 +40,11 @@ def test_every_url_a_response_makes_verifies_for_its_key(tmp_path_factory, key):
     assert urllib.parse.unquote(urllib.parse.urlsplit(url).path.removeprefix("/files/")) == key
     assert store.verify(key, query["expires"][0], query["signature"][0], now=1_000.0)
     assert not store.verify(key + "x", query["expires"][0], query["signature"][0], now=1_000.0)
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"])) | st.text(alphabet="abz09_.~/-%+ é?#"))
+def test_a_url_names_its_key_as_quote_spells_it(tmp_path_factory, key):
+    # Keys quote() would leave unchanged skip it; every other key must still be quoted.
+    store = LocalImageStore(tmp_path_factory.mktemp("store"), None, b"k" * 32)
+    url = store.urls("http://h:1")(key)
+    assert url.startswith("http://h:1/files/" + urllib.parse.quote(key) + "?expires=")

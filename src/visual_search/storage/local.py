@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,6 +30,9 @@ URL_TTL_S = 3600
 # Half-written files live under the reserved prefix, never beside the key they will become: a staging
 # name there could also be a public_id, and a scan that skipped it could never list that asset again.
 STAGING = f"{RESERVED_PREFIX}staging"
+# What `quote(key)` leaves as it is (its always-safe characters and "/"): most keys, and checking costs a
+# third of quoting (a page of 50 results quotes 100 keys).
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch
 _SHA256_BLOCK = 64
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
@@ -162,7 +166,8 @@ class LocalImageStore:
         digest = self._mac.digest
 
         def url(key: str) -> str:
-            return prefix + quote(key) + query + digest(key.encode() + signed_tail)[:16].hex()
+            path = key if _UNQUOTED(key) else quote(key)
+            return prefix + path + query + digest(key.encode() + signed_tail)[:16].hex()
 
         return url
 
