@@ -33,31 +33,6 @@ STAGING = f"{RESERVED_PREFIX}staging"
 # What `quote(key)` leaves as it is (its always-safe characters and "/"): most keys, and checking costs a
 # third of quoting (a page of 50 results quotes 100 keys).
 _UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch
-_SHA256_BLOCK = 64
-_IPAD = bytes(b ^ 0x36 for b in range(256))
-_OPAD = bytes(b ^ 0x5C for b in range(256))
-
-
-class HmacSha256:
-    """HMAC-SHA256 (RFC 2104, https://www.rfc-editor.org/rfc/rfc2104#section-2) with the key's inner and
-    outer blocks hashed once; a message then costs two copies of those states. A page of 50 results signs
-    100 URLs: `hmac.digest` set the key up and fetched SHA-256 from OpenSSL 3 by name on every one (4.1 us),
-    a copy of a keyed `hmac` object still pays OpenSSL's HMAC context (2.8 us), this 1.9 us. The same bytes
-    as `hmac.digest(key, message, "sha256")` (tests/unit/test_file_url_signing.py)."""
-
-    def __init__(self, key: bytes):
-        if len(key) > _SHA256_BLOCK:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(_SHA256_BLOCK, b"\0")
-        self._inner = hashlib.sha256(key.translate(_IPAD))
-        self._outer = hashlib.sha256(key.translate(_OPAD))
-
-    def digest(self, message: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
 
 
 class LocalImageStore:
@@ -65,7 +40,9 @@ class LocalImageStore:
         self.root = root
         self.name = name
         self._base_url = (base_url or "http://127.0.0.1:8000").rstrip("/")
-        self._mac = HmacSha256(signing_key)
+        # Keyed once; a URL then signs from a copy (a page of 50 results signs 100 URLs: keying each
+        # one with hmac.digest cost 2.2 us, a copy 1.4 us).
+        self._mac = hmac.new(signing_key, digestmod=hashlib.sha256)
         root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
@@ -163,16 +140,20 @@ class LocalImageStore:
         prefix = (base_url or self._base_url).rstrip("/") + "/files/"
         query = f"?expires={expires}&signature="
         signed_tail = f"\n{expires}".encode()  # after the key, what `sign` signs
-        digest = self._mac.digest
 
         def url(key: str) -> str:
             path = key if _UNQUOTED(key) else quote(key)
-            return prefix + path + query + digest(key.encode() + signed_tail)[:16].hex()
+            return prefix + path + query + self._digest(key.encode() + signed_tail)[:16].hex()
 
         return url
 
     def sign(self, key: str, expires: int) -> str:
-        return self._mac.digest(f"{key}\n{expires}".encode())[:16].hex()
+        return self._digest(f"{key}\n{expires}".encode())[:16].hex()
+
+    def _digest(self, message: bytes) -> bytes:
+        mac = self._mac.copy()
+        mac.update(message)
+        return mac.digest()
 
     def verify(self, key: str, expires: str, signature: str, now: float | None = None) -> bool:
         """True when a /files URL was made by `url` and has not expired."""
