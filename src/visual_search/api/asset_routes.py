@@ -79,7 +79,7 @@ class AssetRoutes:
     def _stored(self, data: bytes, text_fields: dict[str, str], filename: str | None) -> bytes:
         """The one upload path, and its answer as Cloudinary gives it."""
         document = self.services.uploads.upload(data, text_fields, filename)
-        body = resource(document, self.r.url_for)
+        body = resource(document, self.r.urls())
         if document.get("existing"):
             body["existing"] = True
         return json.dumps(body).encode()
@@ -128,9 +128,8 @@ class AssetRoutes:
         if not ids:
             raise BadInput("asset_ids is required")
         documents = self.services.listing.by_asset_ids(ids)
-        return self.r.respond(
-            200, json.dumps({"resources": [resource(d, self.r.url_for) for d in documents]})
-        )
+        urls = self.r.urls()
+        return self.r.respond(200, json.dumps({"resources": [resource(d, urls) for d in documents]}))
 
     def resource_by_public_id(self, cloud_name: str, public_id: str):
         self.r.authenticate(cloud_name)
@@ -138,7 +137,7 @@ class AssetRoutes:
         info = self.services.store.head(keys[0]) if keys else None
         if info is None:
             raise NotFound(f"Resource not found - {public_id[:255]}")
-        return self.r.respond(200, json.dumps(resource(self.services.listing.document(info), self.r.url_for)))
+        return self.r.respond(200, json.dumps(resource(self.services.listing.document(info), self.r.urls())))
 
     def delete_resources(self, cloud_name: str):
         """DELETE /resources/image/upload: by `public_ids` (query, as the Java SDK sends them, or JSON
@@ -186,7 +185,8 @@ class AssetRoutes:
             max_results=params.integer(fields, "max_results", DEFAULT_RESULTS, 1, MAX_RESULTS),
             next_cursor=params.text(fields, "next_cursor"),
         )
-        body: dict[str, Any] = {"resources": [resource(d, self.r.url_for) for d in page.documents]}
+        urls = self.r.urls()
+        body: dict[str, Any] = {"resources": [resource(d, urls) for d in page.documents]}
         if page.next_cursor:
             body["next_cursor"] = page.next_cursor
         return self.r.respond(200, json.dumps(body))

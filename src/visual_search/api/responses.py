@@ -12,11 +12,12 @@ from visual_search.search.service import SearchPage, clip_score
 
 def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict[str, Any]:
     """A Cloudinary Admin API resource from a stored document."""
+    key, public_id, folder = document["key"], document["public_id"], document.get("folder", "")
     created = document.get("created_at", "")
-    url = url_for(document["key"])
+    url = url_for(key)
     return {
         "asset_id": document["asset_id"],
-        "public_id": document["public_id"],
+        "public_id": public_id,
         "format": document.get("format"),
         "version": _version(created),
         "resource_type": "image",
@@ -26,24 +27,24 @@ def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict
         "etag": document.get("etag"),
         "width": document.get("width"),
         "height": document.get("height"),
-        "folder": document.get("folder", ""),
-        "asset_folder": document.get("folder", ""),
-        "display_name": document["public_id"].rpartition("/")[2],
+        "folder": folder,
+        "asset_folder": folder,
+        "display_name": public_id.rpartition("/")[2],
         "tags": list(document.get("tags", [])),
         "url": url,
         "secure_url": url,
         # Not in Cloudinary's shape (SDKs ignore extra fields): a small rendition for result grids.
-        "thumbnail_url": url_for(rendition_key(document["key"])),
+        "thumbnail_url": url_for(rendition_key(key)),
     }
 
 
 def search_response(page: SearchPage, url_for: Callable[[str], str]) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "resources": [
-            {**resource(h.document, url_for), "score": round(clip_score(h.score), 6)} for h in page.hits
-        ],
-        "time": page.took_ms,
-    }
+    resources = []
+    for hit in page.hits:
+        found = resource(hit.document, url_for)
+        found["score"] = round(clip_score(hit.score), 6)  # added last, not merged into a copy of it
+        resources.append(found)
+    body: dict[str, Any] = {"resources": resources, "time": page.took_ms}
     if page.next_cursor:
         body["next_cursor"] = page.next_cursor
     return body

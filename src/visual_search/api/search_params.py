@@ -117,10 +117,15 @@ class SearchParams(BaseModel):
     format: Annotated[Param, CommaList()] = Field(None, description="Only images in one of these formats.")
 
 
+def _rule(metadata: list[Any]) -> Any:
+    (rule,) = [m for m in metadata if hasattr(m, "read")]
+    return rule
+
+
+# Each field's rule, found once rather than on every search.
+RULES = tuple((name, _rule(field.metadata)) for name, field in SearchParams.model_fields.items())
+
+
 def read(params: Raw) -> dict[str, Any]:
     """Every declared parameter, parsed by its field's rule (None or () when absent)."""
-    out: dict[str, Any] = {}
-    for name, field in SearchParams.model_fields.items():
-        (rule,) = [m for m in field.metadata if hasattr(m, "read")]
-        out[name] = rule.read(params, name)
-    return out
+    return {name: rule.read(params, name) for name, rule in RULES}

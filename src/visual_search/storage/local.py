@@ -3,8 +3,10 @@ presigned URLs, so a link in a search result never opens the whole store to anyo
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +30,9 @@ URL_TTL_S = 3600
 # Half-written files live under the reserved prefix, never beside the key they will become: a staging
 # name there could also be a public_id, and a scan that skipped it could never list that asset again.
 STAGING = f"{RESERVED_PREFIX}staging"
+# What `quote(key)` leaves as it is (its always-safe characters and "/"): most keys, and checking costs a
+# third of quoting (a page of 50 results quotes 100 keys).
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch
 
 
 class LocalImageStore:
@@ -35,7 +40,9 @@ class LocalImageStore:
         self.root = root
         self.name = name
         self._base_url = (base_url or "http://127.0.0.1:8000").rstrip("/")
-        self._signing_key = signing_key
+        # Keyed once; a URL then signs from a copy (a page of 50 results signs 100 URLs: keying each
+        # one with hmac.digest cost 2.2 us, a copy 1.4 us).
+        self._mac = hmac.new(signing_key, digestmod=hashlib.sha256)
         root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
@@ -127,14 +134,26 @@ class LocalImageStore:
             return None
         return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
-    def url(self, key: str, base_url: str | None = None, now: float | None = None) -> str:
+    def urls(self, base_url: str | None = None, now: float | None = None) -> Callable[[str], str]:
+        """One response's URLs: they share the base, the expiry and what is made of them."""
         expires = int((now or time.time()) + URL_TTL_S)
-        base = (base_url or self._base_url).rstrip("/")
-        return f"{base}/files/{quote(key)}?expires={expires}&signature={self.sign(key, expires)}"
+        prefix = (base_url or self._base_url).rstrip("/") + "/files/"
+        query = f"?expires={expires}&signature="
+        signed_tail = f"\n{expires}".encode()  # after the key, what `sign` signs
+
+        def url(key: str) -> str:
+            path = key if _UNQUOTED(key) else quote(key)
+            return prefix + path + query + self._digest(key.encode() + signed_tail)[:16].hex()
+
+        return url
 
     def sign(self, key: str, expires: int) -> str:
-        message = f"{key}\n{expires}".encode()
-        return hmac.digest(self._signing_key, message, "sha256").hex()[:32]  # one-shot: 100 URLs a page
+        return self._digest(f"{key}\n{expires}".encode())[:16].hex()
+
+    def _digest(self, message: bytes) -> bytes:
+        mac = self._mac.copy()
+        mac.update(message)
+        return mac.digest()
 
     def verify(self, key: str, expires: str, signature: str, now: float | None = None) -> bool:
         """True when a /files URL was made by `url` and has not expired."""

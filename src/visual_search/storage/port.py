@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -86,9 +86,10 @@ class ImageStore(Protocol):
         """The object's listing entry, or None when no object is under the key now."""
         ...
 
-    def url(self, key: str, base_url: str | None = None) -> str:
-        """A URL the caller can open: signed and expiring (local server, S3 presigned) or a CDN URL.
-        `base_url` is where the request arrived, for stores served by this process."""
+    def urls(self, base_url: str | None = None) -> Callable[[str], str]:
+        """One response's URLs, key -> a URL the caller can open: signed and expiring (local server, S3
+        presigned) or a CDN URL. `base_url` is where the request arrived, for stores served by this
+        process. Made once per response, for what its URLs share (a page of 50 results holds 100)."""
         ...
 
 

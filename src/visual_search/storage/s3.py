@@ -3,7 +3,7 @@ URLs are presigned GETs that expire, and every call has timeouts and standard re
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -105,10 +105,13 @@ class S3ImageStore:
             return None
         return ObjectInfo(key, int(response.get("ContentLength") or 0), response["LastModified"])
 
-    def url(self, key: str, base_url: str | None = None) -> str:
-        return self._s3.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=URL_TTL_S
-        )
+    def urls(self, base_url: str | None = None) -> Callable[[str], str]:
+        def url(key: str) -> str:
+            return self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=URL_TTL_S
+            )
+
+        return url
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         try:
