@@ -98,14 +98,18 @@ def by_upsert(url: str, vectors: np.ndarray) -> dict[str, float]:
         assert index.count() == len(vectors)
     finally:
         drop(index)
-    n = len(vectors)
+    return {"seconds": seconds, **throughput(len(vectors), seconds, cpu_s, node_s)}
+
+
+def throughput(docs: int, seconds: float, client_cpu_s: float, node_cpu_s: float) -> dict[str, float]:
+    """Documents per second, and what they cost in CPU on both sides with the rate that allows on this
+    machine's cores with nothing else running (both sides busy all the time: an upper bound)."""
     return {
-        "docs_per_s": n / seconds,
-        "seconds": seconds,
-        "client_cpu_s": cpu_s,
-        "node_cpu_s": node_s,
-        "cpu_ms_per_doc": (cpu_s + node_s) / n * 1000,
-        "docs_per_s_cpu_bound": n / ((cpu_s + node_s) / (os.cpu_count() or 1)),
+        "docs_per_s": docs / seconds,
+        "client_cpu_s": client_cpu_s,
+        "node_cpu_s": node_cpu_s,
+        "cpu_ms_per_doc": (client_cpu_s + node_cpu_s) / docs * 1000,
+        "docs_per_s_cpu_bound": docs / ((client_cpu_s + node_cpu_s) / (os.cpu_count() or 1)),
     }
 
 
@@ -120,14 +124,8 @@ def by_bulk_load(url: str, vectors: np.ndarray, tuning: BulkTuning, finish: bool
         result = {
             "chunk_bytes": tuning.chunk_bytes,
             "threads": tuning.threads,
-            "docs_per_s": written / load_s,
             "load_s": load_s,
-            "client_cpu_s": cpu_s,
-            "node_cpu_s": node_s,
-            # What the load costs in CPU, and the rate it allows on this machine's cores with nothing else
-            # running (both sides busy all the time: an upper bound).
-            "cpu_ms_per_doc": (cpu_s + node_s) / written * 1000,
-            "docs_per_s_cpu_bound": written / ((cpu_s + node_s) / (os.cpu_count() or 1)),
+            **throughput(written, load_s, cpu_s, node_s),
         }
         if finish:
             index._os.indices.refresh(index=index.physical_name, request_timeout=600)

@@ -102,15 +102,21 @@ def test_the_backfill_command_reads_the_ingest_settings_and_reports(world, monke
     assert capsys.readouterr().out.strip() == "listed 3; indexed: 3"
 
 
-def test_backfill_activate_points_the_alias_at_the_new_models_index_on_opensearch(world, monkeypatch, capsys):
-    # Given a bucket's images and an OpenSearch index being rebuilt beside the served one
-    fill(world, 3, prefix="re/")
-    _backfill_command_env(world, monkeypatch, "re")
+def _rebuilding_on_opensearch(monkeypatch) -> FakeOpenSearch:
+    """The CLI's index is a new OpenSearch index built beside the served one (the double's cluster)."""
     cluster = FakeOpenSearch(mode="managed")
     plug_in(monkeypatch, cluster)
     monkeypatch.setenv("VS_INDEX_BACKEND", "opensearch")
     monkeypatch.setenv("VS_OPENSEARCH_ENDPOINT", "https://search.example")
     monkeypatch.setenv("VS_OPENSEARCH_REINDEX", "true")
+    return cluster
+
+
+def test_backfill_activate_points_the_alias_at_the_new_models_index_on_opensearch(world, monkeypatch, capsys):
+    # Given a bucket's images and an OpenSearch index being rebuilt beside the served one
+    fill(world, 3, prefix="re/")
+    _backfill_command_env(world, monkeypatch, "re")
+    cluster = _rebuilding_on_opensearch(monkeypatch)
     # When the backfill runs with --activate
     assert main(["backfill", "--prefix", "re/", "--quiet", "--activate"]) == 0
     # Then readers' alias names the one physical index, which holds every image
@@ -133,11 +139,7 @@ def test_a_backfill_into_a_new_opensearch_index_is_a_bulk_load_finished_before_r
     # Given a bucket's images and an OpenSearch index being rebuilt for a new model
     fill(world, 4, prefix="bulk/")
     _backfill_command_env(world, monkeypatch, "bulk")
-    cluster = FakeOpenSearch(mode="managed")
-    plug_in(monkeypatch, cluster)
-    monkeypatch.setenv("VS_INDEX_BACKEND", "opensearch")
-    monkeypatch.setenv("VS_OPENSEARCH_ENDPOINT", "https://search.example")
-    monkeypatch.setenv("VS_OPENSEARCH_REINDEX", "true")
+    cluster = _rebuilding_on_opensearch(monkeypatch)
     # When the backfill runs with --activate
     assert main(["backfill", "--prefix", "bulk/", "--quiet", "--batch", "2", "--activate"]) == 0
     # Then its writes did not wait for refreshes (the double refuses a wait_for into an index whose
