@@ -3,11 +3,15 @@
 The index holds `--n` assets (random unit vectors with documents; what is measured is the query path,
 not ingest). In one run: p50/p99 of the HTTP round trip, and, as the in-run baseline, the same query's
 two stages called directly (text embedding; index page) so the server's own overhead is visible. The
-HTTP requests go over one kept-alive connection, as every SDK's pool sends them.
+HTTP requests come from another process over one kept-alive connection, as every SDK's pool sends them
+(a client thread in the server's process would share its GIL, which no real client does).
 Targets: p50 <= 30 ms, and server overhead at most 1.3x (HTTP p50 over embed + index page p50s): the
 run exits 1 past either. Prints a table and writes bench/results/search.json.
 
     python bench/search.py [--n 10000] [--requests 300]
+
+With `--client URL` this runs as that other process: a text per line on stdin, the request's seconds
+per line on stdout.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import base64
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,7 +75,22 @@ def fill_index(services, n: int) -> None:
         services.index.upsert(batch)
 
 
+def run_client(url: str) -> int:
+    """The HTTP side: one kept-alive connection, a text search per line of stdin, its time on stdout."""
+    http = urllib3.PoolManager(retries=False, timeout=30, maxsize=1)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"visual-search:bench-secret").decode()}
+    for line in sys.stdin:
+        started = time.perf_counter()
+        r = http.request("GET", url, fields={"text": line.rstrip("\n"), "max_results": "50"}, headers=auth)
+        seconds = time.perf_counter() - started
+        assert r.status == 200, r.data
+        print(seconds, flush=True)
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--client"]:
+        return run_client(sys.argv[2])
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=300)
@@ -96,13 +116,20 @@ def main() -> int:
         graph_catch_up_s = time.perf_counter() - started
         services.embedder.load(["text"])
         server = LocalServer(services, "127.0.0.1", 0).start()
-        http = urllib3.PoolManager(retries=False, timeout=30, maxsize=1)  # one kept-alive connection
-        auth = {"Authorization": "Basic " + base64.b64encode(b"visual-search:bench-secret").decode()}
-        url = f"{server.url}/v1_1/demo/resources/visual_search"
+        requester = subprocess.Popen(
+            [sys.executable, __file__, "--client", f"{server.url}/v1_1/demo/resources/visual_search"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        stdin, stdout = requester.stdin, requester.stdout
+        assert stdin is not None
+        assert stdout is not None
 
-        def http_query(text: str) -> None:
-            r = http.request("GET", url, fields={"text": text, "max_results": "50"}, headers=auth)
-            assert r.status == 200, r.data
+        def http_query(text: str) -> float:
+            stdin.write(text + "\n")
+            stdin.flush()
+            return float(stdout.readline())
 
         embed, index, total = [], [], []
         for i in range(args.requests + 20):
@@ -112,12 +139,13 @@ def main() -> int:
             t1 = time.perf_counter()
             services.index.knn_page(vector, 50, max_hits=1000)
             t2 = time.perf_counter()
-            http_query(text)
-            t3 = time.perf_counter()
+            round_trip = http_query(text)
             if i >= 20:  # warm-up
                 embed.append(t1 - t0)
                 index.append(t2 - t1)
-                total.append(t3 - t2)
+                total.append(round_trip)
+        stdin.close()
+        requester.wait()
         server.stop()
         services.close()
     result = {

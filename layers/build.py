@@ -40,7 +40,7 @@ PROVIDED_BY_LAMBDA = ("boto3", "botocore", "s3transfer", "jmespath")
 NOT_USED_IN_LAMBDA = (
     "usearch", "numkong", "hf_xet", "huggingface_hub", "fsspec", "filelock", "grpc", "grpcio",
     "opensearch_protobufs", "protobuf", "google", "yaml", "_yaml", "pyyaml", "tqdm",
-    "anyio", "httpx2", "httpcore2", "h11", "click", "uvicorn", "bin", "orjson",
+    "anyio", "httpx2", "httpcore2", "h11", "click", "uvicorn", "bin",
     "onnxruntime/transformers", "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/datasets",
     "visual_search/models",  # the tiny test model the package ships; functions load /opt/model
 )  # fmt: skip

