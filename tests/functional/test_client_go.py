@@ -24,6 +24,7 @@ CALLS = [
     "upload_b",
     "upload_c",
     "upload_sub_d",
+    "upload_e",
     "ping",
     "resource",
     "resources",

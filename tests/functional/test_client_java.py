@@ -19,6 +19,7 @@ CALLS = [
     "upload_b",
     "upload_c",
     "upload_sub_d",
+    "upload_e",
     "delete_resources",
     "error_401_admin",
     "error_401_upload",

@@ -94,11 +94,6 @@ class Routes:
         if cloud_name != self.settings.cloud_name:
             raise NotFound(f"unknown cloud_name {cloud_name[:64]!r}")
 
-    def body_params(self) -> dict[str, str | bytes]:
-        event = self.app.current_event
-        body = params.raw_body(event.raw_event)
-        return params.collect_params({}, event.headers or {}, body, self.settings.max_image_bytes)
-
     def request_params(self) -> dict[str, str | bytes]:
         event = self.app.current_event
         query = event.resolved_query_string_parameters or {}

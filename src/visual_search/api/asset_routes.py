@@ -123,7 +123,7 @@ class AssetRoutes:
 
     def resources_by_asset_ids(self, cloud_name: str):
         self.r.authenticate(cloud_name)
-        ids = params.id_list(self._lists(), "asset_ids")
+        ids = params.id_list(self.r.request_params(), "asset_ids")
         if not ids:
             raise BadInput("asset_ids is required")
         documents = self.services.listing.by_asset_ids(ids)
@@ -139,15 +139,13 @@ class AssetRoutes:
         return self.r.respond(200, json_text(resource(self.services.listing.document(info), self.r.urls())))
 
     def delete_resources(self, cloud_name: str):
-        """DELETE /resources/image/upload: by `public_ids` (query, as the Java SDK sends them, or JSON
-        body, as the Python and Node SDKs do), or by `prefix`. Every id is checked before any is deleted."""
+        """DELETE /resources/image/upload: by `public_ids` (a query, a form body as Java's http5 client
+        sends it, or JSON as the Python, Node and Go SDKs do), or by `prefix`. Every id is checked before
+        any is deleted."""
         self.r.authenticate(cloud_name)
-        body = self.r.body_params()
-        lists = self._lists()
-        if isinstance(in_body := body.get("public_ids"), str):
-            lists.setdefault("public_ids", []).append(in_body)
-        public_ids = params.id_list(lists, "public_ids")
-        prefix = params.text(body, "prefix") or params.text(self._query(), "prefix")
+        fields = self.r.request_params()
+        public_ids = params.id_list(fields, "public_ids")
+        prefix = params.text(fields, "prefix")
         if public_ids and prefix:
             raise BadInput("give public_ids or prefix, not both")
         if prefix:
@@ -194,13 +192,6 @@ class AssetRoutes:
         keys, complete = self.services.listing.matching(prefix, tag, limit=MAX_DELETE_MATCHES)
         deleted = {public_id_for(key): self.services.uploads.delete_key(key) for key in keys}
         return self.r.respond(200, json_text({"deleted": deleted, "partial": not complete}))
-
-    def _lists(self) -> dict[str, list[str]]:
-        multi = self.r.app.current_event.multi_value_query_string_parameters or {}
-        return {k: list(v) for k, v in multi.items()}
-
-    def _query(self) -> dict[str, str | bytes]:
-        return {k: v[-1] for k, v in self._lists().items() if v}
 
 
 def _one_tag(value: str) -> str:

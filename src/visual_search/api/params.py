@@ -24,6 +24,10 @@ from visual_search.index.port import Filters
 from visual_search.search.service import SearchQuery, decode_data_uri
 
 MAX_PARTS = 32
+# Cloudinary's array parameters: every value is kept (joined with ",", as the SDKs sign a list) whether
+# the client spells the name `name[]` (Node, Python, Java) or repeats `name`; any other repeated name
+# keeps its last value. No item of these holds a comma (`names` refuses one in a public_id or a tag).
+ARRAYS = frozenset({"public_ids", "asset_ids", "tags", "format"})
 
 
 class FilePart(bytes):
@@ -85,14 +89,22 @@ def collect_params(
 
 
 def merge(query: Mapping[str, list[str]], body_params: Mapping[str, str | bytes]) -> dict[str, str | bytes]:
-    """Query-string and body parameters as one dict (the body wins), every text checked, `[]` dropped."""
-    params: dict[str, str | bytes] = {k: _one(k, v) for k, v in query.items() if v}
-    params.update(body_params)
-    for name, value in params.items():
-        check_text(name)
-        if isinstance(value, str):
-            check_text(value)
-    return {k.removesuffix("[]"): v for k, v in params.items()}
+    """Query-string and body parameters as one dict (the body wins), every text checked, `[]` dropped
+    (an array given both as `name[]` and `name` in one place keeps the values of both)."""
+    params: dict[str, str | bytes] = {}
+    for source in ({k: _one(k, v) for k, v in query.items() if v}, body_params):
+        given: dict[str, str | bytes] = {}
+        for name, value in source.items():
+            check_text(name)
+            if isinstance(value, str):
+                check_text(value)
+            bare = name.removesuffix("[]")
+            earlier = given.get(bare)
+            if isinstance(earlier, str) and isinstance(value, str) and bare in ARRAYS:
+                value = f"{earlier},{value}"
+            given[bare] = value
+        params.update(given)
+    return params
 
 
 def check_text(value: str) -> str:
@@ -159,8 +171,8 @@ def _multipart(body: bytes, boundary: str, max_bytes: int) -> dict[str, str | by
 
 
 def multipart_fields(parts: Iterable[tuple[str, str | bytes]]) -> dict[str, str | bytes]:
-    """A multipart body's parts, in order, as parameters: a repeated `name[]` text part joins its
-    values with ",", any other repeated name keeps its last value."""
+    """A multipart body's parts, in order, as parameters: a repeated array's text parts (`name[]`, or
+    a name in ARRAYS) join their values with ",", any other repeated name keeps its last value."""
     out: dict[str, str | bytes] = {}
     for name, value in parts:
         earlier = out.get(name)
@@ -171,8 +183,8 @@ def multipart_fields(parts: Iterable[tuple[str, str | bytes]]) -> dict[str, str 
 
 
 def _one(name: str, values: list[str]) -> str:
-    """One value for a field given more than once: a list's items joined, else the last."""
-    return ",".join(values) if name.endswith("[]") else values[-1]
+    """One value for a field given more than once: an array's items joined, else the last."""
+    return ",".join(values) if name.endswith("[]") or name in ARRAYS else values[-1]
 
 
 def _json(body: bytes) -> dict[str, str | bytes]:
@@ -248,10 +260,12 @@ def number(params: Mapping[str, str | bytes], name: str, default: float | None, 
     return default if value is None else value
 
 
-def id_list(multi_query: Mapping[str, list[str]], name: str) -> list[str]:
-    """`public_ids[]=a&public_ids[]=b` (the SDKs' form) or `public_ids=a,b`."""
-    values = list(multi_query.get(name + "[]", [])) + list(multi_query.get(name, []))
-    return [check_text(v.strip()) for value in values for v in value.split(",") if v.strip()]
+def id_list(params: Mapping[str, str | bytes], name: str) -> list[str]:
+    """The items of an array parameter as `merge` left it (`a,b`), in order, blanks dropped."""
+    value = params.get(name)
+    if not isinstance(value, str):
+        return []
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def _is_asset_id(value: str) -> bool:

@@ -207,9 +207,9 @@ func main() {
 	// -- Upload API: Upload posts to auto/upload, and in parts (X-Unique-Upload-Id, Content-Range) once the
 	// file is larger than the configured chunk size: the SDK has no separate upload_large.
 	uploaded, err := cld.Upload.Upload(ctx, env("VS_UPLOAD_FILE"),
-		uploader.UploadParams{PublicID: prefix + "/a", Tags: api.CldAPIArray{tag}})
+		uploader.UploadParams{PublicID: prefix + "/a", Tags: api.CldAPIArray{tag, tag + "-2"}})
 	if call("upload", err, uploaded.Error.Message, func() string {
-		return unless(uploaded.PublicID == prefix+"/a" && uploaded.AssetID != "" && slices.Contains(uploaded.Tags, tag),
+		return unless(uploaded.PublicID == prefix+"/a" && uploaded.AssetID != "" && slices.Contains(uploaded.Tags, tag) && slices.Contains(uploaded.Tags, tag+"-2"),
 			"not the upload")
 	}) {
 		made[uploaded.PublicID] = true
@@ -230,7 +230,7 @@ func main() {
 		made[large.PublicID] = true
 	}
 	// Fixtures for the delete calls below, uploaded like the first.
-	for _, fixture := range []struct{ name, tag string }{{"b", ""}, {"c", deleteTag}, {"sub/d", ""}} {
+	for _, fixture := range []struct{ name, tag string }{{"b", ""}, {"c", deleteTag}, {"sub/d", ""}, {"e", ""}} {
 		params := uploader.UploadParams{PublicID: prefix + "/" + fixture.name}
 		if fixture.tag != "" {
 			params.Tags = api.CldAPIArray{fixture.tag}
@@ -274,9 +274,9 @@ func main() {
 	call("destroy_not_found", err, again.Error.Message, func() string {
 		return unless(again.Result == "not found", "result is not 'not found'")
 	})
-	deleted, err := cld.Admin.DeleteAssets(ctx, admin.DeleteAssetsParams{PublicIDs: api.CldAPIArray{prefix + "/b"}})
+	deleted, err := cld.Admin.DeleteAssets(ctx, admin.DeleteAssetsParams{PublicIDs: api.CldAPIArray{prefix + "/b", prefix + "/e"}})
 	call("delete_resources", err, deleted.Error.Message, func() string {
-		return unless(deleted.Deleted[prefix+"/b"] == "deleted", "not deleted")
+		return unless(deleted.Deleted[prefix+"/b"] == "deleted" && deleted.Deleted[prefix+"/e"] == "deleted", "not both deleted")
 	})
 	byTagDeleted, err := cld.Admin.DeleteAssetsByTag(ctx, admin.DeleteAssetsByTagParams{Tag: deleteTag})
 	call("delete_resources_by_tag", err, byTagDeleted.Error.Message, func() string {

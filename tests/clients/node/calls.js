@@ -133,8 +133,12 @@ async function main() {
   // -- Upload API
   const uploaded = await call(
     "upload",
-    () => cloudinary.uploader.upload(env("VS_UPLOAD_FILE"), { public_id: `${PREFIX}/a`, tags: [TAG] }),
-    (r) => expect(r.public_id === `${PREFIX}/a` && r.asset_id && r.tags.includes(TAG), "not the upload"),
+    () => cloudinary.uploader.upload(env("VS_UPLOAD_FILE"), { public_id: `${PREFIX}/a`, tags: [TAG, `${TAG}-2`] }),
+    (r) =>
+      expect(
+        r.public_id === `${PREFIX}/a` && r.asset_id && r.tags.includes(TAG) && r.tags.includes(`${TAG}-2`),
+        "not the upload",
+      ),
   );
   if (uploaded) made.add(uploaded.public_id);
   const assetId = uploaded ? uploaded.asset_id : UNKNOWN_ASSET_ID;
@@ -154,12 +158,13 @@ async function main() {
     (r) => expect(r.public_id === `${PREFIX}/large` && r.bytes === Number(env("VS_LARGE_BYTES")), "not whole"),
   ).then((r) => r && made.add(r.public_id));
   // Fixtures for the delete calls below, uploaded like the first.
-  for (const [name, tags] of [["b", []], ["c", [DELETE_TAG]], ["sub/d", []]]) {
+  const fixtureIds = {};
+  for (const [name, tags] of [["b", []], ["c", [DELETE_TAG]], ["sub/d", []], ["e", []]]) {
     await call(
       `upload_${name.replace("/", "_")}`,
       () => cloudinary.uploader.upload(env("VS_UPLOAD_FILE"), { public_id: `${PREFIX}/${name}`, tags }),
       (r) => expect(r.public_id === `${PREFIX}/${name}`, "not the upload"),
-    ).then((r) => r && made.add(r.public_id));
+    ).then((r) => r && made.add(r.public_id) && (fixtureIds[name] = r.asset_id));
   }
 
   // -- Admin API
@@ -189,8 +194,8 @@ async function main() {
   );
   await call(
     "resources_by_asset_ids",
-    () => cloudinary.api.resources_by_asset_ids([assetId]),
-    (r) => expect(JSON.stringify(ids(r)) === JSON.stringify([`${PREFIX}/a`]), "listing"),
+    () => cloudinary.api.resources_by_asset_ids([assetId, fixtureIds.b ?? UNKNOWN_ASSET_ID]),
+    (r) => expect(JSON.stringify(ids(r).sort()) === JSON.stringify([`${PREFIX}/a`, `${PREFIX}/b`]), "listing"),
   );
   await call(
     "destroy",
@@ -204,8 +209,8 @@ async function main() {
   );
   await call(
     "delete_resources",
-    () => cloudinary.api.delete_resources([`${PREFIX}/b`]),
-    (r) => expect(r.deleted[`${PREFIX}/b`] === "deleted", "not deleted"),
+    () => cloudinary.api.delete_resources([`${PREFIX}/b`, `${PREFIX}/e`]),
+    (r) => expect(r.deleted[`${PREFIX}/b`] === "deleted" && r.deleted[`${PREFIX}/e`] === "deleted", "not both deleted"),
   );
   await call(
     "delete_resources_by_tag",

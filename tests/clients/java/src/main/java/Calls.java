@@ -184,9 +184,10 @@ public final class Calls {
         // -- Upload API
         Set<String> made = new HashSet<>(); // public_ids this program uploaded successfully
         Map<?, ?> uploaded = call("upload",
-                () -> cloudinary.uploader().upload(upload, options("public_id", prefix + "/a", "tags", List.of(tag))),
+                () -> cloudinary.uploader().upload(upload, options("public_id", prefix + "/a", "tags", List.of(tag, tag + "-2"))),
                 r -> expect((prefix + "/a").equals(r.get("public_id")) && r.get("asset_id") != null
-                        && ((Collection<?>) r.get("tags")).contains(tag), "not the upload"));
+                        && ((Collection<?>) r.get("tags")).contains(tag)
+                        && ((Collection<?>) r.get("tags")).contains(tag + "-2"), "not the upload"));
         String assetId = uploaded == null ? UNKNOWN_ASSET_ID : (String) uploaded.get("asset_id");
         if (uploaded != null) made.add(prefix + "/a");
         call("resource_by_asset_id",
@@ -201,12 +202,16 @@ public final class Calls {
                         && ((Number) r.get("bytes")).longValue() == largeBytes, "not whole"));
         if (large != null) made.add(prefix + "/large");
         // Fixtures for the delete calls below, uploaded like the first.
-        for (String[] fixture : new String[][] {{"b", ""}, {"c", deleteTag}, {"sub/d", ""}}) {
+        Map<String, String> fixtureIds = new HashMap<>();
+        for (String[] fixture : new String[][] {{"b", ""}, {"c", deleteTag}, {"sub/d", ""}, {"e", ""}}) {
             Map<?, ?> fixtureUpload = call("upload_" + fixture[0].replace("/", "_"),
                     () -> cloudinary.uploader().upload(upload, options("public_id", prefix + "/" + fixture[0],
                             "tags", fixture[1].isEmpty() ? List.of() : List.of(fixture[1]))),
                     r -> expect((prefix + "/" + fixture[0]).equals(r.get("public_id")), "not the upload"));
-            if (fixtureUpload != null) made.add(prefix + "/" + fixture[0]);
+            if (fixtureUpload != null) {
+                made.add(prefix + "/" + fixture[0]);
+                fixtureIds.put(fixture[0], (String) fixtureUpload.get("asset_id"));
+            }
         }
 
         // -- Admin API
@@ -225,8 +230,8 @@ public final class Calls {
                 () -> api.resourcesByTag(tag, none),
                 r -> expect(ids(r).equals(List.of(prefix + "/a")), "listing"));
         call("resources_by_asset_ids",
-                () -> api.resourcesByAssetIDs(List.of(assetId), none),
-                r -> expect(ids(r).equals(List.of(prefix + "/a")), "listing"));
+                () -> api.resourcesByAssetIDs(List.of(assetId, fixtureIds.getOrDefault("b", UNKNOWN_ASSET_ID)), none),
+                r -> expect(new HashSet<>(ids(r)).equals(Set.of(prefix + "/a", prefix + "/b")), "listing"));
         call("destroy",
                 () -> cloudinary.uploader().destroy(prefix + "/a", options()),
                 r -> expect("ok".equals(r.get("result")), "result is not ok"));
@@ -234,8 +239,9 @@ public final class Calls {
                 () -> cloudinary.uploader().destroy(prefix + "/a", options()),
                 r -> expect("not found".equals(r.get("result")), "result is not 'not found'"));
         call("delete_resources",
-                () -> api.deleteResources(List.of(prefix + "/b"), none),
-                r -> expect("deleted".equals(deleted(r).get(prefix + "/b")), "not deleted"));
+                () -> api.deleteResources(List.of(prefix + "/b", prefix + "/e"), none),
+                r -> expect("deleted".equals(deleted(r).get(prefix + "/b"))
+                        && "deleted".equals(deleted(r).get(prefix + "/e")), "not both deleted"));
         call("delete_resources_by_tag",
                 () -> api.deleteResourcesByTag(deleteTag, none),
                 r -> expect("deleted".equals(deleted(r).get(prefix + "/c")), "not deleted"));
