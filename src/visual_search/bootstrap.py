@@ -46,7 +46,7 @@ STAGED_FILES = 5  # upload_large's staging holds this many files at the limit, u
 
 if TYPE_CHECKING:
     from visual_search.ingest.objects import ObjectIngest
-    from visual_search.ledger.port import AssetLedger
+    from visual_search.ledger.port import AssetLedger, Holds
 
 
 @dataclass
@@ -144,7 +144,7 @@ def build_services(settings: ServiceSettings) -> Services:
         max_hits=settings.max_hits_per_query,
         max_text_chars=settings.max_text_chars,
     )
-    uploads = Uploads(store, writer, index, ingestor.decode, embedder.model_id)
+    uploads = Uploads(store, writer, index, ingestor.decode, embedder.model_id, _holds(settings, ledger))
     chunks = ChunkedUploads(store, staging_bounds(settings), settings.upload_sweep_interval_s)
     listing = Listing(
         store, index, CursorCodec(_derive(settings.cursor_secret.get_secret_value(), "listing"))
@@ -215,6 +215,20 @@ def ledger_scope(settings: CoreSettings, model_id: str) -> str:
         where = f"{settings.opensearch_endpoint}/{settings.opensearch_index}"
         scope += "@" + hashlib.sha256(where.encode()).hexdigest()[:12]
     return scope
+
+
+def _holds(settings: ServiceSettings, ledger: AssetLedger | None) -> Holds:
+    """Where writes to one public_id are serialised: the ledger on one machine, the DynamoDB ledger the
+    ingest worker shares when the service is given its table, else within this process only."""
+    if ledger is not None:
+        return ledger
+    if settings.ledger_table:
+        from visual_search.ledger.dynamodb import DynamoDbLedger
+
+        return DynamoDbLedger(settings.ledger_table, scope="holds")
+    from visual_search.ledger.process_holds import ProcessHolds
+
+    return ProcessHolds()
 
 
 def _build_ledger(settings: IngestSettings, scope: str) -> AssetLedger:

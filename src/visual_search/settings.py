@@ -115,6 +115,9 @@ class ServiceSettings(CoreSettings):
         return self.api_secret.get_secret_value() if self.api_secret else ""
 
     credentials_secret_arn: str | None = None
+    # The ingest worker's DynamoDB ledger, where uploads of one public_id take turns across function
+    # instances (`AssetLedger.hold`); unset on AWS, they take turns within one instance only.
+    ledger_table: str | None = None
     # Base of the file URLs the local store signs (https://images.example.com); unset, the scheme and
     # validated Host the request came to are used.
     public_base_url: str | None = None

@@ -169,3 +169,49 @@ def test_dynamodb_errors_other_than_the_condition_are_dependency_failures(dynamo
     monkeypatch.setattr(ledger._client, "put_item", throttled)
     with pytest.raises(DependencyUnavailable):
         ledger.record(entry("s1"))
+
+
+# -- holds: writes to one public_id, one at a time (see AssetLedger.hold)
+
+
+def test_a_held_name_is_not_held_again_until_released(make_ledger):
+    first, second = make_ledger("model-a"), make_ledger("model-b")  # holds span scopes: a name is the store's
+    with first.hold("store\x00shoes/red", wait_s=0.0):
+        with (
+            pytest.raises(DependencyUnavailable, match="another write"),
+            second.hold("store\x00shoes/red", wait_s=0.2),
+        ):
+            pass
+        with second.hold("store\x00shoes/blue", wait_s=0.0):  # another name is free
+            pass
+    with second.hold("store\x00shoes/red", wait_s=0.0):  # released
+        pass
+
+
+def test_a_hold_left_by_a_crashed_writer_expires(make_ledger):
+    crashed, ledger = make_ledger("model-a"), make_ledger("model-a")
+    crashed.hold("store\x00x", wait_s=0.0, ttl_s=0.05).__enter__()  # never released
+    with ledger.hold("store\x00x", wait_s=2.0):
+        pass
+
+
+def test_of_writers_racing_for_one_name_each_holds_it_alone(make_ledger):
+    ledger = make_ledger("model-a")
+    inside, overlaps = [0], []
+    lock = threading.Lock()
+
+    def write() -> None:
+        with ledger.hold("store\x00race", wait_s=10.0):
+            with lock:
+                inside[0] += 1
+                overlaps.append(inside[0])
+            threading.Event().wait(0.01)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=write) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlaps == [1] * 6

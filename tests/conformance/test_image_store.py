@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from visual_search.errors import ImageTooLarge
 from visual_search.storage.local import LocalImageStore
-from visual_search.storage.port import InvalidKey, ObjectNotFound
+from visual_search.storage.port import InvalidKey, KeyConflict, ObjectNotFound
 from visual_search.storage.s3 import S3ImageStore
 
 LIMIT = 1000
@@ -150,3 +150,20 @@ def test_of_concurrent_put_if_absent_calls_one_wins(store):
         won = list(pool.map(claim, range(4)))
     assert won.count(True) == 1
     assert store.get("claims/race").data == str(won.index(True)).encode()
+
+
+@pytest.mark.parametrize(
+    "keys", [("x.png/y", "x.png"), ("x.png", "x.png/y")], ids=["folder-first", "file-first"]
+)
+def test_a_key_that_is_also_a_folder_is_refused_or_both_objects_live(store, keys):
+    store.put(keys[0], b"first")
+    try:
+        store.put(keys[1], b"second")
+    except KeyConflict:  # a BadInput: the API answers 400
+        assert store.head(keys[1]) is None
+        with pytest.raises(ObjectNotFound):
+            store.get(keys[1])
+    else:
+        assert store.get(keys[1]).data == b"second"
+    store.delete(keys[1])  # never an error, whichever way it went
+    assert store.get(keys[0]).data == b"first"

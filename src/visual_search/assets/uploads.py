@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -26,6 +27,7 @@ from visual_search.embedding.decode import DecodedImage
 from visual_search.errors import BadInput
 from visual_search.index.port import VectorIndex
 from visual_search.ingest.objects import Write
+from visual_search.ledger.port import Holds
 from visual_search.storage.port import ImageStore, InvalidKey, validate_key
 
 SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
@@ -40,11 +42,18 @@ class Uploads:
         index: VectorIndex,
         decode: Callable[[bytes], DecodedImage],
         model_id: str,
+        holds: Holds,
     ):
         # `decode` is the ingest pipeline's: the model's scale and this process's decoding budget, so an
         # image search accepts is never refused on upload (a full-scale decode of 49 MP needed 630 MB).
         self._store, self._writer, self._index = store, writer, index
         self._decode, self._model_id = decode, model_id
+        self._holds = holds
+
+    def _held(self, public_id: str) -> AbstractContextManager[None]:
+        """Writes to one public_id one at a time (in every process sharing the ledger): between reading
+        which files it has and replacing them, no other write may store one."""
+        return self._holds.hold(f"{self._store.name}\x00{public_id}")
 
     def upload(self, data: bytes, fields: Mapping[str, str], filename: str | None = None) -> dict[str, Any]:
         """Store and index one image; the stored document (Cloudinary's resource fields)."""
@@ -54,16 +63,18 @@ class Uploads:
         opted_in = flag(fields, "visual_search", False)
         decoded = self._decode(data)
         key = validate_key(names.stored_key(public_id, decoded.format))
-        existing = self.keys_of(public_id)
-        if existing and not flag(fields, "overwrite", True):
-            return {**self._document_of(existing[0]), "existing": True}
-        report = self._writer.put_many([Write(key, data, tuple(tags), opted_in, decoded)])
-        if report.refused:
-            self._writer.delete(key)
-            raise BadInput(report.refused[0].message or "image refused")
-        for other in existing:
-            if other != key:
-                self._writer.delete(other)
+        overwrite = flag(fields, "overwrite", True)
+        with self._held(public_id):
+            existing = self.keys_of(public_id)
+            if existing and not overwrite:
+                return {**self._document_of(existing[0]), "existing": True}
+            report = self._writer.put_many([Write(key, data, tuple(tags), opted_in, decoded)])
+            if report.refused:
+                self._writer.delete(key)
+                raise BadInput(report.refused[0].message or "image refused")
+            for other in existing:
+                if other != key:
+                    self._writer.delete(other)
         stored = self._index.get(asset_id_for(self._store.name, key)) if self._writer.indexes_now else None
         if stored is not None:
             return dict(stored.document)
@@ -78,14 +89,17 @@ class Uploads:
 
     def destroy(self, public_id: str) -> bool:
         """Remove every stored file of this public_id, its index entry and rendition; False if none."""
-        keys = self.keys_of(names.existing_public_id(public_id))
-        for key in keys:
-            self._writer.delete(key)
+        public_id = names.existing_public_id(public_id)
+        with self._held(public_id):
+            keys = self.keys_of(public_id)
+            for key in keys:
+                self._writer.delete(key)
         return bool(keys)
 
     def delete_key(self, key: str) -> str:
         """Remove one stored file (found by a listing) and its index entry: "deleted"."""
-        self._writer.delete(key)
+        with self._held(public_id_for(key)):
+            self._writer.delete(key)
         return "deleted"
 
     def delete(self, public_id: str) -> str:
@@ -93,13 +107,17 @@ class Uploads:
         return "deleted" if self.destroy(public_id) else "not_found"
 
     def keys_of(self, public_id: str) -> list[str]:
-        """The stored keys whose public_id this is (one, unless written around the API)."""
+        """The stored keys whose public_id this is (one, unless written around the API): exactly the keys
+        `public_id_for` maps to it, so no public_id reaches another's file. `vb/photo.jpg` is the key of
+        `vb/photo` in JPEG, never a file of the public_id `vb/photo.jpg` (whose JPEG is `vb/photo.jpg.jpg`);
+        a key without an extension is its own public_id's."""
         keys = [k for k in self._store.list(public_id + ".") if public_id_for(k) == public_id]
-        try:
-            if self._store.head(public_id) is not None:
-                keys.append(public_id)
-        except InvalidKey:  # a name no store can hold as a key is simply not there
-            pass
+        if public_id_for(public_id) == public_id:
+            try:
+                if self._store.head(public_id) is not None:
+                    keys.append(public_id)
+            except InvalidKey:  # a name no store can hold as a key is simply not there
+                pass
         return keys
 
     def _document_of(self, key: str) -> dict[str, Any]:

@@ -8,8 +8,10 @@ the dead-letter queue.
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import boto3
@@ -17,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from visual_search.errors import DependencyUnavailable
-from visual_search.ledger.port import LedgerEntry, State
+from visual_search.ledger.port import HOLD_POLL_S, HOLD_TTL_S, HOLD_WAIT_S, LedgerEntry, State, busy
 
 CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 4, "mode": "adaptive"})
 FIELDS = ("asset_id", "key", "order_token", "state", "doc_id", "reason", "updated_at")
@@ -95,6 +97,50 @@ class DynamoDbLedger:
                     yield _entry(item)
         except (ClientError, BotoCoreError) as exc:
             raise DependencyUnavailable(f"asset ledger: {exc}") from exc
+
+    @contextmanager
+    def hold(self, name: str, wait_s: float = HOLD_WAIT_S, ttl_s: float = HOLD_TTL_S) -> Iterator[None]:
+        """A PutItem on `hold#<name>` conditioned on the item being absent or lapsed, released by a
+        DeleteItem conditioned on still being this holder's (a lapsed hold retaken is not ours to drop)."""
+        holder, deadline = uuid.uuid4().hex, time.monotonic() + wait_s
+        key = {"S": f"hold#{name}"}
+        while not self._take(key, holder, ttl_s):
+            if time.monotonic() >= deadline:
+                raise busy(name)
+            time.sleep(HOLD_POLL_S)
+        try:
+            yield
+        finally:
+            try:
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key={"pk": key},
+                    ConditionExpression="holder = :me",
+                    ExpressionAttributeValues={":me": {"S": holder}},
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise DependencyUnavailable(f"asset ledger: {exc}") from exc
+            except BotoCoreError as exc:
+                raise DependencyUnavailable(f"asset ledger: {exc}") from exc
+
+    def _take(self, key: dict[str, str], holder: str, ttl_s: float) -> bool:
+        now = time.time()
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={"pk": key, "holder": {"S": holder}, "until": {"N": repr(now + ttl_s)}},
+                ConditionExpression="attribute_not_exists(pk) OR #until < :now",
+                ExpressionAttributeNames={"#until": "until"},
+                ExpressionAttributeValues={":now": {"N": repr(now)}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise DependencyUnavailable(f"asset ledger: {exc}") from exc
+        except BotoCoreError as exc:
+            raise DependencyUnavailable(f"asset ledger: {exc}") from exc
+        return True
 
     def close(self) -> None:
         """Nothing to release: boto3 clients pool their connections."""

@@ -14,6 +14,10 @@ racing on one asset cannot move the ledger backwards; `is_newer` lets a worker s
 Entries are kept per *scope* (the index they describe: one per model and cluster endpoint, see
 `bootstrap.ledger_scope`), so re-indexing for a new model, or into a cluster made anew, starts from an
 empty ledger beside the old one.
+
+The ledger also serialises writes to one public_id (`hold`): a conditional write of a short-lived hold
+on the name, the same on SQLite and DynamoDB, so two uploads of one public_id at once (a PNG and a JPEG)
+leave one asset, and `overwrite=false` creates it once. Holds belong to no scope: a name is the store's.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from visual_search.errors import DependencyUnavailable
+
 State = Literal["indexed", "removed", "refused"]
+# A write to one public_id (store, decode, index) takes well under a minute; a hold outliving that
+# is one whose writer died.
+HOLD_TTL_S = 60.0
+HOLD_WAIT_S = 20.0  # inside the search function's 28 s, with the write itself still to do
+HOLD_POLL_S = 0.02
 STATES: tuple[State, ...] = ("indexed", "removed", "refused")
 
 
@@ -63,4 +74,30 @@ class AssetLedger(Protocol):
         most this batch's entries, which the batch's redelivery applies again."""
         ...
 
+    def hold(
+        self, name: str, wait_s: float = HOLD_WAIT_S, ttl_s: float = HOLD_TTL_S
+    ) -> AbstractContextManager[None]:
+        """Hold `name` (a store's public_id) for one write: of the writers asking for one name, one at a
+        time holds it, in every process sharing this ledger; other names, and scopes, do not matter.
+        Waits up to `wait_s` for it, then raises NameBusy. A hold its writer never released (a crash)
+        lapses after `ttl_s`."""
+        ...
+
     def close(self) -> None: ...
+
+
+class Holds(Protocol):
+    """The part of a ledger a writer of names needs (see `AssetLedger.hold`)."""
+
+    def hold(
+        self, name: str, wait_s: float = HOLD_WAIT_S, ttl_s: float = HOLD_TTL_S
+    ) -> AbstractContextManager[None]: ...
+
+
+class NameBusy(DependencyUnavailable):
+    """Another write to the same public_id held it for longer than this one could wait (429: retry)."""
+
+
+def busy(name: str) -> NameBusy:
+    shown = name.rpartition("\x00")[2][:120]
+    return NameBusy(f"another write to {shown!r} is in progress; try again")

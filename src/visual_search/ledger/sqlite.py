@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from visual_search.ledger.port import LedgerEntry, State
+from visual_search.ledger.port import HOLD_POLL_S, HOLD_TTL_S, HOLD_WAIT_S, LedgerEntry, State, busy
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -26,6 +28,11 @@ CREATE TABLE IF NOT EXISTS ledger (
     reason TEXT,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (scope, asset_id)
+) WITHOUT ROWID
+"""
+HOLDS = """
+CREATE TABLE IF NOT EXISTS holds (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL
 ) WITHOUT ROWID
 """
 COLUMNS = "asset_id, key, order_token, state, doc_id, reason, updated_at"
@@ -42,6 +49,7 @@ class SqliteLedger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(SCHEMA)
+        self._db.execute(HOLDS)
 
     def get(self, asset_id: str) -> LedgerEntry | None:
         with self._lock:
@@ -104,6 +112,31 @@ class SqliteLedger:
             rows = self._db.execute(query, params).fetchall()
         for row in rows:
             yield LedgerEntry(*row)
+
+    @contextmanager
+    def hold(self, name: str, wait_s: float = HOLD_WAIT_S, ttl_s: float = HOLD_TTL_S) -> Iterator[None]:
+        """One upsert that takes the name only where it is free or its hold lapsed: atomic in SQLite,
+        whichever process (every process on this machine opens this file) asks."""
+        holder, deadline = uuid.uuid4().hex, time.monotonic() + wait_s
+        while True:
+            with self._lock:
+                now = time.time()
+                taken = self._db.execute(
+                    """INSERT INTO holds (name, holder, until) VALUES (?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                    WHERE holds.until < ?""",
+                    (name, holder, now + ttl_s, now),
+                ).rowcount
+            if taken == 1:
+                break
+            if time.monotonic() >= deadline:
+                raise busy(name)
+            time.sleep(HOLD_POLL_S)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._db.execute("DELETE FROM holds WHERE name = ? AND holder = ?", (name, holder))
 
     def close(self) -> None:
         with self._lock:

@@ -3,6 +3,7 @@ presigned URLs, so a link in a search result never opens the whole store to anyo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -19,6 +20,7 @@ from visual_search.storage.port import (
     MAX_SEGMENT_BYTES,
     RESERVED_PREFIX,
     InvalidKey,
+    KeyConflict,
     ObjectInfo,
     ObjectNotFound,
     StoredObject,
@@ -71,7 +73,12 @@ class LocalImageStore:
     def _write(self, key: str, data: bytes, place: Callable[[str, Path], None]) -> None:
         """Write a whole temporary file, then `place` it at the key's path."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise _conflict(key) from None
+        if path.is_dir():
+            raise _conflict(key)
         staging = self.root / STAGING
         staging.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=staging)
@@ -80,7 +87,10 @@ class LocalImageStore:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            place(tmp, path)
+            try:
+                place(tmp, path)
+            except (IsADirectoryError, NotADirectoryError):  # a folder made there since the check
+                raise _conflict(key) from None
         finally:
             Path(tmp).unlink(missing_ok=True)  # gone already once renamed
 
@@ -93,12 +103,14 @@ class LocalImageStore:
         try:
             data = path.read_bytes()
             mtime = path.stat().st_mtime
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(key) from None
         return StoredObject(key, data, None, datetime.fromtimestamp(mtime, UTC))
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        # A folder, or a path under a file: no object is there.
+        with contextlib.suppress(IsADirectoryError, NotADirectoryError):
+            self._path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         return (info.key for info in self.scan(prefix))
@@ -128,7 +140,7 @@ class LocalImageStore:
     def head(self, key: str) -> ObjectInfo | None:
         try:
             stat = self._path(key).stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         if not S_ISREG(stat.st_mode):  # a folder named like the key holds other keys; it is not one
             return None
@@ -162,6 +174,13 @@ class LocalImageStore:
         except ValueError:
             return False
         return when >= (now or time.time()) and hmac.compare_digest(self.sign(key, when), signature)
+
+
+def _conflict(key: str) -> KeyConflict:
+    return KeyConflict(
+        f"{key[:200]!r} and another stored name would be both a file and a folder on this disk"
+        " (like a/x.png and a/x.png/y): choose another public_id"
+    )
 
 
 def _utf8(key: str) -> bytes:

@@ -18,6 +18,11 @@ class InvalidKey(BadInput):
     """A key that could escape the store or that no store accepts."""
 
 
+class KeyConflict(InvalidKey):
+    """A key that is a folder of other keys in a store whose folders are real (a local disk), or that
+    runs through a key stored as a file: `a/x.png` and `a/x.png/y` cannot both be files there."""
+
+
 # Keys under this prefix belong to Visual Search itself (renditions), not to the collection: listings
 # leave them out unless asked for by prefix, and ingest ignores them.
 RESERVED_PREFIX = "_vs/"
