@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from visual_search.assets.chunked_uploads import ChunkedUploads
-from visual_search.assets.identity import asset_id_for
 from visual_search.assets.listing import Listing
 from visual_search.assets.renditions import RenditionWriter
 from visual_search.assets.upload_staging import StagingBounds
 from visual_search.assets.uploads import Uploads
 from visual_search.assets.writers import BucketEvents, IndexWriter, InlineIndexing
+from visual_search.domain.identity import derived_asset_id
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeGate, DecodeLimits
 from visual_search.embedding.default_model import default_model
@@ -75,7 +75,7 @@ class Services:
         for key in self.store.list():
             if limit is not None and len(ids) >= limit:
                 break
-            ids.append(asset_id_for(self.store.name, key))
+            ids.append(derived_asset_id(self.store.name, key))
         return ids
 
 
@@ -93,17 +93,24 @@ class IngestServices:
 
 
 def build_ingest(settings: IngestSettings) -> IngestServices:
-    """The ingest worker: S3 object events -> the same Ingestor the local server uses."""
-    from visual_search.ingest.objects import IngestPolicy, ObjectIngest
-
+    """The ingest worker: S3 object events -> the same pipeline the local server writes through."""
     limits = _limits(settings)
     embedder = _build_embedder(settings, limits)
     index = _build_index(settings, embedder)
     store = _build_store(settings, signing_key=secrets.token_bytes(32))  # ingest signs no URLs
     ledger = _build_ledger(settings, scope=ledger_scope(settings, embedder.model_id))
     ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
+    return IngestServices(settings, index, store, ledger, _pipeline(settings, store, ingestor, ledger))
+
+
+def _pipeline(
+    settings: CoreSettings, store: ImageStore, ingestor: Ingestor, ledger: AssetLedger
+) -> ObjectIngest:
+    """The one ledger-guarded pipeline every writer's commands and every S3 event go through."""
+    from visual_search.ingest.objects import IngestPolicy, ObjectIngest
+
     policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)
-    return IngestServices(settings, index, store, ledger, ObjectIngest(store, ingestor, ledger, policy))
+    return ObjectIngest(store, ingestor, ledger, policy)
 
 
 def build_services(settings: ServiceSettings) -> Services:
@@ -120,11 +127,9 @@ def build_services(settings: ServiceSettings) -> Services:
     ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
     ledger: AssetLedger | None = None
     if settings.store_backend == "local":
-        from visual_search.ingest.objects import IngestPolicy, ObjectIngest
-
-        ledger = _sqlite_ledger(settings, scope=_safe_name(embedder.model_id))
-        policy = IngestPolicy(prefix=settings.ingest_prefix, opt_in=settings.ingest_opt_in)
-        writer: IndexWriter = InlineIndexing(store, ObjectIngest(store, ingestor, ledger, policy))
+        # The same scope as the ingest worker's for this index (`ledger_scope`): one index, one ledger.
+        ledger = _sqlite_ledger(settings, scope=ledger_scope(settings, embedder.model_id))
+        writer: IndexWriter = InlineIndexing(store, _pipeline(settings, store, ingestor, ledger))
     else:
         writer = BucketEvents(store)
     fetcher = RemoteFetcher(

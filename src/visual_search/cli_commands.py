@@ -12,12 +12,12 @@ from typing import TypeVar
 from tqdm import tqdm
 
 from visual_search.assets import names
-from visual_search.assets.identity import asset_id_for
 from visual_search.assets.remote_add import UploadClient
 from visual_search.bootstrap import Services, build_services
+from visual_search.domain.commands import IndexObject
+from visual_search.domain.identity import derived_asset_id
 from visual_search.embedding.default_model import default_model
 from visual_search.index.port import Filters
-from visual_search.ingest.objects import Write
 from visual_search.ingest.pipeline import IngestResult
 from visual_search.search.duplicates import DuplicateGroup
 from visual_search.search.service import SearchQuery
@@ -58,7 +58,7 @@ def add_files(services: Services, sources: list[Path], prefix: str = "", progres
                 if _already_indexed(services, key, data):
                     totals["unchanged"] += 1
                     continue
-                batch.append(Write(key, data, opted_in=True))
+                batch.append(IndexObject(key, data, opted_in=True))
             report = services.writer.put_many(batch)
             totals.update(report.counts)
             if not services.writer.indexes_now:
@@ -123,7 +123,7 @@ def _key(prefix: str, relative: str) -> str:
 def _already_indexed(services: Services, key: str, data: bytes) -> bool:
     import hashlib
 
-    stored = services.index.get(asset_id_for(services.store.name, key))
+    stored = services.index.get(derived_asset_id(services.store.name, key))
     return (
         stored is not None
         and stored.document.get("etag") == hashlib.md5(data, usedforsecurity=False).hexdigest()

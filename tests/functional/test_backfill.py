@@ -10,8 +10,8 @@ import pytest
 from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
 from tests.fixtures import images
 from tests.fixtures.ingest_world import BUCKET, as_sqs_event, s3_notification
-from visual_search.assets.identity import asset_id_for
 from visual_search.cli import main
+from visual_search.domain.identity import derived_asset_id
 from visual_search.ingest.backfill import backfill
 from visual_search.ingest.batch import handle_event
 
@@ -71,7 +71,7 @@ def test_a_live_delete_is_never_undone_by_a_backfill_that_listed_the_object_befo
     world.put(key, images.jpeg(64, 48, seed=5))  # re-created; its own event would carry the new state
     world.discard_queued()
     assert backfill(services.pipeline, services.store).outcomes == {"skipped": 1}
-    assert services.index.get(asset_id_for(services.store.name, key)) is None
+    assert services.index.get(derived_asset_id(services.store.name, key)) is None
     services.close()
 
 
@@ -83,7 +83,7 @@ def test_prune_removes_assets_whose_object_is_gone(world):
     world.discard_queued()  # the delete event was missed
     report = backfill(services.pipeline, services.store, prune=True)
     assert report.outcomes == {"removed": 1, "skipped": 4}
-    assert services.index.get(asset_id_for(services.store.name, keys[1])) is None
+    assert services.index.get(derived_asset_id(services.store.name, keys[1])) is None
     assert services.index.count() == 4
     services.close()
 

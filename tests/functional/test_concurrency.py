@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Route
 
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
 from visual_search.api.app import Routes, build_resolver
-from visual_search.assets.identity import asset_id_for
+from visual_search.domain.identity import derived_asset_id
 from visual_search.server.events import lambda_context, to_proxy_event
 
 
@@ -54,7 +54,7 @@ def test_route_arguments_of_a_paused_request_survive_another_request_on_the_same
     """Powertools keeps route arguments in the resolver's `context`, cleared after every request: a
     request finishing in between must not take the paused request's arguments with it."""
     resolver = build_resolver(services)
-    first_id = asset_id_for("local", "shoes/item-01.jpg")
+    first_id = derived_asset_id("local", "shoes/item-01.jpg")
     paused, second_done = threading.Event(), threading.Event()
 
     def pause_first(app, next_middleware):
@@ -91,7 +91,7 @@ def test_first_requests_arriving_together_build_each_route_once(services, monkey
 
     monkeypatch.setattr(Route, "_build_middleware_stack", slow_build)
     resolver = build_resolver(services)
-    asset = asset_id_for("local", "shoes/item-01.jpg")
+    asset = derived_asset_id("local", "shoes/item-01.jpg")
     with ThreadPoolExecutor(4) as pool:
         answers = list(
             pool.map(lambda _: resolver.resolve(resource_event(asset), lambda_context()), range(4))
@@ -111,7 +111,7 @@ def remaining_in_event(result: dict) -> int:
 def test_the_rate_limit_window_counts_per_process_across_resolvers_and_threads(api, services):
     """The local server's resolver and another one (as a Lambda builds) count in one window."""
     lambda_resolver = build_resolver(services)
-    asset = asset_id_for("local", "shoes/item-01.jpg")
+    asset = derived_asset_id("local", "shoes/item-01.jpg")
     seen = []
     for _ in range(3):
         seen.append(remaining(api.request("GET", "/health")[2]))

@@ -6,14 +6,14 @@ import visual_search.api.app as app_module
 from tests.fixtures import images
 from tests.functional.conftest import CLOUD
 from tests.functional.helpers import ingest_keys
-from visual_search.assets.identity import asset_id_for
+from visual_search.domain.identity import derived_asset_id
 from visual_search.search.duplicates import Link, groups
 
 
 def test_duplicates_of_one_asset_are_tiered(api, services):
     original = images.jpeg(400, 300, seed=42)
     ingest_keys(services, {"dupes/original.jpg": original, "dupes/copy.jpg": original})
-    asset = asset_id_for("local", "dupes/original.jpg")
+    asset = derived_asset_id("local", "dupes/original.jpg")
     status, body, _ = api.request(
         "GET", f"/v1_1/{CLOUD}/resources/{asset}/duplicates", fields={"threshold": "0"}
     )
@@ -29,7 +29,7 @@ def test_duplicates_report_groups_exact_copies_over_the_collection(api, services
     status, body, _ = api.request("GET", f"/v1_1/{CLOUD}/duplicates")
     assert status == 200
     exact = [g["asset_ids"] for g in body["groups"] if g["tier"] == "exact"]
-    pair = sorted([asset_id_for("local", "report/a.jpg"), asset_id_for("local", "report/b.jpg")])
+    pair = sorted([derived_asset_id("local", "report/a.jpg"), derived_asset_id("local", "report/b.jpg")])
     assert pair in exact
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.fixtures import images
 from visual_search import errors
-from visual_search.assets.identity import asset_id_for
+from visual_search.domain.identity import derived_asset_id
 
 EXTENSIONS = {"png_bomb": "png", "grey_16bit": "png", "palette_alpha": "png", "animated_gif": "gif"}
 EXTENSIONS |= {"multipage_tiff": "tif", "one_pixel": "png", "svg": "png", "html": "jpg"}
@@ -31,7 +31,7 @@ def test_every_bad_image_kind_is_refused_with_its_reason_and_the_valid_ones_are_
     assert all(r["batchItemFailures"] == [] for r in responses)
     outcome = {}
     for name, (key, _expected) in uploaded.items():
-        entry = services.ledger.get(asset_id_for(services.store.name, key))
+        entry = services.ledger.get(derived_asset_id(services.store.name, key))
         outcome[name] = (entry.state, entry.reason)
     expected = {
         name: ("refused", getattr(errors, error).reason) if error else ("indexed", None)
@@ -45,7 +45,7 @@ def test_every_bad_image_kind_is_refused_with_its_reason_and_the_valid_ones_are_
 def test_exif_rotation_is_applied_before_indexing(world, uploaded):
     services = world.worker()
     world.drain(services)
-    found = services.index.get(asset_id_for(services.store.name, uploaded["exif_rotated"][0]))
+    found = services.index.get(derived_asset_id(services.store.name, uploaded["exif_rotated"][0]))
     assert (found.document["width"], found.document["height"]) == (200, 400)
     services.close()
 
@@ -55,7 +55,7 @@ def test_an_object_over_the_byte_limit_is_refused_as_too_many_bytes(world):
     world.put("big/photo.jpg", images.jpeg(1200, 900, seed=3))
     world.put("big/small.jpg", images.jpeg(64, 48, seed=4))
     world.drain(services)
-    big = services.ledger.get(asset_id_for(services.store.name, "big/photo.jpg"))
+    big = services.ledger.get(derived_asset_id(services.store.name, "big/photo.jpg"))
     assert (big.state, big.reason) == ("refused", "too_many_bytes")
-    assert services.ledger.get(asset_id_for(services.store.name, "big/small.jpg")).state == "indexed"
+    assert services.ledger.get(derived_asset_id(services.store.name, "big/small.jpg")).state == "indexed"
     services.close()

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures import images
-from visual_search.assets.identity import asset_id_for
 from visual_search.cli import main as cli_main
+from visual_search.domain.identity import derived_asset_id
 from visual_search.ingest.objects import IngestReport
 
 CORRUPT = {"png_first_60_bytes": images.png_first_60_bytes, "png_corrupt_idat": images.png_corrupt_idat}
@@ -47,10 +47,10 @@ def test_a_corrupt_png_through_s3_and_sqs_is_refused_once_and_its_neighbours_ind
 
     assert all(r["batchItemFailures"] == [] for r in responses)  # nothing goes back to the queue
     assert world.peek(world.queue_url) == []
-    broken = services.ledger.get(asset_id_for(services.store.name, "mixed/broken.png"))
+    broken = services.ledger.get(derived_asset_id(services.store.name, "mixed/broken.png"))
     assert (broken.state, broken.reason) == ("refused", "corrupt")
     for i in range(3):
-        good = services.ledger.get(asset_id_for(services.store.name, f"mixed/good-{i}.jpg"))
+        good = services.ledger.get(derived_asset_id(services.store.name, f"mixed/good-{i}.jpg"))
         assert good.state == "indexed"
     assert report.counts["refused"] == 1  # published as ImagesRefused
     assert [r.reason for r in report.refused] == ["corrupt"]

@@ -14,7 +14,7 @@ from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
 from tests.fixtures import images
 from tests.fixtures.faults import FaultPlan, faulty
 from tests.fixtures.ingest_world import IngestWorld
-from visual_search.assets.identity import asset_id_for
+from visual_search.domain.identity import derived_asset_id
 from visual_search.index.opensearch import OpenSearchIndex
 from visual_search.ingest.events import parse_message_body
 from visual_search.ingest.redrive import redrive
@@ -40,7 +40,7 @@ def test_a_thousand_uploads_with_injected_faults_end_indexed_refused_or_in_the_d
     dlq_url = world.add_dead_letter_queue(MAX_RECEIVES)
     kinds = upload_everything(world)
     services = world.worker()
-    poison = {asset_id_for(services.store.name, f"bulk/{n:04d}.jpg") for n in (3, 500, 998)}
+    poison = {derived_asset_id(services.store.name, f"bulk/{n:04d}.jpg") for n in (3, 500, 998)}
     index_faults = FaultPlan(
         error_rate=0.1, timeout_rate=0.05, partial_rate=0.1, slow_rate=0.1, always_fail=poison
     )
@@ -66,7 +66,7 @@ def test_a_thousand_uploads_with_injected_faults_end_indexed_refused_or_in_the_d
 
 
 def outcomes(world: IngestWorld, services, kinds: dict[str, str], dlq_url: str):
-    aid = {key: asset_id_for(services.store.name, key) for key in kinds}
+    aid = {key: derived_asset_id(services.store.name, key) for key in kinds}
     parked = {event.key for m in world.peek(dlq_url) for event in parse_message_body(m["Body"]).events}
     state = {key: services.ledger.get(aid[key]) for key in kinds}
     indexed = {k for k, e in state.items() if e and e.state == "indexed" and services.index.get(aid[k])}
@@ -87,9 +87,9 @@ def assert_redrive_leaves_the_index_equal_to_the_bucket(
     world.drain(services, stop_on_failure=False)
     settle()
     assert world.peek(dlq_url) == []
-    good = {asset_id_for(services.store.name, k) for k, kind in kinds.items() if kind == "good"}
+    good = {derived_asset_id(services.store.name, k) for k, kind in kinds.items() if kind == "good"}
     assert {
-        a for a in map(lambda k: asset_id_for(services.store.name, k), kinds) if services.index.get(a)
+        a for a in map(lambda k: derived_asset_id(services.store.name, k), kinds) if services.index.get(a)
     } == good
     assert services.index.count() == len(good), "duplicates in the index"
     services.close()

@@ -13,8 +13,8 @@ import pytest
 
 from tests.fixtures import images
 from tests.fixtures.ingest_world import BUCKET, IngestWorld, as_sqs_event, s3_notification, sqs_record
-from visual_search.assets.identity import asset_id_for
 from visual_search.bootstrap import IngestServices
+from visual_search.domain.identity import derived_asset_id
 from visual_search.ingest.batch import handle_event
 
 KEY = "photos/red flower été + (2).jpg"
@@ -42,14 +42,14 @@ def removed(seq: str, version: str | None = None, name: str = "ObjectRemoved:Del
 
 
 def indexed_vector(services: IngestServices, key: str = KEY) -> np.ndarray | None:
-    found = services.index.get(asset_id_for(services.store.name, key))
+    found = services.index.get(derived_asset_id(services.store.name, key))
     return None if found is None else found.vector
 
 
 def test_url_encoded_keys_with_spaces_plus_and_unicode_are_fetched_and_indexed(versioned_world, ingest):
     version = versioned_world.put(KEY, images.jpeg(seed=1))
     apply(ingest, created("0A", version))
-    found = ingest.index.get(asset_id_for(ingest.store.name, KEY))
+    found = ingest.index.get(derived_asset_id(ingest.store.name, KEY))
     assert found is not None
     assert found.document["public_id"] == "photos/red flower été + (2)"
 
@@ -60,7 +60,7 @@ def test_a_late_create_after_the_delete_stays_out(versioned_world, ingest):
     apply(ingest, removed("0B"))
     apply(ingest, created("0A", v1))  # its version is still readable: only the ledger stops it
     assert indexed_vector(ingest) is None
-    assert ingest.ledger.get(asset_id_for(ingest.store.name, KEY)).state == "removed"
+    assert ingest.ledger.get(derived_asset_id(ingest.store.name, KEY)).state == "removed"
 
 
 def test_an_old_overwrite_arriving_after_the_new_one_is_ignored(versioned_world, ingest, tiny_embedder):

@@ -9,8 +9,8 @@ import pytest
 
 from tests.fixtures import images
 from tests.fixtures.ingest_world import IngestWorld, sqs_record
-from visual_search.assets.identity import asset_id_for
 from visual_search.bootstrap import IngestServices
+from visual_search.domain.identity import derived_asset_id
 from visual_search.errors import DependencyUnavailable
 from visual_search.ingest.batch import handle_event
 from visual_search.ingest.objects import IngestReport
@@ -24,7 +24,7 @@ def ingest(world: IngestWorld) -> Iterator[IngestServices]:
 
 
 def asset(services: IngestServices, key: str) -> str:
-    return asset_id_for(services.store.name, key)
+    return derived_asset_id(services.store.name, key)
 
 
 def test_uploaded_images_become_searchable_and_deleted_ones_leave(world, ingest):

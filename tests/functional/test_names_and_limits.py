@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from tests.fixtures import images
 from tests.fixtures.ingest_world import IngestWorld
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
-from visual_search.assets.identity import asset_id_for
 from visual_search.assets.renditions import rendition_key
 from visual_search.cli_commands import add_files
+from visual_search.domain.identity import derived_asset_id
 from visual_search.errors import BadInput
 from visual_search.index.port import IndexedAsset
 from visual_search.ingest.pipeline import IngestItem
@@ -105,10 +105,10 @@ def test_a_search_filtered_to_the_reserved_folder_is_a_400(api, folder):
 
 def test_an_asset_indexed_under_the_reserved_prefix_is_never_found_by_its_id(api, services):
     # Given an index written before the prefix was guarded (no ingest path writes one now)
-    seeded = services.index.get(asset_id_for(services.store.name, SEEDED))
+    seeded = services.index.get(derived_asset_id(services.store.name, SEEDED))
     key = "_vs/renditions/w320/legacy.jpg"
     legacy = IndexedAsset(
-        asset_id_for(services.store.name, key), seeded.vector, {**seeded.document, "key": key}
+        derived_asset_id(services.store.name, key), seeded.vector, {**seeded.document, "key": key}
     )
     services.index.upsert([replace(legacy, document={**legacy.document, "asset_id": legacy.asset_id})])
     try:
@@ -145,8 +145,8 @@ def test_s3_ingest_never_indexes_a_reserved_key(aws_env, tmp_path, tiny_model_di
         world.put("_vs/renditions/w320/a.jpg", images.jpeg(seed=6))
         world.put("photos/b.jpg", images.jpeg(seed=7))
         world.drain(worker)
-        assert worker.index.get(asset_id_for(worker.store.name, "_vs/renditions/w320/a.jpg")) is None
-        assert worker.index.get(asset_id_for(worker.store.name, "photos/b.jpg")) is not None
+        assert worker.index.get(derived_asset_id(worker.store.name, "_vs/renditions/w320/a.jpg")) is None
+        assert worker.index.get(derived_asset_id(worker.store.name, "photos/b.jpg")) is not None
     finally:
         worker.close()
 

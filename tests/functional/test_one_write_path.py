@@ -8,8 +8,8 @@ import pytest
 
 from tests.fixtures import images
 from tests.functional.conftest import make_settings
-from visual_search.assets.identity import asset_id_for
 from visual_search.bootstrap import build_services
+from visual_search.domain.identity import derived_asset_id
 from visual_search.embedding import Embedder
 
 
@@ -97,7 +97,7 @@ def test_each_local_write_reports_only_itself(tmp_path, tiny_model_dir):
     assert [r.reason for r in bad.refused] == ["corrupt"]
     removed = services.writer.delete("one.jpg")
     assert removed.counts == {"removed": 1}
-    assert services.index.get(asset_id_for(services.store.name, "one.jpg")) is None
+    assert services.index.get(derived_asset_id(services.store.name, "one.jpg")) is None
     services.close()
 
 

@@ -7,8 +7,8 @@ import io
 from PIL import Image
 
 from tests.fixtures import images
-from visual_search.assets.identity import asset_id_for
 from visual_search.assets.renditions import MAX_SIDE, rendition_key
+from visual_search.domain.identity import derived_asset_id
 
 
 def test_every_hit_has_a_thumbnail_url_serving_a_small_jpeg(api):
@@ -41,7 +41,7 @@ def test_deleting_an_asset_deletes_its_rendition_too(services):
     assert services.store.head(rendition_key("gone/soon.jpg")) is not None
     assert services.uploads.delete("gone/soon") == "deleted"
     assert services.store.head(rendition_key("gone/soon.jpg")) is None
-    assert services.index.get(asset_id_for(services.store.name, "gone/soon.jpg")) is None
+    assert services.index.get(derived_asset_id(services.store.name, "gone/soon.jpg")) is None
 
 
 def test_an_s3_delete_removes_the_rendition_written_at_ingest(world):

@@ -11,7 +11,7 @@ from tests.fixtures import images
 from tests.functional.conftest import CLOUD
 from visual_search.api import search_params
 from visual_search.api.search_params import SearchParams
-from visual_search.assets.identity import asset_id_for
+from visual_search.domain.identity import derived_asset_id
 
 RESOURCE_FIELDS = {
     "asset_id",
@@ -130,7 +130,7 @@ def test_folder_tags_and_format_filters_restrict_hits(api):
 
 
 def test_search_by_asset_id_reuses_the_vector_and_leaves_the_asset_out(api):
-    asset = asset_id_for("local", "shoes/item-01.jpg")
+    asset = derived_asset_id("local", "shoes/item-01.jpg")
     status, body, _ = api.search(image_asset_id=asset, max_results="500")
     assert status == 200
     ids = [h["asset_id"] for h in body["resources"]]
@@ -220,7 +220,7 @@ def test_unknown_route_is_a_404_in_cloudinary_shape(api):
 
 
 def test_resource_lookup_by_asset_id(api):
-    asset = asset_id_for("local", "shoes/item-01.jpg")
+    asset = derived_asset_id("local", "shoes/item-01.jpg")
     status, body, _ = api.request("GET", f"/v1_1/{CLOUD}/resources/{asset}")
     assert status == 200
     assert body["public_id"] == "shoes/item-01"

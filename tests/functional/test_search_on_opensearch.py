@@ -10,8 +10,8 @@ import pytest
 from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
 from tests.fixtures import images
 from tests.functional.conftest import make_settings, seed_images
-from visual_search.assets.identity import asset_id_for
 from visual_search.bootstrap import build_services
+from visual_search.domain.identity import derived_asset_id
 from visual_search.index.port import IndexedAsset
 from visual_search.search.service import SearchQuery
 
@@ -136,13 +136,13 @@ def test_on_serverless_an_overwrite_inside_the_refresh_window_leaves_one_documen
     cluster.refresh()
 
     assert services.index.count() == 1
-    assert services.index.get(asset_id_for(services.store.name, key)).document["width"] == 240
+    assert services.index.get(derived_asset_id(services.store.name, key)).document["width"] == 240
 
 
 def test_on_serverless_a_delete_inside_the_refresh_window_leaves_no_ghost(lagging_serverless):
     cluster, services = lagging_serverless
     key = "shoes/red.jpg"
-    asset_id = asset_id_for(services.store.name, key)
+    asset_id = derived_asset_id(services.store.name, key)
     services.writer.put(key, images.jpeg(200, 160, seed=1))
 
     services.writer.delete(key)  # before the document is searchable
@@ -156,7 +156,7 @@ def test_on_serverless_a_delete_inside_the_refresh_window_leaves_no_ghost(laggin
 def test_on_serverless_the_ledger_holds_the_document_id_a_classic_collection_generated(lagging_serverless):
     cluster, services = lagging_serverless
     key = "shoes/red.jpg"
-    asset_id = asset_id_for(services.store.name, key)
+    asset_id = derived_asset_id(services.store.name, key)
 
     services.writer.put(key, images.jpeg(200, 160, seed=1))
     cluster.refresh()
@@ -175,7 +175,7 @@ def test_on_serverless_a_refused_overwrite_keeps_the_previous_document_id_so_a_d
 ):
     cluster, services = lagging_serverless
     key = "shoes/red.jpg"
-    asset_id = asset_id_for(services.store.name, key)
+    asset_id = derived_asset_id(services.store.name, key)
     services.writer.put(key, images.jpeg(200, 160, seed=1))
     services.writer.put(key, images.text_file())  # refused: the first version stays in the index
 

@@ -15,8 +15,8 @@ from visual_search.api.responses import json_text, resource
 from visual_search.api.upload_signature import verify_upload
 from visual_search.assets import names
 from visual_search.assets.chunked_uploads import parse_part
-from visual_search.assets.identity import public_id_for
 from visual_search.assets.listing import DEFAULT_RESULTS, MAX_RESULTS
+from visual_search.domain.naming import public_id_for
 from visual_search.errors import BadInput, NotFound
 
 if TYPE_CHECKING:

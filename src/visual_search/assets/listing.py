@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC
-from pathlib import PurePosixPath
 from typing import Any
 
 from visual_search.assets import names
-from visual_search.assets.identity import asset_id_for, folder_for, public_id_for
+from visual_search.domain.document import AssetDocument
+from visual_search.domain.identity import derived_asset_id
+from visual_search.domain.naming import format_for
 from visual_search.errors import BadInput
 from visual_search.index.port import VectorIndex
 from visual_search.search.cursor import CursorCodec, CursorState, query_key
@@ -89,19 +90,15 @@ class Listing:
 
     def document(self, info: ObjectInfo) -> dict[str, Any]:
         """The index's document for a stored object, or what the listing alone tells of it."""
-        asset_id = asset_id_for(self._store.name, info.key)
+        asset_id = derived_asset_id(self._store.name, info.key)
         stored = self._index.get(asset_id)
         if stored is not None:
             return dict(stored.document)
         modified = info.last_modified.astimezone(UTC) if info.last_modified.tzinfo else info.last_modified
-        suffix = PurePosixPath(info.key).suffix.lstrip(".").lower()
-        return {
-            "asset_id": asset_id,
-            "key": info.key,
-            "public_id": public_id_for(info.key),
-            "folder": folder_for(info.key),
-            "format": {"jpeg": "jpg", "tif": "tiff"}.get(suffix, suffix) or None,
-            "bytes": info.size,
-            "tags": [],
-            "created_at": modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
+        return AssetDocument(
+            asset_id=asset_id,
+            key=info.key,
+            format=format_for(info.key),
+            bytes=info.size,
+            created_at=modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ).to_fields() | {"tags": []}

@@ -21,12 +21,14 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from visual_search.assets import names
-from visual_search.assets.identity import asset_id_for, build_document, public_id_for
+from visual_search.assets.identity import build_document
 from visual_search.assets.writers import IndexWriter
+from visual_search.domain.commands import IndexObject
+from visual_search.domain.identity import derived_asset_id
+from visual_search.domain.naming import public_id_for
 from visual_search.embedding.decode import DecodedImage
 from visual_search.errors import BadInput
 from visual_search.index.port import VectorIndex
-from visual_search.ingest.objects import Write
 from visual_search.ledger.port import Holds
 from visual_search.storage.port import ImageStore, InvalidKey, validate_key
 
@@ -68,24 +70,26 @@ class Uploads:
             existing = self.keys_of(public_id)
             if existing and not overwrite:
                 return {**self._document_of(existing[0]), "existing": True}
-            report = self._writer.put_many([Write(key, data, tuple(tags), opted_in, decoded)])
+            command = IndexObject(key, data, tuple(tags), opted_in, decoded=decoded)
+            report = self._writer.put_many([command])
             if report.refused:
                 self._writer.delete(key)
                 raise BadInput(report.refused[0].message or "image refused")
             for other in existing:
                 if other != key:
                     self._writer.delete(other)
-        stored = self._index.get(asset_id_for(self._store.name, key)) if self._writer.indexes_now else None
+        asset_id = derived_asset_id(self._store.name, key)
+        stored = self._index.get(asset_id) if self._writer.indexes_now else None
         if stored is not None:
             return dict(stored.document)
         return build_document(
-            store_name=self._store.name,
+            asset_id=asset_id,
             key=key,
             image=decoded,
             data=data,
             model_id=self._model_id,
             tags=tags,
-        )
+        ).to_fields()
 
     def destroy(self, public_id: str) -> bool:
         """Remove every stored file of this public_id, its index entry and rendition; False if none."""
@@ -121,18 +125,18 @@ class Uploads:
         return keys
 
     def _document_of(self, key: str) -> dict[str, Any]:
-        stored = self._index.get(asset_id_for(self._store.name, key))
+        stored = self._index.get(derived_asset_id(self._store.name, key))
         if stored is not None:
             return dict(stored.document)
         obj = self._store.get(key)
         return build_document(
-            store_name=self._store.name,
+            asset_id=derived_asset_id(self._store.name, key),
             key=key,
             image=self._decode(obj.data),
             data=obj.data,
             model_id=self._model_id,
             created_at=obj.last_modified,
-        )
+        ).to_fields()
 
     def _public_id(self, fields: Mapping[str, str], filename: str | None) -> str:
         folder = fields.get("asset_folder") or fields.get("folder") or ""

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from visual_search.ingest.objects import OPT_IN_TAG, IngestReport, ObjectIngest, Write, tags_metadata
+from visual_search.domain.commands import IndexObject, RemoveObject
+from visual_search.ingest.objects import OPT_IN_TAG, IngestReport, ObjectIngest, tags_metadata
 from visual_search.storage.port import ImageStore
 
 
@@ -25,7 +26,7 @@ class IndexWriter(Protocol):
         """Store the object; its report says what indexing did (empty when events will do it)."""
         ...
 
-    def put_many(self, writes: Sequence[Write]) -> IngestReport:
+    def put_many(self, writes: Sequence[IndexObject]) -> IngestReport:
         """`put` for several objects (embedded in one model call where indexing is inline)."""
         ...
 
@@ -39,16 +40,16 @@ class InlineIndexing:
         self._store, self._pipeline = store, pipeline
 
     def put(self, key: str, data: bytes, tags: Sequence[str] = (), opted_in: bool = False) -> IngestReport:
-        return self.put_many([Write(key, data, tuple(tags), opted_in)])
+        return self.put_many([IndexObject(key, data, tuple(tags), opted_in)])
 
-    def put_many(self, writes: Sequence[Write]) -> IngestReport:
+    def put_many(self, writes: Sequence[IndexObject]) -> IngestReport:
         for write in writes:
             self._store.put(write.key, write.data)
         return self._pipeline.index_objects(writes)
 
     def delete(self, key: str) -> IngestReport:
         self._store.delete(key)
-        return self._pipeline.remove_object(key)
+        return self._pipeline.remove_object(RemoveObject(key))
 
 
 class BucketEvents:
@@ -66,7 +67,7 @@ class BucketEvents:
         )
         return IngestReport()
 
-    def put_many(self, writes: Sequence[Write]) -> IngestReport:
+    def put_many(self, writes: Sequence[IndexObject]) -> IngestReport:
         for write in writes:
             self.put(write.key, write.data, write.tags, write.opted_in)
         return IngestReport()

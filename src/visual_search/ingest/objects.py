@@ -45,7 +45,8 @@ from pathlib import PurePosixPath
 from typing import Literal
 from urllib.parse import quote, unquote
 
-from visual_search.assets.identity import asset_id_for
+from visual_search.domain.commands import IndexObject, RemoveObject
+from visual_search.domain.identity import derived_asset_id
 from visual_search.embedding.decode import DecodedImage
 from visual_search.errors import BadInput, ImageRejected
 from visual_search.ingest.events import ObjectEvent, sequencer_sort_key
@@ -75,17 +76,6 @@ class Staged:
     data: bytes | None = None  # the object, for created events
     tags: tuple[str, ...] = ()
     decoded: DecodedImage | None = None  # already decoded by the writer (an upload): not decoded again
-
-
-@dataclass(frozen=True)
-class Write:
-    """An object a writer has just stored, to index now."""
-
-    key: str
-    data: bytes
-    tags: tuple[str, ...] = ()
-    opted_in: bool = False
-    decoded: DecodedImage | None = None  # the writer's own decode at the model's scale, reused
 
 
 Outcome = Literal["indexed", "removed", "refused", "skipped"]
@@ -181,32 +171,36 @@ class ObjectIngest:
     ) -> IngestReport:
         """Index an object just written to the store, with its tags; the same rules as an S3 event
         (prefix, extension, opt-in: `opted_in` stands for the object's visual_search=true tag)."""
-        return self.index_objects([Write(key, data, tuple(tags), opted_in)])
+        return self.index_objects([IndexObject(key, data, tuple(tags), opted_in)])
 
-    def index_objects(self, writes: Sequence[Write]) -> IngestReport:
+    def index_objects(self, writes: Sequence[IndexObject]) -> IngestReport:
         """`index_object` for several objects, embedded together."""
         report, staged = IngestReport(), []
         for write in writes:
-            event = ObjectEvent("created", self._store.name, write.key, self._write_time(), name="Write")
+            event = ObjectEvent(
+                "created", self._store.name, write.key, self._write_time(), name="IndexObject"
+            )
             # The extension rule spares S3 fetches of what cannot be an image; a writer holds the bytes,
             # so decoding decides, and a non-image is refused with its reason rather than ignored.
             if reason := self._ignored(event, check_extension=False):
                 log.info("ignored %s: %s", write.key, reason, extra={"key": write.key})
                 report.add("skipped")
                 continue
-            asset_id, order = asset_id_for(self._store.name, write.key), order_token(event)
+            asset_id, order = derived_asset_id(self._store.name, write.key), order_token(event)
             if self._policy.opt_in and not write.opted_in:
                 if (removal := self._not_opted_in(event, asset_id, order, report)) is not None:
                     staged.append(removal)
                 continue
-            staged.append(Staged(event, asset_id, order, write.data, write.tags, write.decoded))
+            decoded = write.decoded if isinstance(write.decoded, DecodedImage) else None
+            staged.append(Staged(event, asset_id, order, write.data, write.tags, decoded))
         return self.apply(staged, report)
 
-    def remove_object(self, key: str) -> IngestReport:
+    def remove_object(self, command: RemoveObject) -> IngestReport:
         """Remove the asset of an object just deleted from the store (and its rendition)."""
         report = IngestReport()
-        event = ObjectEvent("removed", self._store.name, key, self._write_time(), name="Delete")
-        self.apply([Staged(event, asset_id_for(self._store.name, key), order_token(event))], report)
+        event = ObjectEvent("removed", self._store.name, command.key, self._write_time(), name="RemoveObject")
+        asset_id = command.asset_id or derived_asset_id(self._store.name, command.key)
+        self.apply([Staged(event, asset_id, order_token(event))], report)
         return report
 
     def _write_time(self) -> str:
@@ -225,7 +219,7 @@ class ObjectIngest:
             log.info("ignored %s: %s", event.key, reason, extra={"key": event.key})
             report.add("skipped")
             return None
-        asset_id = asset_id_for(self._store.name, event.key)
+        asset_id = derived_asset_id(self._store.name, event.key)
         order = order_token(event)
         if not self._ledger.is_newer(asset_id, order):
             log.info(

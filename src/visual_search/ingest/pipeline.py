@@ -20,8 +20,10 @@ from typing import Literal
 
 import numpy as np
 
-from visual_search.assets.identity import asset_id_for, build_document
+from visual_search.assets.identity import build_document
 from visual_search.assets.renditions import RenditionWriter
+from visual_search.domain.document import AssetDocument
+from visual_search.domain.identity import derived_asset_id
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodedImage, DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
@@ -66,7 +68,7 @@ class _Prepared:
 
     position: int
     pixels: np.ndarray  # float32 (3, S, S)
-    document: dict
+    document: AssetDocument
     rendition: bytes | None
 
 
@@ -148,17 +150,17 @@ class Ingestor:
             started = time.perf_counter()
             doc_ids = self._index.upsert(
                 [
-                    IndexedAsset(p.document["asset_id"], v, p.document)
+                    IndexedAsset(p.document.asset_id, v, p.document.to_fields())
                     for p, v in zip(prepared, vectors, strict=True)
                 ],
                 known,
             )
             if self._renditions is not None:
                 for p in prepared:
-                    self._renditions.put(p.document["key"], p.rendition)
+                    self._renditions.put(p.document.key, p.rendition)
             timings.write_s += time.perf_counter() - started
             for p in prepared:
-                asset_id = p.document["asset_id"]
+                asset_id = p.document.asset_id
                 doc_id = doc_ids.get(asset_id)
                 results[p.position] = IngestResult(items[p.position].key, asset_id, "indexed", doc_id=doc_id)
         return [results[i] for i in range(len(items))]
@@ -173,7 +175,7 @@ class Ingestor:
         ready = []
         for i in positions:
             item = items[i]
-            asset_id = asset_id_for(self._store_name, item.key)
+            asset_id = derived_asset_id(self._store_name, item.key)
             if is_reserved(item.key):  # every caller filters these; this is the last line of defence
                 message = f"{RESERVED_PREFIX} holds Visual Search's own files, never assets"
                 refused[i] = IngestResult(item.key, asset_id, "refused", "reserved_name", message)
@@ -185,7 +187,7 @@ class Ingestor:
                 refused[i] = IngestResult(item.key, asset_id, "refused", exc.reason, str(exc))
                 continue
             document = build_document(
-                store_name=self._store_name,
+                asset_id=asset_id,
                 key=item.key,
                 image=decoded,
                 data=item.data,
@@ -202,7 +204,7 @@ class Ingestor:
     def remove(self, keys: Sequence[str], known: DocIds | None = None) -> list[str]:
         """Delete the assets of these keys from the index (and their renditions); returns their ids.
         `known`: the document ids the ledger holds for them (see `VectorIndex.delete`)."""
-        ids = [asset_id_for(self._store_name, k) for k in keys]
+        ids: list[str] = [derived_asset_id(self._store_name, k) for k in keys]
         self._index.delete(ids, known)
         if self._renditions is not None:
             for key in keys:
