@@ -17,8 +17,8 @@ from visual_search.bootstrap import Services, build_services
 from visual_search.domain.commands import IndexObject
 from visual_search.domain.identity import derived_asset_id
 from visual_search.embedding.default_model import default_model
+from visual_search.errors import ImageRejected
 from visual_search.index.port import Filters
-from visual_search.ingest.pipeline import IngestResult
 from visual_search.search.duplicates import DuplicateGroup
 from visual_search.search.service import SearchQuery
 from visual_search.settings import CoreSettings, ServiceSettings
@@ -46,10 +46,11 @@ def with_model(settings: S) -> S:
 def add_files(services: Services, sources: list[Path], prefix: str = "", progress: bool = True) -> Counter:
     """Index files and folders: store each under its path relative to the folder given, then embed in
     batches, through the same write path as an upload. Files already indexed with the same content are
-    skipped, so re-running resumes."""
+    skipped, so re-running resumes. Each file is decoded before it is stored, as an upload is: one the
+    pipeline would refuse is never stored, so it cannot replace the file of an asset already indexed."""
     pairs = list(_walk(sources, prefix))
     totals: Counter = Counter()
-    refused: list[IngestResult] = []
+    refused: list[tuple[str, str]] = []
     with tqdm(total=len(pairs), unit="img", disable=not progress, file=sys.stderr) as bar:
         for start in range(0, len(pairs), BATCH):
             batch = []
@@ -58,17 +59,31 @@ def add_files(services: Services, sources: list[Path], prefix: str = "", progres
                 if _already_indexed(services, key, data):
                     totals["unchanged"] += 1
                     continue
-                batch.append(IndexObject(key, data, opted_in=True))
+                try:
+                    decoded = services.ingestor.decode(data)
+                except ImageRejected as exc:
+                    totals["refused"] += 1
+                    refused.append((key, _refusal(services, key, exc.reason, str(exc))))
+                    continue
+                batch.append(IndexObject(key, data, opted_in=True, decoded=decoded))
             report = services.writer.put_many(batch)
             totals.update(report.counts)
             if not services.writer.indexes_now:
                 totals["stored"] += len(batch)
-            for result in report.refused:
-                services.store.delete(result.key)
-                refused.append(result)
+            for result in report.refused:  # refused after it was stored: removed as a destroy removes
+                services.writer.delete(result.key)
+                refused.append((result.key, f"{result.reason} — {result.message}"))
             bar.update(len(pairs[start : start + BATCH]))
-    _print_refused([(r.key, f"{r.reason} — {r.message}") for r in refused])
+    _print_refused(refused)
     return totals
+
+
+def _refusal(services: Services, key: str, reason: str, message: str) -> str:
+    """Why a file was not added, in one line; and that an asset already under its name is untouched."""
+    why = f"{reason} — {message}"
+    if services.store.head(key) is not None:
+        why += "; the asset already under this name and its file are kept as they were"
+    return why
 
 
 def add_files_through(

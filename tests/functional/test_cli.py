@@ -101,3 +101,21 @@ def test_add_through_the_server_with_wrong_credentials_stops_at_once(env, served
     assert cli_main(["add", str(env), "--server", served, "--quiet"]) == 2
     _, err = capsys.readouterr()
     assert err.startswith("error: the server refused the credentials")
+
+
+def test_adding_a_corrupt_copy_of_an_indexed_file_leaves_the_asset_and_its_file_as_they_were(env, capsys):
+    # Given trips/p1.jpg indexed
+    assert cli_main(["add", str(env), "--quiet"]) == 0
+    stored = (env.parent / "data" / "images" / "trips" / "p1.jpg").read_bytes()
+    capsys.readouterr()
+    # When a corrupt copy of it is added under the same name
+    (env / "trips" / "p1.jpg").write_bytes(images.truncated_jpeg())
+    assert cli_main(["add", str(env), "--quiet"]) == 0
+    _, err = capsys.readouterr()
+    # Then the stored file is unchanged, the asset is still found, and one line says so
+    assert (env.parent / "data" / "images" / "trips" / "p1.jpg").read_bytes() == stored
+    lines = [line for line in err.splitlines() if "trips/p1.jpg" in line]
+    assert len(lines) == 1, err
+    assert "kept as they were" in lines[0]
+    assert cli_main(["search", "--file", str(env / "trips" / "p0.jpg"), "--max-results", "10"]) == 0
+    assert "trips/p1" in capsys.readouterr().out
