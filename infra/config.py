@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ARN = re.compile(r"arn:aws[a-z-]*:(es|aoss):[a-z0-9-]+:\d{12}:(domain|collection)/[a-z0-9-]+")
 EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+# Cloudinary's cloud names: lowercase letters, digits, '-' and '_'. It sits in a URL path segment.
+CLOUD_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 
@@ -28,6 +30,8 @@ class Config(BaseModel):
     # It names the Serverless collection and its policies ("<name>-data": at most 32 characters) and the
     # OpenSearch alias: lowercase letters, digits and hyphens.
     name: str = "visual-search"
+    # The cloud name Cloudinary clients put in every path (/v1_1/<cloud_name>/...): any other is a 404.
+    cloud_name: str = "demo"
     index_engine: Literal["managed", "serverless", "existing"] = "managed"
     existing_endpoint: str = ""  # with index_engine=existing
     # The domain's (arn:…:es:…:domain/…) or the collection's (arn:…:aoss:…:collection/…)
@@ -75,6 +79,16 @@ class Config(BaseModel):
             raise ValueError(
                 "3 to 27 characters, lowercase letters, digits and '-', starting with a letter "
                 "(it names the index, the collection and its policies)"
+            )
+        return value
+
+    @field_validator("cloud_name")
+    @classmethod
+    def _cloud_name(cls, value: str) -> str:
+        if not CLOUD_NAME.fullmatch(value):
+            raise ValueError(
+                "1 to 64 characters, lowercase letters, digits, '-' and '_', starting with a letter or a "
+                "digit (Cloudinary clients send it in every path: /v1_1/<cloud_name>/...)"
             )
         return value
 

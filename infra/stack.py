@@ -101,6 +101,7 @@ class VisualSearchStack(Stack):
                 "store_backend": "s3",
                 "bucket": images.bucket.bucket_name,
                 "credentials_secret_arn": credentials.secret_arn,
+                "cloud_name": config.cloud_name,
                 # iam: API Gateway verified the SigV4 signature; the function trusts the identity it passes.
                 "api_auth": "iam" if config.auth == "iam" else "basic",
                 "model_dir": "/opt/model",
@@ -126,7 +127,7 @@ class VisualSearchStack(Stack):
                 config=config,
                 handler="authorizer",
                 settings_model=ServiceSettings,
-                settings={"credentials_secret_arn": credentials.secret_arn},
+                settings={"credentials_secret_arn": credentials.secret_arn, "cloud_name": config.cloud_name},
                 layers=[layers.deps],
                 memory_mb=256,
                 timeout_s=5,

@@ -17,16 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ROOT / ".cache" / "layers"  # the tests' own, per architecture: `make layers` output stays as built
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-# The ways a team deploys: the default (managed domain, key:secret), a Serverless collection with only
-# one prefix indexed and an operator role for backfills, an existing collection (e.g. one a Bedrock
-# knowledge base made), an existing domain behind IAM-authorised routes, and a single-node dev domain
-# whose alarms e-mail someone.
+# The ways a team deploys: the default (managed domain, key:secret), a Serverless collection under the
+# team's own cloud name with only one prefix indexed and an operator role for backfills, an existing
+# collection (e.g. one a Bedrock knowledge base made), an existing domain behind IAM-authorised routes,
+# and a single-node dev domain whose alarms e-mail someone.
 ADMIN_ROLE = "arn:aws:iam::123456789012:role/search-operators"
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "managed": {},
     "serverless": {
         "index_engine": "serverless",
         "name": "visual-search-team-images-1",  # the longest name allowed: 27 characters
+        "cloud_name": "acme",  # the team's own Cloudinary cloud name
         "ingest_prefix": "photos/",
         "removal_policy": "destroy",
         "admin_role_arns": ADMIN_ROLE,

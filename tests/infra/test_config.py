@@ -51,6 +51,10 @@ def test_an_unknown_literal_is_named_with_the_values_it_accepts():
         ("admin_role_arns", "arn:aws:iam::123456789012:user/alice"),
         ("existing_arn", "arn:aws:s3:::bucket"),
         ("serverless_generation", "next"),
+        ("cloud_name", "Acme"),
+        ("cloud_name", "my cloud"),
+        ("cloud_name", "-acme"),
+        ("cloud_name", "a" * 65),
     ],
 )
 def test_each_bad_value_is_refused_with_a_message_naming_its_key(key, value):
@@ -94,3 +98,8 @@ def test_the_region_an_existing_arn_names_is_the_one_sigv4_signs_for():
 def test_a_name_the_collection_or_its_policies_would_refuse_is_refused_at_synth(name):
     with pytest.raises(ConfigError, match="3 to 27 characters"):
         _from(name=name)
+
+
+@pytest.mark.parametrize("name", ["acme", "demo", "team-7_images", "d3x9k2"])
+def test_a_cloud_name_of_lowercase_letters_digits_hyphens_and_underscores_is_accepted(name):
+    assert _from(cloud_name=name).cloud_name == name

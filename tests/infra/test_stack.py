@@ -8,6 +8,8 @@ import re
 
 from aws_cdk.assertions import Match
 
+from app import cdk_json_context
+from infra.config import Config
 from infra.ingest_pipeline import FUNCTION_TIMEOUT_S
 from infra.monitoring import INGEST_SERVICE
 from tests.infra.conftest import ADMIN_ROLE, CONFIGURATIONS, ROOT
@@ -110,6 +112,19 @@ def test_the_authorizer_checks_the_authorization_header_with_a_cached_request_au
 def test_iam_mode_has_no_authorizer_and_no_credentials_function(existing_iam):
     assert existing_iam.resources("AWS::ApiGateway::Authorizer") == {}
     assert "authorizer" not in existing_iam.our_functions()
+
+
+def test_every_function_serving_the_api_answers_the_configured_cloud_name(synthesized):
+    # Cloudinary clients put their cloud name in every path; any other one is a 404.
+    expected = CONFIGURATIONS[synthesized.name].get("cloud_name", "demo")
+    serving = {n: f for n, f in synthesized.our_functions().items() if SETTINGS_OF[n] is ServiceSettings}
+    assert "search" in serving
+    for name, fn in serving.items():
+        assert fn["Environment"]["Variables"].get("VS_CLOUD_NAME") == expected, name
+
+
+def test_the_default_cloud_name_is_still_the_one_the_service_answered_before():
+    assert cdk_json_context()["cloud_name"] == Config().cloud_name == ServiceSettings().cloud_name == "demo"
 
 
 def test_the_search_function_checks_callers_the_way_its_routes_authenticate_them(synthesized):
