@@ -15,7 +15,7 @@ from cdk_nag import AwsSolutionsChecks
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 from infra import nag_suppressions
-from infra.config import Config
+from infra.config import Config, ConfigError
 from infra.stack import VisualSearchStack
 
 ROOT = Path(__file__).resolve().parent
@@ -30,7 +30,8 @@ def cdk_json_context() -> dict[str, Any]:
 def build_app(context: dict[str, Any] | None = None) -> tuple[cdk.App, VisualSearchStack]:
     # Explicit context is the base: what the CLI passes (cdk.json and -c) overrides it.
     app = cdk.App(context={**cdk_json_context(), **(context or {})})
-    config = Config.from_context(app.node.try_get_context)
+    # All of it: a key that is none of Config's is refused, not ignored (infra/config.py).
+    config = Config.from_context(app.node.get_all_context())
     stack = VisualSearchStack(app, "VisualSearch", config=config)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     nag_suppressions.apply(
@@ -40,4 +41,8 @@ def build_app(context: dict[str, Any] | None = None) -> tuple[cdk.App, VisualSea
 
 
 if __name__ == "__main__":
-    build_app()[0].synth()
+    try:
+        app = build_app()[0]
+    except ConfigError as refused:  # the message names every bad key: a traceback would bury it
+        sys.exit(str(refused))
+    app.synth()

@@ -6,8 +6,9 @@ The README's "Context keys" table lists what each key accepts; keep the two toge
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from aws_cdk import RemovalPolicy, aws_lambda
@@ -65,12 +66,22 @@ class Config(BaseModel):
     alarm_email: str = ""
 
     @classmethod
-    def from_context(cls, get: Callable[[str], Any]) -> Config:
-        values = {key: get(key) for key in cls.model_fields if get(key) is not None}
+    def from_context(cls, context: Mapping[str, Any]) -> Config:
+        """The whole context (cdk.json, -c, cdk.context.json, the CLI's own keys): a key spelt like ours
+        that is none of ours is refused with the closest known key, beside any bad value."""
+        values = {
+            key: value for key, value in context.items() if key in cls.model_fields and value is not None
+        }
+        unknown = [
+            unknown_key(key, cls.model_fields) for key in sorted(ours(context)) if key not in cls.model_fields
+        ]
         try:
-            return cls(**values)
+            config = cls(**values)
         except ValidationError as exc:
-            raise ConfigError(explain(exc)) from None
+            raise ConfigError(HEADING + "\n  ".join([*unknown, *explain(exc)])) from None
+        if unknown:
+            raise ConfigError(HEADING + "\n  ".join(unknown))
+        return config
 
     @field_validator("name")
     @classmethod
@@ -153,8 +164,24 @@ class Config(BaseModel):
         return RemovalPolicy.DESTROY if self.removal_policy == "destroy" else RemovalPolicy.RETAIN
 
 
-def explain(error: ValidationError) -> str:
-    """One line per bad key: `-c key=value: what it accepts`."""
+HEADING = "invalid CDK context (cdk.json or -c key=value):\n  "
+# Keys spelt like ours: CDK's own all carry '@', ':' or '-' (@aws-cdk/... feature flags, aws:cdk:... from
+# the CLI, vpc-provider:... lookups cached in cdk.context.json, acknowledged-issue-numbers).
+OUR_SPELLING = re.compile(r"\w+", re.ASCII)
+
+
+def ours(context: Mapping[str, Any]) -> list[str]:
+    """The context keys this app would own: the others are CDK's, its CLI's or its lookups'."""
+    return [key for key in context if OUR_SPELLING.fullmatch(key)]
+
+
+def unknown_key(key: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f"unknown context key {key}" + (f" (did you mean {close[0]}?)" if close else "")
+
+
+def explain(error: ValidationError) -> list[str]:
+    """One line per bad key: `key=value: what it accepts`."""
     lines = []
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"]) or "configuration"
@@ -162,7 +189,7 @@ def explain(error: ValidationError) -> str:
         value = problem.get("input")
         shown = f"={value!r}" if problem["loc"] and not isinstance(value, dict) else ""
         lines.append(f"{key}{shown}: {message}")
-    return "invalid CDK context (cdk.json or -c key=value):\n  " + "\n  ".join(lines)
+    return lines
 
 
 def _split(arns: str) -> list[str]:

@@ -9,7 +9,7 @@ from infra.config import Config, ConfigError
 
 
 def _from(**context: object) -> Config:
-    return Config.from_context(context.get)
+    return Config.from_context(context)
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ def _from(**context: object) -> Config:
 )
 def test_context_overrides_from_the_command_line_are_typed(raw, expected):
     ((name, _),) = raw.items()
-    assert getattr(Config.from_context(raw.get), name) == expected
+    assert getattr(Config.from_context(raw), name) == expected
 
 
 def test_an_unknown_literal_is_named_with_the_values_it_accepts():
@@ -103,3 +103,48 @@ def test_a_name_the_collection_or_its_policies_would_refuse_is_refused_at_synth(
 @pytest.mark.parametrize("name", ["acme", "demo", "team-7_images", "d3x9k2"])
 def test_a_cloud_name_of_lowercase_letters_digits_hyphens_and_underscores_is_accepted(name):
     assert _from(cloud_name=name).cloud_name == name
+
+
+def test_a_misspelt_key_is_refused_with_the_closest_known_one():
+    with pytest.raises(
+        ConfigError, match=r"unknown context key instance_cont \(did you mean instance_count\?\)"
+    ):
+        _from(instance_cont="4")
+
+
+def test_every_unknown_key_is_named_beside_every_bad_value_in_one_message():
+    with pytest.raises(ConfigError) as refused:
+        _from(instance_cont="4", volumegb="40", colour="blue", auth="basic")
+    lines = str(refused.value).splitlines()[1:]
+    assert [line.strip() for line in lines] == [
+        "unknown context key colour",  # nothing close: no guess
+        "unknown context key instance_cont (did you mean instance_count?)",
+        "unknown context key volumegb (did you mean volume_gb?)",
+        "auth='basic': Input should be 'secret' or 'iam'",
+    ]
+
+
+CDK_OWN_KEYS = {
+    "@aws-cdk/core:enablePartitionLiterals": True,  # feature flags (cdk.json)
+    "aws:cdk:enable-path-metadata": True,  # what the CLI adds on every run
+    "aws:cdk:bundling-stacks": ["**"],
+    "aws-cdk:enableDiffNoFail": True,
+    "acknowledged-issue-numbers": [34892],  # cdk.context.json, after `cdk acknowledge`
+    "vpc-provider:account=123456789012:filter.vpc-id=vpc-1:region=eu-west-1:returnAsymmetricSubnets=true": {},
+    "availability-zones:account=123456789012:region=eu-west-1": ["eu-west-1a"],
+    "assets-ecr-repository-name": "x",
+}
+
+
+def test_the_keys_cdk_itself_puts_in_context_are_left_to_cdk():
+    # Only keys spelt like ours (letters, digits, '_') are ours to refuse; CDK's all carry '@', ':' or '-'.
+    assert _from(**CDK_OWN_KEYS, instance_count="4").instance_count == 4
+
+
+def test_the_app_refuses_an_unknown_key_before_synthesizing_anything():
+    from app import build_app
+
+    with pytest.raises(
+        ConfigError, match=r"unknown context key instance_cont \(did you mean instance_count\?\)"
+    ):
+        build_app({"instance_cont": "4"})
