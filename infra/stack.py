@@ -22,7 +22,7 @@ from infra.function import ServiceFunction
 from infra.image_bucket import ImageBucket
 from infra.ingest_pipeline import IngestPipeline
 from infra.layers import Layers
-from infra.log_retention import LogRetention
+from infra.log_groups import LogGroupPolicy
 from infra.monitoring import Monitoring
 from infra.search_api import SearchApi
 from infra.vector_index import VectorIndex
@@ -176,7 +176,7 @@ class VisualSearchStack(Stack):
             value=f"aws secretsmanager get-secret-value --secret-id {credentials.secret_arn} "
             "--query SecretString --output text",
         )
-        Aspects.of(self).add(LogRetention(config.removal))
+        Aspects.of(self).add(LogGroupPolicy(config.removal))
         self.images, self.index, self.api, self.ingest = images, index, api, ingest
         self.monitoring = monitoring
         self.functions: dict[str, ServiceFunction] = {"search": search, "ingest": ingest.worker}

@@ -351,6 +351,21 @@ def test_every_log_group_has_a_retention_and_every_function_logs_to_one_and_is_t
         assert fn["TracingConfig"] == {"Mode": "Active"}, name
 
 
+def test_every_log_group_the_stack_creates_follows_the_removal_policy(synthesized):
+    # The domain's three and CDK's helpers' (custom resources, the tower deployment) included: under
+    # `destroy` nothing is left behind, under `retain` no log is lost with the stack.
+    groups = synthesized.resources("AWS::Logs::LogGroup")
+    expected = _deletion_policy(synthesized)
+    wrong = {
+        logical_id: (group.get("DeletionPolicy"), group.get("UpdateReplacePolicy"))
+        for logical_id, group in groups.items()
+        if (group.get("DeletionPolicy"), group.get("UpdateReplacePolicy")) != (expected, expected)
+    }
+    assert wrong == {}
+    # Lambda's logRetention helper makes groups CloudFormation never deletes: none may come back.
+    assert synthesized.resources("Custom::LogRetention") == {}
+
+
 def test_cdks_helper_functions_log_to_groups_that_expire_too(synthesized):
     # Without one, Lambda creates /aws/lambda/<name> on first use, kept for ever.
     groups = synthesized.resources("AWS::Logs::LogGroup")
