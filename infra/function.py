@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Duration, aws_iam, aws_lambda, aws_logs
+from aws_cdk import Duration, Stack, aws_iam, aws_lambda, aws_logs
 from constructs import Construct
 from pydantic_settings import BaseSettings
 
@@ -61,7 +61,8 @@ class ServiceFunction(Construct):
             tracing=aws_lambda.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={
-                **environment_for(settings_model, settings),
+                # Its stack names every custom metric it emits, which the stack's alarms select.
+                **environment_for(settings_model, {**settings, "stack_name": Stack.of(self).stack_name}),
                 "POWERTOOLS_SERVICE_NAME": f"{config.name}-{handler}",
                 "POWERTOOLS_METRICS_NAMESPACE": "VisualSearch",
                 **(extra_environment or {}),

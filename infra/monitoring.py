@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aws_cdk import (
     Duration,
+    Stack,
     aws_apigateway,
     aws_cloudwatch,
     aws_cloudwatch_actions,
@@ -21,7 +22,7 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from visual_search.observability import NAMESPACE
+from visual_search.observability import NAMESPACE, STACK_DIMENSION
 
 FIVE_MINUTES = Duration.minutes(5)
 INGEST_SERVICE = "visual-search-ingest"  # the Metrics service dimension of functions/ingest/handler.py
@@ -52,7 +53,8 @@ class Monitoring(Construct):
         retried = aws_cloudwatch.Metric(
             namespace=NAMESPACE,
             metric_name="MessagesRetried",
-            dimensions_map={"service": INGEST_SERVICE},
+            # This stack's only: another stack in the account files its retries under its own name.
+            dimensions_map={"service": INGEST_SERVICE, STACK_DIMENSION: Stack.of(self).stack_name},
             period=FIVE_MINUTES,
             statistic="Sum",
         )

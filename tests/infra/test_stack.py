@@ -12,8 +12,9 @@ from app import cdk_json_context
 from infra.config import Config
 from infra.ingest_pipeline import FUNCTION_TIMEOUT_S
 from infra.monitoring import INGEST_SERVICE
-from tests.infra.conftest import ADMIN_ROLE, CONFIGURATIONS, ROOT
-from visual_search.observability import NAMESPACE
+from tests.infra.conftest import ADMIN_ROLE, CONFIGURATIONS, ROOT, ensure_layers
+from visual_search import observability
+from visual_search.observability import NAMESPACE, publish_ingest
 from visual_search.settings import ENV_PREFIX, IngestSettings, ServiceSettings
 
 PUBLIC_PAGE_ROUTES = {("GET", "/"), ("GET", "/ui"), ("GET", "/ui/{name}")}
@@ -604,18 +605,67 @@ def test_failing_ingest_raises_alarms_within_minutes_not_when_the_dlq_fills(synt
     alarms = [a["Properties"] for a in synthesized.resources("AWS::CloudWatch::Alarm").values()]
     retries = [a for a in alarms if a.get("MetricName") == "MessagesRetried"]
     assert [(a["Namespace"], a["Dimensions"]) for a in retries] == [
-        ("VisualSearch", [{"Name": "service", "Value": "visual-search-ingest"}])
+        (
+            "VisualSearch",
+            [{"Name": "service", "Value": INGEST_SERVICE}, {"Name": "stack", "Value": "VisualSearch"}],
+        )
     ]
     (backlog,) = [a for a in alarms if a.get("MetricName") == "ApproximateAgeOfOldestMessage"]
     assert backlog["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
     assert backlog["Threshold"] + backlog["Period"] * backlog["EvaluationPeriods"] <= 1800  # DLQ: ~1 h
 
 
-def test_the_retries_alarm_watches_the_metric_the_ingest_handler_publishes():
+def _retries_alarm(resources) -> dict:
+    (alarm,) = [
+        r["Properties"] for r in resources
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "MessagesRetried"
+    ]  # fmt: skip
+    return alarm
+
+
+def test_the_retries_alarm_watches_the_metric_the_ingest_handler_publishes(managed, monkeypatch, capsys):
     spec = importlib.util.spec_from_file_location("ingest_handler", ROOT / "functions/ingest/handler.py")
     handler = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(handler)
     assert (handler.metrics.namespace, handler.metrics.service) == (NAMESPACE, INGEST_SERVICE)
+    # The handler's own Metrics, in the environment the stack gives the function, files the retries under
+    # exactly the dimensions the alarm selects (CloudWatch matches the whole set).
+    ingest = managed.our_functions()["ingest"]
+    for variable, value in ingest["Environment"]["Variables"].items():
+        if isinstance(value, str):
+            monkeypatch.setenv(variable, value)
+    observability.deployed_stack.cache_clear()
+    try:
+        publish_ingest(handler.metrics, {}, {}, failed_messages=1)
+        handler.metrics.flush_metrics()
+    finally:
+        observability.deployed_stack.cache_clear()
+    (document,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    published = {name: document[name] for name in directive["Dimensions"][0]}
+    alarm = _retries_alarm(managed.json["Resources"].values())
+    assert published == {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+
+
+def test_two_stacks_in_one_account_alarm_on_their_own_ingest_retries_only():
+    import aws_cdk
+    from aws_cdk.assertions import Template
+
+    from infra.stack import VisualSearchStack
+
+    app = aws_cdk.App(context={**cdk_json_context(), "layers_dir": str(ensure_layers())})
+    config = Config.from_context(app.node.get_all_context())
+    stacks = [VisualSearchStack(app, name, config=config) for name in ("VisualSearch", "VisualSearchStaging")]
+    selected = {}
+    for stack in stacks:
+        template = Template.from_stack(stack).to_json()
+        alarm = _retries_alarm(template["Resources"].values())
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        selected[stack.stack_name] = dimensions["stack"]
+        ingest = stack.functions["ingest"].function.node.default_child
+        variables = template["Resources"][stack.get_logical_id(ingest)]["Properties"]["Environment"]
+        assert variables["Variables"]["VS_STACK_NAME"] == dimensions["stack"]  # what the function emits
+    assert selected == {"VisualSearch": "VisualSearch", "VisualSearchStaging": "VisualSearchStaging"}
 
 
 def test_the_alarm_email_is_subscribed_only_when_given(synthesized):
