@@ -12,13 +12,24 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from aws_cdk import RemovalPolicy, aws_lambda
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ARN = re.compile(r"arn:aws[a-z-]*:(es|aoss):[a-z0-9-]+:\d{12}:(domain|collection)/[a-z0-9-]+")
 EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 # Cloudinary's cloud names: lowercase letters, digits, '-' and '_'. It sits in a URL path segment.
 CLOUD_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+# EC2 ids: the 8-hex form of old resources or the 17-hex form of new ones.
+EC2_ID = r"[0-9a-f]{8}(?:[0-9a-f]{9})?"
+VPC_ID, SUBNET_ID, GROUP_ID = (re.compile(f"{kind}-{EC2_ID}") for kind in ("vpc", "subnet", "sg"))
 
 
 class ConfigError(ValueError):
@@ -64,6 +75,18 @@ class Config(BaseModel):
     throttle_burst: Annotated[int, Field(ge=1, le=5000)] = 100
     # Where the alarms' topic sends e-mail (optional: subscribe anything else to the AlarmTopic output).
     alarm_email: str = ""
+    # A VPC for the functions and the index (README, "Deploying into a VPC"): an existing one, looked up at
+    # synth, or one this stack makes over two AZs. Neither: the functions outside any VPC, as before.
+    vpc_id: str = ""
+    vpc_subnet_ids: str = ""  # comma-separated, of vpc_id; unset: its private subnets
+    vpc_security_group_ids: str = ""  # comma-separated: joined to the functions, beside the stack's own
+    create_vpc: bool = False
+    # create_vpc only: 0 makes isolated subnets (AWS reached through endpoints, no internet); 1 or 2 NAT
+    # gateways give the functions a route out (searches and uploads by URL need one).
+    vpc_nat_gateways: Annotated[int, Field(ge=0, le=2)] = 0
+    # Gateway endpoints (S3, DynamoDB) and interface endpoints (Secrets Manager, SQS, CloudWatch, STS,
+    # X-Ray) in the functions' subnets. false: the VPC reaches AWS otherwise (NAT, its own endpoints).
+    vpc_endpoints: bool = True
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> Config:
@@ -138,6 +161,42 @@ class Config(BaseModel):
             )
         return value
 
+    @field_validator("vpc_id")
+    @classmethod
+    def _vpc_id(cls, value: str) -> str:
+        if value and not VPC_ID.fullmatch(value):
+            raise ValueError("a VPC id, vpc-<8 or 17 hexadecimal digits>")
+        return value
+
+    @field_validator("vpc_subnet_ids", "vpc_security_group_ids")
+    @classmethod
+    def _ec2_ids(cls, value: str, info: ValidationInfo) -> str:
+        kind = SUBNET_ID if info.field_name == "vpc_subnet_ids" else GROUP_ID
+        bad = [item for item in _split(value) if not kind.fullmatch(item)]
+        if bad:
+            raise ValueError(f"comma-separated {kind.pattern.split('-')[0]}-<8 or 17 hex digits> ids: {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_vpc(self) -> Config:
+        if self.create_vpc and self.vpc_id:
+            raise ValueError("create_vpc makes a VPC, vpc_id names an existing one: set one or the other")
+        if (self.vpc_subnet_ids or self.vpc_security_group_ids) and not self.vpc_id:
+            raise ValueError("vpc_subnet_ids and vpc_security_group_ids need vpc_id: they name parts of it")
+        if self.vpc_nat_gateways and not self.create_vpc:
+            raise ValueError(
+                "vpc_nat_gateways: the NAT gateways of the VPC create_vpc makes (an existing VPC routes as "
+                "it does)"
+            )
+        if not self.vpc_endpoints and not self.in_vpc:
+            raise ValueError("vpc_endpoints applies to a VPC (vpc_id or create_vpc)")
+        if self.create_vpc and not (self.vpc_endpoints or self.vpc_nat_gateways):
+            raise ValueError(
+                "a created VPC without NAT gateways reaches Secrets Manager, S3 and DynamoDB only through "
+                "endpoints: keep vpc_endpoints=true, or set vpc_nat_gateways"
+            )
+        return self
+
     @model_validator(mode="after")
     def _existing_needs_both(self) -> Config:
         if self.index_engine == "existing" and not (self.existing_endpoint and self.existing_arn):
@@ -147,6 +206,18 @@ class Config(BaseModel):
     @property
     def admin_roles(self) -> list[str]:
         return _split(self.admin_role_arns)
+
+    @property
+    def in_vpc(self) -> bool:
+        return self.create_vpc or bool(self.vpc_id)
+
+    @property
+    def subnet_ids(self) -> list[str]:
+        return _split(self.vpc_subnet_ids)
+
+    @property
+    def security_group_ids(self) -> list[str]:
+        return _split(self.vpc_security_group_ids)
 
     @property
     def existing_region(self) -> str | None:
@@ -192,5 +263,5 @@ def explain(error: ValidationError) -> list[str]:
     return lines
 
 
-def _split(arns: str) -> list[str]:
-    return [arn.strip() for arn in arns.split(",") if arn.strip()]
+def _split(items: str) -> list[str]:
+    return [item.strip() for item in items.split(",") if item.strip()]

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings
 
 from infra.config import Config
 from infra.layers import RUNTIME
+from infra.network import Network
 from visual_search.settings import ENV_PREFIX
 
 FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
@@ -42,6 +43,7 @@ class ServiceFunction(Construct):
         memory_mb: int = 1024,
         timeout_s: int = 30,
         extra_environment: Mapping[str, str] | None = None,
+        network: Network | None = None,
     ):
         super().__init__(scope, construct_id)
         self.timeout = Duration.seconds(timeout_s)
@@ -60,6 +62,11 @@ class ServiceFunction(Construct):
             timeout=self.timeout,
             tracing=aws_lambda.Tracing.ACTIVE,
             log_group=self.log_group,
+            # In the VPC, when there is one: its subnets, the stack's own group (which the index admits)
+            # and any the team adds.
+            vpc=network.vpc if network else None,
+            vpc_subnets=network.function_selection if network else None,
+            security_groups=network.function_groups if network else None,
             environment={
                 # Its stack names every custom metric it emits, which the stack's alarms select.
                 **environment_for(settings_model, {**settings, "stack_name": Stack.of(self).stack_name}),

@@ -20,6 +20,7 @@ from constructs import Construct
 
 from infra.config import Config
 from infra.function import ServiceFunction
+from infra.network import Network
 from visual_search.settings import IngestSettings
 
 FUNCTION_TIMEOUT_S = 120
@@ -63,6 +64,7 @@ class IngestPipeline(Construct):
         bucket: aws_s3.Bucket,
         layers: list[aws_lambda.ILayerVersion],
         index_settings: dict[str, str],
+        network: Network | None = None,
     ):
         super().__init__(scope, construct_id)
         self.dead_letters = aws_sqs.Queue(
@@ -119,6 +121,7 @@ class IngestPipeline(Construct):
             layers=layers,
             memory_mb=config.ingest_memory_mb,
             timeout_s=FUNCTION_TIMEOUT_S,
+            network=network,
             grants=[
                 bucket.grant_read,  # objects, versions and tags
                 lambda f: bucket.grant_put(f, "_vs/*"),  # renditions only

@@ -24,6 +24,7 @@ from infra.ingest_pipeline import IngestPipeline
 from infra.layers import Layers
 from infra.log_groups import LogGroupPolicy
 from infra.monitoring import Monitoring
+from infra.network import Network
 from infra.search_api import SearchApi
 from infra.vector_index import VectorIndex
 from visual_search.settings import ServiceSettings
@@ -40,9 +41,10 @@ def model_prefix(model_id: str) -> str:
 class VisualSearchStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs):
         super().__init__(scope, construct_id, **kwargs)
+        network = Network(self, "Network", config=config) if config.in_vpc else None
         images = ImageBucket(self, "Images", config=config)
         layers = Layers(self, "Layers", config=config)
-        index = VectorIndex(self, "VectorIndex", config=config)
+        index = VectorIndex(self, "VectorIndex", config=config, network=network)
         index_settings = {
             "index_backend": "opensearch",
             "opensearch_endpoint": index.endpoint,
@@ -110,6 +112,7 @@ class VisualSearchStack(Stack):
             layers=[layers.deps, layers.model_text],
             memory_mb=config.search_memory_mb,
             timeout_s=28,  # below API Gateway's 29 s, so the client always gets our error shape
+            network=network,
             grants=[
                 credentials.grant_read,
                 images.bucket.grant_read,
@@ -131,13 +134,14 @@ class VisualSearchStack(Stack):
                 layers=[layers.deps],
                 memory_mb=256,
                 timeout_s=5,
+                network=network,
                 grants=[credentials.grant_read],
             )
             authorizer = authorizer_function.function
         api = SearchApi(self, "Api", config=config, search=search.function, authorizer=authorizer)
         ingest = IngestPipeline(
             self, "Ingest", config=config, bucket=images.bucket, layers=[layers.deps, layers.model_image],
-            index_settings=index_settings,
+            index_settings=index_settings, network=network,
         )  # fmt: skip
         index.grant(search.function, ingest.worker.function)
         monitoring = Monitoring(
@@ -176,7 +180,17 @@ class VisualSearchStack(Stack):
             value=f"aws secretsmanager get-secret-value --secret-id {credentials.secret_arn} "
             "--query SecretString --output text",
         )
+        if network is not None:
+            CfnOutput(self, "VpcId", value=network.vpc.vpc_id)
+            CfnOutput(
+                self,
+                "FunctionSecurityGroup",
+                value=network.function_group.security_group_id,
+                description="the group the index admits: give it to an operator's host (backfill), or "
+                "admit it in an existing index's own group",
+            )
         Aspects.of(self).add(LogGroupPolicy(config.removal))
+        self.network = network
         self.images, self.index, self.api, self.ingest = images, index, api, ingest
         self.monitoring = monitoring
         self.functions: dict[str, ServiceFunction] = {"search": search, "ingest": ingest.worker}

@@ -148,3 +148,70 @@ def test_the_app_refuses_an_unknown_key_before_synthesizing_anything():
         ConfigError, match=r"unknown context key instance_cont \(did you mean instance_count\?\)"
     ):
         build_app({"instance_cont": "4"})
+
+
+VPC = "vpc-0a1b2c3d4e5f60718"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("vpc_id", "vpc-xyz"),
+        ("vpc_id", "my-vpc"),
+        ("vpc_subnet_ids", "subnet-0a1b2c3d4e5f60718,subnet-12"),
+        ("vpc_security_group_ids", "sg-nothex00"),
+        ("vpc_nat_gateways", "3"),
+    ],
+)
+def test_each_bad_vpc_value_is_refused_with_a_message_naming_its_key(key, value):
+    context = {key: value} if key in ("vpc_id", "vpc_nat_gateways") else {"vpc_id": VPC, key: value}
+    with pytest.raises(ConfigError, match=rf"\n  {key}='{value}': "):
+        _from(**context)
+
+
+def test_an_existing_vpc_with_its_subnets_and_extra_security_groups_is_accepted():
+    config = _from(
+        vpc_id=VPC,
+        vpc_subnet_ids="subnet-0a1b2c3d4e5f60718, subnet-1a2b3c4d",
+        vpc_security_group_ids="sg-0123456789abcdef0",
+    )
+    assert config.in_vpc
+    assert config.subnet_ids == ["subnet-0a1b2c3d4e5f60718", "subnet-1a2b3c4d"]
+    assert config.security_group_ids == ["sg-0123456789abcdef0"]
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"vpc_id": VPC, "create_vpc": "true"}, "create_vpc makes a VPC, vpc_id names an existing one"),
+        ({"vpc_subnet_ids": "subnet-1a2b3c4d"}, "vpc_subnet_ids and vpc_security_group_ids need vpc_id"),
+        ({"vpc_security_group_ids": "sg-1a2b3c4d"}, "vpc_subnet_ids and vpc_security_group_ids need vpc_id"),
+        ({"vpc_nat_gateways": "1"}, "vpc_nat_gateways: the NAT gateways of the VPC create_vpc makes"),
+        (
+            {"vpc_nat_gateways": "1", "vpc_id": VPC},
+            "vpc_nat_gateways: the NAT gateways of the VPC create_vpc",
+        ),
+        ({"vpc_endpoints": "false"}, "vpc_endpoints applies to a VPC"),
+        ({"create_vpc": "true", "vpc_endpoints": "false"}, "a created VPC without NAT gateways reaches"),
+    ],
+)
+def test_vpc_keys_that_contradict_each_other_are_refused(context, message):
+    with pytest.raises(ConfigError, match=message):
+        _from(**context)
+
+
+def test_a_created_vpc_with_nat_gateways_may_do_without_endpoints():
+    config = _from(create_vpc="true", vpc_nat_gateways="1", vpc_endpoints="false")
+    assert (config.in_vpc, config.vpc_nat_gateways, config.vpc_endpoints) == (True, 1, False)
+
+
+def test_no_vpc_is_the_default():
+    assert not Config().in_vpc
+
+
+def test_looking_an_existing_vpc_up_without_an_account_names_what_is_missing(monkeypatch):
+    from app import build_app
+
+    monkeypatch.delenv("CDK_DEFAULT_ACCOUNT", raising=False)
+    with pytest.raises(ConfigError, match=r"vpc_id: looking the VPC up needs the account and the region"):
+        build_app({"vpc_id": VPC})

@@ -248,7 +248,7 @@ def test_only_s3_for_this_bucket_in_this_account_may_send_to_the_ingest_queue(sy
     assert _ref(s3["Resource"]) == queue_id
     assert s3["Condition"] == {
         "ArnLike": {"aws:SourceArn": {"Fn::GetAtt": [bucket_id, "Arn"]}},
-        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "StringEquals": {"aws:SourceAccount": stack.resolve(stack.account)},  # literal if bound to one
     }
 
 
@@ -297,6 +297,15 @@ STATEFUL = (
     "AWS::OpenSearchServerless::SecurityPolicy",
     "AWS::OpenSearchServerless::AccessPolicy",
 )
+
+
+def _engine(s) -> str:
+    """managed, serverless, existing-collection or existing-domain: what the configuration asks for."""
+    context = CONFIGURATIONS[s.name]
+    engine = context.get("index_engine", "managed")
+    if engine == "existing":
+        return "existing-collection" if ":aoss:" in context["existing_arn"] else "existing-domain"
+    return engine
 
 
 def _deletion_policy(s) -> str:
@@ -530,7 +539,7 @@ def test_functions_speak_the_engines_mode_and_reach_an_existing_collection_by_it
     synthesized,
 ):
     functions = synthesized.our_functions()
-    mode = "serverless" if synthesized.name in ("serverless", "existing-collection") else "managed"
+    mode = "serverless" if _engine(synthesized) in ("serverless", "existing-collection") else "managed"
     region = "eu-west-1" if synthesized.name.startswith("existing") else None  # its ARN's region
     for name in ("search", "ingest"):
         assert functions[name]["Environment"]["Variables"]["VS_OPENSEARCH_MODE"] == mode
@@ -549,7 +558,7 @@ def test_functions_speak_the_engines_mode_and_reach_an_existing_collection_by_it
 def test_functions_on_serverless_are_told_the_collections_generation(synthesized):
     # The stack's own collection joins no NextGen collection group, so it is Classic; an existing one is
     # whatever `serverless_generation` says (NextGen unless told otherwise, as AWS's console creates).
-    expected = {"serverless": "classic", "existing-collection": "nextgen"}.get(synthesized.name)
+    expected = {"serverless": "classic", "existing-collection": "nextgen"}.get(_engine(synthesized))
     functions = synthesized.our_functions()
     for name in ("search", "ingest"):
         assert functions[name]["Environment"]["Variables"].get("VS_OPENSEARCH_GENERATION") == expected
