@@ -27,6 +27,11 @@ EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 # Cloudinary's cloud names: lowercase letters, digits, '-' and '_'. It sits in a URL path segment.
 CLOUD_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+# A key's ARN (not an alias: CloudWatch Logs and the domain take the key itself); mrk-: multi-Region.
+KEY_ARN = re.compile(
+    r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/"
+    r"(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+)
 # EC2 ids: the 8-hex form of old resources or the 17-hex form of new ones.
 EC2_ID = r"[0-9a-f]{8}(?:[0-9a-f]{9})?"
 VPC_ID, SUBNET_ID, GROUP_ID = (re.compile(f"{kind}-{EC2_ID}") for kind in ("vpc", "subnet", "sg"))
@@ -87,6 +92,9 @@ class Config(BaseModel):
     # Gateway endpoints (S3, DynamoDB) and interface endpoints (Secrets Manager, SQS, CloudWatch, STS,
     # X-Ray) in the functions' subnets. false: the VPC reaches AWS otherwise (NAT, its own endpoints).
     vpc_endpoints: bool = True
+    # One customer-managed KMS key for everything that can take one: log groups, the ledger, the secret,
+    # the alarm topic, the queues, the image bucket, the index and the functions' environment. Unset: AWS's.
+    kms_key_arn: str = ""
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> Config:
@@ -159,6 +167,13 @@ class Config(BaseModel):
                 "a domain's arn:aws:es:<region>:<account>:domain/<name> or a collection's "
                 "arn:aws:aoss:<region>:<account>:collection/<id>"
             )
+        return value
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _kms_key_arn(cls, value: str) -> str:
+        if value and not KEY_ARN.fullmatch(value):
+            raise ValueError("a KMS key's ARN, arn:aws:kms:<region>:<account>:key/<key id> (not an alias)")
         return value
 
     @field_validator("vpc_id")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Duration, Stack, aws_iam, aws_lambda, aws_logs
+from aws_cdk import Duration, Stack, aws_iam, aws_kms, aws_lambda, aws_logs
 from constructs import Construct
 from pydantic_settings import BaseSettings
 
@@ -44,6 +44,7 @@ class ServiceFunction(Construct):
         timeout_s: int = 30,
         extra_environment: Mapping[str, str] | None = None,
         network: Network | None = None,
+        key: aws_kms.IKey | None = None,
     ):
         super().__init__(scope, construct_id)
         self.timeout = Duration.seconds(timeout_s)
@@ -61,6 +62,7 @@ class ServiceFunction(Construct):
             memory_size=memory_mb,
             timeout=self.timeout,
             tracing=aws_lambda.Tracing.ACTIVE,
+            environment_encryption=key,  # names and ARNs only, no secret: the team's key if it has one
             log_group=self.log_group,
             # In the VPC, when there is one: its subnets, the stack's own group (which the index admits)
             # and any the team adds.
@@ -80,3 +82,7 @@ class ServiceFunction(Construct):
         self.role: aws_iam.IRole = role
         for grant in grants:
             grant(self.function)
+        if key is not None:
+            # Lambda decrypts the environment as the function's role, and Secrets Manager the credentials
+            # as their caller: CDK's secret grant gives an imported key nothing (its policy is the team's).
+            key.grant_decrypt(self.function)

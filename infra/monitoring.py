@@ -14,6 +14,7 @@ from aws_cdk import (
     aws_apigateway,
     aws_cloudwatch,
     aws_cloudwatch_actions,
+    aws_kms,
     aws_lambda,
     aws_opensearchservice,
     aws_sns,
@@ -42,9 +43,13 @@ class Monitoring(Construct):
         dead_letter_alarm: aws_cloudwatch.Alarm,
         domain: aws_opensearchservice.Domain | None,
         alarm_email: str = "",
+        key: aws_kms.IKey | None = None,
     ):
         super().__init__(scope, construct_id)
-        self.topic = aws_sns.Topic(self, "Alarms", display_name="Visual Search alarms", enforce_ssl=True)
+        # CloudWatch must be allowed to use the key to publish: the key policy's (README).
+        self.topic = aws_sns.Topic(
+            self, "Alarms", display_name="Visual Search alarms", enforce_ssl=True, master_key=key
+        )
         if alarm_email:
             self.topic.add_subscription(aws_sns_subscriptions.EmailSubscription(alarm_email))
         server_errors = api.metric_server_error(period=FIVE_MINUTES, statistic="Sum")

@@ -77,6 +77,14 @@ IN_VPC = {
 }
 
 
+KEYED = {
+    f"{RULE}IAM5[Action::kms:{action}]": "CDK's grants on the team's one key (kms_key_arn), the only "
+    "resource named: data keys for what the functions write, and the domain's access-policy custom "
+    "resource describing the key the domain is encrypted with. The wildcard is in the action family."
+    for action in ("GenerateDataKey*", "ReEncrypt*", "Describe*", "List*")
+}
+
+
 def apply(stack: VisualSearchStack, config: Config) -> None:
     domain = stack.index.domain
     reasons = dict(STATIC)
@@ -84,6 +92,8 @@ def apply(stack: VisualSearchStack, config: Config) -> None:
         reasons |= SINGLE_NODE
     if config.in_vpc:
         reasons |= IN_VPC
+    if config.kms_key_arn:
+        reasons |= KEYED
     reasons[f"{RULE}IAM5[Resource::{_assets(stack)}]"] = (
         "CDK's bucket deployment reads the image tower from the CDK bootstrap assets bucket."
     )

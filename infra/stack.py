@@ -11,6 +11,7 @@ from aws_cdk import (
     Fn,
     Stack,
     aws_iam,
+    aws_kms,
     aws_lambda,
     aws_s3_deployment,
     aws_secretsmanager,
@@ -42,9 +43,11 @@ class VisualSearchStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs):
         super().__init__(scope, construct_id, **kwargs)
         network = Network(self, "Network", config=config) if config.in_vpc else None
-        images = ImageBucket(self, "Images", config=config)
+        # The team's one key (kms_key_arn) for everything that can take one; else AWS's keys.
+        key = aws_kms.Key.from_key_arn(self, "Key", config.kms_key_arn) if config.kms_key_arn else None
+        images = ImageBucket(self, "Images", config=config, key=key)
         layers = Layers(self, "Layers", config=config)
-        index = VectorIndex(self, "VectorIndex", config=config, network=network)
+        index = VectorIndex(self, "VectorIndex", config=config, network=network, key=key)
         index_settings = {
             "index_backend": "opensearch",
             "opensearch_endpoint": index.endpoint,
@@ -65,6 +68,7 @@ class VisualSearchStack(Stack):
                 exclude_punctuation=True,
                 password_length=40,
             ),
+            encryption_key=key,
         )
         # The image tower is too large to sit beside the text tower in the search function's layers:
         # it is published here and fetched (checksum-verified) on the first image query.
@@ -113,6 +117,7 @@ class VisualSearchStack(Stack):
             memory_mb=config.search_memory_mb,
             timeout_s=28,  # below API Gateway's 29 s, so the client always gets our error shape
             network=network,
+            key=key,
             grants=[
                 credentials.grant_read,
                 images.bucket.grant_read,
@@ -135,13 +140,14 @@ class VisualSearchStack(Stack):
                 memory_mb=256,
                 timeout_s=5,
                 network=network,
+                key=key,
                 grants=[credentials.grant_read],
             )
             authorizer = authorizer_function.function
         api = SearchApi(self, "Api", config=config, search=search.function, authorizer=authorizer)
         ingest = IngestPipeline(
             self, "Ingest", config=config, bucket=images.bucket, layers=[layers.deps, layers.model_image],
-            index_settings=index_settings, network=network,
+            index_settings=index_settings, network=network, key=key,
         )  # fmt: skip
         index.grant(search.function, ingest.worker.function)
         monitoring = Monitoring(
@@ -153,6 +159,7 @@ class VisualSearchStack(Stack):
             dead_letter_alarm=ingest.dead_letter_alarm,
             domain=index.domain,
             alarm_email=config.alarm_email,
+            key=key,
         )
         CfnOutput(
             self, "ApiUrl", value=api.api.url, description="Cloudinary SDK upload_prefix / page at <url>ui/"
@@ -189,7 +196,7 @@ class VisualSearchStack(Stack):
                 description="the group the index admits: give it to an operator's host (backfill), or "
                 "admit it in an existing index's own group",
             )
-        Aspects.of(self).add(LogGroupPolicy(config.removal))
+        Aspects.of(self).add(LogGroupPolicy(config.removal, key))
         self.network = network
         self.images, self.index, self.api, self.ingest = images, index, api, ingest
         self.monitoring = monitoring

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Stack, aws_ec2, aws_iam, aws_opensearchserverless, aws_opensearchservice
+from aws_cdk import Stack, aws_ec2, aws_iam, aws_kms, aws_opensearchserverless, aws_opensearchservice
 from constructs import Construct
 
 from infra.config import Config
@@ -18,11 +18,18 @@ DATA_ACTIONS = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"
 
 class VectorIndex(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: Config, network: Network | None = None
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        network: Network | None = None,
+        key: aws_kms.IKey | None = None,
     ):
         super().__init__(scope, construct_id)
         self.config = config
         self.network = network
+        self.key = key
         self.domain: aws_opensearchservice.Domain | None = None
         self.collection: aws_opensearchserverless.CfnCollection | None = None
         self.mode = "serverless" if config.index_engine == "serverless" else "managed"
@@ -63,7 +70,8 @@ class VectorIndex(Construct):
             )
             if multi_az
             else None,
-            encryption_at_rest=aws_opensearchservice.EncryptionAtRestOptions(enabled=True),
+            # A domain's key is chosen once: changing kms_key_arn later replaces the domain.
+            encryption_at_rest=aws_opensearchservice.EncryptionAtRestOptions(enabled=True, kms_key=self.key),
             node_to_node_encryption=True,
             enforce_https=True,
             tls_security_policy=aws_opensearchservice.TLSSecurityPolicy.TLS_1_2,
@@ -81,7 +89,7 @@ class VectorIndex(Construct):
         rules = [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}]
         encryption = aws_opensearchserverless.CfnSecurityPolicy(
             self, "Encryption", name=f"{name}-enc", type="encryption",
-            policy=json.dumps({"Rules": rules, "AWSOwnedKey": True}),
+            policy=json.dumps({"Rules": rules, **self._collection_key(config)}),
         )  # fmt: skip
         # Every request must be SigV4-signed by a principal of the data access policy below; in a VPC the
         # collection is reachable through its VPC endpoint only, else over the internet (TLS).
@@ -102,6 +110,14 @@ class VectorIndex(Construct):
             resource.apply_removal_policy(config.removal)
         self._collection_name = name
         return collection
+
+    @staticmethod
+    def _collection_key(config: Config) -> dict:
+        return (
+            {"AWSOwnedKey": False, "KmsARN": config.kms_key_arn}
+            if config.kms_key_arn
+            else {"AWSOwnedKey": True}
+        )
 
     def _network_policy(self, name: str, rules: list[dict]) -> str:
         if self.network is None:

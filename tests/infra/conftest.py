@@ -20,10 +20,11 @@ LAYERS = ROOT / ".cache" / "layers"  # the tests' own, per architecture: `make l
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 # The ways a team deploys: the default (managed domain, key:secret), a Serverless collection under the
-# team's own cloud name with only one prefix indexed and an operator role for backfills, an existing
-# collection (e.g. one a Bedrock knowledge base made), an existing domain behind IAM-authorised routes,
-# and a single-node dev domain whose alarms e-mail someone.
+# team's own cloud name and KMS key with only one prefix indexed and an operator role for backfills, an
+# existing collection (e.g. one a Bedrock knowledge base made), an existing domain behind IAM-authorised
+# routes, and a single-node dev domain whose alarms e-mail someone.
 ADMIN_ROLE = "arn:aws:iam::123456789012:role/search-operators"
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "managed": {},
     "serverless": {
@@ -33,6 +34,7 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
         "ingest_prefix": "photos/",
         "removal_policy": "destroy",
         "admin_role_arns": ADMIN_ROLE,
+        "kms_key_arn": KEY,  # the team's own key for everything that holds data or logs
     },
     "existing-collection": {
         "index_engine": "existing",
@@ -54,7 +56,7 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     # Inside a VPC: one made here (isolated subnets over two AZs, AWS reached through endpoints), an
     # existing one looked up (named subnets, a team security group added, a Serverless collection behind
     # its VPC endpoint), and one made with a NAT gateway instead of endpoints (a single-node domain).
-    "vpc-created": {"create_vpc": "true"},
+    "vpc-created": {"create_vpc": "true", "kms_key_arn": KEY},
     "vpc-existing": {
         "vpc_id": "vpc-0a1b2c3d4e5f60718",
         "vpc_subnet_ids": "subnet-0aaa1111bbbb22223,subnet-0ccc3333dddd44445",

@@ -55,6 +55,9 @@ def test_an_unknown_literal_is_named_with_the_values_it_accepts():
         ("cloud_name", "my cloud"),
         ("cloud_name", "-acme"),
         ("cloud_name", "a" * 65),
+        ("kms_key_arn", "alias/visual-search"),
+        ("kms_key_arn", "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"),
+        ("kms_key_arn", "arn:aws:kms:eu-west-1:123456789012:alias/visual-search"),
     ],
 )
 def test_each_bad_value_is_refused_with_a_message_naming_its_key(key, value):
@@ -215,3 +218,14 @@ def test_looking_an_existing_vpc_up_without_an_account_names_what_is_missing(mon
     monkeypatch.delenv("CDK_DEFAULT_ACCOUNT", raising=False)
     with pytest.raises(ConfigError, match=r"vpc_id: looking the VPC up needs the account and the region"):
         build_app({"vpc_id": VPC})
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:kms:eu-west-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+        "arn:aws-cn:kms:cn-north-1:123456789012:key/mrk-0b1c2d3e4f5061728394a5b6c7d8e9f0",
+    ],
+)
+def test_a_key_arn_of_any_partition_single_or_multi_region_is_accepted(arn):
+    assert _from(kms_key_arn=arn).kms_key_arn == arn

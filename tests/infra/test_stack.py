@@ -223,8 +223,12 @@ def test_the_ingest_queue_accepts_s3_events_outlives_retries_and_parks_failures(
     assert queue["VisibilityTimeout"] >= 6 * ingest["Timeout"] == 6 * FUNCTION_TIMEOUT_S
     assert _ref(queue["RedrivePolicy"]["deadLetterTargetArn"]) == dlq_id
     assert 1 < queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    key = CONFIGURATIONS[synthesized.name].get("kms_key_arn")
     for props in (queue, synthesized.json["Resources"][dlq_id]["Properties"]):
-        assert props["SqsManagedSseEnabled"] is True
+        if key:  # the team's key
+            assert props["KmsMasterKeyId"] == key
+        else:
+            assert props["SqsManagedSseEnabled"] is True
     for policy in synthesized.resources("AWS::SQS::QueuePolicy").values():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         assert any(
@@ -455,7 +459,11 @@ def test_ingest_writes_only_renditions_and_the_search_api_never_touches_the_ledg
     if "authorizer" in functions:
         authorizer = _statements_of_role(_role_of(functions["authorizer"]["id"], synthesized), synthesized)
         actions = {a for s in authorizer for a in _as_list(s["Action"])}
-        assert actions <= {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"} | UNSCOPABLE
+        # The team's key, if any: the secret and the function's environment are encrypted with it.
+        key = {"kms:Decrypt"} if CONFIGURATIONS[synthesized.name].get("kms_key_arn") else set()
+        assert (
+            actions <= {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"} | key | UNSCOPABLE
+        )
 
 
 def test_index_data_access_is_granted_to_the_search_and_ingest_roles_only(synthesized):
