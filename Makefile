@@ -9,6 +9,7 @@ TORCH_INDEX ?=
 STAMP   := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 CDK     := node_modules/.bin/cdk
+CHECKOV := .cache/checkov/bin/checkov
 ARCH    ?= arm64
 MODEL   ?= $(TINY)
 TINY    := src/visual_search/models/tiny
@@ -17,7 +18,7 @@ LINTED  := src tests bench functions infra layers app.py
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
 BUILD_EXTRA := $(VENV)/.build-extra
-.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk
+.PHONY: help demo build-extra install checkov clients test test-fast lint format model-tiny model-vit bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -54,6 +55,16 @@ $(BUILD_EXTRA): $(RUNTIME)
 	touch $@
 
 install: $(STAMP) $(CDK) ## create .venv (runtime, build, dev and infra extras) and the pinned CDK CLI
+
+# checkov (pyproject's `checkov` dependency group, pinned) in a virtual environment of its own: it pins
+# boto3, packaging, networkx and cachetools to releases older than the project's. pip >= 25.1 reads groups.
+$(CHECKOV): pyproject.toml
+	$(PY) -m venv .cache/checkov
+	.cache/checkov/bin/pip install --quiet --upgrade pip
+	.cache/checkov/bin/pip install --quiet --group checkov
+	touch $@
+
+checkov: $(CHECKOV) ## checkov, pinned, into .cache/checkov (the infra tests and make synth run it)
 
 # The search page's tests drive Debian's Chromium (Playwright's own browser download does not work here).
 $(CHROMIUM):
@@ -93,7 +104,7 @@ opensearch-spec: ## fetch the OpenSearch API specification into .cache when ../s
 clients: $(STAMP) ## fetch and build the Node, Java and Go client programs the functional tests run
 	$(BIN)/python -m tests.clients.harness
 
-test: $(STAMP) $(CHROMIUM) $(CDK) clients $(OPENSEARCH) opensearch-spec ## lint + mypy, then every test tier (unit, parity, functional, clients, conformance on a real OpenSearch node, infra synth, cdk-nag, cfn-lint)
+test: $(STAMP) $(CHROMIUM) $(CDK) $(CHECKOV) clients $(OPENSEARCH) opensearch-spec ## lint + mypy, then every test tier (unit, parity, functional, clients, conformance on a real OpenSearch node, infra synth, cdk-nag, cfn-lint, checkov)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(MAKE) --no-print-directory typecheck
@@ -156,9 +167,10 @@ lock: $(STAMP) ## re-pin layers/requirements.lock (versions + hashes) after chan
 layers: $(STAMP) ## build the Lambda layers into layers/build: make layers [ARCH=arm64|x86_64] [MODEL=$(TINY)]
 	$(BIN)/python layers/build.py --arch $(ARCH) --model $(MODEL)
 
-synth: $(STAMP) $(CDK) ## cdk synth (cdk-nag, then cfn-lint) into cdk.out; deploy: node_modules/.bin/cdk deploy
+synth: $(STAMP) $(CDK) $(CHECKOV) ## cdk synth (cdk-nag, then cfn-lint and checkov) into cdk.out; deploy: node_modules/.bin/cdk deploy
 	$(CDK) synth --no-notices --quiet
 	$(BIN)/python -m infra.template_lint cdk.out/VisualSearch.template.json
+	$(BIN)/python -m infra.template_scan cdk.out/VisualSearch.template.json
 
 bench-cold-start: $(STAMP) ## search function cold start, image tower from S3 vs local (needs make model-vit)
 	$(BIN)/python bench/cold_start.py

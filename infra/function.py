@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Duration, aws_iam, aws_lambda, aws_logs
+from aws_cdk import Duration, Stack, aws_iam, aws_kms, aws_lambda, aws_logs
 from constructs import Construct
 from pydantic_settings import BaseSettings
 
 from infra.config import Config
 from infra.layers import RUNTIME
+from infra.network import Network
 from visual_search.settings import ENV_PREFIX
 
 FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
@@ -42,6 +43,8 @@ class ServiceFunction(Construct):
         memory_mb: int = 1024,
         timeout_s: int = 30,
         extra_environment: Mapping[str, str] | None = None,
+        network: Network | None = None,
+        key: aws_kms.IKey | None = None,
     ):
         super().__init__(scope, construct_id)
         self.timeout = Duration.seconds(timeout_s)
@@ -59,9 +62,16 @@ class ServiceFunction(Construct):
             memory_size=memory_mb,
             timeout=self.timeout,
             tracing=aws_lambda.Tracing.ACTIVE,
+            environment_encryption=key,  # names and ARNs only, no secret: the team's key if it has one
             log_group=self.log_group,
+            # In the VPC, when there is one: its subnets, the stack's own group (which the index admits)
+            # and any the team adds.
+            vpc=network.vpc if network else None,
+            vpc_subnets=network.function_selection if network else None,
+            security_groups=network.function_groups if network else None,
             environment={
-                **environment_for(settings_model, settings),
+                # Its stack names every custom metric it emits, which the stack's alarms select.
+                **environment_for(settings_model, {**settings, "stack_name": Stack.of(self).stack_name}),
                 "POWERTOOLS_SERVICE_NAME": f"{config.name}-{handler}",
                 "POWERTOOLS_METRICS_NAMESPACE": "VisualSearch",
                 **(extra_environment or {}),
@@ -72,3 +82,7 @@ class ServiceFunction(Construct):
         self.role: aws_iam.IRole = role
         for grant in grants:
             grant(self.function)
+        if key is not None:
+            # Lambda decrypts the environment as the function's role, and Secrets Manager the credentials
+            # as their caller: CDK's secret grant gives an imported key nothing (its policy is the team's).
+            key.grant_decrypt(self.function)

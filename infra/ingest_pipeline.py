@@ -10,6 +10,7 @@ from aws_cdk import (
     aws_cloudwatch,
     aws_dynamodb,
     aws_iam,
+    aws_kms,
     aws_lambda,
     aws_lambda_event_sources,
     aws_s3,
@@ -20,6 +21,7 @@ from constructs import Construct
 
 from infra.config import Config
 from infra.function import ServiceFunction
+from infra.network import Network
 from visual_search.settings import IngestSettings
 
 FUNCTION_TIMEOUT_S = 120
@@ -63,19 +65,24 @@ class IngestPipeline(Construct):
         bucket: aws_s3.Bucket,
         layers: list[aws_lambda.ILayerVersion],
         index_settings: dict[str, str],
+        network: Network | None = None,
+        key: aws_kms.IKey | None = None,
     ):
         super().__init__(scope, construct_id)
+        encryption = aws_sqs.QueueEncryption.KMS if key else aws_sqs.QueueEncryption.SQS_MANAGED
         self.dead_letters = aws_sqs.Queue(
             self,
             "DeadLetters",
-            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
+            encryption=encryption,
+            encryption_master_key=key,
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
         self.queue = aws_sqs.Queue(
             self,
             "Events",
-            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
+            encryption=encryption,
+            encryption_master_key=key,  # S3 must be allowed to use it: the key policy's (README)
             enforce_ssl=True,
             max_message_size_bytes=MAX_MESSAGE_BYTES,
             visibility_timeout=Duration.seconds(6 * FUNCTION_TIMEOUT_S),  # AWS: at least 6x the timeout
@@ -94,7 +101,10 @@ class IngestPipeline(Construct):
             "Ledger",
             partition_key=aws_dynamodb.Attribute(name="pk", type=aws_dynamodb.AttributeType.STRING),
             billing_mode=aws_dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=aws_dynamodb.TableEncryption.AWS_MANAGED,
+            encryption=aws_dynamodb.TableEncryption.CUSTOMER_MANAGED
+            if key
+            else aws_dynamodb.TableEncryption.AWS_MANAGED,
+            encryption_key=key,
             point_in_time_recovery_specification=aws_dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
@@ -119,6 +129,8 @@ class IngestPipeline(Construct):
             layers=layers,
             memory_mb=config.ingest_memory_mb,
             timeout_s=FUNCTION_TIMEOUT_S,
+            network=network,
+            key=key,
             grants=[
                 bucket.grant_read,  # objects, versions and tags
                 lambda f: bucket.grant_put(f, "_vs/*"),  # renditions only

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from aws_cdk import (
     Duration,
+    Stack,
     aws_apigateway,
     aws_cloudwatch,
     aws_cloudwatch_actions,
+    aws_kms,
     aws_lambda,
     aws_opensearchservice,
     aws_sns,
@@ -21,7 +23,7 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from visual_search.observability import NAMESPACE
+from visual_search.observability import NAMESPACE, STACK_DIMENSION
 
 FIVE_MINUTES = Duration.minutes(5)
 INGEST_SERVICE = "visual-search-ingest"  # the Metrics service dimension of functions/ingest/handler.py
@@ -41,9 +43,13 @@ class Monitoring(Construct):
         dead_letter_alarm: aws_cloudwatch.Alarm,
         domain: aws_opensearchservice.Domain | None,
         alarm_email: str = "",
+        key: aws_kms.IKey | None = None,
     ):
         super().__init__(scope, construct_id)
-        self.topic = aws_sns.Topic(self, "Alarms", display_name="Visual Search alarms", enforce_ssl=True)
+        # CloudWatch must be allowed to use the key to publish: the key policy's (README).
+        self.topic = aws_sns.Topic(
+            self, "Alarms", display_name="Visual Search alarms", enforce_ssl=True, master_key=key
+        )
         if alarm_email:
             self.topic.add_subscription(aws_sns_subscriptions.EmailSubscription(alarm_email))
         server_errors = api.metric_server_error(period=FIVE_MINUTES, statistic="Sum")
@@ -52,7 +58,8 @@ class Monitoring(Construct):
         retried = aws_cloudwatch.Metric(
             namespace=NAMESPACE,
             metric_name="MessagesRetried",
-            dimensions_map={"service": INGEST_SERVICE},
+            # This stack's only: another stack in the account files its retries under its own name.
+            dimensions_map={"service": INGEST_SERVICE, STACK_DIMENSION: Stack.of(self).stack_name},
             period=FIVE_MINUTES,
             statistic="Sum",
         )

@@ -4,12 +4,18 @@ resource's logical id rather than pasted."""
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnResource, Stack, Validations, aws_s3
-from aws_cdk import aws_opensearchservice as opensearch
+from typing import TYPE_CHECKING
+
+from aws_cdk import Acknowledgment, CfnResource, Stack, Token, Validations
+
+from infra.config import Config
+
+if TYPE_CHECKING:
+    from infra.stack import VisualSearchStack
 
 RULE = "AwsSolutions::AwsSolutions-"
 MANAGED = "arn:<AWS::Partition>:iam::aws:policy/service-role/"
-ASSETS = "arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*"
+ASSETS = "cdk-hnb659fds-assets-{account}-{region}/*"
 BUCKET_GRANTS = (
     "CDK's grant helpers on the one image bucket (read objects, versions and tags; write and delete only "
     "where the function must): the wildcard is in the action family, not in the resource."
@@ -24,10 +30,8 @@ STATIC = {
     "for access and execution logs, as AWS documents it.",
     f"{RULE}IAM5[Resource::*]": "Actions without resource-level permissions: X-Ray's PutTraceSegments and "
     "PutTelemetryRecords, and CloudWatch Logs' Put/DeleteResourcePolicy (CDK's domain log publishing).",
-    f"{RULE}IAM5[Resource::{ASSETS}]": "CDK's bucket deployment reads the image tower from the CDK "
-    "bootstrap assets bucket.",
-    f"{RULE}OS1": "The domain answers only SigV4-signed requests of the named roles; a VPC is an option for "
-    "teams that need one (functions in a VPC then need endpoints or NAT for S3 and Secrets Manager).",
+    f"{RULE}OS1": "Outside a VPC (without -c vpc_id / create_vpc), the domain answers only SigV4-signed "
+    "requests of the named roles.",
     f"{RULE}OS3": "Access is by IAM identity (the two function roles, SigV4), not by IP address.",
     f"{RULE}OS4": "Dedicated master nodes are a sizing choice for large domains (docs/scaling.md).",
     f"{RULE}OS5": "No anonymous access: the domain access policy names the function roles only.",
@@ -52,19 +56,48 @@ def _logical_id(resource: object) -> str:
     return Stack.of(child).get_logical_id(child)
 
 
+def _assets(stack: Stack) -> str:
+    """The bootstrap assets bucket's objects, as the synthesized policy names them: by pseudo parameters
+    in an environment-agnostic stack, literally in one bound to an account (a looked-up VPC)."""
+    if Token.is_unresolved(stack.account):
+        bucket = ASSETS.format(account="<AWS::AccountId>", region="<AWS::Region>")
+        return f"arn:<AWS::Partition>:s3:::{bucket}"
+    return f"arn:{stack.partition}:s3:::{ASSETS.format(account=stack.account, region=stack.region)}"
+
+
 SINGLE_NODE = {
     f"{RULE}OS7": "instance_count=1, a single-node dev domain (one AZ, no replica, the cheapest k-NN "
     "domain): Config refuses any other odd count, and every count above 1 gets two-AZ zone awareness.",
 }
 
 
-def apply(
-    stack: Stack, bucket: aws_s3.Bucket, domain: opensearch.Domain | None, existing_arn: str, *, nodes: int
-) -> None:
+IN_VPC = {
+    f"{RULE}IAM4[Policy::{MANAGED}AWSLambdaVPCAccessExecutionRole]": "The AWS-managed minimum for a "
+    "function in a VPC: creating, describing and deleting its own network interfaces.",
+}
+
+
+KEYED = {
+    f"{RULE}IAM5[Action::kms:{action}]": "CDK's grants on the team's one key (kms_key_arn), the only "
+    "resource named: data keys for what the functions write, and the domain's access-policy custom "
+    "resource describing the key the domain is encrypted with. The wildcard is in the action family."
+    for action in ("GenerateDataKey*", "ReEncrypt*", "Describe*", "List*")
+}
+
+
+def apply(stack: VisualSearchStack, config: Config) -> None:
+    domain = stack.index.domain
     reasons = dict(STATIC)
-    if domain is not None and nodes == 1:
+    if domain is not None and config.instance_count == 1:
         reasons |= SINGLE_NODE
-    images = _logical_id(bucket)
+    if config.in_vpc:
+        reasons |= IN_VPC
+    if config.kms_key_arn:
+        reasons |= KEYED
+    reasons[f"{RULE}IAM5[Resource::{_assets(stack)}]"] = (
+        "CDK's bucket deployment reads the image tower from the CDK bootstrap assets bucket."
+    )
+    images = _logical_id(stack.images.bucket)
     reasons[f"{RULE}IAM5[Resource::<{images}.Arn>/*]"] = "Object keys inside the one image bucket."
     reasons[f"{RULE}IAM5[Resource::<{images}.Arn>/_vs/*]"] = "Renditions, under the reserved prefix only."
     index_paths = (
@@ -72,6 +105,6 @@ def apply(
     )
     if domain is not None:
         reasons[f"{RULE}IAM5[Resource::<{_logical_id(domain)}.Arn>/*]"] = index_paths
-    if existing_arn:
-        reasons[f"{RULE}IAM5[Resource::{existing_arn}/*]"] = index_paths
+    if config.existing_arn:
+        reasons[f"{RULE}IAM5[Resource::{config.existing_arn}/*]"] = index_paths
     Validations.of(stack).acknowledge(*[Acknowledgment(id=rule, reason=why) for rule, why in reasons.items()])

@@ -11,6 +11,7 @@ from aws_cdk import (
     Fn,
     Stack,
     aws_iam,
+    aws_kms,
     aws_lambda,
     aws_s3_deployment,
     aws_secretsmanager,
@@ -22,8 +23,9 @@ from infra.function import ServiceFunction
 from infra.image_bucket import ImageBucket
 from infra.ingest_pipeline import IngestPipeline
 from infra.layers import Layers
-from infra.log_retention import LogRetention
+from infra.log_groups import LogGroupPolicy
 from infra.monitoring import Monitoring
+from infra.network import Network
 from infra.search_api import SearchApi
 from infra.vector_index import VectorIndex
 from visual_search.settings import ServiceSettings
@@ -40,9 +42,12 @@ def model_prefix(model_id: str) -> str:
 class VisualSearchStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs):
         super().__init__(scope, construct_id, **kwargs)
-        images = ImageBucket(self, "Images", config=config)
+        network = Network(self, "Network", config=config) if config.in_vpc else None
+        # The team's one key (kms_key_arn) for everything that can take one; else AWS's keys.
+        key = aws_kms.Key.from_key_arn(self, "Key", config.kms_key_arn) if config.kms_key_arn else None
+        images = ImageBucket(self, "Images", config=config, key=key)
         layers = Layers(self, "Layers", config=config)
-        index = VectorIndex(self, "VectorIndex", config=config)
+        index = VectorIndex(self, "VectorIndex", config=config, network=network, key=key)
         index_settings = {
             "index_backend": "opensearch",
             "opensearch_endpoint": index.endpoint,
@@ -63,6 +68,7 @@ class VisualSearchStack(Stack):
                 exclude_punctuation=True,
                 password_length=40,
             ),
+            encryption_key=key,
         )
         # The image tower is too large to sit beside the text tower in the search function's layers:
         # it is published here and fetched (checksum-verified) on the first image query.
@@ -101,6 +107,7 @@ class VisualSearchStack(Stack):
                 "store_backend": "s3",
                 "bucket": images.bucket.bucket_name,
                 "credentials_secret_arn": credentials.secret_arn,
+                "cloud_name": config.cloud_name,
                 # iam: API Gateway verified the SigV4 signature; the function trusts the identity it passes.
                 "api_auth": "iam" if config.auth == "iam" else "basic",
                 "model_dir": "/opt/model",
@@ -109,6 +116,8 @@ class VisualSearchStack(Stack):
             layers=[layers.deps, layers.model_text],
             memory_mb=config.search_memory_mb,
             timeout_s=28,  # below API Gateway's 29 s, so the client always gets our error shape
+            network=network,
+            key=key,
             grants=[
                 credentials.grant_read,
                 images.bucket.grant_read,
@@ -126,17 +135,19 @@ class VisualSearchStack(Stack):
                 config=config,
                 handler="authorizer",
                 settings_model=ServiceSettings,
-                settings={"credentials_secret_arn": credentials.secret_arn},
+                settings={"credentials_secret_arn": credentials.secret_arn, "cloud_name": config.cloud_name},
                 layers=[layers.deps],
                 memory_mb=256,
                 timeout_s=5,
+                network=network,
+                key=key,
                 grants=[credentials.grant_read],
             )
             authorizer = authorizer_function.function
         api = SearchApi(self, "Api", config=config, search=search.function, authorizer=authorizer)
         ingest = IngestPipeline(
             self, "Ingest", config=config, bucket=images.bucket, layers=[layers.deps, layers.model_image],
-            index_settings=index_settings,
+            index_settings=index_settings, network=network, key=key,
         )  # fmt: skip
         index.grant(search.function, ingest.worker.function)
         monitoring = Monitoring(
@@ -148,6 +159,7 @@ class VisualSearchStack(Stack):
             dead_letter_alarm=ingest.dead_letter_alarm,
             domain=index.domain,
             alarm_email=config.alarm_email,
+            key=key,
         )
         CfnOutput(
             self, "ApiUrl", value=api.api.url, description="Cloudinary SDK upload_prefix / page at <url>ui/"
@@ -175,7 +187,17 @@ class VisualSearchStack(Stack):
             value=f"aws secretsmanager get-secret-value --secret-id {credentials.secret_arn} "
             "--query SecretString --output text",
         )
-        Aspects.of(self).add(LogRetention(config.removal))
+        if network is not None:
+            CfnOutput(self, "VpcId", value=network.vpc.vpc_id)
+            CfnOutput(
+                self,
+                "FunctionSecurityGroup",
+                value=network.function_group.security_group_id,
+                description="the group the index admits: give it to an operator's host (backfill), or "
+                "admit it in an existing index's own group",
+            )
+        Aspects.of(self).add(LogGroupPolicy(config.removal, key))
+        self.network = network
         self.images, self.index, self.api, self.ingest = images, index, api, ingest
         self.monitoring = monitoring
         self.functions: dict[str, ServiceFunction] = {"search": search, "ingest": ingest.worker}

@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Stack, aws_ec2, aws_iam, aws_opensearchserverless, aws_opensearchservice
+from aws_cdk import Stack, aws_ec2, aws_iam, aws_kms, aws_opensearchserverless, aws_opensearchservice
 from constructs import Construct
 
 from infra.config import Config
+from infra.network import Network
 
 DATA_ACTIONS = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"]
 
 
 class VectorIndex(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: Config):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        network: Network | None = None,
+        key: aws_kms.IKey | None = None,
+    ):
         super().__init__(scope, construct_id)
         self.config = config
+        self.network = network
+        self.key = key
         self.domain: aws_opensearchservice.Domain | None = None
         self.collection: aws_opensearchserverless.CfnCollection | None = None
         self.mode = "serverless" if config.index_engine == "serverless" else "managed"
@@ -37,6 +48,11 @@ class VectorIndex(Construct):
 
     def _domain(self, config: Config) -> aws_opensearchservice.Domain:
         multi_az = config.instance_count > 1
+        network = self.network  # in a VPC: private subnets, one per AZ; HTTPS from the functions only
+        subnets = network.one_per_zone(2 if multi_az else 1) if network else None
+        access = (
+            network.admitting_functions(self, "DomainAccess", "The OpenSearch domain") if network else None
+        )
         return aws_opensearchservice.Domain(
             self,
             "Domain",
@@ -54,7 +70,8 @@ class VectorIndex(Construct):
             )
             if multi_az
             else None,
-            encryption_at_rest=aws_opensearchservice.EncryptionAtRestOptions(enabled=True),
+            # A domain's key is chosen once: changing kms_key_arn later replaces the domain.
+            encryption_at_rest=aws_opensearchservice.EncryptionAtRestOptions(enabled=True, kms_key=self.key),
             node_to_node_encryption=True,
             enforce_https=True,
             tls_security_policy=aws_opensearchservice.TLSSecurityPolicy.TLS_1_2,
@@ -62,6 +79,9 @@ class VectorIndex(Construct):
                 app_log_enabled=True, slow_search_log_enabled=True, slow_index_log_enabled=True
             ),
             removal_policy=config.removal,
+            vpc=network.vpc if network else None,
+            vpc_subnets=[aws_ec2.SubnetSelection(subnets=subnets)] if subnets else None,
+            security_groups=[access] if access else None,
         )
 
     def _collection(self, config: Config) -> aws_opensearchserverless.CfnCollection:
@@ -69,13 +89,12 @@ class VectorIndex(Construct):
         rules = [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}]
         encryption = aws_opensearchserverless.CfnSecurityPolicy(
             self, "Encryption", name=f"{name}-enc", type="encryption",
-            policy=json.dumps({"Rules": rules, "AWSOwnedKey": True}),
+            policy=json.dumps({"Rules": rules, **self._collection_key(config)}),
         )  # fmt: skip
-        # The endpoint is reachable over TLS but every request must be SigV4-signed by a principal of the
-        # data access policy below; a VPC endpoint can replace public access where required.
+        # Every request must be SigV4-signed by a principal of the data access policy below; in a VPC the
+        # collection is reachable through its VPC endpoint only, else over the internet (TLS).
         network = aws_opensearchserverless.CfnSecurityPolicy(
-            self, "Network", name=f"{name}-net", type="network",
-            policy=json.dumps([{"Rules": rules, "AllowFromPublic": True}]),
+            self, "Network", name=f"{name}-net", type="network", policy=self._network_policy(name, rules),
         )  # fmt: skip
         collection = aws_opensearchserverless.CfnCollection(
             self,
@@ -91,6 +110,32 @@ class VectorIndex(Construct):
             resource.apply_removal_policy(config.removal)
         self._collection_name = name
         return collection
+
+    @staticmethod
+    def _collection_key(config: Config) -> dict:
+        return (
+            {"AWSOwnedKey": False, "KmsARN": config.kms_key_arn}
+            if config.kms_key_arn
+            else {"AWSOwnedKey": True}
+        )
+
+    def _network_policy(self, name: str, rules: list[dict]) -> str:
+        if self.network is None:
+            return json.dumps([{"Rules": rules, "AllowFromPublic": True}])
+        endpoint = aws_opensearchserverless.CfnVpcEndpoint(
+            self,
+            "VpcEndpoint",
+            name=f"{name}-vpce",  # Config keeps `name` within its 32 characters
+            vpc_id=self.network.vpc.vpc_id,
+            subnet_ids=[subnet.subnet_id for subnet in self.network.per_zone()],
+            security_group_ids=[
+                self.network.admitting_functions(
+                    self, "VpcEndpointAccess", "The OpenSearch Serverless endpoint"
+                ).security_group_id
+            ],
+        )
+        policy = [{"Rules": rules, "AllowFromPublic": False, "SourceVPCEs": [endpoint.attr_id]}]
+        return Stack.of(self).to_json_string(policy)
 
     def grant(self, *functions: aws_iam.IGrantable) -> None:
         """Read and write for these functions only: IAM on their roles, and the engine's own policy

@@ -52,6 +52,10 @@ class CoreSettings(BaseSettings):
     ingest_prefix: str = ""  # only keys under this prefix are indexed
     ingest_opt_in: bool = False  # True: only objects tagged visual_search=true (upload: visual_search=true)
 
+    # The CloudFormation stack a deployed function belongs to (CDK sets it): every custom metric carries
+    # it as its `stack` dimension, which that stack's alarms select (visual_search/observability.py).
+    stack_name: str | None = None
+
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(50_000_000, ge=10_000)
     # Memory this process's image decodes may hold at once (DecodeGate), and the most one decode may

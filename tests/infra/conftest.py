@@ -13,23 +13,28 @@ from typing import Any
 
 import pytest
 
+from infra.config import Config
+
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ROOT / ".cache" / "layers"  # the tests' own, per architecture: `make layers` output stays as built
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-# The ways a team deploys: the default (managed domain, key:secret), a Serverless collection with only
-# one prefix indexed and an operator role for backfills, an existing collection (e.g. one a Bedrock
-# knowledge base made), an existing domain behind IAM-authorised routes, and a single-node dev domain
-# whose alarms e-mail someone.
+# The ways a team deploys: the default (managed domain, key:secret), a Serverless collection under the
+# team's own cloud name and KMS key with only one prefix indexed and an operator role for backfills, an
+# existing collection (e.g. one a Bedrock knowledge base made), an existing domain behind IAM-authorised
+# routes, and a single-node dev domain whose alarms e-mail someone.
 ADMIN_ROLE = "arn:aws:iam::123456789012:role/search-operators"
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "managed": {},
     "serverless": {
         "index_engine": "serverless",
         "name": "visual-search-team-images-1",  # the longest name allowed: 27 characters
+        "cloud_name": "acme",  # the team's own Cloudinary cloud name
         "ingest_prefix": "photos/",
         "removal_policy": "destroy",
         "admin_role_arns": ADMIN_ROLE,
+        "kms_key_arn": KEY,  # the team's own key for everything that holds data or logs
     },
     "existing-collection": {
         "index_engine": "existing",
@@ -48,6 +53,67 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
         "alarm_email": "ops@example.com",
         "removal_policy": "destroy",
     },
+    # Inside a VPC: one made here (isolated subnets over two AZs, AWS reached through endpoints), an
+    # existing one looked up (named subnets, a team security group added, a Serverless collection behind
+    # its VPC endpoint), and one made with a NAT gateway instead of endpoints (a single-node domain).
+    "vpc-created": {"create_vpc": "true", "kms_key_arn": KEY},
+    "vpc-existing": {
+        "vpc_id": "vpc-0a1b2c3d4e5f60718",
+        "vpc_subnet_ids": "subnet-0aaa1111bbbb22223,subnet-0ccc3333dddd44445",
+        "vpc_security_group_ids": "sg-0123456789abcdef0",
+        "index_engine": "serverless",
+        "name": "vs-in-vpc",
+        "removal_policy": "destroy",
+    },
+    "vpc-nat": {
+        "create_vpc": "true",
+        "vpc_nat_gateways": "1",
+        "vpc_endpoints": "false",
+        "instance_count": "1",
+    },
+}
+# What `cdk synth` with AWS credentials caches in cdk.context.json for the configurations that look
+# something up, and the account and region the lookup ran in (the stack's environment).
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+RECORDED_LOOKUPS: dict[str, dict[str, Any]] = {
+    "vpc-existing": {
+        f"vpc-provider:account={ACCOUNT}:filter.vpc-id=vpc-0a1b2c3d4e5f60718:region={REGION}"
+        ":returnAsymmetricSubnets=true": {
+            "vpcId": "vpc-0a1b2c3d4e5f60718",
+            "vpcCidrBlock": "10.40.0.0/16",
+            "ownerAccountId": ACCOUNT,
+            "availabilityZones": [],
+            "subnetGroups": [
+                {
+                    "name": "Private",
+                    "type": "Private",
+                    "subnets": [
+                        {
+                            "subnetId": f"subnet-0{s}",
+                            "cidr": f"10.40.{i * 16}.0/20",
+                            "availabilityZone": f"{REGION}{zone}",
+                            "routeTableId": f"rtb-0{s}",
+                        }
+                        for i, (s, zone) in enumerate(
+                            [("aaa1111bbbb22223", "a"), ("ccc3333dddd44445", "b"), ("eee5555ffff66667", "c")]
+                        )
+                    ],
+                },
+                {
+                    "name": "Public",
+                    "type": "Public",
+                    "subnets": [
+                        {
+                            "subnetId": "subnet-0999888877776666a",
+                            "cidr": "10.40.200.0/24",
+                            "availabilityZone": f"{REGION}a",
+                            "routeTableId": "rtb-0999888877776666a",
+                        }
+                    ],
+                },
+            ],
+        }
+    }
 }
 
 
@@ -92,12 +158,15 @@ class Synthesized:
 
 
 def synthesize(name: str, context: dict[str, Any]) -> Synthesized:
+    from aws_cdk import Environment
     from aws_cdk.assertions import Template
 
     from app import build_app
 
     layers = ensure_layers(context.get("architecture", "arm64"))
-    app, stack = build_app({"layers_dir": str(layers), **context})
+    lookups = RECORDED_LOOKUPS.get(name)
+    env = Environment(account=ACCOUNT, region=REGION) if lookups else None
+    app, stack = build_app({"layers_dir": str(layers), **context, **(lookups or {})}, env=env)
     app.synth()  # runs the cdk-nag validation plugin: raises on an unacknowledged finding
     template = Template.from_stack(stack)
     return Synthesized(name, stack, template, template.to_json())
@@ -126,6 +195,14 @@ def existing_iam() -> Synthesized:
 @pytest.fixture(scope="session")
 def single_node() -> Synthesized:
     return cached("single-node")
+
+
+VPC_CONFIGURATIONS = sorted(name for name, context in CONFIGURATIONS.items() if Config(**context).in_vpc)
+
+
+@pytest.fixture(scope="session", params=VPC_CONFIGURATIONS)
+def in_vpc(request) -> Synthesized:
+    return cached(request.param)
 
 
 _CACHE: dict[str, Synthesized] = {}

@@ -22,18 +22,23 @@ def cdk_cli():
     return CDK
 
 
-@pytest.mark.parametrize("engine", ["managed", "serverless"])
-def test_the_cdk_cli_synthesizes_the_app_with_its_layers(engine, cdk_cli, tmp_path):
+def _synth(cdk_cli, out, *context: str) -> subprocess.CompletedProcess:
     command = [
         str(cdk_cli), "synth", "--no-notices", "--quiet", "--app", f"{sys.executable} app.py",
-        "--output", str(tmp_path), "-c", f"index_engine={engine}", "-c", f"layers_dir={ensure_layers()}",
+        "--output", str(out), "-c", f"layers_dir={ensure_layers()}",
+        *(arg for pair in context for arg in ("-c", pair)),
     ]  # fmt: skip
     env = {
         **os.environ,
         "CDK_DISABLE_VERSION_CHECK": "1",
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
     }
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("engine", ["managed", "serverless"])
+def test_the_cdk_cli_synthesizes_the_app_with_its_layers(engine, cdk_cli, tmp_path):
+    result = _synth(cdk_cli, tmp_path, f"index_engine={engine}")
     assert result.returncode == 0, result.stderr[-4000:]
     template = json.loads((tmp_path / "VisualSearch.template.json").read_text())
     kinds = {r["Type"] for r in template["Resources"].values()}
@@ -45,3 +50,13 @@ def test_the_cdk_cli_synthesizes_the_app_with_its_layers(engine, cdk_cli, tmp_pa
     staged = [p for p in tmp_path.glob("asset.*") if (p / "python" / "visual_search").is_dir()]
     assert staged, "the deps layer (with the visual_search package) was not staged as an asset"
     assert list(tmp_path.glob("asset.*/model/manifest.json")), "the model layers were not staged"
+
+
+def test_the_cdk_cli_refuses_a_misspelt_context_key_with_the_closest_known_one(cdk_cli, tmp_path):
+    # The CLI adds keys of its own (aws:cdk:*) and cdk.json's feature flags: only ours are refused.
+    result = _synth(cdk_cli, tmp_path, "instance_cont=4", "vpc_id=vpc-0123456789abcdef0")
+    assert result.returncode != 0
+    assert "unknown context key instance_cont (did you mean instance_count?)" in result.stderr
+    assert "aws:cdk" not in result.stderr
+    assert "@aws-cdk" not in result.stderr
+    assert not (tmp_path / "VisualSearch.template.json").exists()

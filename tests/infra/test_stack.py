@@ -8,10 +8,13 @@ import re
 
 from aws_cdk.assertions import Match
 
+from app import cdk_json_context
+from infra.config import Config
 from infra.ingest_pipeline import FUNCTION_TIMEOUT_S
 from infra.monitoring import INGEST_SERVICE
-from tests.infra.conftest import ADMIN_ROLE, CONFIGURATIONS, ROOT
-from visual_search.observability import NAMESPACE
+from tests.infra.conftest import ADMIN_ROLE, CONFIGURATIONS, ROOT, ensure_layers
+from visual_search import observability
+from visual_search.observability import NAMESPACE, publish_ingest
 from visual_search.settings import ENV_PREFIX, IngestSettings, ServiceSettings
 
 PUBLIC_PAGE_ROUTES = {("GET", "/"), ("GET", "/ui"), ("GET", "/ui/{name}")}
@@ -112,6 +115,19 @@ def test_iam_mode_has_no_authorizer_and_no_credentials_function(existing_iam):
     assert "authorizer" not in existing_iam.our_functions()
 
 
+def test_every_function_serving_the_api_answers_the_configured_cloud_name(synthesized):
+    # Cloudinary clients put their cloud name in every path; any other one is a 404.
+    expected = CONFIGURATIONS[synthesized.name].get("cloud_name", "demo")
+    serving = {n: f for n, f in synthesized.our_functions().items() if SETTINGS_OF[n] is ServiceSettings}
+    assert "search" in serving
+    for name, fn in serving.items():
+        assert fn["Environment"]["Variables"].get("VS_CLOUD_NAME") == expected, name
+
+
+def test_the_default_cloud_name_is_still_the_one_the_service_answered_before():
+    assert cdk_json_context()["cloud_name"] == Config().cloud_name == ServiceSettings().cloud_name == "demo"
+
+
 def test_the_search_function_checks_callers_the_way_its_routes_authenticate_them(synthesized):
     # AWS_IAM routes: the function trusts requestContext.identity (test_search_handler_auth.py).
     expected = "iam" if synthesized.name == "existing-iam" else "basic"
@@ -207,8 +223,12 @@ def test_the_ingest_queue_accepts_s3_events_outlives_retries_and_parks_failures(
     assert queue["VisibilityTimeout"] >= 6 * ingest["Timeout"] == 6 * FUNCTION_TIMEOUT_S
     assert _ref(queue["RedrivePolicy"]["deadLetterTargetArn"]) == dlq_id
     assert 1 < queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    key = CONFIGURATIONS[synthesized.name].get("kms_key_arn")
     for props in (queue, synthesized.json["Resources"][dlq_id]["Properties"]):
-        assert props["SqsManagedSseEnabled"] is True
+        if key:  # the team's key
+            assert props["KmsMasterKeyId"] == key
+        else:
+            assert props["SqsManagedSseEnabled"] is True
     for policy in synthesized.resources("AWS::SQS::QueuePolicy").values():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         assert any(
@@ -232,7 +252,7 @@ def test_only_s3_for_this_bucket_in_this_account_may_send_to_the_ingest_queue(sy
     assert _ref(s3["Resource"]) == queue_id
     assert s3["Condition"] == {
         "ArnLike": {"aws:SourceArn": {"Fn::GetAtt": [bucket_id, "Arn"]}},
-        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "StringEquals": {"aws:SourceAccount": stack.resolve(stack.account)},  # literal if bound to one
     }
 
 
@@ -281,6 +301,15 @@ STATEFUL = (
     "AWS::OpenSearchServerless::SecurityPolicy",
     "AWS::OpenSearchServerless::AccessPolicy",
 )
+
+
+def _engine(s) -> str:
+    """managed, serverless, existing-collection or existing-domain: what the configuration asks for."""
+    context = CONFIGURATIONS[s.name]
+    engine = context.get("index_engine", "managed")
+    if engine == "existing":
+        return "existing-collection" if ":aoss:" in context["existing_arn"] else "existing-domain"
+    return engine
 
 
 def _deletion_policy(s) -> str:
@@ -334,6 +363,21 @@ def test_every_log_group_has_a_retention_and_every_function_logs_to_one_and_is_t
     for name, fn in synthesized.our_functions().items():
         assert _ref(fn["LoggingConfig"]["LogGroup"]) in groups, name
         assert fn["TracingConfig"] == {"Mode": "Active"}, name
+
+
+def test_every_log_group_the_stack_creates_follows_the_removal_policy(synthesized):
+    # The domain's three and CDK's helpers' (custom resources, the tower deployment) included: under
+    # `destroy` nothing is left behind, under `retain` no log is lost with the stack.
+    groups = synthesized.resources("AWS::Logs::LogGroup")
+    expected = _deletion_policy(synthesized)
+    wrong = {
+        logical_id: (group.get("DeletionPolicy"), group.get("UpdateReplacePolicy"))
+        for logical_id, group in groups.items()
+        if (group.get("DeletionPolicy"), group.get("UpdateReplacePolicy")) != (expected, expected)
+    }
+    assert wrong == {}
+    # Lambda's logRetention helper makes groups CloudFormation never deletes: none may come back.
+    assert synthesized.resources("Custom::LogRetention") == {}
 
 
 def test_cdks_helper_functions_log_to_groups_that_expire_too(synthesized):
@@ -415,7 +459,11 @@ def test_ingest_writes_only_renditions_and_the_search_api_never_touches_the_ledg
     if "authorizer" in functions:
         authorizer = _statements_of_role(_role_of(functions["authorizer"]["id"], synthesized), synthesized)
         actions = {a for s in authorizer for a in _as_list(s["Action"])}
-        assert actions <= {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"} | UNSCOPABLE
+        # The team's key, if any: the secret and the function's environment are encrypted with it.
+        key = {"kms:Decrypt"} if CONFIGURATIONS[synthesized.name].get("kms_key_arn") else set()
+        assert (
+            actions <= {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"} | key | UNSCOPABLE
+        )
 
 
 def test_index_data_access_is_granted_to_the_search_and_ingest_roles_only(synthesized):
@@ -499,7 +547,7 @@ def test_functions_speak_the_engines_mode_and_reach_an_existing_collection_by_it
     synthesized,
 ):
     functions = synthesized.our_functions()
-    mode = "serverless" if synthesized.name in ("serverless", "existing-collection") else "managed"
+    mode = "serverless" if _engine(synthesized) in ("serverless", "existing-collection") else "managed"
     region = "eu-west-1" if synthesized.name.startswith("existing") else None  # its ARN's region
     for name in ("search", "ingest"):
         assert functions[name]["Environment"]["Variables"]["VS_OPENSEARCH_MODE"] == mode
@@ -518,7 +566,7 @@ def test_functions_speak_the_engines_mode_and_reach_an_existing_collection_by_it
 def test_functions_on_serverless_are_told_the_collections_generation(synthesized):
     # The stack's own collection joins no NextGen collection group, so it is Classic; an existing one is
     # whatever `serverless_generation` says (NextGen unless told otherwise, as AWS's console creates).
-    expected = {"serverless": "classic", "existing-collection": "nextgen"}.get(synthesized.name)
+    expected = {"serverless": "classic", "existing-collection": "nextgen"}.get(_engine(synthesized))
     functions = synthesized.our_functions()
     for name in ("search", "ingest"):
         assert functions[name]["Environment"]["Variables"].get("VS_OPENSEARCH_GENERATION") == expected
@@ -574,18 +622,67 @@ def test_failing_ingest_raises_alarms_within_minutes_not_when_the_dlq_fills(synt
     alarms = [a["Properties"] for a in synthesized.resources("AWS::CloudWatch::Alarm").values()]
     retries = [a for a in alarms if a.get("MetricName") == "MessagesRetried"]
     assert [(a["Namespace"], a["Dimensions"]) for a in retries] == [
-        ("VisualSearch", [{"Name": "service", "Value": "visual-search-ingest"}])
+        (
+            "VisualSearch",
+            [{"Name": "service", "Value": INGEST_SERVICE}, {"Name": "stack", "Value": "VisualSearch"}],
+        )
     ]
     (backlog,) = [a for a in alarms if a.get("MetricName") == "ApproximateAgeOfOldestMessage"]
     assert backlog["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
     assert backlog["Threshold"] + backlog["Period"] * backlog["EvaluationPeriods"] <= 1800  # DLQ: ~1 h
 
 
-def test_the_retries_alarm_watches_the_metric_the_ingest_handler_publishes():
+def _retries_alarm(resources) -> dict:
+    (alarm,) = [
+        r["Properties"] for r in resources
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "MessagesRetried"
+    ]  # fmt: skip
+    return alarm
+
+
+def test_the_retries_alarm_watches_the_metric_the_ingest_handler_publishes(managed, monkeypatch, capsys):
     spec = importlib.util.spec_from_file_location("ingest_handler", ROOT / "functions/ingest/handler.py")
     handler = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(handler)
     assert (handler.metrics.namespace, handler.metrics.service) == (NAMESPACE, INGEST_SERVICE)
+    # The handler's own Metrics, in the environment the stack gives the function, files the retries under
+    # exactly the dimensions the alarm selects (CloudWatch matches the whole set).
+    ingest = managed.our_functions()["ingest"]
+    for variable, value in ingest["Environment"]["Variables"].items():
+        if isinstance(value, str):
+            monkeypatch.setenv(variable, value)
+    observability.deployed_stack.cache_clear()
+    try:
+        publish_ingest(handler.metrics, {}, {}, failed_messages=1)
+        handler.metrics.flush_metrics()
+    finally:
+        observability.deployed_stack.cache_clear()
+    (document,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    published = {name: document[name] for name in directive["Dimensions"][0]}
+    alarm = _retries_alarm(managed.json["Resources"].values())
+    assert published == {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+
+
+def test_two_stacks_in_one_account_alarm_on_their_own_ingest_retries_only():
+    import aws_cdk
+    from aws_cdk.assertions import Template
+
+    from infra.stack import VisualSearchStack
+
+    app = aws_cdk.App(context={**cdk_json_context(), "layers_dir": str(ensure_layers())})
+    config = Config.from_context(app.node.get_all_context())
+    stacks = [VisualSearchStack(app, name, config=config) for name in ("VisualSearch", "VisualSearchStaging")]
+    selected = {}
+    for stack in stacks:
+        template = Template.from_stack(stack).to_json()
+        alarm = _retries_alarm(template["Resources"].values())
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        selected[stack.stack_name] = dimensions["stack"]
+        ingest = stack.functions["ingest"].function.node.default_child
+        variables = template["Resources"][stack.get_logical_id(ingest)]["Properties"]["Environment"]
+        assert variables["Variables"]["VS_STACK_NAME"] == dimensions["stack"]  # what the function emits
+    assert selected == {"VisualSearch": "VisualSearch", "VisualSearchStaging": "VisualSearchStaging"}
 
 
 def test_the_alarm_email_is_subscribed_only_when_given(synthesized):
