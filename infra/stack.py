@@ -19,7 +19,7 @@ from aws_cdk import (
 from constructs import Construct
 
 from infra.config import Config
-from infra.function import ServiceFunction
+from infra.function import ServiceFunction, environment_for
 from infra.image_bucket import ImageBucket
 from infra.ingest_pipeline import IngestPipeline
 from infra.layers import Layers
@@ -150,6 +150,13 @@ class VisualSearchStack(Stack):
             index_settings=index_settings, network=network, key=key,
         )  # fmt: skip
         index.grant(search.function, ingest.worker.function)
+        # Uploads to one public_id take turns through a hold in the ledger the ingest worker shares, so
+        # every instance of the search function sees it: a conditional put and a delete, nothing else.
+        for name, value in environment_for(
+            ServiceSettings, {"ledger_table": ingest.ledger.table_name}
+        ).items():
+            search.function.add_environment(name, value)
+        ingest.ledger.grant(search.function, "dynamodb:PutItem", "dynamodb:DeleteItem")
         monitoring = Monitoring(
             self,
             "Monitoring",

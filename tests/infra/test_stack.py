@@ -448,14 +448,24 @@ def test_no_statement_grants_every_action_or_every_resource_where_one_can_be_nam
                 assert set(actions) <= UNSCOPABLE, (policy_id, actions)
 
 
-def test_ingest_writes_only_renditions_and_the_search_api_never_touches_the_ledger(synthesized):
+def test_ingest_writes_only_renditions_and_the_search_api_only_holds_names_in_the_ledger(synthesized):
     functions = synthesized.our_functions()
     ingest = _statements_of_role(_role_of(functions["ingest"]["id"], synthesized), synthesized)
     writes = [s for s in ingest if any(a.startswith(("s3:Put", "s3:Delete")) for a in _as_list(s["Action"]))]
     assert writes
     assert all(json.dumps(s["Resource"]).endswith('"/_vs/*"]]}') for s in writes)
-    search = _statements_of_role(_role_of(functions["search"]["id"], synthesized), synthesized)
-    assert not any(a.startswith("dynamodb:") for s in search for a in _as_list(s["Action"]))
+    # Uploads to one public_id take turns through a hold in the ledger the ingest worker shares (every
+    # instance of the search function sees it): a conditional put and a delete, on that table only.
+    (ledger,) = synthesized.resources("AWS::DynamoDB::Table")
+    search_fn = functions["search"]
+    assert search_fn["Environment"]["Variables"]["VS_LEDGER_TABLE"] == {"Ref": ledger}
+    search = _statements_of_role(_role_of(search_fn["id"], synthesized), synthesized)
+    on_ledger = [s for s in search if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))]
+    assert {a for s in on_ledger for a in _as_list(s["Action"])} == {
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+    }
+    assert all(_as_list(s["Resource"]) == [{"Fn::GetAtt": [ledger, "Arn"]}] for s in on_ledger)
     if "authorizer" in functions:
         authorizer = _statements_of_role(_role_of(functions["authorizer"]["id"], synthesized), synthesized)
         actions = {a for s in authorizer for a in _as_list(s["Action"])}
