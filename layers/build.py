@@ -17,7 +17,7 @@
   valid whatever the files' mtimes once zipped, and not even hashed at import, since a layer never
   changes after it is built (`compile_bytecode`). A layer of its own because it adds 16-17 MB: the
   search function and the authorizer (both answer requests) get it; the ingest function, which works
-  from a queue and has 6.6 MB left under the limit with ViT-B/32 on arm64, does not.
+  from a queue and has 6.3 MB left under the limit with ViT-B/32 on arm64, does not.
 
 Fails with a clear message if a function's layers would exceed Lambda's 250 MB unzipped limit, and
 prints the measured size of each layer and function. Records what it built for (architecture, Python
