@@ -94,7 +94,7 @@ def bytecode(runs: int) -> int:
     from layers.build import BYTECODE
     from tests import opensearch_node
     from tests.emulator import stack
-    from tests.emulator.requests import answer, basic, text_search
+    from tests.emulator.calls import answer, basic, text_search
 
     build = stack.lambda_build()
     node = opensearch_node.running_url()

@@ -15,6 +15,7 @@ import pytest
 
 from tests.emulator import stack
 from tests.emulator.function import EmulatedFunction
+from tests.emulator.index_proxy import IndexProxy
 from tests.emulator.stack import LambdaBuild, World
 from tests.fixtures.layers import ROOT
 
@@ -65,12 +66,29 @@ def emulated(lambda_build, world, tmp_path_factory) -> Iterator[dict[str, Emulat
     started = Started()
     yield started
     for name, function in started.items():
-        if function.invocations:
-            record(name, function)
-        function.stop()
+        try:
+            if function.invocations:
+                record(name, function)
+        finally:
+            function.stop()
     if MEASURED:
         ARTIFACTS.parent.mkdir(exist_ok=True)
         ARTIFACTS.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), **MEASURED}, indent=2) + "\n")
+
+
+@pytest.fixture
+def search_with_index_down(lambda_build, world, tmp_path_factory, opensearch_url):
+    """A search function of its own (its own cold start) whose index endpoint is down at first."""
+    proxy = IndexProxy(opensearch_url)
+    proxy.down = True
+    function = start_function("search", lambda_build, world, tmp_path_factory, index=proxy)
+    yield function, proxy
+    try:
+        if function.invocations:
+            record("search, index down", function)
+    finally:
+        function.stop()
+        proxy.shutdown()
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

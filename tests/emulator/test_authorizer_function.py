@@ -3,7 +3,7 @@ else is denied."""
 
 from __future__ import annotations
 
-from tests.emulator.requests import basic
+from tests.emulator.calls import basic
 from tests.events import authorizer_event
 
 

@@ -6,23 +6,7 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from tests.emulator.conftest import record, start_function
-from tests.emulator.index_proxy import IndexProxy
-from tests.emulator.requests import answer, basic, text_search
-
-
-@pytest.fixture
-def search_with_index_down(lambda_build, world, tmp_path_factory, opensearch_url):
-    proxy = IndexProxy(opensearch_url)
-    proxy.down = True
-    function = start_function("search", lambda_build, world, tmp_path_factory, index=proxy)
-    yield function, proxy
-    if function.invocations:
-        record("search, index down", function)
-    function.stop()
-    proxy.shutdown()
+from tests.emulator.calls import answer, basic, text_search
 
 
 def test_a_cold_start_with_the_index_unreachable_answers_429_then_200_once_it_is_back(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from tests.emulator.requests import object_created_batch
+from tests.emulator.calls import object_created_batch
 from tests.fixtures import images
 
 

@@ -4,7 +4,7 @@ upload into the bucket, and a request without credentials."""
 
 from __future__ import annotations
 
-from tests.emulator.requests import answer, basic, image_search, signed_upload, text_search
+from tests.emulator.calls import answer, basic, image_search, signed_upload, text_search
 from tests.fixtures import images
 
 
