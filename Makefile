@@ -18,7 +18,7 @@ LINTED  := src tests bench functions infra layers app.py
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
 BUILD_EXTRA := $(VENV)/.build-extra
-.PHONY: help demo build-extra install checkov clients test test-fast lint format model-tiny model-vit bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk
+.PHONY: help demo build-extra install checkov clients test test-fast lint format model-tiny model-vit bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk rie bench-cold-start-bytecode
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -104,7 +104,13 @@ opensearch-spec: ## fetch the OpenSearch API specification into .cache when ../s
 clients: $(STAMP) ## fetch and build the Node, Java and Go client programs the functional tests run
 	$(BIN)/python -m tests.clients.harness
 
-test: $(STAMP) $(CHROMIUM) $(CDK) $(CHECKOV) clients $(OPENSEARCH) opensearch-spec ## lint + mypy, then every test tier (unit, parity, functional, clients, conformance on a real OpenSearch node, infra synth, cdk-nag, cfn-lint, checkov)
+# The Lambda Runtime Interface Emulator, built from source with `go install` at the version pinned in
+# tests/emulator/rie.py (checked against Go's checksum database) into .cache/rie; the emulator tier runs
+# each function behind it.
+rie: ## build the Lambda Runtime Interface Emulator (pinned) into .cache/rie
+	$(PY) -m tests.emulator.rie
+
+test: $(STAMP) $(CHROMIUM) $(CDK) $(CHECKOV) clients $(OPENSEARCH) opensearch-spec rie ## lint + mypy, then every test tier (unit, parity, functional, clients, conformance on a real OpenSearch node, infra synth, cdk-nag, cfn-lint, checkov, each function under the Lambda emulator)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(MAKE) --no-print-directory typecheck
@@ -164,6 +170,7 @@ bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (w
 lock: $(STAMP) ## re-pin layers/requirements.lock (versions + hashes) after changing pyproject's dependencies
 	$(BIN)/python layers/build.py --lock
 
+# The deps layer's byte code is compiled by a CPython 3.12 (Lambda's): python3.12 on PATH or pyenv's.
 layers: $(STAMP) ## build the Lambda layers into layers/build: make layers [ARCH=arm64|x86_64] [MODEL=$(TINY)]
 	$(BIN)/python layers/build.py --arch $(ARCH) --model $(MODEL)
 
@@ -174,6 +181,9 @@ synth: $(STAMP) $(CDK) $(CHECKOV) ## cdk synth (cdk-nag, then cfn-lint and check
 
 bench-cold-start: $(STAMP) ## search function cold start, image tower from S3 vs local (needs make model-vit)
 	$(BIN)/python bench/cold_start.py
+
+bench-cold-start-bytecode: $(STAMP) $(OPENSEARCH) rie ## search function cold start under the Lambda emulator, with vs without the layers' byte code
+	nice $(BIN)/python bench/cold_start.py --bytecode --runs 8
 
 bench-upload-staging: $(STAMP) ## upload_large's per-part latency with 2,000 unfinished uploads staged (writes bench/results)
 	$(BIN)/python bench/upload_staging.py

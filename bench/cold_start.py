@@ -10,6 +10,14 @@ the index is the embedded one (empty) because no OpenSearch runs here — neithe
 model-loading part, which is what this measures.
 
     python bench/cold_start.py [--model .cache/models/vit-b-32] [--runs 3]
+
+`--bytecode`: the search function from the x86_64 layers as Lambda runs it (the emulator tier's
+harness, tests/emulator: the Runtime Interface Emulator, a clean CPython 3.12, byte code never written,
+the template's environment, moto and the local OpenSearch node), a fresh execution environment per run,
+with its `deps-bytecode` layer and without it, alternating in one run: the init phase (the cold import)
+and the first request (a text search), as the emulator reports them.
+
+    python bench/cold_start.py --bytecode [--runs 8]
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,13 +88,74 @@ def run_child(env: dict[str, str], image: Path) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def bytecode(runs: int) -> int:
+    """The search function's cold start with and without the compiled byte code, alternating."""
+    sys.path.insert(0, str(ROOT))
+    from layers.build import BYTECODE
+    from tests import opensearch_node
+    from tests.emulator import stack
+    from tests.emulator.calls import answer, basic, text_search
+
+    build = stack.lambda_build()
+    node = opensearch_node.running_url()
+    started_node = node is None
+    node = node or opensearch_node.start()
+    work = Path(tempfile.mkdtemp(prefix="cold-start-bytecode-"))
+    variants = {"with byte code (deployed)": (), "without (sources only)": (BYTECODE,)}
+    figures: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    try:
+        with (
+            stack.moto_server(work / "moto.log") as endpoint,
+            stack.local_world(build, endpoint, node) as world,
+        ):
+            search = text_search(basic(world.api_key, world.api_secret))
+            for run in range(runs):
+                order = list(variants) if run % 2 == 0 else list(reversed(variants))  # no position bias
+                for name in order:
+                    function = stack.start_function(
+                        "search", build, world, work / f"run{run}-{len(figures[name])}-{name[:4]}",
+                        without=variants[name],
+                    )  # fmt: skip
+                    try:
+                        first = function.invoke(search)
+                        assert answer(first.payload)[0] == 200, first.payload
+                        figures[name].append(
+                            {"init_ms": first.init_ms or 0.0, "first_request_ms": first.duration_ms,
+                             "peak_rss_mb": function.peak_rss_mb()}
+                        )  # fmt: skip
+                    finally:
+                        function.stop()
+    finally:
+        if started_node:
+            opensearch_node.stop()
+    medians = {
+        name: {key: round(statistics.median(r[key] for r in rows), 1) for key in rows[0]}
+        for name, rows in figures.items()
+    }
+    print(
+        f"{'search function, x86_64 layers':<32} {'init':>8} {'1st request':>12} {'sum':>8} {'peak RSS':>9}"
+    )
+    for name, m in medians.items():
+        total = m["init_ms"] + m["first_request_ms"]
+        print(f"{name:<32} {m['init_ms']:6.0f} ms {m['first_request_ms']:9.0f} ms {total:5.0f} ms "
+              f"{m['peak_rss_mb']:6.0f} MB")  # fmt: skip
+    print(f"(median of {runs} cold starts each, alternating; {time.strftime('%Y-%m-%d')})")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report = {"date": time.strftime("%Y-%m-%d"), "runs": runs, "medians": medians, "each": figures}
+    (RESULTS / "cold_start_bytecode.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", type=Path, default=ROOT / ".cache" / "models" / "vit-b-32")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--bytecode", action="store_true", help="with and without the compiled byte code")
     args = parser.parse_args()
+    if args.bytecode:
+        return bytecode(args.runs)
     if not (args.model / "manifest.json").is_file():
         raise SystemExit(
             f"no model in {args.model}: run `make model-vit` (or pass --model src/visual_search/models/tiny)"

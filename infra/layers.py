@@ -62,6 +62,19 @@ class Layers(Construct):
             )
 
         self.deps = layer("deps", "Visual Search runtime: the core package, onnxruntime, numpy, Pillow, ...")
+        # The deps' byte code, merged by Lambda into /opt/python: without it every cold start compiles
+        # the runtime from source (/opt is read-only). Layers built with --no-bytecode have none.
+        self.bytecode = (
+            layer("deps-bytecode", "Byte code of the runtime layer (CPython 3.12, unchecked-hash pycs)")
+            if self.built.get("bytecode") == "unchecked-hash"
+            else None
+        )
         self.model_text = layer("model-text", "CLIP text tower (int8), tokenizer, manifest -> /opt/model")
         self.model_image = layer("model-image", "CLIP image tower (int8), manifest -> /opt/model")
         self.image_tower_dir = folder / "model-image" / "model"
+
+    @property
+    def compiled_deps(self) -> list[aws_lambda.ILayerVersion]:
+        """The deps layer and its byte code: for the functions that answer requests (search, authorizer).
+        The ingest function has the deps alone: with ViT-B/32 on arm64 the pycs would not fit."""
+        return [self.deps, *([self.bytecode] if self.bytecode is not None else [])]

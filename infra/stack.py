@@ -113,7 +113,7 @@ class VisualSearchStack(Stack):
                 "model_dir": "/opt/model",
                 "model_remote_url": f"s3://{images.bucket.bucket_name}/{tower_prefix}",
             },
-            layers=[layers.deps, layers.model_text],
+            layers=[*layers.compiled_deps, layers.model_text],
             memory_mb=config.search_memory_mb,
             timeout_s=28,  # below API Gateway's 29 s, so the client always gets our error shape
             network=network,
@@ -136,7 +136,7 @@ class VisualSearchStack(Stack):
                 handler="authorizer",
                 settings_model=ServiceSettings,
                 settings={"credentials_secret_arn": credentials.secret_arn, "cloud_name": config.cloud_name},
-                layers=[layers.deps],
+                layers=layers.compiled_deps,
                 memory_mb=256,
                 timeout_s=5,
                 network=network,

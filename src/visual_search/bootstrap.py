@@ -290,6 +290,9 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
             k_floor=settings.opensearch_k_floor,
             k_factor=settings.opensearch_k_factor,
         ),
+        # The functions' init runs before any request deadline and an error there is a 502 followed by
+        # a whole new init: the cluster is first reached by the first request instead (429 if it cannot).
+        set_up_on_first_use=True,
     )
 
 

@@ -32,7 +32,7 @@ after a refresh. Without it, every write is searchable at once.
 k-NN here is exact (brute force), with OpenSearch's score per space type; a real cluster's HNSW is
 approximate. Faults can be injected: whole requests answered 429, bulk items answered 429/500 — the
 next N, or at a seeded random rate — and searches answered by only some shards (`injected` counts what
-was injected).
+was injected); `reachable=False` makes every request fail to connect, as to a node that is down.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from urllib.parse import unquote
 
 import numpy as np
 from opensearchpy.connection import Connection
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
 
 from tests.doubles.opensearch_spec import SpecViolation, check
 
@@ -133,6 +134,7 @@ class FakeOpenSearch:
     refresh_lag: bool = False  # searches see writes only after `refresh()` (Serverless' own refresh)
     unsearchable_deletes: int = 0  # documents deleted by _id before a refresh made them searchable
     refuse_point_in_time: bool = False  # answer point-in-time requests 400, as an engine without them
+    reachable: bool = True  # False: every request fails to connect, as to a node that is down
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -150,6 +152,9 @@ class FakeOpenSearch:
             def perform_request(
                 self, method, url, params=None, body=None, timeout=None, ignore=(), headers=None
             ):
+                if not cluster.reachable:
+                    cluster.injected["unreachable"] += 1
+                    raise OSConnectionError("N/A", "connection refused (injected: the node is down)", None)
                 params = {k: v.decode() if isinstance(v, bytes) else v for k, v in (params or {}).items()}
                 with cluster._lock:
                     status, payload = cluster.handle(method, url, params, body)

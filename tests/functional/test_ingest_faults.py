@@ -119,6 +119,10 @@ def test_a_thousand_uploads_into_a_throttling_opensearch_end_indexed_refused_or_
         opensearch_mode=mode,
         opensearch_generation="classic",
     )
+    # The worker reaches the index on first use; here it is set up before the faults start: a failed
+    # set-up backs off for seconds of real time, while this drain compresses the queue's minutes between
+    # receives into milliseconds, which would park every message received meanwhile.
+    services.index.count()
     cluster.throttle_rate, cluster.bulk_item_fault_rate = 0.5, 0.3
     responses = world.drain(services, stop_on_failure=False, before_retry=cluster.refresh)
     cluster.throttle_rate = cluster.bulk_item_fault_rate = 0.0  # the operator's fix, and the test's reads

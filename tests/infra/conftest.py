@@ -3,10 +3,7 @@ costs seconds). Each synth runs cdk-nag's AwsSolutions checks; an unacknowledged
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +11,9 @@ from typing import Any
 import pytest
 
 from infra.config import Config
+from tests.fixtures.layers import built_layers
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ROOT / ".cache" / "layers"  # the tests' own, per architecture: `make layers` output stays as built
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 # The ways a team deploys: the default (managed domain, key:secret), a Serverless collection under the
@@ -119,21 +116,8 @@ RECORDED_LOOKUPS: dict[str, dict[str, Any]] = {
 
 def ensure_layers(architecture: str = "arm64") -> Path:
     """The layers `make layers ARCH=<architecture>` builds (with the tiny model), built here once so the
-    synth tests run from a clean checkout too."""
-    folder = LAYERS / architecture
-    record = folder / "build.json"
-    built = json.loads(record.read_text()) if record.is_file() else {}
-    if built.get("architecture") != architecture or not (folder / "deps").is_dir():
-        command = [
-            sys.executable,
-            str(ROOT / "layers" / "build.py"),
-            "--arch",
-            architecture,
-            "--out",
-            str(folder),
-        ]
-        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    return folder
+    synth tests run from a clean checkout too, and again when their sources change."""
+    return built_layers(architecture)
 
 
 @dataclass

@@ -344,14 +344,16 @@ def test_each_function_gets_only_the_model_tower_it_uses(synthesized):
         synthesized.stack.get_logical_id(layer.node.default_child): name
         for name, layer in (
             ("deps", synthesized.stack.node.find_child("Layers").deps),
+            ("bytecode", synthesized.stack.node.find_child("Layers").bytecode),
             ("text", synthesized.stack.node.find_child("Layers").model_text),
             ("image", synthesized.stack.node.find_child("Layers").model_image),
         )
     }
     functions = synthesized.our_functions()
     used = {name: sorted(layers[_ref(lv)] for lv in fn.get("Layers", [])) for name, fn in functions.items()}
-    assert used["search"] == ["deps", "text"]
+    assert used["search"] == ["bytecode", "deps", "text"]  # byte code for the functions on the request path
     assert used["ingest"] == ["deps", "image"]
+    assert used.get("authorizer", ["bytecode", "deps"]) == ["bytecode", "deps"]
     architecture = "x86_64" if synthesized.name == "existing-iam" else "arm64"
     assert all(fn["Architectures"] == [architecture] for fn in functions.values())
 

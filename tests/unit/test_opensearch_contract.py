@@ -467,3 +467,34 @@ def test_every_page_of_one_search_prefers_the_same_shard_copies_and_other_search
     assert preferences[0] is not None
     assert preferences[0] == preferences[1]
     assert preferences[2] not in (None, preferences[0])
+
+
+def test_set_up_on_first_use_sends_nothing_until_the_first_operation_makes_the_index():
+    cluster = FakeOpenSearch()
+
+    index = open_index(cluster, set_up_on_first_use=True)
+    assert cluster.requests == []
+
+    assert index.count() == 0
+    assert set(cluster.aliases["vs"]) == {index.physical_name}
+
+
+def test_set_up_on_first_use_with_the_cluster_down_fails_that_operation_and_a_later_one_connects():
+    cluster, now = FakeOpenSearch(reachable=False), [0.0]
+    index = open_index(cluster, set_up_on_first_use=True, clock=lambda: now[0])
+    with pytest.raises(DependencyUnavailable, match="cannot reach OpenSearch"):
+        index.knn_page(unit(1, 0, 0, 0), 5)
+
+    cluster.reachable = True
+    now[0] += 1.0  # the first back-off has passed (its timing: tests/unit/test_first_use.py)
+    index.upsert([asset(A, unit(1, 0, 0, 0))])
+    assert [hit.asset_id for hit in index.knn_page(unit(1, 0, 0, 0), 5)] == [A]
+
+
+def test_set_up_on_first_use_refuses_an_index_of_another_model_on_first_use():
+    cluster = FakeOpenSearch()
+    open_index(cluster, model="clip-test")
+    later = open_index(cluster, model="clip-other", set_up_on_first_use=True)
+
+    with pytest.raises(ConfigurationError, match="re-index"):
+        later.count()

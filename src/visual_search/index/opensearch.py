@@ -6,8 +6,10 @@ AWS documents no way to read the generation from the data plane, so it is config
 (VS_OPENSEARCH_GENERATION). What AWS documents for each, with the pages and quotes, is in docs/scaling.md.
 
 Readers and writers use an alias; the physical index behind it is per model (`<alias>-<model>`), made
-from the manifest on first start, and `_meta` records model id and dimension, so a mismatch is a clear
-ConfigurationError at start-up instead of garbage results. `reindex=True` builds a new physical index
+from the manifest before the first operation (with `set_up_on_first_use`, as `bootstrap` builds it, by
+the first request: an unreachable cluster fails that request with a back-off, not the start; see
+`first_use`), and `_meta` records model id and dimension, so a mismatch is a clear ConfigurationError
+at set-up instead of garbage results. `reindex=True` builds a new physical index
 and `activate` swaps the alias in one `_aliases` call, so search never goes down on a model change. The
 mapping is the one the engine accepts (`opensearch_mapping.vector_mapping`): a NextGen collection refuses
 `engine` and `mode`, so it is told neither; a mapping the collection refuses is a start-up error that
@@ -75,6 +77,7 @@ import numpy as np
 
 from visual_search.deadline import budget  # the request's deadline, when nearer
 from visual_search.errors import ConfigurationError, DependencyUnavailable
+from visual_search.index.first_use import FirstUse
 from visual_search.index.opensearch_errors import (
     RETRYABLE,
     IndexAlreadyExists,
@@ -139,6 +142,7 @@ class OpenSearchIndex:
         budget_s: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
         generation: Generation = "nextgen",
+        set_up_on_first_use: bool = False,
     ):
         self._os = client
         # What one operation may take, retries included (plus at most one request timeout), so the
@@ -159,10 +163,13 @@ class OpenSearchIndex:
         # Reading and writing go through the alias, except while re-indexing for a new model: then
         # into the model's own index, beside the one the alias serves, until `activate` swaps them.
         self.target = self.physical_name if reindex else alias
-        if reindex:
-            self.create_physical(self.physical_name)
-        else:
-            self.ensure()
+        # The index and its alias are made (or checked) before the first operation: at once, or, with
+        # `set_up_on_first_use` (the deployed functions), by the first request, inside its deadline, so
+        # a cluster that cannot be reached fails that request alone (`first_use`).
+        step = (lambda: self.create_physical(self.physical_name)) if reindex else self.ensure
+        self._set_up = FirstUse(step, clock)
+        if not set_up_on_first_use:
+            self._set_up.ensure()
 
     # -- the index and its alias
     @property
@@ -241,6 +248,7 @@ class OpenSearchIndex:
             raise ConfigurationError(
                 "a bulk load writes into a new index: open the adapter with reindex=True"
             )
+        self._set_up.ensure()
         if self._loading:
             return True
         found = self._call(lambda: self._os.indices.get_alias(name=self.alias, ignore=[404]))
@@ -324,6 +332,7 @@ class OpenSearchIndex:
         vectors = [check_asset(asset, self.dim) for asset in latest.values()]  # all valid, or none sent
         if not latest:
             return {}
+        self._set_up.ensure()
         lines: list[dict[str, Any]] = []
         for asset, vector in zip(latest.values(), vectors, strict=True):
             action = {"_index": self.target} | ({"_id": asset.asset_id} if self._keyed else {})
@@ -344,6 +353,7 @@ class OpenSearchIndex:
         """Remove these assets; on a Classic collection, also the documents `known` names for them."""
         if not asset_ids:
             return
+        self._set_up.ensure()
         if self._keyed:
             self._bulk([{"delete": {"_index": self.target, "_id": a}} for a in asset_ids], missing_ok=True)
         else:
@@ -421,9 +431,11 @@ class OpenSearchIndex:
         return from_source(hits[0]["_source"]) if hits else None
 
     def count(self) -> int:
+        self._set_up.ensure()
         return int(self._call(lambda: self._os.count(index=self.target))["count"])
 
     def _find(self, asset_ids: list[str], with_source: bool) -> list[dict[str, Any]]:
+        self._set_up.ensure()
         body = {
             "size": max(len(asset_ids) * 2, 10),  # a Classic replace may briefly leave two
             "query": {"terms": {"asset_id": asset_ids}},
@@ -436,6 +448,7 @@ class OpenSearchIndex:
         it is off, or when the engine refuses one: pages then stay ordered by (score, asset_id) alone."""
         if not self.point_in_time_s:
             return None
+        self._set_up.ensure()
         keep_alive = f"{self.point_in_time_s}s"
         try:
             created = self._call(
@@ -472,6 +485,7 @@ class OpenSearchIndex:
         size = min(size, max_hits - depth)
         if size < 1:
             return []
+        self._set_up.ensure()
         clauses = filter_clauses(filters)
         k = page_k(depth, size, max_hits, self.options, filtered=bool(clauses))
         body = knn_body(query, size, k, clauses, self.options, after=after, min_score=min_score)
@@ -499,6 +513,7 @@ class OpenSearchIndex:
 
     def iter_assets(self) -> Iterator[str]:
         """Every asset id (for re-index and audits), by `search_after` over asset_id."""
+        self._set_up.ensure()
         after: list[str] | None = None
         while True:
             body: dict[str, Any] = {"size": 1000, "sort": ["asset_id"], "_source": ["asset_id"]}
