@@ -114,6 +114,16 @@ RECORDED_LOOKUPS: dict[str, dict[str, Any]] = {
 }
 
 
+def ref(value) -> str | None:
+    """The logical id a `Ref` or `Fn::GetAtt` names; None for anything else."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            return value["Fn::GetAtt"][0]
+    return None
+
+
 def ensure_layers(architecture: str = "arm64") -> Path:
     """The layers `make layers ARCH=<architecture>` builds (with the tiny model), built here once so the
     synth tests run from a clean checkout too, and again when their sources change."""

@@ -10,20 +10,19 @@ from aws_cdk import App, Environment, Stack
 
 from infra.config import Config
 from infra.network import Network, NetworkError
-from tests.infra.conftest import ACCOUNT, CONFIGURATIONS, RECORDED_LOOKUPS, REGION, VPC_CONFIGURATIONS, cached
+from tests.infra.conftest import (
+    ACCOUNT,
+    CONFIGURATIONS,
+    RECORDED_LOOKUPS,
+    REGION,
+    VPC_CONFIGURATIONS,
+    cached,
+    ref,
+)
 
 LOOKED_UP = CONFIGURATIONS["vpc-existing"]
 TEAM_GROUP = LOOKED_UP["vpc_security_group_ids"]
 INTERFACE_SERVICES = {"secretsmanager", "xray", "sqs", "sts", "logs", "monitoring"}
-
-
-def _ref(value) -> str | None:
-    if isinstance(value, dict):
-        if "Ref" in value:
-            return value["Ref"]
-        if "Fn::GetAtt" in value:
-            return value["Fn::GetAtt"][0]
-    return None
 
 
 def _function_group(s) -> str:
@@ -56,7 +55,7 @@ def test_every_function_runs_in_the_vpcs_private_subnets_behind_the_stacks_secur
     extra = [TEAM_GROUP] if in_vpc.name == "vpc-existing" else []
     for name, fn in in_vpc.our_functions().items():
         config = fn["VpcConfig"]
-        assert [_ref(g) or g for g in config["SecurityGroupIds"]] == [group, *extra], name
+        assert [ref(g) or g for g in config["SecurityGroupIds"]] == [group, *extra], name
     subnets = _function_subnets(in_vpc)
     if in_vpc.name == "vpc-existing":  # the named ones, from the looked-up VPC (not CDK's placeholders)
         assert subnets == LOOKED_UP["vpc_subnet_ids"].split(",")
@@ -64,8 +63,8 @@ def test_every_function_runs_in_the_vpcs_private_subnets_behind_the_stacks_secur
         made = in_vpc.resources("AWS::EC2::Subnet")
         assert len(subnets) == 2
         for subnet in subnets:
-            assert made[_ref(subnet)]["Properties"]["MapPublicIpOnLaunch"] is False
-            assert "private" in made[_ref(subnet)]["Properties"]["Tags"][0]["Value"]
+            assert made[ref(subnet)]["Properties"]["MapPublicIpOnLaunch"] is False
+            assert "private" in made[ref(subnet)]["Properties"]["Tags"][0]["Value"]
 
 
 @pytest.mark.parametrize("name", sorted(set(CONFIGURATIONS) - set(VPC_CONFIGURATIONS)))
@@ -80,7 +79,7 @@ def test_nothing_but_the_functions_group_may_open_a_connection_to_anything_of_th
     rules = _ingress_rules(in_vpc)
     assert rules
     for rule in rules:
-        assert _ref(rule["SourceSecurityGroupId"]) == _function_group(in_vpc), rule
+        assert ref(rule["SourceSecurityGroupId"]) == _function_group(in_vpc), rule
         assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 443, 443), rule
         assert "CidrIp" not in rule
 
@@ -102,10 +101,8 @@ def test_the_domain_sits_in_private_subnets_one_per_az_behind_its_own_group(name
     assert len(options["SubnetIds"]) == zones  # OpenSearch takes exactly one subnet per AZ it uses
     assert set(map(json.dumps, options["SubnetIds"])) <= set(map(json.dumps, _function_subnets(s)))
     (group,) = options["SecurityGroupIds"]
-    admitted = [r for r in _ingress_rules(s) if _ref(r["GroupId"]) == _ref(group)]
-    assert [(r["FromPort"], _ref(r["SourceSecurityGroupId"])) for r in admitted] == [
-        (443, _function_group(s))
-    ]
+    admitted = [r for r in _ingress_rules(s) if ref(r["GroupId"]) == ref(group)]
+    assert [(r["FromPort"], ref(r["SourceSecurityGroupId"])) for r in admitted] == [(443, _function_group(s))]
 
 
 @pytest.mark.parametrize("name", ["vpc-created", "vpc-existing"])
@@ -120,8 +117,8 @@ def test_functions_without_a_route_out_reach_aws_through_endpoints(name):
         assert endpoint["PrivateDnsEnabled"] is True  # the SDKs' usual host names resolve to it
         assert endpoint["SubnetIds"] == _function_subnets(s)
         (group,) = endpoint["SecurityGroupIds"]
-        admitted = [r for r in _ingress_rules(s) if _ref(r["GroupId"]) == _ref(group)]
-        assert [_ref(r["SourceSecurityGroupId"]) for r in admitted] == [_function_group(s)]
+        admitted = [r for r in _ingress_rules(s) if ref(r["GroupId"]) == ref(group)]
+        assert [ref(r["SourceSecurityGroupId"]) for r in admitted] == [_function_group(s)]
 
 
 def test_a_vpc_with_a_nat_gateway_and_no_endpoints_routes_the_functions_out_through_it():
@@ -129,13 +126,11 @@ def test_a_vpc_with_a_nat_gateway_and_no_endpoints_routes_the_functions_out_thro
     assert s.resources("AWS::EC2::VPCEndpoint") == {}
     (nat,) = s.resources("AWS::EC2::NatGateway")
     associations = s.resources("AWS::EC2::SubnetRouteTableAssociation").values()
-    table_of = {
-        _ref(a["Properties"]["SubnetId"]): _ref(a["Properties"]["RouteTableId"]) for a in associations
-    }
+    table_of = {ref(a["Properties"]["SubnetId"]): ref(a["Properties"]["RouteTableId"]) for a in associations}
     routes = [r["Properties"] for r in s.resources("AWS::EC2::Route").values()]
     for subnet in _function_subnets(s):
-        (route,) = [r for r in routes if _ref(r["RouteTableId"]) == table_of[_ref(subnet)]]
-        assert (route["DestinationCidrBlock"], _ref(route["NatGatewayId"])) == ("0.0.0.0/0", nat)
+        (route,) = [r for r in routes if ref(r["RouteTableId"]) == table_of[ref(subnet)]]
+        assert (route["DestinationCidrBlock"], ref(route["NatGatewayId"])) == ("0.0.0.0/0", nat)
 
 
 def test_a_created_vpc_spans_two_azs_with_no_route_out_and_logs_every_flow():
@@ -145,7 +140,7 @@ def test_a_created_vpc_spans_two_azs_with_no_route_out_and_logs_every_flow():
     assert s.resources("AWS::EC2::NatGateway") == {}
     (flow_log,) = s.resources("AWS::EC2::FlowLog").values()
     assert flow_log["Properties"]["TrafficType"] == "ALL"
-    assert _ref(flow_log["Properties"]["LogGroupName"]) in s.resources("AWS::Logs::LogGroup")
+    assert ref(flow_log["Properties"]["LogGroupName"]) in s.resources("AWS::Logs::LogGroup")
 
 
 def test_a_collection_in_a_vpc_is_reachable_through_its_vpc_endpoint_only():
@@ -162,7 +157,7 @@ def test_a_collection_in_a_vpc_is_reachable_through_its_vpc_endpoint_only():
 
 def test_the_outputs_name_the_vpc_and_the_group_an_operators_host_needs(in_vpc):
     outputs = in_vpc.json["Outputs"]
-    assert _ref(outputs["FunctionSecurityGroup"]["Value"]) == _function_group(in_vpc)
+    assert ref(outputs["FunctionSecurityGroup"]["Value"]) == _function_group(in_vpc)
     assert "VpcId" in outputs
 
 

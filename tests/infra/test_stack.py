@@ -12,7 +12,7 @@ from app import cdk_json_context
 from infra.config import Config
 from infra.ingest_pipeline import FUNCTION_TIMEOUT_S
 from infra.monitoring import INGEST_SERVICE
-from tests.infra.conftest import ADMIN_ROLE, CONFIGURATIONS, ROOT, ensure_layers
+from tests.infra.conftest import ADMIN_ROLE, CONFIGURATIONS, ROOT, ensure_layers, ref
 from visual_search import observability
 from visual_search.observability import NAMESPACE, publish_ingest
 from visual_search.settings import ENV_PREFIX, IngestSettings, ServiceSettings
@@ -35,22 +35,13 @@ UNSCOPABLE = {
 }
 
 
-def _ref(value) -> str | None:
-    if isinstance(value, dict):
-        if "Ref" in value:
-            return value["Ref"]
-        if "Fn::GetAtt" in value:
-            return value["Fn::GetAtt"][0]
-    return None
-
-
 def _method_paths(s) -> dict[str, tuple[str, str]]:
     resources = s.resources("AWS::ApiGateway::Resource")
 
     def path_of(resource_id) -> str:
         if isinstance(resource_id, dict) and "Fn::GetAtt" in resource_id:
             return "/"  # the API's root resource
-        props = resources[_ref(resource_id)]["Properties"]
+        props = resources[ref(resource_id)]["Properties"]
         parent = path_of(props["ParentId"])
         return parent.rstrip("/") + "/" + props["PathPart"]
 
@@ -61,7 +52,7 @@ def _method_paths(s) -> dict[str, tuple[str, str]]:
 
 
 def _role_of(function_id: str, s) -> str:
-    return _ref(s.json["Resources"][function_id]["Properties"]["Role"])
+    return ref(s.json["Resources"][function_id]["Properties"]["Role"])
 
 
 def _statements_of_role(role_id: str, s) -> list[dict]:
@@ -163,7 +154,7 @@ def test_the_api_is_throttled_logged_traced_and_accepts_multipart_bodies(managed
     assert props["TracingEnabled"] is True
     parts = props["AccessLogSetting"]["DestinationArn"]["Fn::Join"][1]
     assert ":log-group:" in parts
-    assert _ref(parts[-1]) in managed.resources("AWS::Logs::LogGroup")
+    assert ref(parts[-1]) in managed.resources("AWS::Logs::LogGroup")
     (settings,) = props["MethodSettings"]
     assert settings["ThrottlingRateLimit"] > 0
     assert settings["ThrottlingBurstLimit"] > 0
@@ -190,7 +181,7 @@ def test_the_image_bucket_is_encrypted_private_tls_only_and_versioned(synthesize
     assert props["LoggingConfiguration"]["DestinationBucketName"]
     (policy,) = [
         p for p in synthesized.resources("AWS::S3::BucketPolicy").values()
-        if _ref(p["Properties"]["Bucket"]) == logical_id
+        if ref(p["Properties"]["Bucket"]) == logical_id
     ]  # fmt: skip
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     denies = {json.dumps(s["Condition"]) for s in statements if s["Effect"] == "Deny"}
@@ -203,7 +194,7 @@ def test_object_created_and_removed_events_go_to_the_ingest_queue_filtered_by_pr
     configs = notifications["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
     queue = synthesized.stack.get_logical_id(synthesized.stack.ingest.queue.node.default_child)
     assert sorted(e for c in configs for e in c["Events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
-    assert all(_ref(c["QueueArn"]) == queue for c in configs)
+    assert all(ref(c["QueueArn"]) == queue for c in configs)
     prefix = {"serverless": "photos/"}.get(synthesized.name)
     for config in configs:
         rules = config.get("Filter", {}).get("Key", {}).get("FilterRules", [])
@@ -221,7 +212,7 @@ def test_the_ingest_queue_accepts_s3_events_outlives_retries_and_parks_failures(
     ingest = synthesized.our_functions()["ingest"]
     assert queue["MaximumMessageSize"] >= 65_536  # S3 silently drops deliveries to smaller queues
     assert queue["VisibilityTimeout"] >= 6 * ingest["Timeout"] == 6 * FUNCTION_TIMEOUT_S
-    assert _ref(queue["RedrivePolicy"]["deadLetterTargetArn"]) == dlq_id
+    assert ref(queue["RedrivePolicy"]["deadLetterTargetArn"]) == dlq_id
     assert 1 < queue["RedrivePolicy"]["maxReceiveCount"] <= 10
     key = CONFIGURATIONS[synthesized.name].get("kms_key_arn")
     for props in (queue, synthesized.json["Resources"][dlq_id]["Properties"]):
@@ -249,7 +240,7 @@ def test_only_s3_for_this_bucket_in_this_account_may_send_to_the_ingest_queue(sy
     ]
     (s3,) = statements
     assert s3["Principal"] == {"Service": "s3.amazonaws.com"}
-    assert _ref(s3["Resource"]) == queue_id
+    assert ref(s3["Resource"]) == queue_id
     assert s3["Condition"] == {
         "ArnLike": {"aws:SourceArn": {"Fn::GetAtt": [bucket_id, "Arn"]}},
         "StringEquals": {"aws:SourceAccount": stack.resolve(stack.account)},  # literal if bound to one
@@ -277,8 +268,8 @@ def test_the_ingest_function_reads_the_queue_in_batches_with_partial_batch_respo
     (mapping,) = synthesized.resources("AWS::Lambda::EventSourceMapping").values()
     props = mapping["Properties"]
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert _ref(props["FunctionName"]) == synthesized.our_functions()["ingest"]["id"]
-    assert _ref(props["EventSourceArn"]) == synthesized.stack.get_logical_id(
+    assert ref(props["FunctionName"]) == synthesized.our_functions()["ingest"]["id"]
+    assert ref(props["EventSourceArn"]) == synthesized.stack.get_logical_id(
         synthesized.stack.ingest.queue.node.default_child
     )
     assert props["BatchSize"] == 10
@@ -350,7 +341,7 @@ def test_each_function_gets_only_the_model_tower_it_uses(synthesized):
         )
     }
     functions = synthesized.our_functions()
-    used = {name: sorted(layers[_ref(lv)] for lv in fn.get("Layers", [])) for name, fn in functions.items()}
+    used = {name: sorted(layers[ref(lv)] for lv in fn.get("Layers", [])) for name, fn in functions.items()}
     assert used["search"] == ["bytecode", "deps", "text"]  # byte code for the functions on the request path
     assert used["ingest"] == ["deps", "image"]
     assert used.get("authorizer", ["bytecode", "deps"]) == ["bytecode", "deps"]
@@ -363,7 +354,7 @@ def test_every_log_group_has_a_retention_and_every_function_logs_to_one_and_is_t
     assert groups
     assert all(0 < g["Properties"].get("RetentionInDays", 0) <= 30 for g in groups.values())
     for name, fn in synthesized.our_functions().items():
-        assert _ref(fn["LoggingConfig"]["LogGroup"]) in groups, name
+        assert ref(fn["LoggingConfig"]["LogGroup"]) in groups, name
         assert fn["TracingConfig"] == {"Mode": "Active"}, name
 
 
@@ -386,15 +377,15 @@ def test_cdks_helper_functions_log_to_groups_that_expire_too(synthesized):
     # Without one, Lambda creates /aws/lambda/<name> on first use, kept for ever.
     groups = synthesized.resources("AWS::Logs::LogGroup")
     named_after = {
-        _ref(part)
+        ref(part)
         for g in groups.values()
         for part in g["Properties"].get("LogGroupName", {}).get("Fn::Join", ["", []])[1]
-        if _ref(part)
+        if ref(part)
     }
     functions = synthesized.resources("AWS::Lambda::Function")
     assert len(functions) > len(synthesized.our_functions())  # CDK's own helpers are there
     for logical_id, fn in functions.items():
-        own = _ref((fn["Properties"].get("LoggingConfig") or {}).get("LogGroup"))
+        own = ref((fn["Properties"].get("LoggingConfig") or {}).get("LogGroup"))
         assert own in groups or logical_id in named_after, logical_id
 
 
@@ -428,7 +419,7 @@ def test_the_image_tower_is_published_per_model_before_the_search_function_that_
 def test_the_tower_deployment_cannot_touch_objects_outside_its_prefix(synthesized):
     (deployment,) = synthesized.resources("Custom::CDKBucketDeployment").values()
     prefix = deployment["Properties"]["DestinationBucketKeyPrefix"]
-    function_id = _ref(deployment["Properties"]["ServiceToken"])
+    function_id = ref(deployment["Properties"]["ServiceToken"])
     role = _role_of(function_id, synthesized)
     (deny,) = [s for s in _statements_of_role(role, synthesized) if s["Effect"] == "Deny"]
     assert {"s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*"} <= set(deny["Action"])
@@ -485,7 +476,7 @@ def test_index_data_access_is_granted_to_the_search_and_ingest_roles_only(synthe
     for policy in synthesized.resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if any(a.startswith(("es:ESHttp", "aoss:")) for a in _as_list(statement["Action"])):
-                holders |= {_ref(r) for r in policy["Properties"]["Roles"]}
+                holders |= {ref(r) for r in policy["Properties"]["Roles"]}
                 if synthesized.name == "existing-iam":
                     assert _as_list(statement["Resource"]) == [
                         "arn:aws:es:eu-west-1:123456789012:domain/team/*"
@@ -545,7 +536,7 @@ def test_the_serverless_collection_has_encryption_network_and_data_policies_for_
     assert json.loads(policies["network"]["Policy"])[0]["Rules"][0]["Resource"] == [f"collection/{name}"]
     (data,) = serverless.resources("AWS::OpenSearchServerless::AccessPolicy").values()
     parts = data["Properties"]["Policy"]["Fn::Join"][1]
-    principals = {_ref(p) for p in parts if isinstance(p, dict)}
+    principals = {ref(p) for p in parts if isinstance(p, dict)}
     functions = serverless.our_functions()
     assert principals == {_role_of(functions[n]["id"], serverless) for n in ("search", "ingest")}
     text = "".join(p for p in parts if isinstance(p, str))

@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from visual_search.errors import DependencyUnavailable
-from visual_search.ledger.port import HOLD_POLL_S, HOLD_TTL_S, HOLD_WAIT_S, LedgerEntry, State, busy
+from visual_search.ledger.port import HOLD_TTL_S, HOLD_WAIT_S, LedgerEntry, State, take_turn
 
 CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 4, "mode": "adaptive"})
 FIELDS = ("asset_id", "key", "order_token", "state", "doc_id", "reason", "updated_at")
@@ -64,20 +64,13 @@ class DynamoDbLedger:
         for name, value in zip(FIELDS, _values(entry), strict=True):
             if value is not None:
                 item[name] = {"S": value}
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR order_token < :order",
-                ExpressionAttributeValues={":order": {"S": entry.order}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise DependencyUnavailable(f"asset ledger: {exc}") from exc
-        except BotoCoreError as exc:
-            raise DependencyUnavailable(f"asset ledger: {exc}") from exc
-        return True
+        return self._conditional(
+            "put_item",
+            TableName=self._table,
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk) OR order_token < :order",
+            ExpressionAttributeValues={":order": {"S": entry.order}},
+        )
 
     def entries(self, state: State | None = None) -> Iterator[LedgerEntry]:
         arguments: dict[str, Any] = {
@@ -102,38 +95,34 @@ class DynamoDbLedger:
     def hold(self, name: str, wait_s: float = HOLD_WAIT_S, ttl_s: float = HOLD_TTL_S) -> Iterator[None]:
         """A PutItem on `hold#<name>` conditioned on the item being absent or lapsed, released by a
         DeleteItem conditioned on still being this holder's (a lapsed hold retaken is not ours to drop)."""
-        holder, deadline = uuid.uuid4().hex, time.monotonic() + wait_s
-        key = {"S": f"hold#{name}"}
-        while not self._take(key, holder, ttl_s):
-            if time.monotonic() >= deadline:
-                raise busy(name)
-            time.sleep(HOLD_POLL_S)
+        holder, key = uuid.uuid4().hex, {"S": f"hold#{name}"}
+        take_turn(name, lambda: self._take(key, holder, ttl_s), wait_s)
         try:
             yield
         finally:
-            try:
-                self._client.delete_item(
-                    TableName=self._table,
-                    Key={"pk": key},
-                    ConditionExpression="holder = :me",
-                    ExpressionAttributeValues={":me": {"S": holder}},
-                )
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise DependencyUnavailable(f"asset ledger: {exc}") from exc
-            except BotoCoreError as exc:
-                raise DependencyUnavailable(f"asset ledger: {exc}") from exc
+            self._conditional(
+                "delete_item",
+                TableName=self._table,
+                Key={"pk": key},
+                ConditionExpression="holder = :me",
+                ExpressionAttributeValues={":me": {"S": holder}},
+            )
 
     def _take(self, key: dict[str, str], holder: str, ttl_s: float) -> bool:
         now = time.time()
+        return self._conditional(
+            "put_item",
+            TableName=self._table,
+            Item={"pk": key, "holder": {"S": holder}, "until": {"N": repr(now + ttl_s)}},
+            ConditionExpression="attribute_not_exists(pk) OR #until < :now",
+            ExpressionAttributeNames={"#until": "until"},
+            ExpressionAttributeValues={":now": {"N": repr(now)}},
+        )
+
+    def _conditional(self, operation: str, **kwargs: Any) -> bool:
+        """A conditional write: False when its condition failed, DependencyUnavailable on any other error."""
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={"pk": key, "holder": {"S": holder}, "until": {"N": repr(now + ttl_s)}},
-                ConditionExpression="attribute_not_exists(pk) OR #until < :now",
-                ExpressionAttributeNames={"#until": "until"},
-                ExpressionAttributeValues={":now": {"N": repr(now)}},
-            )
+            getattr(self._client, operation)(**kwargs)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False

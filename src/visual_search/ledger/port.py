@@ -22,7 +22,8 @@ leave one asset, and `overwrite=false` creates it once. Holds belong to no scope
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -101,3 +102,12 @@ class NameBusy(DependencyUnavailable):
 def busy(name: str) -> NameBusy:
     shown = name.rpartition("\x00")[2][:120]
     return NameBusy(f"another write to {shown!r} is in progress; try again")
+
+
+def take_turn(name: str, take: Callable[[], bool], wait_s: float) -> None:
+    """Asks `take` for the name until it is given (True), or raises NameBusy once `wait_s` has passed."""
+    deadline = time.monotonic() + wait_s
+    while not take():
+        if time.monotonic() >= deadline:
+            raise busy(name)
+        time.sleep(HOLD_POLL_S)

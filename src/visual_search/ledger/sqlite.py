@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from visual_search.ledger.port import HOLD_POLL_S, HOLD_TTL_S, HOLD_WAIT_S, LedgerEntry, State, busy
+from visual_search.ledger.port import HOLD_TTL_S, HOLD_WAIT_S, LedgerEntry, State, take_turn
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -117,21 +117,22 @@ class SqliteLedger:
     def hold(self, name: str, wait_s: float = HOLD_WAIT_S, ttl_s: float = HOLD_TTL_S) -> Iterator[None]:
         """One upsert that takes the name only where it is free or its hold lapsed: atomic in SQLite,
         whichever process (every process on this machine opens this file) asks."""
-        holder, deadline = uuid.uuid4().hex, time.monotonic() + wait_s
-        while True:
+        holder = uuid.uuid4().hex
+
+        def take() -> bool:
             with self._lock:
                 now = time.time()
-                taken = self._db.execute(
-                    """INSERT INTO holds (name, holder, until) VALUES (?, ?, ?)
-                    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-                    WHERE holds.until < ?""",
-                    (name, holder, now + ttl_s, now),
-                ).rowcount
-            if taken == 1:
-                break
-            if time.monotonic() >= deadline:
-                raise busy(name)
-            time.sleep(HOLD_POLL_S)
+                return (
+                    self._db.execute(
+                        """INSERT INTO holds (name, holder, until) VALUES (?, ?, ?)
+                        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                        WHERE holds.until < ?""",
+                        (name, holder, now + ttl_s, now),
+                    ).rowcount
+                    == 1
+                )
+
+        take_turn(name, take, wait_s)
         try:
             yield
         finally:
