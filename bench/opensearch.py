@@ -58,7 +58,7 @@ RESULTS = ROOT / "bench" / "results" / "opensearch.json"
 ONE_PERCENT = Filters(folder="g07/f07")  # bench/index.py's folders: n mod 100 == 7
 MAX_HITS = 1000
 WALK_PAGES = 10
-EF_SWEEP = (32, 64, 100, 128, 256)
+EF_SWEEP = (100, 256, 512, 1000)
 K_SWEEP = ((50, 1.5), (100, 1.5), (100, 2.0), (100, 3.0), (200, 2.0))  # (k_floor, k_factor): skips
 
 

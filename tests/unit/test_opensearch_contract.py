@@ -79,7 +79,7 @@ def test_first_start_creates_the_models_index_from_the_manifest_and_points_the_a
             "parameters": {
                 "m": 16,
                 "ef_construction": 128,
-                "ef_search": 256,
+                "ef_search": 1000,
                 "encoder": {"name": "sq", "parameters": {"type": "fp16"}},
             },
         },
@@ -198,7 +198,7 @@ def test_search_is_a_filtered_knn_query_sorted_by_score_then_asset_id_with_searc
                 "vector": {
                     "vector": [1.0, 0.0, 0.0, 0.0],
                     "k": 500,  # filtered: max_hits on every page (see opensearch_query)
-                    "method_parameters": {"ef_search": 256},
+                    "method_parameters": {"ef_search": 1000},
                     "filter": {
                         "bool": {
                             "filter": [

@@ -39,7 +39,7 @@ class IndexOptions:
     space_type: SpaceType = "innerproduct"
     m: int = 16
     ef_construction: int = 128
-    ef_search: int = 256
+    ef_search: int = 1000
     k_floor: int = 200
     k_factor: float = 2.0
     fp16: bool = False
