@@ -9,7 +9,7 @@ import pytest
 from transformers import CLIPTokenizer
 
 from visual_search.embedding.manifest import Manifest
-from visual_search.embedding.tokenizer import ClipTokenizer
+from visual_search.embedding.tokenizer import TextTokenizer
 from visual_search.model_build.clip_vocab import clip_vocab_and_merges
 
 FIXED = [
@@ -81,9 +81,9 @@ def reference() -> CLIPTokenizer:
 
 
 @pytest.fixture(scope="module")
-def runtime(built_model) -> ClipTokenizer:
+def runtime(built_model) -> TextTokenizer:
     manifest = Manifest.load(built_model)
-    return ClipTokenizer(manifest.read_verified(manifest.tokenizer_file).decode(), manifest.text)
+    return TextTokenizer(manifest.read_verified(manifest.tokenizer_file).decode(), manifest.text)
 
 
 def test_there_are_at_least_200_cases_including_over_length_ones(reference):

@@ -1,4 +1,6 @@
-"""Architecture presets built with random weights: `tiny` for tests, `vit-b-32` for realistic benchmarks."""
+"""Architecture presets built with random weights, per family: tiny ones for tests, real-size ones for
+benchmarks (same compute and file sizes as the real checkpoints). Plain data, no torch: the CLI lists
+the names."""
 
 from __future__ import annotations
 
@@ -54,4 +56,6 @@ TINY: dict[str, Any] = {
     },
 }
 
-PRESETS = {"tiny": TINY, "vit-b-32": VIT_B_32}
+CLIP_PRESETS = {"tiny": TINY, "vit-b-32": VIT_B_32}
+
+FAMILY_OF = dict.fromkeys(CLIP_PRESETS, "clip")
