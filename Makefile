@@ -17,7 +17,7 @@ LINTED  := src tests bench functions infra layers app.py
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
 BUILD_EXTRA := $(VENV)/.build-extra
-.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk
+.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit model-siglip2 bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -120,6 +120,9 @@ model-tiny: $(STAMP) ## rebuild the tiny test model shipped in the package ($(TI
 
 model-vit: $(STAMP) ## build the ViT-B/32 architecture with random weights into .cache/models/vit-b-32
 	$(BIN)/visual-search build-model --preset vit-b-32 --seed 0 --out .cache/models/vit-b-32 --force
+
+model-siglip2: $(STAMP) ## build the SigLIP 2 ViT-B/16 architecture with random weights into .cache/models/vit-b-16-siglip2
+	$(BIN)/visual-search build-model --preset vit-b-16-siglip2 --seed 0 --out .cache/models/vit-b-16-siglip2 --force
 
 reliability: $(STAMP) $(CHROMIUM) ## every reliability/security check + the Locust load test, as a table of figures
 	$(BIN)/python bench/reliability.py

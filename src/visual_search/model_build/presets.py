@@ -58,4 +58,54 @@ TINY: dict[str, Any] = {
 
 CLIP_PRESETS = {"tiny": TINY, "vit-b-32": VIT_B_32}
 
-FAMILY_OF = dict.fromkeys(CLIP_PRESETS, "clip")
+GEMMA_VOCAB_SIZE = 256000
+SIGLIP2_CONTEXT_LENGTH = 64
+
+# The architecture of google/siglip2-base-patch16-224 (its config.json: SiglipModel, Gemma's 256k
+# vocabulary, 64 text positions), so compute and file sizes match the real model.
+VIT_B_16_SIGLIP2: dict[str, Any] = {
+    "text_config": {
+        "vocab_size": GEMMA_VOCAB_SIZE,
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "max_position_embeddings": SIGLIP2_CONTEXT_LENGTH,
+        "hidden_act": "gelu_pytorch_tanh",
+        "layer_norm_eps": 1e-6,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+        "bos_token_id": 2,
+    },
+    "vision_config": {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "image_size": 224,
+        "patch_size": 16,
+        "hidden_act": "gelu_pytorch_tanh",
+        "layer_norm_eps": 1e-6,
+    },
+}
+# Builds in seconds: a small vocabulary (what the test tokenizers use fits in it), 2 layers of width 32.
+TINY_SIGLIP2: dict[str, Any] = {
+    "text_config": {
+        **VIT_B_16_SIGLIP2["text_config"],
+        "vocab_size": 1024,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+    },
+    "vision_config": {
+        **VIT_B_16_SIGLIP2["vision_config"],
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+    },
+}
+SIGLIP_PRESETS = {"tiny-siglip2": TINY_SIGLIP2, "vit-b-16-siglip2": VIT_B_16_SIGLIP2}
+
+FAMILY_OF = {**dict.fromkeys(CLIP_PRESETS, "clip"), **dict.fromkeys(SIGLIP_PRESETS, "siglip")}

@@ -64,7 +64,7 @@ def load_checkpoint(path: Path) -> LoadedSource:
         raise BuildRefused(f"checkpoint folder {path} does not exist")
     config = read_config(path)
     model_type = config.get("model_type")
-    if model_type == "clip":
+    if model_type in ("clip", "siglip"):
         return _family_module(model_type).load_checkpoint(path, config)
     if model_type == "siglip2":
         raise BuildRefused(
