@@ -80,7 +80,12 @@ def test_a_siglip_manifest_gives_square_pixels_fixed_length_ids_and_a_sigmoid_sc
 
 @pytest.mark.parametrize(
     ("section", "key", "value"),
-    [("image", "resize", "crop-and-pray"), ("text", "padding", "middle"), ("score", "kind", "softmax")],
+    [
+        ("image", "resize", "crop-and-pray"),
+        ("text", "padding", "middle"),
+        ("text", "clean", "nfkc"),
+        ("score", "kind", "softmax"),
+    ],
 )
 def test_an_unknown_setting_is_refused_naming_the_field(model_copy, section, key, value):
     raw = json.loads((model_copy / "manifest.json").read_text())

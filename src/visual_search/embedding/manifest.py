@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from visual_search.embedding.text_clean import CLEANS
 from visual_search.errors import ChecksumMismatch, ModelError
 
 MANIFEST_NAME = "manifest.json"
@@ -88,6 +89,7 @@ class TextSpec:
     padding_side: str = "right"
     lowercase: bool = True  # what the tokenizer.json does (recorded; the file itself applies it)
     kind: str = "clip-bpe"  # the tokenizer's model: clip-bpe, gemma-bpe, ...
+    clean: str = "none"  # Python-side cleaning before tokenizer.json (embedding.text_clean)
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,7 @@ def text_spec_from(txt: dict[str, Any]) -> TextSpec:
         padding_side=_one_of(txt.get("padding_side", "right"), PADDING_SIDES, "text.padding_side"),
         lowercase=bool(txt.get("lowercase", True)),
         kind=str(txt.get("kind", "clip-bpe")),
+        clean=_one_of(txt.get("clean", "none"), CLEANS, "text.clean"),
     )
 
 

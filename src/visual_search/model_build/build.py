@@ -82,7 +82,9 @@ def _load(req: BuildRequest) -> LoadedSource:
 
 def _build_into(folder: Path, source: LoadedSource, req: BuildRequest, log) -> dict[str, Any]:
     image_size = image_spec_from(source.image_spec).size
-    fp32 = export_towers(source.towers(), folder, image_size, source.text_spec["context_length"])
+    text = source.text_spec
+    fixed = text["padding"] == "max_length"
+    fp32 = export_towers(source.towers(), folder, image_size, text["context_length"], fixed_length=fixed)
     log("exported fp32 towers")
     towers: dict[str, dict[str, str]] = {t: {"fp32": p.name} for t, p in fp32.items()}
     for tower, path in fp32.items():

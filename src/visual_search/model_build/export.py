@@ -127,25 +127,23 @@ class TextTower(torch.nn.Module):
 
 
 def export_towers(
-    towers: dict[str, torch.nn.Module], folder: Path, image_size: int, context_length: int
+    towers: dict[str, torch.nn.Module], folder: Path, image_size: int, context_length: int, fixed_length: bool
 ) -> dict[str, Path]:
-    """Export the "image" tower (pixels (N, 3, S, S)) and the "text" tower (ids (N, L), L <= the
-    context length) as `image_fp32.onnx` and `text_fp32.onnx` in `folder`."""
+    """Export the "image" tower (pixels (N, 3, S, S)) and the "text" tower (ids (N, L)) as
+    `image_fp32.onnx` and `text_fp32.onnx` in `folder`. L is dynamic up to the context length, or
+    fixed to it (`fixed_length`) for families whose texts are always padded to it (SigLIP, OpenCLIP)."""
     batch = torch.export.Dim("batch", min=1, max=4096)
-    seq = torch.export.Dim("sequence", min=2, max=context_length)
     image_path, text_path = folder / "image_fp32.onnx", folder / "text_fp32.onnx"
+    text_axes = (
+        {0: batch} if fixed_length else {0: batch, 1: torch.export.Dim("sequence", min=2, max=context_length)}
+    )
+    text_example = torch.randint(0, 200, (2, context_length if fixed_length else 7), dtype=torch.int64)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         export_onnx(
             towers["image"], torch.rand(2, 3, image_size, image_size), "pixel_values", {0: batch}, image_path
         )
-        export_onnx(
-            towers["text"],
-            torch.randint(0, 200, (2, min(7, context_length)), dtype=torch.int64),
-            "input_ids",
-            {0: batch, 1: seq},
-            text_path,
-        )
+        export_onnx(towers["text"], text_example, "input_ids", text_axes, text_path)
     return {"image": image_path, "text": text_path}
 
 

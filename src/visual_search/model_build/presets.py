@@ -108,4 +108,30 @@ TINY_SIGLIP2: dict[str, Any] = {
 }
 SIGLIP_PRESETS = {"tiny-siglip2": TINY_SIGLIP2, "vit-b-16-siglip2": VIT_B_16_SIGLIP2}
 
-FAMILY_OF = {**dict.fromkeys(CLIP_PRESETS, "clip"), **dict.fromkeys(SIGLIP_PRESETS, "siglip")}
+# OpenCLIP: open_clip's own architecture names (LAION's ViT-B-32 is open_clip's ViT-B-32; MobileCLIP's
+# image towers are timm's FastViT MCi), or a model config for the tiny test models: one with CLIP's
+# causal text tower (open_clip's CLIP class), one with MobileCLIP's bidirectional one (CustomTextCLIP).
+TINY_OPENCLIP: dict[str, Any] = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 32, "head_width": 16, "patch_size": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+TINY_OPENCLIP_BIDIRECTIONAL: dict[str, Any] = {
+    **TINY_OPENCLIP,
+    "text_cfg": {**TINY_OPENCLIP["text_cfg"], "no_causal_mask": True},
+    "custom_text": True,
+}
+OPENCLIP_PRESETS: dict[str, str | dict[str, Any]] = {
+    "tiny-openclip": TINY_OPENCLIP,
+    "tiny-openclip-bidirectional": TINY_OPENCLIP_BIDIRECTIONAL,
+    "vit-b-32-laion": "ViT-B-32",
+    "mobileclip-s1": "MobileCLIP-S1",
+    "mobileclip-s2": "MobileCLIP-S2",
+    "mobileclip-b": "MobileCLIP-B",
+}
+
+FAMILY_OF = {
+    **dict.fromkeys(CLIP_PRESETS, "clip"),
+    **dict.fromkeys(SIGLIP_PRESETS, "siglip"),
+    **dict.fromkeys(OPENCLIP_PRESETS, "openclip"),
+}

@@ -62,6 +62,10 @@ def load_checkpoint(path: Path) -> LoadedSource:
     files), or an OpenCLIP folder as its hub repos hold it (open_clip_config.json + weights)."""
     if not path.is_dir():
         raise BuildRefused(f"checkpoint folder {path} does not exist")
+    if (path / "open_clip_config.json").is_file() and not (path / "config.json").is_file():
+        # Repos holding both formats (LAION's) are built from their Hugging Face files, which the hub
+        # download fetches first.
+        return _family_module("openclip").load_checkpoint(path, read_config(path, "open_clip_config.json"))
     config = read_config(path)
     model_type = config.get("model_type")
     if model_type in ("clip", "siglip"):
