@@ -80,9 +80,14 @@ class TextTower(torch.nn.Module):
 def load_preset(name: str, seed: int) -> LoadedSource:
     model_cfg = OPENCLIP_PRESETS[name]
     torch.manual_seed(seed)
-    if isinstance(model_cfg, str):  # one of open_clip's own architectures, with random weights
-        model = open_clip.create_model(model_cfg, pretrained=None)
-        tokenizer = open_clip.get_tokenizer(model_cfg)
+    if isinstance(model_cfg, tuple):  # one of open_clip's own architectures, with random weights
+        architecture, tag = model_cfg
+        released = open_clip.get_pretrained_cfg(architecture, tag)
+        preprocess = {
+            k: released[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in released
+        }
+        model = open_clip.create_model(architecture, pretrained=None, force_preprocess_cfg=preprocess)
+        tokenizer = open_clip.get_tokenizer(architecture)
     else:
         model = _model_from_cfg(model_cfg)
         tokenizer = SimpleTokenizer(context_length=model_cfg["text_cfg"]["context_length"])

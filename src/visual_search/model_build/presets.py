@@ -121,13 +121,15 @@ TINY_OPENCLIP_BIDIRECTIONAL: dict[str, Any] = {
     "text_cfg": {**TINY_OPENCLIP["text_cfg"], "no_causal_mask": True},
     "custom_text": True,
 }
-OPENCLIP_PRESETS: dict[str, str | dict[str, Any]] = {
+# The real ones as (architecture, pretrained tag): the tag's preprocessing (MobileCLIP: bilinear, mean 0,
+# std 1) is the released checkpoint's; the weights stay random.
+OPENCLIP_PRESETS: dict[str, tuple[str, str] | dict[str, Any]] = {
     "tiny-openclip": TINY_OPENCLIP,
     "tiny-openclip-bidirectional": TINY_OPENCLIP_BIDIRECTIONAL,
-    "vit-b-32-laion": "ViT-B-32",
-    "mobileclip-s1": "MobileCLIP-S1",
-    "mobileclip-s2": "MobileCLIP-S2",
-    "mobileclip-b": "MobileCLIP-B",
+    "vit-b-32-laion": ("ViT-B-32", "laion2b_s34b_b79k"),
+    "mobileclip-s1": ("MobileCLIP-S1", "datacompdr"),
+    "mobileclip-s2": ("MobileCLIP-S2", "datacompdr"),
+    "mobileclip-b": ("MobileCLIP-B", "datacompdr"),
 }
 
 FAMILY_OF = {
