@@ -19,7 +19,7 @@ LINTED  := src tests bench functions infra layers app.py
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
 BUILD_EXTRA := $(VENV)/.build-extra
-.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit model-siglip2 model-openclip bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk
+.PHONY: help demo build-extra install clients test test-fast lint format model-tiny model-vit model-siglip2 model-openclip bench-embed bench-families bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -155,6 +155,9 @@ bench-quality: $(STAMP) ## int8 vs fp32 on 1,000 real photos: cosine, top-10 ove
 
 bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (writes bench/results/embed.json)
 	$(BIN)/python bench/embed.py
+
+bench-families: $(STAMP) ## every family's architecture side by side, int8, one thread, and where each tower fits on Lambda (needs model-vit, model-siglip2, model-openclip)
+	nice $(BIN)/python bench/embed.py --families
 
 lock: $(STAMP) ## re-pin layers/requirements.lock (versions + hashes) after changing pyproject's dependencies
 	$(BIN)/python layers/build.py --lock
