@@ -5,6 +5,8 @@ BIN     := $(VENV)/bin
 # torch, for the model-build tool and the parity tests only (never in a layer). PyPI serves 2.13.0 as a
 # multi-GB CUDA build (+cu130); it runs on the CPU, and it is the version this project is tested with.
 TORCH   ?= torch==2.13.0
+# open_clip (the build extra) needs torchvision, which pins one torch release: 0.28.0 is 2.13.0's.
+TORCHVISION ?= torchvision==0.28.0
 TORCH_INDEX ?=
 STAMP   := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
@@ -18,7 +20,7 @@ LINTED  := src tests bench functions infra layers app.py
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
 BUILD_EXTRA := $(VENV)/.build-extra
-.PHONY: help demo build-extra install checkov clients test test-fast lint format model-tiny model-vit bench-embed bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk rie bench-cold-start-bytecode
+.PHONY: help demo build-extra install checkov clients test test-fast lint format model-tiny model-vit model-siglip2 model-openclip bench-embed bench-families bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk rie bench-cold-start-bytecode
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,11 +28,8 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[build,dev,infra]"
-	# CLIP's BPE vocabulary ships inside open-clip-torch; only that file is used, so skip its
-	# dependencies (torchvision among them).
-	$(BIN)/pip install --quiet --no-deps open-clip-torch
+	$(BIN)/pip install --quiet "$(TORCH)" "$(TORCHVISION)"
+	$(BIN)/pip install --quiet -e ".[build,dev,infra,openclip]"
 	touch $@
 
 $(RUNTIME): pyproject.toml
@@ -50,7 +49,7 @@ build-extra: $(BUILD_EXTRA) ## the model-build tool into .venv (CPU torch, trans
 # On Linux, PyPI's torch wheel brings CUDA libraries (4.7 GB installed here); where PyTorch's own index is
 # reachable, `make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu` installs the CPU build instead.
 $(BUILD_EXTRA): $(RUNTIME)
-	$(BIN)/pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install --quiet "$(TORCH)" "$(TORCHVISION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e ".[build]"
 	touch $@
 
@@ -138,6 +137,13 @@ model-tiny: $(STAMP) ## rebuild the tiny test model shipped in the package ($(TI
 model-vit: $(STAMP) ## build the ViT-B/32 architecture with random weights into .cache/models/vit-b-32
 	$(BIN)/visual-search build-model --preset vit-b-32 --seed 0 --out .cache/models/vit-b-32 --force
 
+model-siglip2: $(STAMP) ## build the SigLIP 2 ViT-B/16 architecture with random weights into .cache/models/vit-b-16-siglip2
+	$(BIN)/visual-search build-model --preset vit-b-16-siglip2 --seed 0 --out .cache/models/vit-b-16-siglip2 --force
+
+model-openclip: $(STAMP) ## build OpenCLIP's ViT-B-32 (LAION) and MobileCLIP S1, S2, B with random weights into .cache/models
+	for preset in vit-b-32-laion mobileclip-s1 mobileclip-s2 mobileclip-b; do \
+	$(BIN)/visual-search build-model --preset $$preset --seed 0 --out .cache/models/$$preset --force || exit 1; done
+
 reliability: $(STAMP) $(CHROMIUM) ## every reliability/security check + the Locust load test, as a table of figures
 	$(BIN)/python bench/reliability.py
 
@@ -166,6 +172,9 @@ bench-quality: $(STAMP) ## int8 vs fp32 on 1,000 real photos: cosine, top-10 ove
 
 bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (writes bench/results/embed.json)
 	$(BIN)/python bench/embed.py
+
+bench-families: $(STAMP) ## every family's architecture side by side, int8, one thread, and where each tower fits on Lambda (needs model-vit, model-siglip2, model-openclip)
+	nice $(BIN)/python bench/embed.py --families
 
 lock: $(STAMP) ## re-pin layers/requirements.lock (versions + hashes) after changing pyproject's dependencies
 	$(BIN)/python layers/build.py --lock

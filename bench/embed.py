@@ -7,7 +7,12 @@ compares the others).
 Measures, on one thread: start-up to first results, image batch 1 and 8, text batch 1 (short query
 and 77 tokens), peak RSS, file sizes, and cosine to the torch baseline. Prints a table, writes JSON.
 
+With `--families`, instead: every model family's architecture side by side (random weights, int8, one
+thread, each in its own subprocess, the same measurements), each int8 tower's size, and where each
+tower can live on Lambda: beside the deps layer within the 250 MB limit, or fetched from S3.
+
     python bench/embed.py [--repeats 20] [--out bench/results/embed.json]
+    python bench/embed.py --families [--repeats 20] [--out bench/results/embed_families.json]
 """
 
 from __future__ import annotations
@@ -49,17 +54,59 @@ def fixed_inputs() -> tuple[np.ndarray, list[str]]:
     return rng.standard_normal((8, 3, 224, 224)).astype(np.float32), [SHORT_QUERY, LONG_QUERY]
 
 
-def timed(fn, repeats: int) -> float:
+def timed(fn, repeats: int, clock=time.perf_counter) -> float:
     fn()  # warm-up
     samples = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        samples.append(time.perf_counter() - start)
+        samples.append(clock() - start)
     return median(samples) * 1000
 
 
+# One model folder per family's architecture (random weights), built by the Makefile's model targets.
+FAMILIES = {
+    "CLIP ViT-B/32 (OpenAI)": ("vit-b-32", "make model-vit"),
+    "SigLIP 2 ViT-B/16": ("vit-b-16-siglip2", "make model-siglip2"),
+    "OpenCLIP ViT-B-32 (LAION-2B)": ("vit-b-32-laion", "make model-openclip"),
+    "MobileCLIP-S1": ("mobileclip-s1", "make model-openclip"),
+    "MobileCLIP-S2": ("mobileclip-s2", "make model-openclip"),
+    "MobileCLIP-B": ("mobileclip-b", "make model-openclip"),
+}
+# Lambda's limit on a function's code and layers, unzipped; the deps layer (runtime packages, trimmed)
+# as `make layers` measured it (README, "Layers and the 250 MB limit"), per architecture.
+LAMBDA_LIMIT_MB = 250.0
+DEPS_LAYER_MB = {"arm64": 150.7, "x86_64": 167.0}
+
+
 # ---------------------------------------------------------------- workers (run in subprocesses)
+
+
+def worker_family(folder: str, repeats: int) -> dict:
+    """Latencies as the process's CPU time: one inference thread, so the time the work took on the
+    core, which other processes on this shared machine do not inflate (their wall time would)."""
+    from visual_search.embedding import Embedder
+
+    cpu = time.process_time
+    start, start_cpu = time.perf_counter(), cpu()
+    embedder = Embedder.from_dir(folder, precision="int8", threads=1)
+    embedder.load()
+    side = embedder.manifest.image.size
+    pixels = np.random.default_rng(0).standard_normal((8, 3, side, side)).astype(np.float32)
+    embedder.embed_pixels(pixels[:1])
+    embedder.embed_texts([SHORT_QUERY])
+    started, started_cpu = time.perf_counter() - start, cpu() - start_cpu
+    return {
+        "start_s": started,
+        "start_cpu_s": started_cpu,
+        "image_b1_ms": timed(lambda: embedder.embed_pixels(pixels[:1]), repeats, cpu),
+        "image_b8_per_image_ms": timed(lambda: embedder.embed_pixels(pixels), max(3, repeats // 4), cpu) / 8,
+        "text_short_ms": timed(lambda: embedder.embed_texts([SHORT_QUERY]), repeats, cpu),
+        "text_long_ms": timed(lambda: embedder.embed_texts([LONG_QUERY]), repeats, cpu),
+        "text_ids": int(embedder.token_ids([SHORT_QUERY]).shape[1]),
+        "image_side": side,
+        "dim": embedder.dim,
+    }
 
 
 def worker_onnx(precision: str, repeats: int) -> dict:
@@ -153,6 +200,8 @@ def worker_main(args: argparse.Namespace) -> None:
     kind, _, arg = args.worker.partition(":")
     if kind == "torch":
         result = worker_torch(args.repeats)
+    elif kind == "family":
+        result = worker_family(arg, args.repeats)
     elif kind == "onnx":
         result = worker_onnx(arg, args.repeats)
     else:
@@ -203,9 +252,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "embed.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--families", action="store_true", help="every family's architecture, int8")
     args = parser.parse_args()
     if args.worker:
         return worker_main(args)
+    if args.families:
+        out = args.out if args.out != parser.get_default("out") else args.out.with_name("embed_families.json")
+        return families_main(args.repeats, out)
     prepare()
     configs = {
         "torch fp32": "torch",
@@ -240,6 +293,63 @@ def main() -> None:
     payload = {"configs": results, "file_mb": sizes, "figures": figures, "targets": TARGETS, "pass": verdicts}
     args.out.write_text(json.dumps(payload, indent=2))
     print(f"\nwrote {args.out}")
+
+
+def families_main(repeats: int, out: Path) -> None:
+    missing = [f"{name}: {cmd}" for name, (folder, cmd) in FAMILIES.items() if not (CACHE / folder).is_dir()]
+    if missing:
+        raise SystemExit("build the models first:\n  " + "\n  ".join(missing))
+    rows = {}
+    for name, (folder, _) in FAMILIES.items():
+        manifest = json.loads((CACHE / folder / "manifest.json").read_text())
+        row = run_worker(f"family:{CACHE / folder}", repeats)
+        row["family"] = manifest.get("family", "clip")
+        for tower in ("image", "text"):
+            int8 = CACHE / folder / manifest["towers"][tower]["int8"]
+            row[f"{tower}_int8_mb"] = int8.stat().st_size / 1e6
+        row["tokenizer_mb"] = (CACHE / folder / manifest["tokenizer"]).stat().st_size / 1e6
+        row["placement"] = placement(row)
+        rows[name] = row
+        print(f"measured {name}", flush=True)
+    print_families(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"limit_mb": LAMBDA_LIMIT_MB, "deps_layer_mb": DEPS_LAYER_MB, "models": rows}
+    out.write_text(json.dumps(payload, indent=2))
+    print(f"\nwrote {out}")
+
+
+def placement(row: dict) -> dict[str, str]:
+    """Where each int8 tower can live, per architecture: in a layer beside the deps layer (the search
+    function holds the text tower, the ingest function the image tower) if deps + tower fit in 250 MB,
+    else fetched from S3 on first use (as the image tower is for the search function today)."""
+    sizes = {"text": row["text_int8_mb"] + row["tokenizer_mb"], "image": row["image_int8_mb"]}
+    return {
+        f"{tower} ({arch})": ("layer" if deps + size <= LAMBDA_LIMIT_MB else "S3")
+        + f" ({deps + size:.0f} MB with deps)"
+        for tower, size in sizes.items()
+        for arch, deps in DEPS_LAYER_MB.items()
+    }
+
+
+def print_families(rows: dict) -> None:
+    cols = [
+        ("start_s", "start s", 8, ".2f"),
+        ("start_cpu_s", "start CPU", 10, ".2f"),
+        ("image_b1_ms", "img b1 ms", 10, ".1f"),
+        ("image_b8_per_image_ms", "img b8/img", 11, ".1f"),
+        ("text_short_ms", "txt short", 10, ".1f"),
+        ("text_long_ms", "txt long", 9, ".1f"),
+        ("peak_rss_mb", "RSS MB", 8, ".0f"),
+        ("image_int8_mb", "img MB", 8, ".1f"),
+        ("text_int8_mb", "txt MB", 8, ".1f"),
+        ("dim", "dim", 5, "d"),
+    ]
+    print(f"{'model (int8, 1 thread)':30}" + "".join(f"{label:>{w}}" for _, label, w, _ in cols))
+    for name, row in rows.items():
+        print(f"{name:30}" + "".join(f"{row[key]:>{w}{fmt}}" for key, _, w, fmt in cols))
+    print(f"\nplacement (Lambda limit {LAMBDA_LIMIT_MB:.0f} MB, deps layer {DEPS_LAYER_MB}):")
+    for name, row in rows.items():
+        print(f"  {name:30} " + "; ".join(f"{k}: {v}" for k, v in row["placement"].items()))
 
 
 def print_table(results: dict, sizes: dict, figures: dict, verdicts: dict) -> None:

@@ -101,6 +101,7 @@ def main() -> None:
     cos = cosine_rows(vectors["fp32"], vectors["int8"])
     result = {
         "model": str(args.model),
+        "family": Manifest.load(args.model).family,
         "photos": len(photos),
         "int8_vs_fp32": {
             "cosine_mean": float(cos.mean()),

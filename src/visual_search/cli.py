@@ -27,16 +27,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_build_model(commands) -> None:
+    from visual_search.model_build.presets import FAMILY_OF  # plain data: no torch
+
     p = commands.add_parser(
         "build-model",
-        help="turn a CLIP checkpoint into quantized ONNX towers + manifest (needs the `build` extra)",
+        help="turn a CLIP, SigLIP or OpenCLIP checkpoint into quantized ONNX towers + manifest "
+        "(needs the `build` extra)",
     )
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=Path, help="local Hugging Face CLIPModel folder")
+    source.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="local checkpoint folder: Hugging Face CLIPModel or SiglipModel, or OpenCLIP",
+    )
     source.add_argument(
         "--hub", dest="hub_id", help="hub id, e.g. openai/clip-vit-base-patch32 (needs network)"
     )
-    source.add_argument("--preset", choices=["tiny", "vit-b-32"], help="architecture with random weights")
+    source.add_argument("--preset", choices=list(FAMILY_OF), help="architecture with random weights")
     p.add_argument("--seed", type=int, default=0, help="seed for --preset weights")
     p.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --force)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")

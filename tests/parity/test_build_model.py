@@ -31,6 +31,8 @@ def test_build_writes_both_precisions_tokenizer_and_a_verifiable_manifest(built_
     assert raw["opset"] >= 17
     assert raw["quantization"]["weight_type"] == "QInt8"
     assert raw["image"]["crop_size"] == 224
+    assert (raw["family"], raw["score"], raw["text"]["padding"]) == ("clip", {"kind": "cosine"}, "longest")
+    assert (raw["image"]["resize"], raw["image"]["interpolation"]) == ("shortest_edge", "bicubic")
     assert set(raw["files"]) == {p.name for p in built_model.iterdir() if p.name != "manifest.json"}
 
 

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+import visual_search
 from tests.doubles.fake_hub import COMMIT, FakeHub
 
 pytestmark = pytest.mark.parity
 
 REPO = "test-org/tiny-clip"
+SRC = str(Path(visual_search.__file__).resolve().parents[1])
 TINY_NOTE = "model: the tiny random-weight test model — search results are meaningless"
 
 
@@ -43,6 +45,7 @@ def environment(home: Path, hub: FakeHub) -> dict[str, str]:
         "HF_HUB_DISABLE_XET": "1",
         "VS_MODEL_HOME": str(home / "models"),
         "VS_MODEL_HUB": REPO,
+        "PYTHONPATH": SRC,  # this checkout's code, not whichever the environment installed
     }
 
 

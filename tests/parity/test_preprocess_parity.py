@@ -16,17 +16,16 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 from tests.fixtures.photos import PHOTOS, photo_array, photo_png
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import decode_image
-from visual_search.embedding.manifest import ImageSpec
+from visual_search.embedding.manifest import ImageSpec, image_spec_from
 from visual_search.embedding.preprocess import preprocess
-from visual_search.model_build.source import default_image_spec
+from visual_search.model_build.clip_family import default_image_spec
 
 MAX_ABS_DIFF = 0.02
 
 
 @pytest.fixture(scope="module")
 def spec() -> ImageSpec:
-    raw = default_image_spec(224)
-    return ImageSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    return image_spec_from(default_image_spec(224))
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,13 @@
 import pytest
 
 from visual_search.embedding.manifest import Manifest
-from visual_search.embedding.tokenizer import ClipTokenizer
+from visual_search.embedding.tokenizer import TextTokenizer
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_dir):
     manifest = Manifest.load(tiny_model_dir)
-    return ClipTokenizer(manifest.read_verified(manifest.tokenizer_file).decode(), manifest.text)
+    return TextTokenizer(manifest.read_verified(manifest.tokenizer_file).decode(), manifest.text)
 
 
 def test_batch_is_trimmed_to_its_longest_item_and_padded_with_the_end_token(tokenizer):

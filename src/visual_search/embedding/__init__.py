@@ -1,4 +1,5 @@
-"""Torch-free CLIP inference: manifest, image decoding, preprocessing, tokenizer and ONNX encoder."""
+"""Torch-free inference for every model family: manifest, image decoding, preprocessing, tokenizer,
+score and ONNX encoder."""
 
 from visual_search.embedding.decode import DecodedImage, DecodeLimits, decode_image
 from visual_search.embedding.encoder import Embedder

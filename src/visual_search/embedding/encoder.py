@@ -24,7 +24,7 @@ import onnxruntime as ort
 from visual_search.embedding.decode import DecodeLimits, ImageSource, decode_image
 from visual_search.embedding.manifest import PRECISIONS, Manifest
 from visual_search.embedding.preprocess import preprocess_batch
-from visual_search.embedding.tokenizer import ClipTokenizer
+from visual_search.embedding.tokenizer import TextTokenizer
 from visual_search.errors import ModelError
 
 # Lambda allocates CPU in proportion to memory: one vCPU at 1,769 MB, six (the most) at 10,240 MB.
@@ -72,7 +72,8 @@ def session_options(threads: int) -> ort.SessionOptions:
 
 
 class Embedder:
-    """CLIP embeddings from a model folder made by `visual-search build-model`.
+    """Embeddings from a model folder made by `visual-search build-model`, for every family (CLIP,
+    SigLIP, OpenCLIP): preprocessing and tokenization follow the manifest, the towers are ONNX.
 
     >>> from visual_search.embedding.default_model import TINY_MODEL_DIR
     >>> emb = Embedder.from_dir(TINY_MODEL_DIR)
@@ -94,7 +95,7 @@ class Embedder:
         self.threads = default_threads() if threads is None else threads
         self.limits = limits or DecodeLimits()
         self._sessions: dict[str, ort.InferenceSession] = {}
-        self._tokenizer: ClipTokenizer | None = None
+        self._tokenizer: TextTokenizer | None = None
         self._locks = {name: threading.Lock() for name in ("image", "text", "tokenizer")}
 
     @classmethod
@@ -127,7 +128,7 @@ class Embedder:
                 future.result()
 
     def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
-        """float32 (N, 3, S, S) preprocessed pixels -> float32 (N, D) unit rows."""
+        """float32 (N, 3, S, S) preprocessed pixels (S = manifest.image.size) -> float32 (N, D) unit rows."""
         if len(pixel_values) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self._run("image", "pixel_values", np.ascontiguousarray(pixel_values, dtype=np.float32))
@@ -167,10 +168,10 @@ class Embedder:
                     self._sessions[tower] = session
         return session
 
-    def _text_tokenizer(self) -> ClipTokenizer:
+    def _text_tokenizer(self) -> TextTokenizer:
         if self._tokenizer is None:
             with self._locks["tokenizer"]:
                 if self._tokenizer is None:
                     raw = self.manifest.read_verified(self.manifest.tokenizer_file).decode("utf-8")
-                    self._tokenizer = ClipTokenizer(raw, self.manifest.text)
+                    self._tokenizer = TextTokenizer(raw, self.manifest.text)
         return self._tokenizer

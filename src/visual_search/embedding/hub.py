@@ -1,4 +1,5 @@
-"""A CLIP checkpoint from the Hugging Face hub, downloaded with `huggingface_hub` and verified file by file.
+"""A checkpoint (CLIP, SigLIP, OpenCLIP) from the Hugging Face hub, downloaded with `huggingface_hub`
+and verified file by file.
 
 `huggingface_hub` checks a download's size, not its content, so every file is hashed here against the
 hub's own listing (sha256 for LFS files, the git blob id for the others) before anything is built from
@@ -17,7 +18,14 @@ from typing import Any
 from visual_search.embedding.manifest import sha256_file
 
 CONFIG_PATTERNS = ("*.json", "*.txt")  # config, tokenizer and preprocessor files
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # the first the repo has is downloaded
+# The first the repo has is downloaded: a Hugging Face checkpoint's weights, else open_clip's (a repo
+# holding both, as LAION's do, is built from the Hugging Face ones).
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.bin",
+)
 
 
 class HubError(Exception):

@@ -1,6 +1,6 @@
-"""Orchestrates a model build: load the source, export and quantize both towers, save the tokenizer,
-measure parity against the reference, and write the manifest. The output folder appears atomically,
-complete or not at all."""
+"""Orchestrates a model build for every family: load the source, export and quantize both towers, save
+the tokenizer, measure parity against the reference, and write the manifest. The output folder appears
+atomically, complete or not at all."""
 
 from __future__ import annotations
 
@@ -14,15 +14,23 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from visual_search.embedding.manifest import FORMAT_VERSION, MANIFEST_NAME, ImageSpec, sha256_file
+from visual_search.embedding.manifest import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    image_spec_from,
+    sha256_file,
+)
 from visual_search.embedding.preprocess import preprocess_batch
 from visual_search.model_build import BuildRefused, parity
 from visual_search.model_build.export import OPSET, QUANTIZATION, export_towers, quantize_tower
 from visual_search.model_build.source import LoadedSource, load_checkpoint, load_hub, load_preset
 
 TOKENIZER_FILE = "tokenizer.json"
+_BUILT_WITH = {
+    "clip": ("torch", "transformers", "onnx", "onnxruntime"),
+    "siglip": ("torch", "transformers", "onnx", "onnxruntime"),
+    "openclip": ("torch", "open_clip_torch", "timm", "onnx", "onnxruntime"),
+}
 INPUT_NAMES = {"image": "pixel_values", "text": "input_ids"}
 
 
@@ -73,8 +81,10 @@ def _load(req: BuildRequest) -> LoadedSource:
 
 
 def _build_into(folder: Path, source: LoadedSource, req: BuildRequest, log) -> dict[str, Any]:
-    spec = source.image_spec
-    fp32 = export_towers(source.model, folder, spec["crop_size"])
+    image_size = image_spec_from(source.image_spec).size
+    text = source.text_spec
+    fixed = text["padding"] == "max_length"
+    fp32 = export_towers(source.towers(), folder, image_size, text["context_length"], fixed_length=fixed)
     log("exported fp32 towers")
     towers: dict[str, dict[str, str]] = {t: {"fp32": p.name} for t, p in fp32.items()}
     for tower, path in fp32.items():
@@ -82,7 +92,7 @@ def _build_into(folder: Path, source: LoadedSource, req: BuildRequest, log) -> d
         quantize_tower(path, int8)
         towers[tower]["int8"] = int8.name
     log("quantized int8 towers")
-    source.tokenizer.backend_tokenizer.save(str(folder / TOKENIZER_FILE))
+    (folder / TOKENIZER_FILE).write_text(source.tokenizer_json, encoding="utf-8")
     measured = _measure_parity(folder, source, towers)
     failures = parity.check_bars(measured)
     if failures:
@@ -103,20 +113,9 @@ def _build_into(folder: Path, source: LoadedSource, req: BuildRequest, log) -> d
 
 
 def _measure_parity(folder: Path, source: LoadedSource, towers: dict[str, dict[str, str]]) -> dict[str, Any]:
-    spec = source.image_spec
-    image_spec = ImageSpec(
-        resize_to=spec["resize_to"],
-        crop_size=spec["crop_size"],
-        rescale_factor=spec["rescale_factor"],
-        mean=tuple(spec["mean"]),
-        std=tuple(spec["std"]),
-    )
-    pixels = preprocess_batch(parity.probe_images(), image_spec)
-    ids = source.tokenizer(
-        parity.PROBE_TEXTS, padding="longest", truncation=True, max_length=77, return_tensors="np"
-    )
-    ids = ids["input_ids"].astype(np.int64)
-    reference = parity.reference_embeddings(source.model, pixels, ids)
+    pixels = preprocess_batch(parity.probe_images(), image_spec_from(source.image_spec))
+    ids = source.reference_ids(parity.PROBE_TEXTS)
+    reference = source.reference_embeddings(pixels, ids)
     batches = {"image": pixels, "text": ids}
     result: dict[str, Any] = {"probe": {"images": len(pixels), "texts": len(ids)}}
     for precision in ("fp32", "int8"):
@@ -130,24 +129,21 @@ def _measure_parity(folder: Path, source: LoadedSource, towers: dict[str, dict[s
 
 
 def _manifest(folder: Path, source: LoadedSource, towers: dict, measured: dict) -> dict[str, Any]:
-    tok = source.tokenizer
     files = sorted(p.name for p in folder.iterdir() if p.is_file())
     return {
         "format_version": FORMAT_VERSION,
+        "family": source.family,
         "model_id": source.model_id,
         "source": source.info,
-        "embedding_dim": int(source.model.config.projection_dim),
+        "embedding_dim": source.embedding_dim,
         "image": source.image_spec,
-        "text": {
-            "context_length": int(source.model.config.text_config.max_position_embeddings),
-            "bos_token_id": int(tok.bos_token_id),
-            "eos_token_id": int(tok.eos_token_id),
-            "pad_token_id": int(tok.pad_token_id),
-        },
+        "text": source.text_spec,
+        "pooling": source.pooling,
+        "score": source.score,
         "towers": towers,
         "tokenizer": TOKENIZER_FILE,
         "opset": OPSET,
-        "quantization": QUANTIZATION,
+        "quantization": {**QUANTIZATION, **source.export_notes},
         "parity": {
             "bars": {"fp32_min_cosine": parity.FP32_MIN_COSINE, "int8_mean_cosine": parity.INT8_MEAN_COSINE},
             **measured,
@@ -155,7 +151,7 @@ def _manifest(folder: Path, source: LoadedSource, towers: dict, measured: dict) 
         "files": {name: sha256_file(folder / name) for name in files},
         "built": {
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "with": {pkg: version(pkg) for pkg in ("torch", "transformers", "onnx", "onnxruntime")},
+            "with": {pkg: version(pkg) for pkg in _BUILT_WITH[source.family]},
         },
     }
 

@@ -23,7 +23,7 @@ def bpe_file() -> Path:
     if spec is None or spec.origin is None:
         raise BuildRefused(
             "the checkpoint has no tokenizer files and open-clip-torch is not installed "
-            "(pip install --no-deps open-clip-torch provides CLIP's BPE vocabulary)"
+            "(the build extra installs it: it provides CLIP's BPE vocabulary)"
         )
     path = Path(spec.origin).parent / BPE_FILE
     if not path.is_file():

@@ -1,8 +1,9 @@
-"""Export CLIP's two towers to ONNX, and quantize them to int8 with onnxruntime.
+"""Export a model's two towers to ONNX, and quantize them to int8 with onnxruntime; CLIP's towers.
 
-Each tower ends in the projection and an L2 normalisation, so the runtime gets unit vectors straight
-from the graph. The image tower has a dynamic batch axis; the text tower dynamic batch and sequence
-axes, so a three-word query runs on a handful of positions instead of 77.
+Each tower ends in its projection (or head) and an L2 normalisation, so the runtime gets unit vectors
+straight from the graph. The image tower has a dynamic batch axis; the text tower dynamic batch and
+sequence axes, so a three-word CLIP query runs on a handful of positions instead of 77 (families that
+pad to the full context length simply always send it).
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ QUANTIZATION = {
     "per_channel": True,
     "reduce_range": False,
     "op_types": ["MatMul", "Gather"],
-    "patch_embedding": "MatMul over flattened patches (int8), not a Conv",
-    "last_layer": "class token only (see ClassTokenLayer)",
 }
 
 
@@ -127,26 +126,24 @@ class TextTower(torch.nn.Module):
         return _unit(self.projection(pooled))
 
 
-def export_towers(model: CLIPModel, folder: Path, image_size: int) -> dict[str, Path]:
+def export_towers(
+    towers: dict[str, torch.nn.Module], folder: Path, image_size: int, context_length: int, fixed_length: bool
+) -> dict[str, Path]:
+    """Export the "image" tower (pixels (N, 3, S, S)) and the "text" tower (ids (N, L)) as
+    `image_fp32.onnx` and `text_fp32.onnx` in `folder`. L is dynamic up to the context length, or
+    fixed to it (`fixed_length`) for families whose texts are always padded to it (SigLIP, OpenCLIP)."""
     batch = torch.export.Dim("batch", min=1, max=4096)
-    seq = torch.export.Dim("sequence", min=2, max=model.config.text_config.max_position_embeddings)
     image_path, text_path = folder / "image_fp32.onnx", folder / "text_fp32.onnx"
+    text_axes = (
+        {0: batch} if fixed_length else {0: batch, 1: torch.export.Dim("sequence", min=2, max=context_length)}
+    )
+    text_example = torch.randint(0, 200, (2, context_length if fixed_length else 7), dtype=torch.int64)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         export_onnx(
-            ImageTower(model).eval(),
-            torch.rand(2, 3, image_size, image_size),
-            "pixel_values",
-            {0: batch},
-            image_path,
+            towers["image"], torch.rand(2, 3, image_size, image_size), "pixel_values", {0: batch}, image_path
         )
-        export_onnx(
-            TextTower(model).eval(),
-            torch.randint(0, 1000, (2, 7), dtype=torch.int64),
-            "input_ids",
-            {0: batch, 1: seq},
-            text_path,
-        )
+        export_onnx(towers["text"], text_example, "input_ids", text_axes, text_path)
     return {"image": image_path, "text": text_path}
 
 

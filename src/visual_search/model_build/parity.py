@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from PIL import Image, ImageDraw
-from transformers import CLIPModel
+from transformers import CLIPModel, SiglipModel
 
 from visual_search.embedding.encoder import default_threads, session_options
 
@@ -69,8 +69,11 @@ class TowerParity:
         return {k: round(v, 7) if isinstance(v, float) else v for k, v in self.__dict__.items()}
 
 
-def reference_embeddings(model: CLIPModel, pixels: np.ndarray, ids: np.ndarray) -> dict[str, np.ndarray]:
-    """transformers' own get_image_features / get_text_features, L2-normalised. Shapes (N, D)."""
+def reference_embeddings(
+    model: CLIPModel | SiglipModel, pixels: np.ndarray, ids: np.ndarray
+) -> dict[str, np.ndarray]:
+    """transformers' own get_image_features / get_text_features (CLIPModel or SiglipModel, called as
+    their documentation calls them: no attention mask), L2-normalised. Shapes (N, D)."""
     with torch.no_grad():
         image = _features(model.get_image_features(pixel_values=torch.from_numpy(pixels)))
         text = _features(model.get_text_features(input_ids=torch.from_numpy(ids)))
