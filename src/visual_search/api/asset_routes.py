@@ -79,8 +79,9 @@ class AssetRoutes:
         """The one upload path, and its answer as Cloudinary gives it."""
         document = self.services.uploads.upload(data, text_fields, filename)
         body = resource(document, self.r.urls())
-        if document.get("existing"):
-            body["existing"] = True
+        for flag in ("existing", "overwritten"):  # Cloudinary's: returned, not replaced / replaced
+            if document.get(flag):
+                body[flag] = True
         return json_text(body).encode()
 
     def destroy(self, cloud_name: str, resource_type: str):

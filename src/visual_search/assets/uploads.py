@@ -1,10 +1,10 @@
 """The upload and destroy use cases, as Cloudinary's Upload API defines them.
 
 One asset per public_id, as in Cloudinary: a re-upload replaces the stored file and its index entry, in
-any format (the files of that public_id in other formats are deleted once the new one is stored).
-Cloudinary keeps an asset's `asset_id` when it is overwritten; ours derives from the stored key
-(`public_id.format`), so it is kept by a re-upload in the same format and changes with the format —
-the cost of an id every writer (API, bucket events, backfill) computes alone, without a lookup.
+any format (the files of that public_id in other formats are deleted once the new one is stored), and
+answers `"overwritten": true`. The asset_id is made at the first write of a public_id and stored with the
+object (`domain.object_metadata`); every later write of that public_id, in any format, reads it under
+the public_id's hold and keeps it, as Cloudinary keeps an asset's id.
 
 Naming, as Cloudinary's upload parameters: `public_id` (else the file name with `use_filename`, plus a
 random 6-character suffix unless `unique_filename=false`, else 20 random hex characters), under `folder`
@@ -21,10 +21,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from visual_search.assets import names
-from visual_search.assets.identity import build_document
+from visual_search.assets.identity import build_document, kept_asset_id, stored_asset_id
 from visual_search.assets.writers import IndexWriter
 from visual_search.domain.commands import IndexObject
-from visual_search.domain.identity import derived_asset_id
 from visual_search.domain.naming import public_id_for
 from visual_search.embedding.decode import DecodedImage
 from visual_search.errors import BadInput
@@ -70,7 +69,8 @@ class Uploads:
             existing = self.keys_of(public_id)
             if existing and not overwrite:
                 return {**self._document_of(existing[0]), "existing": True}
-            command = IndexObject(key, data, tuple(tags), opted_in, decoded=decoded)
+            asset_id = kept_asset_id(self._store, existing)
+            command = IndexObject(key, data, tuple(tags), opted_in, asset_id, decoded)
             report = self._writer.put_many([command])
             if report.refused:
                 self._writer.delete(key)
@@ -78,18 +78,21 @@ class Uploads:
             for other in existing:
                 if other != key:
                     self._writer.delete(other)
-        asset_id = derived_asset_id(self._store.name, key)
+        replaced = {"overwritten": True} if existing else {}
         stored = self._index.get(asset_id) if self._writer.indexes_now else None
         if stored is not None:
-            return dict(stored.document)
-        return build_document(
-            asset_id=asset_id,
-            key=key,
-            image=decoded,
-            data=data,
-            model_id=self._model_id,
-            tags=tags,
-        ).to_fields()
+            return {**stored.document, **replaced}
+        return (
+            build_document(
+                asset_id=asset_id,
+                key=key,
+                image=decoded,
+                data=data,
+                model_id=self._model_id,
+                tags=tags,
+            ).to_fields()
+            | replaced
+        )
 
     def destroy(self, public_id: str) -> bool:
         """Remove every stored file of this public_id, its index entry and rendition; False if none."""
@@ -125,12 +128,13 @@ class Uploads:
         return keys
 
     def _document_of(self, key: str) -> dict[str, Any]:
-        stored = self._index.get(derived_asset_id(self._store.name, key))
+        asset_id = stored_asset_id(self._store, key)
+        stored = self._index.get(asset_id)
         if stored is not None:
             return dict(stored.document)
         obj = self._store.get(key)
         return build_document(
-            asset_id=derived_asset_id(self._store.name, key),
+            asset_id=asset_id,
             key=key,
             image=self._decode(obj.data),
             data=obj.data,

@@ -1,12 +1,15 @@
 """How a change to the collection reaches the index: the two ways a writer (upload, destroy, `visual-search
 add`) stores an image, chosen once by the composition root.
 
+Either way the object is stored with its metadata (`domain.object_metadata`: its asset's id and tags),
+which a re-index (backfill) and the ingest worker read back.
+
 * `InlineIndexing` (one machine, a local folder): nothing watches the folder, so the writer indexes the
-  object itself, through the same ledger-guarded pipeline as S3 events (`ObjectIngest.index_object`).
+  object itself, through the same ledger-guarded pipeline as S3 events (`ObjectIngest.index_objects`).
 * `BucketEvents` (S3): the bucket's object events index it, exactly once, in the ingest worker; the writer
-  only stores the object with what the worker must read back — the tags as user metadata, the opt-in as
-  the `visual_search=true` object tag. An upload and a plain `aws s3 cp` then end in the same state, and
-  so do a destroy and an `aws s3 rm`.
+  only stores the object with what the worker must read back — the metadata, and the opt-in as the
+  `visual_search=true` object tag. An upload and a plain `aws s3 cp` then end in the same state, and so
+  do a destroy and an `aws s3 rm`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from visual_search.domain.commands import IndexObject, RemoveObject
-from visual_search.ingest.objects import OPT_IN_TAG, IngestReport, ObjectIngest, tags_metadata
+from visual_search.domain.object_metadata import object_metadata
+from visual_search.ingest.objects import OPT_IN_TAG, IngestReport, ObjectIngest
 from visual_search.storage.port import ImageStore
 
 
@@ -44,7 +48,7 @@ class InlineIndexing:
 
     def put_many(self, writes: Sequence[IndexObject]) -> IngestReport:
         for write in writes:
-            self._store.put(write.key, write.data)
+            self._store.put(write.key, write.data, metadata=object_metadata(write.asset_id, write.tags))
         return self._pipeline.index_objects(writes)
 
     def delete(self, key: str) -> IngestReport:
@@ -59,17 +63,16 @@ class BucketEvents:
         self._store = store
 
     def put(self, key: str, data: bytes, tags: Sequence[str] = (), opted_in: bool = False) -> IngestReport:
-        self._store.put(
-            key,
-            data,
-            metadata=tags_metadata(tags),
-            object_tags={OPT_IN_TAG: "true"} if opted_in else None,
-        )
-        return IngestReport()
+        return self.put_many([IndexObject(key, data, tuple(tags), opted_in)])
 
     def put_many(self, writes: Sequence[IndexObject]) -> IngestReport:
         for write in writes:
-            self.put(write.key, write.data, write.tags, write.opted_in)
+            self._store.put(
+                write.key,
+                write.data,
+                metadata=object_metadata(write.asset_id, write.tags),
+                object_tags={OPT_IN_TAG: "true"} if write.opted_in else None,
+            )
         return IngestReport()
 
     def delete(self, key: str) -> IngestReport:

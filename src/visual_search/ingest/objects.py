@@ -38,28 +38,26 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Literal
-from urllib.parse import quote, unquote
 
 from visual_search.domain.commands import IndexObject, RemoveObject
 from visual_search.domain.identity import derived_asset_id
+from visual_search.domain.object_metadata import asset_id_from_metadata, tags_from_metadata
 from visual_search.embedding.decode import DecodedImage
-from visual_search.errors import BadInput, ImageRejected
+from visual_search.errors import ImageRejected
 from visual_search.ingest.events import ObjectEvent, sequencer_sort_key
 from visual_search.ingest.pipeline import IngestItem, Ingestor, IngestResult, StageTimings
-from visual_search.ledger.port import AssetLedger, LedgerEntry
+from visual_search.ledger.port import AssetLedger, KeyMark, LedgerEntry
 from visual_search.storage.port import RESERVED_PREFIX, ImageStore, ObjectNotFound
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 OPT_IN_TAG = "visual_search"  # Cloudinary's per-asset opt-in, as an S3 object tag: visual_search=true
-TAGS_METADATA = "vs-tags"  # an object's Cloudinary tags, as S3 user metadata (see `tags_metadata`)
-MAX_METADATA_BYTES = 2048  # S3's limit for all user metadata of one object
 
 
 @dataclass(frozen=True)
@@ -76,6 +74,9 @@ class Staged:
     data: bytes | None = None  # the object, for created events
     tags: tuple[str, ...] = ()
     decoded: DecodedImage | None = None  # already decoded by the writer (an upload): not decoded again
+    # When the object was written (created events read from the store); None for a writer's own write,
+    # the newest by definition. Of two keys holding one asset (a rename's copy), the later one is its.
+    modified: datetime | None = None
 
 
 Outcome = Literal["indexed", "removed", "refused", "skipped"]
@@ -117,25 +118,6 @@ class IngestReport:
     def stage_seconds(self) -> dict[str, float]:
         t = self.timings
         return {"fetch": self.fetch_s, "decode": t.decode_s, "embed": t.embed_s, "write": t.write_s}
-
-
-def tags_metadata(tags: Sequence[str]) -> dict[str, str]:
-    """An object's tags as S3 user metadata, percent-encoded (metadata travels as HTTP headers, ASCII).
-    Raises BadInput past S3's 2 KB metadata limit."""
-    if not tags:
-        return {}
-    value = ",".join(quote(t, safe="") for t in tags)
-    if len(TAGS_METADATA) + len(value) > MAX_METADATA_BYTES:
-        raise BadInput(
-            f"tags take {len(value):,} bytes encoded; on S3 an object's tags are at most"
-            f" {MAX_METADATA_BYTES:,} bytes (S3 user metadata)"
-        )
-    return {TAGS_METADATA: value}
-
-
-def tags_from_metadata(metadata: Mapping[str, str]) -> tuple[str, ...]:
-    value = metadata.get(TAGS_METADATA, "")
-    return tuple(unquote(t) for t in value.split(",") if t)
 
 
 def order_token(event: ObjectEvent) -> str:
@@ -186,7 +168,8 @@ class ObjectIngest:
                 log.info("ignored %s: %s", write.key, reason, extra={"key": write.key})
                 report.add("skipped")
                 continue
-            asset_id, order = derived_asset_id(self._store.name, write.key), order_token(event)
+            asset_id = write.asset_id or derived_asset_id(self._store.name, write.key)
+            order = order_token(event)
             if self._policy.opt_in and not write.opted_in:
                 if (removal := self._not_opted_in(event, asset_id, order, report)) is not None:
                     staged.append(removal)
@@ -199,7 +182,7 @@ class ObjectIngest:
         """Remove the asset of an object just deleted from the store (and its rendition)."""
         report = IngestReport()
         event = ObjectEvent("removed", self._store.name, command.key, self._write_time(), name="RemoveObject")
-        asset_id = command.asset_id or derived_asset_id(self._store.name, command.key)
+        asset_id = command.asset_id or self._asset_at(command.key, self._at_key(command.key))
         self.apply([Staged(event, asset_id, order_token(event))], report)
         return report
 
@@ -219,23 +202,41 @@ class ObjectIngest:
             log.info("ignored %s: %s", event.key, reason, extra={"key": event.key})
             report.add("skipped")
             return None
-        asset_id = derived_asset_id(self._store.name, event.key)
         order = order_token(event)
-        if not self._ledger.is_newer(asset_id, order):
+        # Order tokens compare within one key (S3's sequencers do): an event no newer than the last one
+        # applied at its key is stale, whichever asset that key holds now.
+        mark = self._at_key(event.key)
+        if mark is not None and order <= mark.order:
             log.info(
                 "dropped %s: not newer than the state already applied",
                 event.name or event.kind,
-                extra={"key": event.key, "asset_id": asset_id},
+                extra={"key": event.key, "asset_id": mark.asset_id},
             )
             report.add("skipped")
             return None
         started = time.perf_counter()
         try:
-            return self._fetch(event, asset_id, order, report)
+            return self._fetch(event, order, mark, report)
         finally:
             report.add_seconds(time.perf_counter() - started)
 
-    def _fetch(self, event: ObjectEvent, asset_id: str, order: str, report: IngestReport) -> Staged | None:
+    def _at_key(self, key: str) -> KeyMark | None:
+        """The ledger's mark for this key; for an entry recorded before keys had marks, its own (then
+        every asset id was derived from its key)."""
+        mark = self._ledger.at_key(key)
+        if mark is None:
+            entry = self._ledger.get(derived_asset_id(self._store.name, key))
+            mark = KeyMark(entry.asset_id, entry.order) if entry is not None and entry.key == key else None
+        return mark
+
+    def _asset_at(self, key: str, mark: KeyMark | None) -> str:
+        """The asset a removed object was (a removal carries no id): the one last recorded at its key."""
+        return mark.asset_id if mark is not None else derived_asset_id(self._store.name, key)
+
+    def _fetch(
+        self, event: ObjectEvent, order: str, mark: KeyMark | None, report: IngestReport
+    ) -> Staged | None:
+        asset_id = self._asset_at(event.key, mark)
         if event.kind == "removed":
             if self._store.head(event.key) is None:
                 return Staged(event, asset_id, order)
@@ -244,8 +245,12 @@ class ObjectIngest:
             event = replace(event, kind="created", version_id=None)
         try:
             if self._policy.opt_in and self._store.tags(event.key).get(OPT_IN_TAG, "").lower() != "true":
+                if (metadata := self._store.metadata(event.key)) is None:
+                    raise ObjectNotFound(event.key)
+                asset_id = asset_id_from_metadata(self._store.name, event.key, metadata)
                 return self._not_opted_in(event, asset_id, order, report)
             obj = self._store.get(event.key, event.version_id)
+            asset_id = asset_id_from_metadata(self._store.name, event.key, obj.metadata)
         except ObjectNotFound:
             # Deleted or replaced since: its own removal/creation event carries the newer state.
             log.info("dropped created event for %s: the object is gone", event.key)
@@ -254,7 +259,8 @@ class ObjectIngest:
         except ImageRejected as exc:
             self._refuse(Staged(event, asset_id, order), exc.reason, str(exc), report)
             return None
-        return Staged(event, asset_id, order, obj.data, tags_from_metadata(obj.metadata))
+        tags = tags_from_metadata(obj.metadata)
+        return Staged(event, asset_id, order, obj.data, tags, modified=obj.last_modified)
 
     def _not_opted_in(
         self, event: ObjectEvent, asset_id: str, order: str, report: IngestReport
@@ -286,10 +292,12 @@ class ObjectIngest:
         """Apply a batch; returns `report` (a new one when none is given) with this batch's outcomes.
         Raises on a dependency failure (the caller retries the batch's messages)."""
         report = report if report is not None else IngestReport()
-        staged, known = self._newest_per_asset(staged, report)
+        staged, moved, known = self._newest_per_asset(staged, report)
         removals = [s for s in staged if s.event.kind == "removed"]
-        if removals:
-            self._ingestor.remove([s.event.key for s in removals], known)
+        if removals or moved:
+            # The renditions of every removed object go, also of those whose asset lives on elsewhere.
+            keys = [s.event.key for s in removals + moved]
+            self._ingestor.remove([s.asset_id for s in removals], keys, known)
             for s in removals:
                 self._record(s, "removed", report)
         creations = [s for s in staged if s.event.kind == "created"]
@@ -302,6 +310,7 @@ class ObjectIngest:
                 s.tags,
                 created_at=_parse_time(s.event.event_time),
                 decoded=s.decoded,
+                asset_id=s.asset_id,
             )
             for s in creations
         ]
@@ -330,24 +339,47 @@ class ObjectIngest:
 
     def _newest_per_asset(
         self, staged: Sequence[Staged], report: IngestReport
-    ) -> tuple[list[Staged], dict[str, str]]:
-        """One batch may hold several events of one object (an overwrite burst): only the newest counts,
-        and only if nothing newer was applied since it was staged (a retry, another worker). Also returns
-        the document ids the ledger holds for the assets kept (asset id -> doc id), for the index to
-        replace or delete by id what it may not find by search yet."""
+    ) -> tuple[list[Staged], list[Staged], dict[str, str]]:
+        """One batch may hold several events of one asset (an overwrite burst, a rename's copy and
+        delete): only the newest counts, and only if nothing newer was applied since it was staged (a
+        retry, another worker). Returns the events to apply; the removals of objects whose asset lives on
+        under another key (a rename or a change of format: only their renditions go); and the document
+        ids the ledger holds for the assets kept (asset id -> doc id), for the index to replace or delete
+        by id what it may not find by search yet."""
         newest: dict[str, Staged] = {}
+        moved: list[Staged] = []
         known: dict[str, str] = {}
         for item in staged:
             entry = self._ledger.get(item.asset_id)
-            if entry is not None and item.order <= entry.order:  # not newer than what was applied
+            if entry is not None and not self._applies(item, entry):
+                if item.event.kind == "removed" and entry.key != item.event.key:
+                    moved.append(item)
                 continue
             if entry is not None and entry.doc_id:
                 known[item.asset_id] = entry.doc_id
             kept = newest.get(item.asset_id)
-            if kept is None or item.order > kept.order:
+            if kept is None or _later(item, kept):
+                if kept is not None and kept.event.kind == "removed" and kept.event.key != item.event.key:
+                    moved.append(kept)
                 newest[item.asset_id] = item
+            elif item.event.kind == "removed" and item.event.key != kept.event.key:
+                moved.append(item)
         report.add("skipped", len(staged) - len(newest))
-        return list(newest.values()), known
+        return list(newest.values()), moved, known
+
+    def _applies(self, item: Staged, entry: LedgerEntry) -> bool:
+        """Whether an event changes an asset the ledger knows: within one key, if it is newer. At another
+        key, a creation moves the asset there (a rename's copy, an overwrite in another format) unless
+        the key it is at holds a later copy of it (a late first delivery of the older key's creation);
+        a removal of a key the asset has left changes nothing."""
+        if entry.key == item.event.key:
+            return item.order > entry.order
+        if item.event.kind == "removed":
+            return False
+        if item.modified is None or entry.state != "indexed":
+            return True
+        current = self._store.head(entry.key)
+        return current is None or current.last_modified <= item.modified
 
     def _record(
         self,
@@ -371,6 +403,18 @@ class ObjectIngest:
             LedgerEntry(staged.asset_id, staged.event.key, staged.order, "refused", doc_id, reason, _now())
         )
         report.refuse(IngestResult(staged.event.key, staged.asset_id, "refused", reason, message))
+
+
+def _later(item: Staged, kept: Staged) -> bool:
+    """Of two events of one asset in one batch: within one key the newer; across keys a creation over
+    a removal (the asset moved), and of two creations the later written (a tie: the later in the batch)."""
+    if item.event.key == kept.event.key:
+        return item.order > kept.order
+    if item.event.kind != kept.event.kind:
+        return item.event.kind == "created"
+    if item.modified is None or kept.modified is None:
+        return item.modified is None
+    return item.modified >= kept.modified
 
 
 def _now() -> str:
