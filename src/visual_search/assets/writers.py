@@ -48,7 +48,7 @@ class InlineIndexing:
 
     def put_many(self, writes: Sequence[IndexObject]) -> IngestReport:
         for write in writes:
-            self._store.put(write.key, write.data, metadata=object_metadata(write.asset_id, write.tags))
+            self._store.put(write.key, _bytes(write), metadata=object_metadata(write.asset_id, write.tags))
         return self._pipeline.index_objects(writes)
 
     def delete(self, key: str) -> IngestReport:
@@ -69,7 +69,7 @@ class BucketEvents:
         for write in writes:
             self._store.put(
                 write.key,
-                write.data,
+                _bytes(write),
                 metadata=object_metadata(write.asset_id, write.tags),
                 object_tags={OPT_IN_TAG: "true"} if write.opted_in else None,
             )
@@ -78,3 +78,9 @@ class BucketEvents:
     def delete(self, key: str) -> IngestReport:
         self._store.delete(key)
         return IngestReport()
+
+
+def _bytes(write: IndexObject) -> bytes:
+    if write.data is None:  # a command naming a stored object (an event's) is the pipeline's, not a writer's
+        raise ValueError(f"a writer stores the bytes it is sent; none for {write.key!r}")
+    return write.data
