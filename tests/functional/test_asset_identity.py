@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import cloudinary
 import cloudinary.api
+import cloudinary.exceptions
 import cloudinary.uploader
 import pytest
 
@@ -93,3 +94,40 @@ def test_a_file_stored_without_an_asset_id_keeps_the_id_derived_from_its_key(ser
     # Then it keeps that id
     assert (answer["asset_id"], answer["overwritten"]) == (derived, True)
     assert services.index.get(derived).document["format"] == "png"
+
+
+def test_a_renamed_asset_keeps_its_asset_id_and_is_found_under_its_new_name(served, services):
+    # Given ren/old, uploaded as a JPEG then as a PNG with a tag
+    first = cloudinary.uploader.upload(images.jpeg(80, 60, seed=8), public_id="ren/old")
+    cloudinary.uploader.upload(images.png(64, 64, seed=9), public_id="ren/old", tags="kept")
+    # When it is renamed
+    renamed = cloudinary.uploader.rename("ren/old", "ren/new", invalidate=True)
+    # Then it is the same asset under its new name only, with its format and tags
+    assert (renamed["asset_id"], renamed["public_id"], renamed["format"]) == (
+        first["asset_id"],
+        "ren/new",
+        "png",
+    )
+    assert sorted(services.store.list("ren/")) == ["ren/new.png"]
+    with pytest.raises(cloudinary.exceptions.NotFound):
+        cloudinary.api.resource("ren/old")
+    found = cloudinary.api.resources_by_asset_ids([first["asset_id"]])["resources"]
+    assert [(r["public_id"], r["tags"]) for r in found] == [("ren/new", ["kept"])]
+    assert cloudinary.api.visual_search(image_asset_id=first["asset_id"])["resources"] is not None
+
+
+def test_a_rename_onto_an_existing_public_id_needs_overwrite_and_then_replaces_that_asset(served, services):
+    moving = cloudinary.uploader.upload(images.jpeg(80, 60, seed=10), public_id="onto/a")
+    taken = cloudinary.uploader.upload(images.png(64, 64, seed=11), public_id="onto/b")
+    with pytest.raises(cloudinary.exceptions.BadRequest):
+        cloudinary.uploader.rename("onto/a", "onto/b")
+    assert cloudinary.api.resource("onto/b")["asset_id"] == taken["asset_id"]
+    renamed = cloudinary.uploader.rename("onto/a", "onto/b", overwrite=True)
+    assert renamed["asset_id"] == moving["asset_id"]
+    assert sorted(services.store.list("onto/")) == ["onto/b.jpg"]
+    assert cloudinary.api.resources_by_asset_ids([taken["asset_id"]])["resources"] == []
+
+
+def test_renaming_a_public_id_that_has_no_asset_is_not_found(served):
+    with pytest.raises(cloudinary.exceptions.NotFound):
+        cloudinary.uploader.rename("nothing/here", "nothing/there")

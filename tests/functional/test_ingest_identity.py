@@ -120,3 +120,17 @@ def test_an_upload_on_aws_keeps_its_asset_id_across_formats(world, ingest, tmp_p
     assert found.document["key"] == "shoes/red.png"
     assert ingest.index.count() == 1
     api.close()
+
+
+def test_a_rename_on_aws_moves_the_asset_through_its_bucket_events(world, ingest, tmp_path, tiny_model_dir):
+    api = build_services(make_settings(tmp_path / "api", tiny_model_dir, store_backend="s3", bucket=BUCKET))
+    uploaded = api.uploads.upload(images.jpeg(seed=1), {"public_id": "shoes/red", "tags": "sale"})
+    world.drain(ingest)
+    renamed = api.uploads.rename("shoes/red", "shoes/crimson")
+    world.drain(ingest)
+    assert renamed["asset_id"] == uploaded["asset_id"]
+    found = ingest.index.get(uploaded["asset_id"])
+    assert found is not None
+    assert (found.document["key"], found.document["tags"]) == ("shoes/crimson.jpg", ["sale"])
+    assert ingest.index.count() == 1
+    api.close()

@@ -16,17 +16,18 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import PurePosixPath
 from typing import Any
 
 from visual_search.assets import names
 from visual_search.assets.identity import build_document, kept_asset_id, stored_asset_id
 from visual_search.assets.writers import IndexWriter
-from visual_search.domain.commands import IndexObject
-from visual_search.domain.naming import public_id_for
+from visual_search.domain.commands import IndexObject, RenameObject
+from visual_search.domain.naming import format_for, public_id_for
+from visual_search.domain.object_metadata import tags_from_metadata
 from visual_search.embedding.decode import DecodedImage
-from visual_search.errors import BadInput
+from visual_search.errors import BadInput, NotFound
 from visual_search.index.port import VectorIndex
 from visual_search.ledger.port import Holds
 from visual_search.storage.port import ImageStore, InvalidKey, validate_key
@@ -93,6 +94,38 @@ class Uploads:
             ).to_fields()
             | replaced
         )
+
+    def rename(self, from_public_id: str, to_public_id: str, overwrite: bool = False) -> dict[str, Any]:
+        """The Upload API's rename: the asset moves to `to_public_id`, keeping its asset_id, format and
+        tags; an asset already there is replaced with `overwrite`, else the rename is refused. Both names
+        are held (in name order, so two renames never wait for each other's second name)."""
+        source = names.existing_public_id(from_public_id)
+        target = names.new_public_id(to_public_id)
+        first, second = sorted((source, target))
+        with self._held(first), self._held(second) if second != first else nullcontext():
+            keys = self.keys_of(source)
+            if not keys:
+                raise NotFound(f"Resource not found - {from_public_id[:255]}")
+            if source == target:
+                return self._document_of(keys[0])
+            taken = self.keys_of(target)
+            if taken and not overwrite:
+                raise BadInput(f"to_public_id {target[:255]!r} already exists: rename with overwrite=true")
+            key = keys[0]
+            to_key = validate_key(names.stored_key(target, format_for(key) or "jpg"))
+            asset_id = stored_asset_id(self._store, key)
+            stored = self._index.get(asset_id)
+            tags = (
+                tuple(stored.document.get("tags") or ())
+                if stored
+                else tags_from_metadata(self._store.metadata(key) or {})
+            )
+            for other in taken:  # the asset replaced, in every format
+                self._writer.delete(other)
+            report = self._writer.rename(RenameObject(key, to_key, asset_id, tags))
+            if report.refused:
+                raise BadInput(report.refused[0].message or "image refused")
+        return self._document_of(to_key)
 
     def destroy(self, public_id: str) -> bool:
         """Remove every stored file of this public_id, its index entry and rendition; False if none."""

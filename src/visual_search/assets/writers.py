@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from visual_search.domain.commands import IndexObject, RemoveObject
+from visual_search.domain.commands import IndexObject, RemoveObject, RenameObject
 from visual_search.domain.object_metadata import object_metadata
 from visual_search.ingest.objects import OPT_IN_TAG, IngestReport, ObjectIngest
 from visual_search.storage.port import ImageStore
@@ -35,6 +35,11 @@ class IndexWriter(Protocol):
         ...
 
     def delete(self, key: str) -> IngestReport: ...
+
+    def rename(self, command: RenameObject) -> IngestReport:
+        """Store the object under its new key with its id and tags, then delete the old key: the asset
+        moves (on S3 a copy and a delete, whose events move it, in either order)."""
+        ...
 
 
 class InlineIndexing:
@@ -54,6 +59,15 @@ class InlineIndexing:
     def delete(self, key: str) -> IngestReport:
         self._store.delete(key)
         return self._pipeline.remove_object(RemoveObject(key))
+
+    def rename(self, command: RenameObject) -> IngestReport:
+        # Indexed again from its bytes under the new key (one write path, as an S3 event would): a folder
+        # keeps no object tags, so the opt-in it had is not known here, and the asset stays opted in.
+        data = self._store.get(command.from_key).data
+        report = self.put_many([IndexObject(command.to_key, data, command.tags, True, command.asset_id)])
+        if not report.refused:
+            report.merge(self.delete(command.from_key))  # its asset has moved on: only the file goes
+        return report
 
 
 class BucketEvents:
@@ -78,6 +92,12 @@ class BucketEvents:
     def delete(self, key: str) -> IngestReport:
         self._store.delete(key)
         return IngestReport()
+
+    def rename(self, command: RenameObject) -> IngestReport:
+        data = self._store.get(command.from_key).data
+        opted_in = self._store.tags(command.from_key).get(OPT_IN_TAG, "").lower() == "true"
+        self.put_many([IndexObject(command.to_key, data, command.tags, opted_in, command.asset_id)])
+        return self.delete(command.from_key)
 
 
 def _bytes(write: IndexObject) -> bytes:

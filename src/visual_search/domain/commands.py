@@ -41,11 +41,12 @@ class RemoveObject:
 
 @dataclass(frozen=True)
 class RenameObject:
-    """An asset moved from one key to another; it keeps its id."""
+    """An asset moved from one key to another (the Upload API's rename); it keeps its id and tags."""
 
     from_key: str
     to_key: str
     asset_id: AssetId
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
