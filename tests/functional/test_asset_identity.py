@@ -131,3 +131,13 @@ def test_a_rename_onto_an_existing_public_id_needs_overwrite_and_then_replaces_t
 def test_renaming_a_public_id_that_has_no_asset_is_not_found(served):
     with pytest.raises(cloudinary.exceptions.NotFound):
         cloudinary.uploader.rename("nothing/here", "nothing/there")
+
+
+def test_a_rename_refused_under_its_new_name_leaves_the_file_where_it_was(served, services):
+    # Given a file written around the API that no pipeline would index (not an image)
+    services.store.put("notimg/a.jpg", b"not an image")
+    # When it is renamed
+    with pytest.raises(cloudinary.exceptions.BadRequest):
+        cloudinary.uploader.rename("notimg/a", "notimg/b")
+    # Then it is where it was, and nothing is under the new name
+    assert sorted(services.store.list("notimg/")) == ["notimg/a.jpg"]

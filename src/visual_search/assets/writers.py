@@ -65,8 +65,9 @@ class InlineIndexing:
         # keeps no object tags, so the opt-in it had is not known here, and the asset stays opted in.
         data = self._store.get(command.from_key).data
         report = self.put_many([IndexObject(command.to_key, data, command.tags, True, command.asset_id)])
-        if not report.refused:
-            report.merge(self.delete(command.from_key))  # its asset has moved on: only the file goes
+        # Refused under its new key (it may never have been indexed): the rename is undone; else the old
+        # key goes, whose removal changes nothing but its rendition (the asset has moved on).
+        self.delete(command.to_key if report.refused else command.from_key)
         return report
 
 
