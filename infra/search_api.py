@@ -2,8 +2,9 @@
 Lambda authorizer (or IAM), throttled, logged, binary bodies allowed for multipart uploads, and every
 response API Gateway makes itself rewritten into Cloudinary's error shape (SDKs read any other body as
 success). Without an API Gateway authorizer: the search page's static files (no data, no secret) and
-Cloudinary's Upload API (upload, upload_large's parts, destroy), signed in the body, which the function
-verifies. The Admin API (ping, resources..., delete_resources...) stays behind the authorizer: Basic auth."""
+Cloudinary's Upload API (upload, upload_large's parts, destroy, rename), signed in the body, which the
+function verifies. The Admin API (ping, resources..., delete_resources...) stays behind the authorizer:
+Basic auth."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ TOO_LARGE_TEMPLATE = '{"error": {"message": "' + MAX_PART_MESSAGE + '"}}'
 # Cloudinary's Upload API: its routes per resource type (the function answers raw and video with a clear
 # 400: only images are indexed; behind the authorizer they would be a bare 401).
 SIGNED_RESOURCE_TYPES = ("image", "auto", "raw", "video")
-SIGNED_ACTIONS = ("upload", "destroy")
+SIGNED_ACTIONS = ("upload", "destroy", "rename")
 RESPONSE_TYPES = [
     aws_apigateway.ResponseType.DEFAULT_4_XX,
     aws_apigateway.ResponseType.DEFAULT_5_XX,

@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from visual_search.assets.chunked_uploads import ChunkedUploads
+from visual_search.assets.identity import stored_asset_id
 from visual_search.assets.listing import Listing
 from visual_search.assets.renditions import RenditionWriter
 from visual_search.assets.upload_staging import StagingBounds
 from visual_search.assets.uploads import Uploads
 from visual_search.assets.writers import BucketEvents, IndexWriter, InlineIndexing
-from visual_search.domain.identity import derived_asset_id
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeGate, DecodeLimits
 from visual_search.embedding.default_model import default_model
@@ -75,7 +75,7 @@ class Services:
         for key in self.store.list():
             if limit is not None and len(ids) >= limit:
                 break
-            ids.append(derived_asset_id(self.store.name, key))
+            ids.append(stored_asset_id(self.store, key))
         return ids
 
 

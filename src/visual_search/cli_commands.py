@@ -12,10 +12,10 @@ from typing import TypeVar
 from tqdm import tqdm
 
 from visual_search.assets import names
+from visual_search.assets.identity import kept_asset_id, stored_asset_id
 from visual_search.assets.remote_add import UploadClient
 from visual_search.bootstrap import Services, build_services
 from visual_search.domain.commands import IndexObject
-from visual_search.domain.identity import derived_asset_id
 from visual_search.embedding.default_model import default_model
 from visual_search.errors import ImageRejected
 from visual_search.index.port import Filters
@@ -65,7 +65,8 @@ def add_files(services: Services, sources: list[Path], prefix: str = "", progres
                     totals["refused"] += 1
                     refused.append((key, _refusal(services, key, exc.reason, str(exc))))
                     continue
-                batch.append(IndexObject(key, data, opted_in=True, decoded=decoded))
+                asset_id = kept_asset_id(services.store, [key])
+                batch.append(IndexObject(key, data, (), True, asset_id, decoded))
             report = services.writer.put_many(batch)
             totals.update(report.counts)
             if not services.writer.indexes_now:
@@ -138,7 +139,7 @@ def _key(prefix: str, relative: str) -> str:
 def _already_indexed(services: Services, key: str, data: bytes) -> bool:
     import hashlib
 
-    stored = services.index.get(derived_asset_id(services.store.name, key))
+    stored = services.index.get(stored_asset_id(services.store, key))
     return (
         stored is not None
         and stored.document.get("etag") == hashlib.md5(data, usedforsecurity=False).hexdigest()
@@ -182,7 +183,7 @@ def run_duplicates(services: Services, args) -> int:
         for item in finder.report(ids, args.threshold):
             if isinstance(item, DuplicateGroup):
                 groups += 1
-                names = [_public_id(services, a) for a in item.asset_ids]
+                names = sorted(_public_id(services, a) for a in item.asset_ids)  # ids are random: by name
                 tqdm.write(f"{item.tier:8} {len(names)} assets: " + ", ".join(names))
             else:
                 bar.update(1)

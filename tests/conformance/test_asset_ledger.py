@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from visual_search.errors import DependencyUnavailable
 from visual_search.ledger.dynamodb import DynamoDbLedger, table_definition
-from visual_search.ledger.port import AssetLedger, LedgerEntry
+from visual_search.ledger.port import AssetLedger, KeyMark, LedgerEntry
 from visual_search.ledger.sqlite import SqliteLedger
 
 MakeLedger = Callable[[str], AssetLedger]
@@ -88,6 +88,26 @@ def test_tombstones_are_kept_so_a_late_create_after_a_delete_stays_out(ledger):
     ledger.record(entry("s09", "removed"))
     assert not ledger.is_newer("a" * 32, "s08")
     assert ledger.get("a" * 32) is not None
+
+
+def test_an_asset_moves_to_another_key_whatever_the_tokens_and_each_key_keeps_its_last_event(ledger):
+    # Given an asset indexed under photos/aaaa.jpg
+    ledger.record(entry("s09", asset="a" * 32))
+    # When it moves to b.jpg (a rename: b.jpg's order tokens do not compare with aaaa.jpg's)
+    moved = LedgerEntry("a" * 32, "photos/b.jpg", "s01", "indexed", updated_at="2026-11-24T10:00:01")
+    assert ledger.record(moved) is True
+    # Then the asset is at b.jpg, and each key still tells the last event applied there
+    assert ledger.get("a" * 32) == moved
+    assert ledger.at_key("photos/b.jpg") == KeyMark("a" * 32, "s01")
+    assert ledger.at_key("photos/aaaa.jpg") == KeyMark("a" * 32, "s09")
+    assert ledger.at_key("photos/other.jpg") is None
+
+
+def test_a_key_held_by_assets_in_turn_names_the_newest_event(ledger):
+    ledger.record(LedgerEntry("1" * 32, "k.jpg", "s05", "removed"))
+    ledger.record(LedgerEntry("2" * 32, "k.jpg", "s07", "indexed"))
+    ledger.record(LedgerEntry("3" * 32, "k.jpg", "s06", "indexed"))  # written, but older at that key
+    assert ledger.at_key("k.jpg") == KeyMark("2" * 32, "s07")
 
 
 def test_scopes_are_independent(make_ledger):

@@ -167,3 +167,19 @@ def test_a_key_that_is_also_a_folder_is_refused_or_both_objects_live(store, keys
         assert store.get(keys[1]).data == b"second"
     store.delete(keys[1])  # never an error, whichever way it went
     assert store.get(keys[0]).data == b"first"
+
+
+def test_metadata_is_kept_with_the_object_and_replaced_with_it(store):
+    # Given an object stored with metadata
+    store.put("m/a.jpg", b"one", metadata={"vs-asset-id": "0" * 32, "vs-tags": "x"})
+    # Then its reads return it
+    assert store.get("m/a.jpg").metadata == {"vs-asset-id": "0" * 32, "vs-tags": "x"}
+    assert store.metadata("m/a.jpg") == {"vs-asset-id": "0" * 32, "vs-tags": "x"}
+    # And an object stored again without metadata has none; a deleted one has nothing to read
+    store.put("m/a.jpg", b"two")
+    assert store.metadata("m/a.jpg") == {}
+    store.put("m/a.jpg", b"three", metadata={"vs-asset-id": "1" * 32})
+    store.delete("m/a.jpg")
+    assert store.metadata("m/a.jpg") is None
+    assert list(store.list("m/")) == []
+    assert list(store.list("")) == []

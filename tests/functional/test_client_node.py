@@ -36,6 +36,11 @@ CALLS = [
     "delete_resources_by_tag",
     "delete_resources_by_prefix",
     "error_400_upload_large_raw",
+    "identity_upload_jpeg",
+    "identity_upload_png",
+    "identity_rename",
+    "identity_resources_by_asset_ids",
+    "identity_visual_search_image_asset_id",
 ]
 
 

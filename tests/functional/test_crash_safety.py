@@ -19,8 +19,8 @@ import pytest
 
 from tests.fixtures import images
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD, make_settings
+from visual_search.assets.identity import stored_asset_id
 from visual_search.bootstrap import build_services
-from visual_search.domain.identity import derived_asset_id
 
 IMAGES = 60
 
@@ -56,7 +56,7 @@ def test_kill_9_during_add_then_rerunning_add_completes_without_duplicates(tmp_p
 
     victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stored = data_dir / "images"
-    wait_for(lambda: stored.is_dir() and sum(1 for _ in stored.rglob("*.jpg")) >= 20)
+    wait_for(lambda: stored.is_dir() and sum(1 for _ in stored.glob("*.jpg")) >= 20)  # originals only
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL, "add finished before the kill: nothing was tested"
 
@@ -67,7 +67,7 @@ def test_kill_9_during_add_then_rerunning_add_completes_without_duplicates(tmp_p
         keys = sorted(services.store.list())
         assert keys == [f"p{i:03d}.jpg" for i in range(IMAGES)]
         assert services.index.count() == IMAGES
-        assert all(services.index.get(derived_asset_id(services.store.name, k)) is not None for k in keys)
+        assert all(services.index.get(stored_asset_id(services.store, k)) is not None for k in keys)
     finally:
         services.close()
 
@@ -134,7 +134,7 @@ def test_uploads_acknowledged_before_a_kill_9_of_the_server_are_all_there_after_
         found = {
             pid
             for pid in acknowledged
-            if services.index.get(derived_asset_id(services.store.name, f"{pid}.jpg")) is not None
+            if services.index.get(stored_asset_id(services.store, f"{pid}.jpg")) is not None
         }
         assert found == set(acknowledged), "an acknowledged upload was lost"
         assert services.index.count() in (len(acknowledged), len(acknowledged) + 1)  # + one in flight

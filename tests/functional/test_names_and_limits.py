@@ -76,7 +76,9 @@ def test_an_upload_under_the_reserved_prefix_is_a_400_and_replaces_nothing(sdk, 
     assert services.store.get(rendition_key(SEEDED)).data == rendition
     assert services.index.count() == count
     assert not [
-        k for k in services.store.list("_vs/") if not k.startswith(("_vs/renditions/", "_vs/staging/"))
+        k
+        for k in services.store.list("_vs/")
+        if not k.startswith(("_vs/renditions/", "_vs/staging/", "_vs/meta/"))
     ]
 
 

@@ -23,7 +23,7 @@ PUBLIC_PAGE_ROUTES = {("GET", "/"), ("GET", "/ui"), ("GET", "/ui/{name}")}
 UPLOAD_API = {
     ("POST", f"/v1_1/{{cloud_name}}/{resource_type}/{action}")
     for resource_type in ("image", "auto", "raw", "video")
-    for action in ("upload", "destroy")
+    for action in ("upload", "destroy", "rename")
 }
 SETTINGS_OF = {"search": ServiceSettings, "authorizer": ServiceSettings, "ingest": IngestSettings}
 # Actions AWS offers without resource-level permissions, so "*" is the only possible resource.

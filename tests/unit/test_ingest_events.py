@@ -9,9 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.events import load
+from visual_search.domain.commands import IndexObject, RemoveObject
 from visual_search.ingest.events import (
     MalformedEvent,
     ObjectEvent,
+    command_for,
     compare_sequencers,
     parse_lambda_event,
     parse_message_body,
@@ -119,3 +121,35 @@ def test_a_sequencer_that_is_not_hexadecimal_is_malformed(bad):
 def test_sequencer_order_is_numeric_order_whatever_the_padding(a, b, pad_a, pad_b):
     sa, sb = "0" * pad_a + format(a, "X"), "0" * pad_b + format(b, "x")
     assert compare_sequencers(sa, sb) == (a > b) - (a < b)
+
+
+def test_each_object_event_is_the_command_every_writer_sends_with_its_place_among_its_keys_changes():
+    # Given a creation and a removal as S3 delivers them, and an object found by a listing (backfill)
+    created = ObjectEvent(
+        "created",
+        "b",
+        "a/x.jpg",
+        "2026-11-24T10:00:00.000Z",
+        sequencer="0A",
+        version_id="v1",
+        name="ObjectCreated:Put",
+    )
+    removed = ObjectEvent("removed", "b", "a/x.jpg", "2026-11-24T10:00:01.000Z", sequencer="0B")
+    listed = ObjectEvent(
+        "created", "b", "a/y.jpg", "2026-11-24T09:00:00.000000Z", listed=True, name="Backfill"
+    )
+    # Then each is an IndexObject or a RemoveObject naming the object (its bytes are read when applied)
+    index = command_for(created)
+    assert index == IndexObject(
+        "a/x.jpg",
+        order="s" + sequencer_sort_key("0A"),
+        version_id="v1",
+        written_at="2026-11-24T10:00:00.000Z",
+        source="ObjectCreated:Put",
+    )
+    assert index.data is None
+    assert command_for(removed) == RemoveObject(
+        "a/x.jpg", order="s" + sequencer_sort_key("0B"), source="removed"
+    )
+    # And a listing's place is below every event's, so a backfill never overrides a live change
+    assert command_for(listed).order == "b2026-11-24T09:00:00.000000Z" < index.order

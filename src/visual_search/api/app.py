@@ -245,6 +245,9 @@ def _asset_routes(app: APIGatewayRestResolver, assets: AssetRoutes) -> None:
     app.post(cloud + "/<resource_type>/destroy", summary="Delete one image by public_id (signed)")(
         assets.destroy
     )
+    app.post(cloud + "/<resource_type>/rename", summary="Rename an image, keeping its asset_id (signed)")(
+        assets.rename
+    )
     app.get(cloud + "/ping", summary="Reachability and credentials")(assets.ping)
     app.get(cloud + "/resources/image", summary="List images by public_id prefix")(assets.resources)
     app.get(cloud + "/resources/image/<upload_type>", summary="List images of a delivery type")(

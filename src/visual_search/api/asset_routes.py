@@ -1,5 +1,5 @@
-"""Cloudinary's asset calls around visual_search: the Upload API (`upload`, `upload_large`, `destroy`:
-signed in the body, verified here) and the Admin API (`ping`, `resources`, `resources_by_tag`,
+"""Cloudinary's asset calls around visual_search: the Upload API (`upload`, `upload_large`, `destroy`,
+`rename`: signed in the body, verified here) and the Admin API (`ping`, `resources`, `resources_by_tag`,
 `resources_by_asset_ids`, `resource`, `delete_resources` by ids, prefix or tag: Basic auth). Paths and
 parameters as the SDKs send them; each handler is one call into `uploads` or `listing`."""
 
@@ -16,6 +16,7 @@ from visual_search.api.upload_signature import verify_upload
 from visual_search.assets import names
 from visual_search.assets.chunked_uploads import parse_part
 from visual_search.assets.listing import DEFAULT_RESULTS, MAX_RESULTS
+from visual_search.assets.uploads import flag
 from visual_search.domain.naming import public_id_for
 from visual_search.errors import BadInput, NotFound
 
@@ -79,8 +80,9 @@ class AssetRoutes:
         """The one upload path, and its answer as Cloudinary gives it."""
         document = self.services.uploads.upload(data, text_fields, filename)
         body = resource(document, self.r.urls())
-        if document.get("existing"):
-            body["existing"] = True
+        for said in ("existing", "overwritten"):  # Cloudinary's: returned, not replaced / replaced
+            if document.get(said):
+                body[said] = True
         return json_text(body).encode()
 
     def destroy(self, cloud_name: str, resource_type: str):
@@ -92,6 +94,18 @@ class AssetRoutes:
             return self.r.respond(200, json_text({"result": "not found"}))
         found = self.services.uploads.destroy(public_id)
         return self.r.respond(200, json_text({"result": "ok" if found else "not found"}))
+
+    def rename(self, cloud_name: str, resource_type: str):
+        """Upload API rename (signed): `from_public_id` to `to_public_id`, `overwrite`; `invalidate` is
+        accepted and has nothing to do (no CDN caches the files)."""
+        fields = self._verify(self.r.request_params(), cloud_name)
+        source, target = fields.get("from_public_id"), fields.get("to_public_id")
+        if not source or not target:
+            raise BadInput("from_public_id and to_public_id are required")
+        if resource_type != "image" or {fields.get("type"), fields.get("to_type")} - {None, "", "upload"}:
+            raise BadInput(ONLY_IMAGES + ", of type upload")
+        document = self.services.uploads.rename(source, target, flag(fields, "overwrite", False))
+        return self.r.respond(200, json_text(resource(document, self.r.urls())))
 
     def _verify(self, fields: dict[str, str | bytes], cloud_name: str) -> dict[str, str]:
         """The text parameters the request's signature covers: the only ones the call may use."""

@@ -16,8 +16,8 @@ from datetime import UTC
 from typing import Any
 
 from visual_search.assets import names
+from visual_search.assets.identity import stored_asset_id
 from visual_search.domain.document import AssetDocument
-from visual_search.domain.identity import derived_asset_id
 from visual_search.domain.naming import format_for
 from visual_search.errors import BadInput
 from visual_search.index.port import VectorIndex
@@ -89,8 +89,10 @@ class Listing:
         return [dict(s.document) for s in found if s is not None and not is_reserved(str(s.document["key"]))]
 
     def document(self, info: ObjectInfo) -> dict[str, Any]:
-        """The index's document for a stored object, or what the listing alone tells of it."""
-        asset_id = derived_asset_id(self._store.name, info.key)
+        """The index's document for a stored object, or what the listing alone tells of it. Its id is
+        read from the object's metadata: one more read per key (a HEAD on S3), as the index cannot be
+        asked by key (existing OpenSearch indices do not index it)."""
+        asset_id = stored_asset_id(self._store, info.key)
         stored = self._index.get(asset_id)
         if stored is not None:
             return dict(stored.document)

@@ -1,10 +1,10 @@
 """The upload and destroy use cases, as Cloudinary's Upload API defines them.
 
 One asset per public_id, as in Cloudinary: a re-upload replaces the stored file and its index entry, in
-any format (the files of that public_id in other formats are deleted once the new one is stored).
-Cloudinary keeps an asset's `asset_id` when it is overwritten; ours derives from the stored key
-(`public_id.format`), so it is kept by a re-upload in the same format and changes with the format —
-the cost of an id every writer (API, bucket events, backfill) computes alone, without a lookup.
+any format (the files of that public_id in other formats are deleted once the new one is stored), and
+answers `"overwritten": true`. The asset_id is made at the first write of a public_id and stored with the
+object (`domain.object_metadata`); every later write of that public_id, in any format, reads it under
+the public_id's hold and keeps it, as Cloudinary keeps an asset's id.
 
 Naming, as Cloudinary's upload parameters: `public_id` (else the file name with `use_filename`, plus a
 random 6-character suffix unless `unique_filename=false`, else 20 random hex characters), under `folder`
@@ -16,18 +16,18 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import PurePosixPath
 from typing import Any
 
 from visual_search.assets import names
-from visual_search.assets.identity import build_document
+from visual_search.assets.identity import build_document, kept_asset_id, stored_asset_id
 from visual_search.assets.writers import IndexWriter
-from visual_search.domain.commands import IndexObject
-from visual_search.domain.identity import derived_asset_id
-from visual_search.domain.naming import public_id_for
+from visual_search.domain.commands import IndexObject, RenameObject
+from visual_search.domain.naming import format_for, public_id_for
+from visual_search.domain.object_metadata import tags_from_metadata
 from visual_search.embedding.decode import DecodedImage
-from visual_search.errors import BadInput
+from visual_search.errors import BadInput, NotFound
 from visual_search.index.port import VectorIndex
 from visual_search.ledger.port import Holds
 from visual_search.storage.port import ImageStore, InvalidKey, validate_key
@@ -70,7 +70,8 @@ class Uploads:
             existing = self.keys_of(public_id)
             if existing and not overwrite:
                 return {**self._document_of(existing[0]), "existing": True}
-            command = IndexObject(key, data, tuple(tags), opted_in, decoded=decoded)
+            asset_id = kept_asset_id(self._store, existing)
+            command = IndexObject(key, data, tuple(tags), opted_in, asset_id, decoded)
             report = self._writer.put_many([command])
             if report.refused:
                 self._writer.delete(key)
@@ -78,18 +79,53 @@ class Uploads:
             for other in existing:
                 if other != key:
                     self._writer.delete(other)
-        asset_id = derived_asset_id(self._store.name, key)
+        replaced = {"overwritten": True} if existing else {}
         stored = self._index.get(asset_id) if self._writer.indexes_now else None
         if stored is not None:
-            return dict(stored.document)
-        return build_document(
-            asset_id=asset_id,
-            key=key,
-            image=decoded,
-            data=data,
-            model_id=self._model_id,
-            tags=tags,
-        ).to_fields()
+            return {**stored.document, **replaced}
+        return (
+            build_document(
+                asset_id=asset_id,
+                key=key,
+                image=decoded,
+                data=data,
+                model_id=self._model_id,
+                tags=tags,
+            ).to_fields()
+            | replaced
+        )
+
+    def rename(self, from_public_id: str, to_public_id: str, overwrite: bool = False) -> dict[str, Any]:
+        """The Upload API's rename: the asset moves to `to_public_id`, keeping its asset_id, format and
+        tags; an asset already there is replaced with `overwrite`, else the rename is refused. Both names
+        are held (in name order, so two renames never wait for each other's second name)."""
+        source = names.existing_public_id(from_public_id)
+        target = names.new_public_id(to_public_id)
+        first, second = sorted((source, target))
+        with self._held(first), self._held(second) if second != first else nullcontext():
+            keys = self.keys_of(source)
+            if not keys:
+                raise NotFound(f"Resource not found - {from_public_id[:255]}")
+            if source == target:
+                return self._document_of(keys[0])
+            taken = self.keys_of(target)
+            if taken and not overwrite:
+                raise BadInput(f"to_public_id {target[:255]!r} already exists: rename with overwrite=true")
+            key = keys[0]
+            to_key = validate_key(names.stored_key(target, format_for(key) or "jpg"))
+            asset_id = stored_asset_id(self._store, key)
+            stored = self._index.get(asset_id)
+            tags = (
+                tuple(stored.document.get("tags") or ())
+                if stored
+                else tags_from_metadata(self._store.metadata(key) or {})
+            )
+            for other in taken:  # the asset replaced, in every format
+                self._writer.delete(other)
+            report = self._writer.rename(RenameObject(key, to_key, asset_id, tags))
+            if report.refused:
+                raise BadInput(report.refused[0].message or "image refused")
+        return self._document_of(to_key)
 
     def destroy(self, public_id: str) -> bool:
         """Remove every stored file of this public_id, its index entry and rendition; False if none."""
@@ -125,12 +161,13 @@ class Uploads:
         return keys
 
     def _document_of(self, key: str) -> dict[str, Any]:
-        stored = self._index.get(derived_asset_id(self._store.name, key))
+        asset_id = stored_asset_id(self._store, key)
+        stored = self._index.get(asset_id)
         if stored is not None:
             return dict(stored.document)
         obj = self._store.get(key)
         return build_document(
-            asset_id=derived_asset_id(self._store.name, key),
+            asset_id=asset_id,
             key=key,
             image=self._decode(obj.data),
             data=obj.data,

@@ -1,12 +1,15 @@
 """How a change to the collection reaches the index: the two ways a writer (upload, destroy, `visual-search
 add`) stores an image, chosen once by the composition root.
 
+Either way the object is stored with its metadata (`domain.object_metadata`: its asset's id and tags),
+which a re-index (backfill) and the ingest worker read back.
+
 * `InlineIndexing` (one machine, a local folder): nothing watches the folder, so the writer indexes the
-  object itself, through the same ledger-guarded pipeline as S3 events (`ObjectIngest.index_object`).
+  object itself, through the same ledger-guarded pipeline as S3 events (`ObjectIngest.index_objects`).
 * `BucketEvents` (S3): the bucket's object events index it, exactly once, in the ingest worker; the writer
-  only stores the object with what the worker must read back — the tags as user metadata, the opt-in as
-  the `visual_search=true` object tag. An upload and a plain `aws s3 cp` then end in the same state, and
-  so do a destroy and an `aws s3 rm`.
+  only stores the object with what the worker must read back — the metadata, and the opt-in as the
+  `visual_search=true` object tag. An upload and a plain `aws s3 cp` then end in the same state, and so
+  do a destroy and an `aws s3 rm`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from visual_search.domain.commands import IndexObject, RemoveObject
-from visual_search.ingest.objects import OPT_IN_TAG, IngestReport, ObjectIngest, tags_metadata
+from visual_search.domain.commands import IndexObject, RemoveObject, RenameObject
+from visual_search.domain.object_metadata import object_metadata
+from visual_search.ingest.objects import OPT_IN_TAG, IngestReport, ObjectIngest
 from visual_search.storage.port import ImageStore
 
 
@@ -32,6 +36,11 @@ class IndexWriter(Protocol):
 
     def delete(self, key: str) -> IngestReport: ...
 
+    def rename(self, command: RenameObject) -> IngestReport:
+        """Store the object under its new key with its id and tags, then delete the old key: the asset
+        moves (on S3 a copy and a delete, whose events move it, in either order)."""
+        ...
+
 
 class InlineIndexing:
     indexes_now = True
@@ -44,12 +53,22 @@ class InlineIndexing:
 
     def put_many(self, writes: Sequence[IndexObject]) -> IngestReport:
         for write in writes:
-            self._store.put(write.key, write.data)
+            self._store.put(write.key, _bytes(write), metadata=object_metadata(write.asset_id, write.tags))
         return self._pipeline.index_objects(writes)
 
     def delete(self, key: str) -> IngestReport:
         self._store.delete(key)
         return self._pipeline.remove_object(RemoveObject(key))
+
+    def rename(self, command: RenameObject) -> IngestReport:
+        # Indexed again from its bytes under the new key (one write path, as an S3 event would): a folder
+        # keeps no object tags, so the opt-in it had is not known here, and the asset stays opted in.
+        data = self._store.get(command.from_key).data
+        report = self.put_many([IndexObject(command.to_key, data, command.tags, True, command.asset_id)])
+        # Refused under its new key (it may never have been indexed): the rename is undone; else the old
+        # key goes, whose removal changes nothing but its rendition (the asset has moved on).
+        self.delete(command.to_key if report.refused else command.from_key)
+        return report
 
 
 class BucketEvents:
@@ -59,19 +78,30 @@ class BucketEvents:
         self._store = store
 
     def put(self, key: str, data: bytes, tags: Sequence[str] = (), opted_in: bool = False) -> IngestReport:
-        self._store.put(
-            key,
-            data,
-            metadata=tags_metadata(tags),
-            object_tags={OPT_IN_TAG: "true"} if opted_in else None,
-        )
-        return IngestReport()
+        return self.put_many([IndexObject(key, data, tuple(tags), opted_in)])
 
     def put_many(self, writes: Sequence[IndexObject]) -> IngestReport:
         for write in writes:
-            self.put(write.key, write.data, write.tags, write.opted_in)
+            self._store.put(
+                write.key,
+                _bytes(write),
+                metadata=object_metadata(write.asset_id, write.tags),
+                object_tags={OPT_IN_TAG: "true"} if write.opted_in else None,
+            )
         return IngestReport()
 
     def delete(self, key: str) -> IngestReport:
         self._store.delete(key)
         return IngestReport()
+
+    def rename(self, command: RenameObject) -> IngestReport:
+        data = self._store.get(command.from_key).data
+        opted_in = self._store.tags(command.from_key).get(OPT_IN_TAG, "").lower() == "true"
+        self.put_many([IndexObject(command.to_key, data, command.tags, opted_in, command.asset_id)])
+        return self.delete(command.from_key)
+
+
+def _bytes(write: IndexObject) -> bytes:
+    if write.data is None:  # a command naming a stored object (an event's) is the pipeline's, not a writer's
+        raise ValueError(f"a writer stores the bytes it is sent; none for {write.key!r}")
+    return write.data

@@ -10,31 +10,43 @@ from visual_search.domain.identity import AssetId
 
 @dataclass(frozen=True)
 class IndexObject:
-    """An object just stored (its bytes in hand): index it, as the asset `asset_id` when given."""
+    """An object to index, as the asset `asset_id` when given. A writer that has just stored it sends its
+    bytes; an S3 event or a bucket listing (backfill) only names it (`data` None), and the pipeline reads
+    it, with the id and tags stored with it."""
 
     key: str
-    data: bytes
+    data: bytes | None = None
     tags: tuple[str, ...] = ()
-    opted_in: bool = False  # stands for the S3 object tag visual_search=true (opt-in mode)
-    asset_id: AssetId | None = None  # None: the id derived from the key (an object without one)
+    opted_in: bool = False  # a writer's: stands for the S3 object tag visual_search=true (opt-in mode)
+    asset_id: AssetId | None = None  # None: the id stored with the object, else derived from the key
     decoded: object | None = None  # the writer's own decode at the model's scale (a DecodedImage), reused
+    # The change's place among its key's changes (compared as text within one key: `ingest.events`'s
+    # order tokens); None for a writer's, which happens now.
+    order: str | None = None
+    version_id: str | None = None  # the object version an S3 event names
+    written_at: str | None = None  # when the source says the object was written (ISO 8601)
+    source: str = "IndexObject"  # who sent it, for logs: ObjectCreated:Put, Backfill, ...
 
 
 @dataclass(frozen=True)
 class RemoveObject:
-    """An object just deleted from the store: remove its asset from the index."""
+    """An object deleted from the store: remove its asset from the index (the asset last recorded at
+    its key, when `asset_id` is None)."""
 
     key: str
     asset_id: AssetId | None = None
+    order: str | None = None  # as IndexObject's
+    source: str = "RemoveObject"
 
 
 @dataclass(frozen=True)
 class RenameObject:
-    """An asset moved from one key to another; it keeps its id."""
+    """An asset moved from one key to another (the Upload API's rename); it keeps its id and tags."""
 
     from_key: str
     to_key: str
     asset_id: AssetId
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

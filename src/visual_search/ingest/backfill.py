@@ -1,7 +1,8 @@
 """Indexing what is already in the bucket: at first deployment, and into a new index after a model
 change (the index and the ledger are per model, so the old index keeps serving until readers switch).
 
-It goes through the same staging and batch apply as live S3 events, with events made from the listing:
+It goes through the same staging and batch apply as live S3 events, with the IndexObject commands of
+events made from the listing:
 their order token sits below every S3 sequencer, so a live event is never overwritten by a backfill.
 Resumable for free: an object whose listing entry was already applied is skipped by the ledger check,
 so an interrupted run continues where it stopped, and a second run only touches what changed.
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 
-from visual_search.ingest.events import ObjectEvent
+from visual_search.ingest.events import ObjectEvent, command_for
 from visual_search.ingest.objects import IngestReport, ObjectIngest, Staged
 from visual_search.ingest.pacing import Pacer
 from visual_search.storage.port import ImageStore, ObjectInfo
@@ -55,7 +56,7 @@ def backfill(
         report.listed += 1
         seen.add(info.key)
         pacer.wait()
-        staged = pipeline.stage(listing_event(store.name, info), report.ingest)
+        staged = pipeline.stage(command_for(listing_event(store.name, info)), report.ingest)
         if staged is not None:
             batch.append(staged)
         if len(batch) >= batch_size:

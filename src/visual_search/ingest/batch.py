@@ -1,9 +1,9 @@
 """Lambda-side batching for object ingest: Powertools' BatchProcessor with a batch stage.
 
-Powertools calls the record handler once per SQS message (parse + stage, so a bad message fails
-alone); then the staged images of the whole batch are embedded and written together. If that batch
-stage fails, it is repeated message by message, so only the messages that still fail are reported in
-the partial batch response (`batchItemFailures`, built by Powertools as usual) and retried.
+Powertools calls the record handler once per SQS message (parse, and stage each event's command, so a
+bad message fails alone); then the staged images of the whole batch are embedded and written together.
+If that batch stage fails, it is repeated message by message, so only the messages that still fail are
+reported in the partial batch response (`batchItemFailures`, built by Powertools as usual) and retried.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, cast
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from visual_search.ingest.events import parse_lambda_event
+from visual_search.ingest.events import command_for, parse_lambda_event
 from visual_search.ingest.objects import IngestReport, ObjectIngest, Staged
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class StagedBatchProcessor(BatchProcessor):
                 log.info("message %s ignored: %s", record.message_id, parsed.ignored)
                 continue
             for event in parsed.events:
-                item = self.pipeline.stage(event, self.report)
+                item = self.pipeline.stage(command_for(event), self.report)
                 if item is not None:
                     staged.append(item)
         self._staged[record.message_id] = staged
@@ -101,7 +101,7 @@ def handle_event(
         for parsed in parse_lambda_event(event)
         if not parsed.ignored
         for e in parsed.events
-        if (item := pipeline.stage(e, report)) is not None
+        if (item := pipeline.stage(command_for(e), report)) is not None
     ]
     pipeline.apply(staged, report)
     return {"applied": len(staged)}

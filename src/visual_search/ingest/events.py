@@ -8,8 +8,10 @@ Shapes handled (the ingest Lambda may be wired any of these ways):
 * `s3:TestEvent`, which S3 sends once when a notification configuration is saved: ignored.
 
 Keys arrive URL-encoded (`+` for a space, `%xx` for UTF-8 bytes) and are decoded here.
-A message that parses as none of these is *malformed*: it raises, so it is retried and ends in the
-dead-letter queue where somebody can look at it, instead of being dropped silently.
+Each event is then the command every writer sends the pipeline (`command_for`): IndexObject for a
+creation, RemoveObject for a removal, with the event's order token. A message that parses as none of
+these is *malformed*: it raises, so it is retried and ends in the dead-letter queue where somebody can
+look at it, instead of being dropped silently.
 
 Ordering follows the AWS documentation for `sequencer`: for one key, the greater hexadecimal value is
 the later event; values may differ in length, so the shorter is left-padded with zeros before a
@@ -31,6 +33,7 @@ from aws_lambda_powertools.utilities.data_classes import (
     SQSEvent,
 )
 
+from visual_search.domain.commands import IndexObject, RemoveObject
 from visual_search.errors import BadInput
 
 Kind = Literal["created", "removed"]
@@ -184,3 +187,28 @@ def compare_sequencers(a: str, b: str) -> int:
 def iter_events(records: list[ParsedRecord]) -> Iterator[ObjectEvent]:
     for record in records:
         yield from record.events
+
+
+def order_token(event: ObjectEvent) -> str:
+    """A string whose `<` orders the events of one object.
+
+    "s" + padded sequencer when S3 gave one (always, on AWS). "b" + modification time for a listing
+    (backfill): below every sequencer, so a live event always wins over what a backfill saw. "t" +
+    event time where no sequencer exists (moto, some S3-compatible stores), as for a writer's own
+    changes on one machine.
+    """
+    if event.listed:
+        return "b" + event.event_time
+    if event.sequencer:
+        return "s" + sequencer_sort_key(event.sequencer)
+    return "t" + event.event_time
+
+
+def command_for(event: ObjectEvent) -> IndexObject | RemoveObject:
+    """The command an object event is: the object is read from the store when it is applied."""
+    order, source = order_token(event), event.name or event.kind
+    if event.kind == "removed":
+        return RemoveObject(event.key, order=order, source=source)
+    return IndexObject(
+        event.key, order=order, version_id=event.version_id, written_at=event.event_time, source=source
+    )

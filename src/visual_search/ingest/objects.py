@@ -4,16 +4,17 @@ ledger orders every change the same way and each call returns its own `IngestRep
 
 Two stages, so that one SQS batch is embedded in one model call while a bad record still fails alone:
 
-* `stage(event, report)` per record — filter (prefix, extension, opt-in tag), check the ledger (a
-  duplicate or an older event than the state already applied is dropped), fetch the object (bounded)
-  with the tags stored as its metadata;
+* `stage(command, report)` per command (IndexObject, RemoveObject: what a writer sends, or what an S3
+  event or a listing is, `events.command_for`) — filter (prefix, extension, opt-in tag), check the
+  ledger (a duplicate or an older change than the state already applied at that key is dropped), fetch
+  the object (bounded) with the id and tags stored as its metadata, unless the writer sent its bytes;
 * `apply(staged, report)` per batch — removals, then decode + embed + upsert through the shared
   Ingestor, then the ledger records what was applied.
 
-A writer that has just stored an object (one machine) calls `index_object(s)` / `remove_object`: the same
-rules and ledger, with an order token from the write time ("t" + time, as where S3 gives no sequencer),
-so a later backfill of the same file ("b" + modification time) never overrides it. The extension filter
-is for events only: a writer holds the bytes, and decoding refuses a non-image with its reason.
+A writer that has just stored an object (one machine) calls `index_objects` / `remove_object`: the same
+stages, with an order token from the write time ("t" + time, as where S3 gives no sequencer), so a
+later backfill of the same file ("b" + modification time) never overrides it. The extension filter is
+for named objects only: a writer holds the bytes, and decoding refuses a non-image with its reason.
 
 Errors are sorted by what a retry can do. Bad images (not an image, a bomb, too large) are *refused*:
 recorded in the ledger with their reason and never retried. Dependencies failing (index, store,
@@ -38,28 +39,26 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Literal
-from urllib.parse import quote, unquote
 
 from visual_search.domain.commands import IndexObject, RemoveObject
 from visual_search.domain.identity import derived_asset_id
+from visual_search.domain.object_metadata import asset_id_from_metadata, tags_from_metadata
 from visual_search.embedding.decode import DecodedImage
-from visual_search.errors import BadInput, ImageRejected
-from visual_search.ingest.events import ObjectEvent, sequencer_sort_key
+from visual_search.errors import ImageRejected
+from visual_search.ingest.events import Kind
 from visual_search.ingest.pipeline import IngestItem, Ingestor, IngestResult, StageTimings
-from visual_search.ledger.port import AssetLedger, LedgerEntry
+from visual_search.ledger.port import AssetLedger, KeyMark, LedgerEntry
 from visual_search.storage.port import RESERVED_PREFIX, ImageStore, ObjectNotFound
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 OPT_IN_TAG = "visual_search"  # Cloudinary's per-asset opt-in, as an S3 object tag: visual_search=true
-TAGS_METADATA = "vs-tags"  # an object's Cloudinary tags, as S3 user metadata (see `tags_metadata`)
-MAX_METADATA_BYTES = 2048  # S3's limit for all user metadata of one object
 
 
 @dataclass(frozen=True)
@@ -70,12 +69,20 @@ class IngestPolicy:
 
 @dataclass(frozen=True)
 class Staged:
-    event: ObjectEvent
+    """A command ready to apply: its asset found, its object read."""
+
+    kind: Kind
+    key: str
     asset_id: str
     order: str
+    source: str = ""  # who sent the command, for logs
+    written_at: str | None = None  # the document's created_at (ISO 8601), where the source tells
     data: bytes | None = None  # the object, for created events
     tags: tuple[str, ...] = ()
     decoded: DecodedImage | None = None  # already decoded by the writer (an upload): not decoded again
+    # When the object was written (created events read from the store); None for a writer's own write,
+    # the newest by definition. Of two keys holding one asset (a rename's copy), the later one is its.
+    modified: datetime | None = None
 
 
 Outcome = Literal["indexed", "removed", "refused", "skipped"]
@@ -119,39 +126,6 @@ class IngestReport:
         return {"fetch": self.fetch_s, "decode": t.decode_s, "embed": t.embed_s, "write": t.write_s}
 
 
-def tags_metadata(tags: Sequence[str]) -> dict[str, str]:
-    """An object's tags as S3 user metadata, percent-encoded (metadata travels as HTTP headers, ASCII).
-    Raises BadInput past S3's 2 KB metadata limit."""
-    if not tags:
-        return {}
-    value = ",".join(quote(t, safe="") for t in tags)
-    if len(TAGS_METADATA) + len(value) > MAX_METADATA_BYTES:
-        raise BadInput(
-            f"tags take {len(value):,} bytes encoded; on S3 an object's tags are at most"
-            f" {MAX_METADATA_BYTES:,} bytes (S3 user metadata)"
-        )
-    return {TAGS_METADATA: value}
-
-
-def tags_from_metadata(metadata: Mapping[str, str]) -> tuple[str, ...]:
-    value = metadata.get(TAGS_METADATA, "")
-    return tuple(unquote(t) for t in value.split(",") if t)
-
-
-def order_token(event: ObjectEvent) -> str:
-    """A string whose `<` orders the events of one object.
-
-    "s" + padded sequencer when S3 gave one (always, on AWS). "b" + modification time for a listing
-    (backfill): below every sequencer, so a live event always wins over what a backfill saw. "t" +
-    event time where no sequencer exists (moto, some S3-compatible stores).
-    """
-    if event.listed:
-        return "b" + event.event_time
-    if event.sequencer:
-        return "s" + sequencer_sort_key(event.sequencer)
-    return "t" + event.event_time
-
-
 class ObjectIngest:
     def __init__(
         self,
@@ -166,42 +140,18 @@ class ObjectIngest:
         self._last_write = ""
 
     # -- writers that change the store themselves (one machine): the change is applied now
-    def index_object(
-        self, key: str, data: bytes, tags: Sequence[str] = (), opted_in: bool = False
-    ) -> IngestReport:
-        """Index an object just written to the store, with its tags; the same rules as an S3 event
-        (prefix, extension, opt-in: `opted_in` stands for the object's visual_search=true tag)."""
-        return self.index_objects([IndexObject(key, data, tuple(tags), opted_in)])
-
     def index_objects(self, writes: Sequence[IndexObject]) -> IngestReport:
-        """`index_object` for several objects, embedded together."""
-        report, staged = IngestReport(), []
-        for write in writes:
-            event = ObjectEvent(
-                "created", self._store.name, write.key, self._write_time(), name="IndexObject"
-            )
-            # The extension rule spares S3 fetches of what cannot be an image; a writer holds the bytes,
-            # so decoding decides, and a non-image is refused with its reason rather than ignored.
-            if reason := self._ignored(event, check_extension=False):
-                log.info("ignored %s: %s", write.key, reason, extra={"key": write.key})
-                report.add("skipped")
-                continue
-            asset_id, order = derived_asset_id(self._store.name, write.key), order_token(event)
-            if self._policy.opt_in and not write.opted_in:
-                if (removal := self._not_opted_in(event, asset_id, order, report)) is not None:
-                    staged.append(removal)
-                continue
-            decoded = write.decoded if isinstance(write.decoded, DecodedImage) else None
-            staged.append(Staged(event, asset_id, order, write.data, write.tags, decoded))
+        """Index objects just written to the store, with their tags, embedded together; the same rules
+        as S3 events (prefix, opt-in: `opted_in` stands for the object's visual_search=true tag)."""
+        report = IngestReport()
+        staged = [item for write in writes if (item := self.stage(write, report)) is not None]
         return self.apply(staged, report)
 
     def remove_object(self, command: RemoveObject) -> IngestReport:
         """Remove the asset of an object just deleted from the store (and its rendition)."""
         report = IngestReport()
-        event = ObjectEvent("removed", self._store.name, command.key, self._write_time(), name="RemoveObject")
-        asset_id = command.asset_id or derived_asset_id(self._store.name, command.key)
-        self.apply([Staged(event, asset_id, order_token(event))], report)
-        return report
+        staged = self.stage(command, report)
+        return self.apply([staged] if staged is not None else [], report)
 
     def _write_time(self) -> str:
         # Fixed width, so it compares as text; strictly increasing within the process, so two writes
@@ -211,72 +161,117 @@ class ObjectIngest:
             self._last_write = now if now > self._last_write else self._last_write + "+"
             return self._last_write
 
-    # -- stage 1: per record
-    def stage(self, event: ObjectEvent, report: IngestReport) -> Staged | None:
-        """Decide whether the event applies and fetch what it needs; None when it is dropped."""
-        reason = self._ignored(event)
-        if reason:
-            log.info("ignored %s: %s", event.key, reason, extra={"key": event.key})
+    # -- stage 1: per command
+    def stage(self, command: IndexObject | RemoveObject, report: IngestReport) -> Staged | None:
+        """Decide whether the command applies and fetch what it needs; None when it is dropped."""
+        kind: Kind = "removed" if isinstance(command, RemoveObject) else "created"
+        held = isinstance(command, IndexObject) and command.data is not None  # a writer's bytes
+        # The extension rule spares S3 fetches of what cannot be an image; a writer holds the bytes,
+        # so decoding decides, and a non-image is refused with its reason rather than ignored.
+        if reason := self._ignored(command.key, kind, check_extension=not held):
+            log.info("ignored %s: %s", command.key, reason, extra={"key": command.key})
             report.add("skipped")
             return None
-        asset_id = derived_asset_id(self._store.name, event.key)
-        order = order_token(event)
-        if not self._ledger.is_newer(asset_id, order):
+        order = command.order or "t" + self._write_time()
+        # Order tokens compare within one key (S3's sequencers do): a change no newer than the last one
+        # applied at its key is stale, whichever asset that key holds now.
+        mark = self._at_key(command.key)
+        if mark is not None and order <= mark.order:
             log.info(
                 "dropped %s: not newer than the state already applied",
-                event.name or event.kind,
-                extra={"key": event.key, "asset_id": asset_id},
+                command.source,
+                extra={"key": command.key, "asset_id": mark.asset_id},
             )
             report.add("skipped")
             return None
+        if isinstance(command, IndexObject) and command.data is not None:
+            return self._held(command, order, report)
         started = time.perf_counter()
         try:
-            return self._fetch(event, asset_id, order, report)
+            return self._fetch(command, order, mark, report)
         finally:
             report.add_seconds(time.perf_counter() - started)
 
-    def _fetch(self, event: ObjectEvent, asset_id: str, order: str, report: IngestReport) -> Staged | None:
-        if event.kind == "removed":
-            if self._store.head(event.key) is None:
-                return Staged(event, asset_id, order)
-            # A non-current version was deleted, or the key was written again since: the bucket still
-            # holds an object under this key, so the index follows the bucket's current state.
-            event = replace(event, kind="created", version_id=None)
+    def _held(self, write: IndexObject, order: str, report: IngestReport) -> Staged | None:
+        """A writer's object, its bytes in hand: nothing to read."""
+        asset_id = write.asset_id or derived_asset_id(self._store.name, write.key)
+        staged = Staged("created", write.key, asset_id, order, write.source, None, write.data, write.tags)
+        if self._policy.opt_in and not write.opted_in:
+            return self._not_opted_in(staged, report)
+        decoded = write.decoded if isinstance(write.decoded, DecodedImage) else None
+        return replace(staged, decoded=decoded)
+
+    def _at_key(self, key: str) -> KeyMark | None:
+        """The ledger's mark for this key; for an entry recorded before keys had marks, its own (then
+        every asset id was derived from its key)."""
+        mark = self._ledger.at_key(key)
+        if mark is None:
+            entry = self._ledger.get(derived_asset_id(self._store.name, key))
+            mark = KeyMark(entry.asset_id, entry.order) if entry is not None and entry.key == key else None
+        return mark
+
+    def _asset_at(self, key: str, mark: KeyMark | None) -> str:
+        """The asset a removed object was (a removal carries no id): the one last recorded at its key."""
+        return mark.asset_id if mark is not None else derived_asset_id(self._store.name, key)
+
+    def _fetch(
+        self,
+        command: IndexObject | RemoveObject,
+        order: str,
+        mark: KeyMark | None,
+        report: IngestReport,
+    ) -> Staged | None:
+        key = command.key
+        asset_id = command.asset_id or self._asset_at(key, mark)
+        written_at = getattr(command, "written_at", None)
+        base = Staged("created", key, asset_id, order, command.source, written_at)
+        version_id = command.version_id if isinstance(command, IndexObject) else None
+        # A removal while the bucket still holds an object under the key (a non-current version was
+        # deleted, or the key was written again since) reads it: the index follows the bucket's state.
+        if isinstance(command, RemoveObject) and self._store.head(key) is None:
+            return replace(base, kind="removed")
         try:
-            if self._policy.opt_in and self._store.tags(event.key).get(OPT_IN_TAG, "").lower() != "true":
-                return self._not_opted_in(event, asset_id, order, report)
-            obj = self._store.get(event.key, event.version_id)
+            if self._policy.opt_in and self._store.tags(key).get(OPT_IN_TAG, "").lower() != "true":
+                if (metadata := self._store.metadata(key)) is None:
+                    raise ObjectNotFound(key)
+                asset_id = asset_id_from_metadata(self._store.name, key, metadata)
+                return self._not_opted_in(replace(base, asset_id=asset_id), report)
+            obj = self._store.get(key, version_id)
         except ObjectNotFound:
             # Deleted or replaced since: its own removal/creation event carries the newer state.
-            log.info("dropped created event for %s: the object is gone", event.key)
+            log.info("dropped created event for %s: the object is gone", key)
             report.add("skipped")
             return None
         except ImageRejected as exc:
-            self._refuse(Staged(event, asset_id, order), exc.reason, str(exc), report)
+            self._refuse(base, exc.reason, str(exc), report)
             return None
-        return Staged(event, asset_id, order, obj.data, tags_from_metadata(obj.metadata))
+        return replace(
+            base,
+            asset_id=asset_id_from_metadata(self._store.name, key, obj.metadata),
+            data=obj.data,
+            tags=tags_from_metadata(obj.metadata),
+            modified=obj.last_modified,
+        )
 
-    def _not_opted_in(
-        self, event: ObjectEvent, asset_id: str, order: str, report: IngestReport
-    ) -> Staged | None:
+    def _not_opted_in(self, staged: Staged, report: IngestReport) -> Staged | None:
         """Untagged in opt-in mode: never indexed, or removed if it was (the tag went away)."""
-        entry = self._ledger.get(asset_id)
+        entry = self._ledger.get(staged.asset_id)
         if entry is not None and entry.state == "indexed":
-            log.info("removing %s: no longer opted in (tag %s=true)", event.key, OPT_IN_TAG)
-            return Staged(replace(event, kind="removed"), asset_id, order)
-        log.info("ignored %s: not opted in (tag %s=true)", event.key, OPT_IN_TAG)
+            log.info("removing %s: no longer opted in (tag %s=true)", staged.key, OPT_IN_TAG)
+            return replace(staged, kind="removed", data=None)
+        log.info("ignored %s: not opted in (tag %s=true)", staged.key, OPT_IN_TAG)
         report.add("skipped")
         return None
 
-    def _ignored(self, event: ObjectEvent, check_extension: bool = True) -> str | None:
-        if event.key.startswith(RESERVED_PREFIX):
+    def _ignored(self, key: str, kind: Kind, check_extension: bool = True) -> str | None:
+        if key.startswith(RESERVED_PREFIX):
             return "Visual Search's own object (a rendition)"
-        if not event.key.startswith(self._policy.prefix):
+        if not key.startswith(self._policy.prefix):
             return f"outside the prefix {self._policy.prefix!r}"
         if (
             check_extension
-            and event.kind == "created"
-            and PurePosixPath(event.key).suffix.lower() not in IMAGE_EXTENSIONS
+            and kind == "created"
+            and PurePosixPath(key).suffix.lower() not in IMAGE_EXTENSIONS
         ):
             return "not an image extension"
         return None
@@ -286,22 +281,25 @@ class ObjectIngest:
         """Apply a batch; returns `report` (a new one when none is given) with this batch's outcomes.
         Raises on a dependency failure (the caller retries the batch's messages)."""
         report = report if report is not None else IngestReport()
-        staged, known = self._newest_per_asset(staged, report)
-        removals = [s for s in staged if s.event.kind == "removed"]
-        if removals:
-            self._ingestor.remove([s.event.key for s in removals], known)
+        staged, moved, known = self._newest_per_asset(staged, report)
+        removals = [s for s in staged if s.kind == "removed"]
+        if removals or moved:
+            # The renditions of every removed object go, also of those whose asset lives on elsewhere.
+            keys = [s.key for s in removals + moved]
+            self._ingestor.remove([s.asset_id for s in removals], keys, known)
             for s in removals:
                 self._record(s, "removed", report)
-        creations = [s for s in staged if s.event.kind == "created"]
+        creations = [s for s in staged if s.kind == "created"]
         if not creations:
             return report
         items = [
             IngestItem(
-                s.event.key,
+                s.key,
                 s.data or b"",
                 s.tags,
-                created_at=_parse_time(s.event.event_time),
+                created_at=_parse_time(s.written_at) if s.written_at else None,
                 decoded=s.decoded,
+                asset_id=s.asset_id,
             )
             for s in creations
         ]
@@ -324,30 +322,52 @@ class ObjectIngest:
                 and entry.key not in present
                 and self._store.head(entry.key) is None
             ):
-                event = ObjectEvent("removed", self._store.name, entry.key, _now(), name="Prune", listed=True)
-                removals.append(Staged(event, entry.asset_id, entry.order + "~"))
+                removals.append(Staged("removed", entry.key, entry.asset_id, entry.order + "~", "Prune"))
         return removals
 
     def _newest_per_asset(
         self, staged: Sequence[Staged], report: IngestReport
-    ) -> tuple[list[Staged], dict[str, str]]:
-        """One batch may hold several events of one object (an overwrite burst): only the newest counts,
-        and only if nothing newer was applied since it was staged (a retry, another worker). Also returns
-        the document ids the ledger holds for the assets kept (asset id -> doc id), for the index to
-        replace or delete by id what it may not find by search yet."""
+    ) -> tuple[list[Staged], list[Staged], dict[str, str]]:
+        """One batch may hold several events of one asset (an overwrite burst, a rename's copy and
+        delete): only the newest counts, and only if nothing newer was applied since it was staged (a
+        retry, another worker). Returns the events to apply; the removals of objects whose asset lives on
+        under another key (a rename or a change of format: only their renditions go); and the document
+        ids the ledger holds for the assets kept (asset id -> doc id), for the index to replace or delete
+        by id what it may not find by search yet."""
         newest: dict[str, Staged] = {}
+        moved: list[Staged] = []
         known: dict[str, str] = {}
         for item in staged:
             entry = self._ledger.get(item.asset_id)
-            if entry is not None and item.order <= entry.order:  # not newer than what was applied
+            if entry is not None and not self._applies(item, entry):
+                if item.kind == "removed" and entry.key != item.key:
+                    moved.append(item)
                 continue
             if entry is not None and entry.doc_id:
                 known[item.asset_id] = entry.doc_id
             kept = newest.get(item.asset_id)
-            if kept is None or item.order > kept.order:
+            if kept is None or _later(item, kept):
+                if kept is not None and kept.kind == "removed" and kept.key != item.key:
+                    moved.append(kept)
                 newest[item.asset_id] = item
+            elif item.kind == "removed" and item.key != kept.key:
+                moved.append(item)
         report.add("skipped", len(staged) - len(newest))
-        return list(newest.values()), known
+        return list(newest.values()), moved, known
+
+    def _applies(self, item: Staged, entry: LedgerEntry) -> bool:
+        """Whether an event changes an asset the ledger knows: within one key, if it is newer. At another
+        key, a creation moves the asset there (a rename's copy, an overwrite in another format) unless
+        the key it is at holds a later copy of it (a late first delivery of the older key's creation);
+        a removal of a key the asset has left changes nothing."""
+        if entry.key == item.key:
+            return item.order > entry.order
+        if item.kind == "removed":
+            return False
+        if item.modified is None or entry.state != "indexed":
+            return True
+        current = self._store.head(entry.key)
+        return current is None or current.last_modified <= item.modified
 
     def _record(
         self,
@@ -357,20 +377,32 @@ class ObjectIngest:
         doc_id: str | None = None,
     ) -> None:
         applied = self._ledger.record(
-            LedgerEntry(staged.asset_id, staged.event.key, staged.order, state, doc_id, None, _now())
+            LedgerEntry(staged.asset_id, staged.key, staged.order, state, doc_id, None, _now())
         )
         report.add(state if applied else "skipped")
 
     def _refuse(self, staged: Staged, reason: str, message: str | None, report: IngestReport) -> None:
-        log.warning("refused %s: %s", staged.event.key, reason)
+        log.warning("refused %s: %s", staged.key, reason)
         # A refused version leaves the asset's previous document in the index: keep its id, so a later
         # removal still deletes it by id.
         previous = self._ledger.get(staged.asset_id)
         doc_id = previous.doc_id if previous is not None else None
         self._ledger.record(
-            LedgerEntry(staged.asset_id, staged.event.key, staged.order, "refused", doc_id, reason, _now())
+            LedgerEntry(staged.asset_id, staged.key, staged.order, "refused", doc_id, reason, _now())
         )
-        report.refuse(IngestResult(staged.event.key, staged.asset_id, "refused", reason, message))
+        report.refuse(IngestResult(staged.key, staged.asset_id, "refused", reason, message))
+
+
+def _later(item: Staged, kept: Staged) -> bool:
+    """Of two events of one asset in one batch: within one key the newer; across keys a creation over
+    a removal (the asset moved), and of two creations the later written (a tie: the later in the batch)."""
+    if item.key == kept.key:
+        return item.order > kept.order
+    if item.kind != kept.kind:
+        return item.kind == "created"
+    if item.modified is None or kept.modified is None:
+        return item.modified is None
+    return item.modified >= kept.modified
 
 
 def _now() -> str:

@@ -23,7 +23,7 @@ import numpy as np
 from visual_search.assets.identity import build_document
 from visual_search.assets.renditions import RenditionWriter
 from visual_search.domain.document import AssetDocument
-from visual_search.domain.identity import derived_asset_id
+from visual_search.domain.identity import AssetId, derived_asset_id
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodedImage, DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
@@ -41,6 +41,7 @@ class IngestItem:
     tags: tuple[str, ...] = ()
     created_at: datetime | None = None
     decoded: DecodedImage | None = None  # already decoded by `Ingestor.decode` (an upload checks first)
+    asset_id: str | None = None  # the id stored with the object; None: derived from the key
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,9 @@ class Ingestor:
         ready = []
         for i in positions:
             item = items[i]
-            asset_id = derived_asset_id(self._store_name, item.key)
+            asset_id = (
+                AssetId(item.asset_id) if item.asset_id else derived_asset_id(self._store_name, item.key)
+            )
             if is_reserved(item.key):  # every caller filters these; this is the last line of defence
                 message = f"{RESERVED_PREFIX} holds Visual Search's own files, never assets"
                 refused[i] = IngestResult(item.key, asset_id, "refused", "reserved_name", message)
@@ -201,15 +204,15 @@ class Ingestor:
             ready.append(_Prepared(i, preprocess(decoded.image, spec), document, rendition))
         return ready, time.perf_counter() - started
 
-    def remove(self, keys: Sequence[str], known: DocIds | None = None) -> list[str]:
-        """Delete the assets of these keys from the index (and their renditions); returns their ids.
-        `known`: the document ids the ledger holds for them (see `VectorIndex.delete`)."""
-        ids: list[str] = [derived_asset_id(self._store_name, k) for k in keys]
-        self._index.delete(ids, known)
+    def remove(self, asset_ids: Sequence[str], keys: Sequence[str], known: DocIds | None = None) -> None:
+        """Delete these assets from the index, and the renditions of these keys (the removed objects':
+        also those whose asset lives on under another key). `known`: the document ids the ledger holds
+        for the assets (see `VectorIndex.delete`)."""
+        if asset_ids:
+            self._index.delete(asset_ids, known)
         if self._renditions is not None:
             for key in keys:
                 self._renditions.delete(key)
-        return ids
 
 
 def _groups(n: int, most: int) -> list[range]:

@@ -1,7 +1,9 @@
 """The ledger on AWS: one DynamoDB item per (scope, asset id), written with a condition expression.
 
-`record` is a PutItem with `attribute_not_exists(pk) OR order_token < :order`, the conditional write
-DynamoDB documents for optimistic ordering, so concurrent ingest Lambdas never move an asset backwards.
+`record` is a PutItem with `attribute_not_exists(pk) OR order_token < :order OR key <> :key`, the
+conditional write DynamoDB documents for optimistic ordering, so concurrent ingest Lambdas never move an
+asset backwards. Each key's mark (`at_key`) is an item of its own, `<scope>#key#<key>`, written after
+the entry with the same condition on its order token (a crash in between loses a mark, never an entry).
 Throttling and service errors become DependencyUnavailable: the SQS message is retried, then parked in
 the dead-letter queue.
 """
@@ -19,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from visual_search.errors import DependencyUnavailable
-from visual_search.ledger.port import HOLD_TTL_S, HOLD_WAIT_S, LedgerEntry, State, take_turn
+from visual_search.ledger.port import HOLD_TTL_S, HOLD_WAIT_S, KeyMark, LedgerEntry, State, take_turn
 
 CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 4, "mode": "adaptive"})
 FIELDS = ("asset_id", "key", "order_token", "state", "doc_id", "reason", "updated_at")
@@ -59,18 +61,46 @@ class DynamoDbLedger:
         entry = self.get(asset_id)
         return entry is None or order > entry.order
 
+    def _key_pk(self, key: str) -> dict[str, str]:
+        return {"S": f"{self.scope}#key#{key}"}  # never an asset's: an asset id holds no "#"
+
+    def at_key(self, key: str) -> KeyMark | None:
+        item = self._call(
+            "get_item", TableName=self._table, Key={"pk": self._key_pk(key)}, ConsistentRead=True
+        ).get("Item")
+        return KeyMark(item["asset_id"]["S"], item["order_token"]["S"]) if item else None
+
     def record(self, entry: LedgerEntry) -> bool:
         item = {"pk": self._pk(entry.asset_id), "scope": {"S": self.scope}}
         for name, value in zip(FIELDS, _values(entry), strict=True):
             if value is not None:
                 item[name] = {"S": value}
-        return self._conditional(
+        newer = "attribute_not_exists(pk) OR order_token < :order"
+        order = {":order": {"S": entry.order}}
+        moved = order | {":key": {"S": entry.key}}
+        if not self._conditional(
             "put_item",
             TableName=self._table,
             Item=item,
-            ConditionExpression="attribute_not_exists(pk) OR order_token < :order",
-            ExpressionAttributeValues={":order": {"S": entry.order}},
+            ConditionExpression=f"{newer} OR #key <> :key",
+            ExpressionAttributeNames={"#key": "key"},
+            ExpressionAttributeValues=moved,
+        ):
+            return False
+        # No `scope` attribute: `entries` leaves marks out.
+        mark = {
+            "pk": self._key_pk(entry.key),
+            "asset_id": item["asset_id"],
+            "order_token": item["order_token"],
+        }
+        self._conditional(
+            "put_item",
+            TableName=self._table,
+            Item=mark,
+            ConditionExpression=newer,
+            ExpressionAttributeValues=order,
         )
+        return True
 
     def entries(self, state: State | None = None) -> Iterator[LedgerEntry]:
         arguments: dict[str, Any] = {

@@ -9,7 +9,12 @@ handed back to the index on the asset's next replace or removal, which deletes b
 find until the collection's refresh.
 
 `record` is a conditional write — it succeeds only if the entry is absent or older — so two workers
-racing on one asset cannot move the ledger backwards; `is_newer` lets a worker skip work early.
+racing on one asset cannot move the ledger backwards; `is_newer` lets a worker skip work early. Order
+tokens compare within one key only (S3's sequencers do), so an entry moving to another key (a rename,
+an overwrite in another format) is always written: the pipeline decides whether such a move is stale.
+Each key also keeps a mark of the newest event applied there and its asset (`at_key`), kept after the
+asset moves on: a late event of a key is then recognised as stale, and a removal event, which carries
+no asset id, names the asset it concerns.
 
 Entries are kept per *scope* (the index they describe: one per model and cluster endpoint, see
 `bootstrap.ledger_scope`), so re-indexing for a new model, or into a cluster made anew, starts from an
@@ -50,6 +55,14 @@ class LedgerEntry:
     updated_at: str = ""
 
 
+@dataclass(frozen=True)
+class KeyMark:
+    """The newest event applied at a key: its asset, and its order token."""
+
+    asset_id: str
+    order: str
+
+
 class AssetLedger(Protocol):
     scope: str
 
@@ -59,9 +72,15 @@ class AssetLedger(Protocol):
         """True when an event with this order token would change the ledger (absent or older entry)."""
         ...
 
+    def at_key(self, key: str) -> KeyMark | None:
+        """The newest event recorded at this key (whichever asset is there now); None if none was."""
+        ...
+
     def record(self, entry: LedgerEntry) -> bool:
-        """Write the entry if no entry exists or the existing one is older; return whether it was written.
-        Atomic: concurrent writers on one asset never move the ledger backwards."""
+        """Write the entry if no entry exists, the existing one is older, or it is under another key (a
+        move); return whether it was written. When written, the key's mark moves to it if it is the
+        newest event at that key. Atomic: concurrent writers on one asset and key never move the ledger
+        backwards."""
         ...
 
     def entries(self, state: State | None = None) -> Iterator[LedgerEntry]:

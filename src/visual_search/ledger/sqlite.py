@@ -1,6 +1,7 @@
 """The ledger on one machine: a SQLite table next to the embedded index.
 
-The conditional write is a single upsert whose update is guarded by `WHERE excluded.order > order`,
+The conditional write is a single upsert whose update is guarded by `WHERE excluded.order > order` (or
+another key: a move), with the key's mark in the same transaction,
 so it is atomic inside SQLite whatever the number of connections. Each `record` is its own transaction
 (synchronous=FULL: one fsync), except inside `batch`, where one ingest batch's records commit together.
 """
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from visual_search.ledger.port import HOLD_TTL_S, HOLD_WAIT_S, LedgerEntry, State, take_turn
+from visual_search.ledger.port import HOLD_TTL_S, HOLD_WAIT_S, KeyMark, LedgerEntry, State, take_turn
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -35,6 +36,13 @@ CREATE TABLE IF NOT EXISTS holds (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL
 ) WITHOUT ROWID
 """
+# The newest event recorded at each key (`at_key`), kept after its asset moves on.
+KEYS = """
+CREATE TABLE IF NOT EXISTS keys (
+    scope TEXT NOT NULL, key TEXT NOT NULL, asset_id TEXT NOT NULL, order_token TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID
+"""
 COLUMNS = "asset_id, key, order_token, state, doc_id, reason, updated_at"
 
 
@@ -49,6 +57,7 @@ class SqliteLedger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(SCHEMA)
+        self._db.execute(KEYS)
         self._db.execute(HOLDS)
 
     def get(self, asset_id: str) -> LedgerEntry | None:
@@ -62,14 +71,21 @@ class SqliteLedger:
         entry = self.get(asset_id)
         return entry is None or order > entry.order
 
-    def record(self, entry: LedgerEntry) -> bool:
+    def at_key(self, key: str) -> KeyMark | None:
         with self._lock:
+            row = self._db.execute(
+                "SELECT asset_id, order_token FROM keys WHERE scope = ? AND key = ?", (self.scope, key)
+            ).fetchone()
+        return KeyMark(*row) if row else None
+
+    def record(self, entry: LedgerEntry) -> bool:
+        with self._lock, self.batch():  # the entry and its key's mark together
             cursor = self._db.execute(
                 f"""INSERT INTO ledger (scope, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (scope, asset_id) DO UPDATE SET
                     key = excluded.key, order_token = excluded.order_token, state = excluded.state,
                     doc_id = excluded.doc_id, reason = excluded.reason, updated_at = excluded.updated_at
-                WHERE excluded.order_token > ledger.order_token""",
+                WHERE excluded.order_token > ledger.order_token OR excluded.key <> ledger.key""",
                 (
                     self.scope,
                     entry.asset_id,
@@ -81,7 +97,16 @@ class SqliteLedger:
                     entry.updated_at,
                 ),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            self._db.execute(
+                """INSERT INTO keys (scope, key, asset_id, order_token) VALUES (?, ?, ?, ?)
+                ON CONFLICT (scope, key) DO UPDATE SET
+                    asset_id = excluded.asset_id, order_token = excluded.order_token
+                WHERE excluded.order_token > keys.order_token""",
+                (self.scope, entry.key, entry.asset_id, entry.order),
+            )
+            return True
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import os
 import re
 import tempfile
@@ -32,6 +33,9 @@ URL_TTL_S = 3600
 # Half-written files live under the reserved prefix, never beside the key they will become: a staging
 # name there could also be a public_id, and a scan that skipped it could never list that asset again.
 STAGING = f"{RESERVED_PREFIX}staging"
+# Each object's metadata (its asset id, its tags: what S3 keeps as user metadata) is a JSON file at the
+# same key under this prefix: its folders mirror the objects', so it conflicts only where they would.
+METADATA = f"{RESERVED_PREFIX}meta"
 # What `quote(key)` leaves as it is (its always-safe characters and "/"): most keys, and checking costs a
 # third of quoting (a page of 50 results quotes 100 keys).
 _UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch
@@ -60,19 +64,30 @@ class LocalImageStore:
         metadata: Mapping[str, str] | None = None,
         object_tags: Mapping[str, str] | None = None,
     ) -> None:
-        """Metadata and tags are not kept: a local folder is indexed inline, by the writer itself."""
-        self._write(key, data, os.replace)  # rename: a reader (or a crash) never sees half a file
+        """Object tags are not kept: a local folder is indexed inline, by the writer itself. The metadata
+        is written after the file (a file refused as a conflict leaves no metadata behind); a crash in
+        between leaves the file with no id, read as an object written around the API."""
+        self._write(self._path(key), key, data, os.replace)  # a reader (or a crash) never sees half a file
+        sidecar = self._sidecar(key)
+        if metadata:
+            self._write(sidecar, key, json.dumps(dict(metadata)).encode(), os.replace)
+        else:
+            with contextlib.suppress(NotADirectoryError, IsADirectoryError):
+                sidecar.unlink(missing_ok=True)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         try:
-            self._write(key, data, os.link)  # a hard link fails where the name exists
+            self._write(self._path(key), key, data, os.link)  # a hard link fails where the name exists
         except FileExistsError:
             return False
         return True
 
-    def _write(self, key: str, data: bytes, place: Callable[[str, Path], None]) -> None:
-        """Write a whole temporary file, then `place` it at the key's path."""
-        path = self._path(key)
+    def _sidecar(self, key: str) -> Path:
+        self._path(key)  # the key's checks
+        return self.root / METADATA / key
+
+    def _write(self, path: Path, key: str, data: bytes, place: Callable[[str, Path], None]) -> None:
+        """Write a whole temporary file, then `place` it at `path` (the key's, or its metadata's)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -105,12 +120,22 @@ class LocalImageStore:
             mtime = path.stat().st_mtime
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(key) from None
-        return StoredObject(key, data, None, datetime.fromtimestamp(mtime, UTC))
+        return StoredObject(key, data, None, datetime.fromtimestamp(mtime, UTC), self._read_metadata(key))
+
+    def metadata(self, key: str) -> dict[str, str] | None:
+        return self._read_metadata(key) if self.head(key) is not None else None
+
+    def _read_metadata(self, key: str) -> dict[str, str]:
+        try:
+            return dict(json.loads(self._sidecar(key).read_bytes()))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return {}
 
     def delete(self, key: str) -> None:
         # A folder, or a path under a file: no object is there.
         with contextlib.suppress(IsADirectoryError, NotADirectoryError):
             self._path(key).unlink(missing_ok=True)
+            self._sidecar(key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         return (info.key for info in self.scan(prefix))

@@ -60,9 +60,10 @@ class ImageStore(Protocol):
         metadata: Mapping[str, str] | None = None,
         object_tags: Mapping[str, str] | None = None,
     ) -> None:
-        """Write the object. `metadata` (S3 user metadata) and `object_tags` (S3 object tagging) carry
-        what the ingest worker reads back from the bucket; a store that is indexed inline (the local
-        folder) has no worker to read them and may ignore both."""
+        """Write the object, with `metadata` (S3 user metadata: its asset's id and tags, which the ingest
+        worker and a re-index read back) replacing whatever the key held before. `object_tags` (S3 object
+        tagging: the opt-in) are read by the ingest worker only: a store indexed inline (the local
+        folder) may ignore them."""
         ...
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -71,6 +72,10 @@ class ImageStore(Protocol):
         ...
 
     def get(self, key: str, version_id: str | None = None) -> StoredObject: ...
+
+    def metadata(self, key: str) -> dict[str, str] | None:
+        """The object's metadata without its bytes ({} where it has none); None when no object is there."""
+        ...
 
     def tags(self, key: str) -> dict[str, str]:
         """Object tags (S3 object tagging); empty where the store has none."""

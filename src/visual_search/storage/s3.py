@@ -11,7 +11,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from visual_search.errors import DependencyUnavailable, ImageTooLarge
+from visual_search.errors import BadInput, DependencyUnavailable, ImageTooLarge
 from visual_search.storage.port import ObjectInfo, ObjectNotFound, StoredObject, listed, validate_key
 
 URL_TTL_S = 3600
@@ -25,6 +25,9 @@ MISSING = {"NoSuchKey", "404", "NotFound"}
 # A conditional write's refusals: 412 when the key exists, 409 when another conditional write to it is
 # in flight (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
 PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
+MAX_METADATA_BYTES = 2048  # S3's limit for all user metadata of one object (names and values)
 
 
 class _PreconditionFailed(Exception):
@@ -48,6 +51,12 @@ class S3ImageStore:
     ) -> None:
         extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
         if metadata:
+            size = sum(len(k) + len(v) for k, v in metadata.items())
+            if size > MAX_METADATA_BYTES:
+                raise BadInput(
+                    f"an object's metadata (its asset id and tags, encoded) takes {size:,} bytes; on S3"
+                    f" it is at most {MAX_METADATA_BYTES:,} bytes (S3 user metadata): fewer or shorter tags"
+                )
             extra["Metadata"] = dict(metadata)
         if object_tags:
             extra["Tagging"] = urlencode(object_tags)
@@ -75,6 +84,13 @@ class S3ImageStore:
         return StoredObject(
             key, data, response.get("ContentType"), response["LastModified"], response.get("Metadata") or {}
         )
+
+    def metadata(self, key: str) -> dict[str, str] | None:
+        try:
+            response = self._call("head_object", Bucket=self.bucket, Key=validate_key(key))
+        except ObjectNotFound:
+            return None
+        return dict(response.get("Metadata") or {})
 
     def tags(self, key: str) -> dict[str, str]:
         response = self._call("get_object_tagging", Bucket=self.bucket, Key=validate_key(key))

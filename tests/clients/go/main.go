@@ -288,6 +288,38 @@ func main() {
 		return unless(only, "deleted")
 	})
 
+	// -- One asset through an overwrite in another format and a rename: the same asset_id throughout
+	first, err := cld.Upload.Upload(ctx, env("VS_UPLOAD_FILE"), uploader.UploadParams{PublicID: prefix + "/f"})
+	call("identity_upload_jpeg", err, first.Error.Message, func() string {
+		return unless(first.AssetID != "" && !first.Overwritten, "not a new asset")
+	})
+	kept := first.AssetID
+	if kept == "" {
+		kept = unknownAssetID
+	}
+	png, err := cld.Upload.Upload(ctx, env("VS_LARGE_FILE"), uploader.UploadParams{PublicID: prefix + "/f"})
+	call("identity_upload_png", err, png.Error.Message, func() string {
+		return unless(png.AssetID == kept && png.Format == "png" && png.Overwritten, "another asset")
+	})
+	renamed, err := cld.Upload.Rename(ctx, uploader.RenameParams{FromPublicID: prefix + "/f", ToPublicID: prefix + "/g"})
+	renameError := ""
+	if renamed != nil && renamed.Error != nil {
+		renameError = fmt.Sprint(renamed.Error)
+	}
+	call("identity_rename", err, renameError, func() string {
+		return unless(renamed.AssetID == kept && renamed.PublicID == prefix+"/g" && renamed.Format == "png", "another asset")
+	})
+	// The Go SDK has no resources_by_asset_ids: the asset by its id, one at a time.
+	byKept, err := cld.Admin.AssetByAssetID(ctx, admin.AssetByAssetIDParams{AssetID: kept})
+	call("identity_resource_by_asset_id", err, byKept.Error.Message, func() string {
+		return unless(byKept.PublicID == prefix+"/g", "not under its new name")
+	})
+	similar, err := cld.Admin.VisualSearch(ctx, admin.VisualSearchParams{ImageAssetID: kept})
+	call("identity_visual_search_image_asset_id", err, similar.Error.Message, func() string {
+		found := slices.ContainsFunc(similar.Assets, func(a api.BriefAssetResult) bool { return a.AssetID == kept })
+		return unless(len(similar.Assets) > 0 && !found, "bad neighbours")
+	})
+
 	// -- errors, as the SDK reports them
 	_, err = wrong.Admin.VisualSearch(ctx, admin.VisualSearchParams{Text: "x"})
 	refused("error_401_admin", http.StatusUnauthorized, err)

@@ -223,6 +223,34 @@ async function main() {
     (r) => expect(JSON.stringify(r.deleted) === JSON.stringify({ [`${PREFIX}/sub/d`]: "deleted" }), "deleted"),
   );
 
+  // -- One asset through an overwrite in another format and a rename: the same asset_id throughout
+  const first = await call(
+    "identity_upload_jpeg",
+    () => cloudinary.uploader.upload(env("VS_UPLOAD_FILE"), { public_id: `${PREFIX}/f` }),
+    (r) => expect(r.asset_id && !r.overwritten, "not a new asset"),
+  );
+  const kept = first ? first.asset_id : UNKNOWN_ASSET_ID;
+  await call(
+    "identity_upload_png",
+    () => cloudinary.uploader.upload(env("VS_LARGE_FILE"), { public_id: `${PREFIX}/f` }),
+    (r) => expect(r.asset_id === kept && r.format === "png" && r.overwritten === true, "another asset"),
+  );
+  await call(
+    "identity_rename",
+    () => cloudinary.uploader.rename(`${PREFIX}/f`, `${PREFIX}/g`),
+    (r) => expect(r.asset_id === kept && r.public_id === `${PREFIX}/g` && r.format === "png", "another asset"),
+  );
+  await call(
+    "identity_resources_by_asset_ids",
+    () => cloudinary.api.resources_by_asset_ids([kept]),
+    (r) => expect(JSON.stringify(ids(r)) === JSON.stringify([`${PREFIX}/g`]), "not under its new name"),
+  );
+  await call(
+    "identity_visual_search_image_asset_id",
+    () => cloudinary.api.visual_search({ image_asset_id: kept }),
+    (r) => expect(r.resources.length > 0 && !r.resources.some((x) => x.asset_id === kept), "bad neighbours"),
+  );
+
   // -- errors, as the SDK reports them
   await refused("error_401_admin", 401, () => cloudinary.api.visual_search({ text: "x" }, WRONG));
   await refused("error_401_upload", 401, () => cloudinary.uploader.upload(env("VS_UPLOAD_FILE"), WRONG));

@@ -249,6 +249,26 @@ public final class Calls {
                 () -> api.deleteResourcesByPrefix(prefix + "/sub/", none),
                 r -> expect(deleted(r).equals(Map.of(prefix + "/sub/d", "deleted")), "deleted"));
 
+        // -- One asset through an overwrite in another format and a rename: the same asset_id throughout
+        Map<?, ?> first = call("identity_upload_jpeg",
+                () -> cloudinary.uploader().upload(upload, options("public_id", prefix + "/f")),
+                r -> expect(r.get("asset_id") != null && r.get("overwritten") == null, "not a new asset"));
+        String kept = first == null ? UNKNOWN_ASSET_ID : (String) first.get("asset_id");
+        call("identity_upload_png",
+                () -> cloudinary.uploader().upload(new File(env("VS_LARGE_FILE")), options("public_id", prefix + "/f")),
+                r -> expect(kept.equals(r.get("asset_id")) && "png".equals(r.get("format"))
+                        && Boolean.TRUE.equals(r.get("overwritten")), "another asset"));
+        call("identity_rename",
+                () -> cloudinary.uploader().rename(prefix + "/f", prefix + "/g", options()),
+                r -> expect(kept.equals(r.get("asset_id")) && (prefix + "/g").equals(r.get("public_id"))
+                        && "png".equals(r.get("format")), "another asset"));
+        call("identity_resources_by_asset_ids",
+                () -> api.resourcesByAssetIDs(List.of(kept), none),
+                r -> expect(ids(r).equals(List.of(prefix + "/g")), "not under its new name"));
+        call("identity_visual_search_image_asset_id",
+                () -> api.visualSearch(ObjectUtils.asMap("image_asset_id", kept)),
+                r -> expect(!ids(r).isEmpty() && !String.valueOf(r.get("resources")).contains(kept), "bad neighbours"));
+
         // -- errors, as the SDK reports them
         // Not a per-call api_secret: visualSearch would send it in the query string with the other options.
         Cloudinary stranger = new Cloudinary(ObjectUtils.asMap(
