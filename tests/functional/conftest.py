@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import cloudinary
 import moto.sqs.models
 import pytest
 import urllib3
@@ -123,3 +124,15 @@ def world(aws_env, tmp_path, tiny_model_dir) -> IngestWorld:
 @pytest.fixture
 def versioned_world(aws_env, tmp_path, tiny_model_dir) -> IngestWorld:
     return IngestWorld(tiny_model_dir, tmp_path, versioned=True)
+
+
+def sdk_served_from(services: Services) -> Iterator[str]:
+    """A local server over `services` with Cloudinary's Python SDK pointed at it; yields its URL."""
+    server = LocalServer(services, "127.0.0.1", 0).start()
+    cloudinary.reset_config()
+    cloudinary.config(
+        cloud_name=CLOUD, api_key=API_KEY, api_secret=API_SECRET, upload_prefix=server.url, secure=False
+    )
+    yield server.url
+    cloudinary.reset_config()
+    server.stop()

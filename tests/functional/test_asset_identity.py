@@ -15,11 +15,10 @@ import cloudinary.uploader
 import pytest
 
 from tests.fixtures import images
-from tests.functional.conftest import API_KEY, API_SECRET, CLOUD, make_settings
+from tests.functional.conftest import make_settings, sdk_served_from
 from visual_search.bootstrap import Services, build_ingest, build_services
 from visual_search.domain.identity import ASSET_ID, derived_asset_id
 from visual_search.ingest.backfill import backfill
-from visual_search.server import LocalServer
 from visual_search.settings import IngestSettings
 
 
@@ -32,14 +31,7 @@ def services(tmp_path_factory, tiny_model_dir) -> Iterator[Services]:
 
 @pytest.fixture(scope="module")
 def served(services) -> Iterator[str]:
-    server = LocalServer(services, "127.0.0.1", 0).start()
-    cloudinary.reset_config()
-    cloudinary.config(
-        cloud_name=CLOUD, api_key=API_KEY, api_secret=API_SECRET, upload_prefix=server.url, secure=False
-    )
-    yield server.url
-    cloudinary.reset_config()
-    server.stop()
+    yield from sdk_served_from(services)
 
 
 def test_an_asset_keeps_its_asset_id_when_overwritten_in_another_format(served, services):

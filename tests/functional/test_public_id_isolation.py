@@ -15,10 +15,9 @@ import cloudinary.uploader
 import pytest
 
 from tests.fixtures import images
-from tests.functional.conftest import API_KEY, API_SECRET, CLOUD, make_settings
+from tests.functional.conftest import API_KEY, API_SECRET, CLOUD, make_settings, sdk_served_from
 from visual_search.bootstrap import Services, build_services
 from visual_search.cli import main as cli_main
-from visual_search.server import LocalServer
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +29,7 @@ def services(tmp_path_factory, tiny_model_dir) -> Iterator[Services]:
 
 @pytest.fixture(scope="module")
 def served(services) -> Iterator[str]:
-    server = LocalServer(services, "127.0.0.1", 0).start()
-    cloudinary.reset_config()
-    cloudinary.config(
-        cloud_name=CLOUD, api_key=API_KEY, api_secret=API_SECRET, upload_prefix=server.url, secure=False
-    )
-    yield server.url
-    cloudinary.reset_config()
-    server.stop()
+    yield from sdk_served_from(services)
 
 
 def alive(public_id: str) -> dict | None:
