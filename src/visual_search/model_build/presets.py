@@ -38,21 +38,22 @@ VIT_B_32: dict[str, Any] = {
 
 # Small enough to build in seconds and commit (a few MB), but with CLIP's real vocabulary, context
 # length and 224-pixel input, so the tokenizer and preprocessing paths are the production ones.
+# The width and depth every tiny test preset's towers share.
+TINY_TOWER: dict[str, Any] = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+}
 TINY: dict[str, Any] = {
     "projection_dim": 32,
     "text_config": {
         **VIT_B_32["text_config"],
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
+        **TINY_TOWER,
     },
     "vision_config": {
         **VIT_B_32["vision_config"],
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
+        **TINY_TOWER,
     },
 }
 
@@ -93,17 +94,11 @@ TINY_SIGLIP2: dict[str, Any] = {
     "text_config": {
         **VIT_B_16_SIGLIP2["text_config"],
         "vocab_size": 1024,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
+        **TINY_TOWER,
     },
     "vision_config": {
         **VIT_B_16_SIGLIP2["vision_config"],
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
+        **TINY_TOWER,
     },
 }
 SIGLIP_PRESETS = {"tiny-siglip2": TINY_SIGLIP2, "vit-b-16-siglip2": VIT_B_16_SIGLIP2}
