@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from visual_search.assets.chunked_uploads import ChunkedUploads
 from visual_search.assets.identity import stored_asset_id
+from visual_search.assets.labels import Labels
 from visual_search.assets.listing import Listing
 from visual_search.assets.renditions import RenditionWriter
 from visual_search.assets.upload_staging import StagingBounds
@@ -62,6 +63,7 @@ class Services:
     chunks: ChunkedUploads
     listing: Listing
     duplicates: DuplicateFinder
+    labels: Labels
     ledger: AssetLedger | None = None  # on one machine, where the service indexes its own writes
 
     def close(self) -> None:
@@ -167,6 +169,7 @@ def build_services(settings: ServiceSettings) -> Services:
         chunks,
         listing,
         duplicates,
+        Labels(uploads, store, writer),
         ledger,
     )
 

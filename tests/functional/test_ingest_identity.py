@@ -15,6 +15,7 @@ from tests.fixtures.ingest_world import BUCKET, IngestWorld, as_sqs_event, s3_no
 from tests.functional.conftest import make_settings
 from visual_search.bootstrap import IngestServices, build_services
 from visual_search.ingest.batch import handle_event
+from visual_search.ingest.objects import IngestReport
 
 ASSET = "0123456789abcdef0123456789abcdef"
 
@@ -132,5 +133,28 @@ def test_a_rename_on_aws_moves_the_asset_through_its_bucket_events(world, ingest
     found = ingest.index.get(uploaded["asset_id"])
     assert found is not None
     assert (found.document["key"], found.document["tags"]) == ("shoes/crimson.jpg", ["sale"])
+    assert ingest.index.count() == 1
+    api.close()
+
+
+def test_tags_and_context_changed_on_aws_reach_the_index_through_bucket_events_without_embedding(
+    world, ingest, tmp_path, tiny_model_dir
+):
+    api = build_services(make_settings(tmp_path / "api", tiny_model_dir, store_backend="s3", bucket=BUCKET))
+    uploaded = api.uploads.upload(images.jpeg(seed=1), {"public_id": "shoes/red", "tags": "sale"})
+    world.drain(ingest)
+    before = ingest.index.get(uploaded["asset_id"])
+    # The answer has the change at once; the index after the bucket's event
+    answered = api.labels.update("shoes/red", tags="sale,new", context="alt=red shoe")
+    assert (answered["tags"], answered["context"]) == (["new", "sale"], {"alt": "red shoe"})
+    report = IngestReport()
+    world.drain(ingest, report=report)
+    after = ingest.index.get(uploaded["asset_id"])
+    assert before is not None
+    assert after is not None
+    assert report.counts["indexed"] == 1
+    assert (report.timings.decode_s, report.timings.embed_s) == (0, 0)
+    assert (after.vector == before.vector).all()
+    assert (after.document["tags"], after.document["context"]) == (["new", "sale"], {"alt": "red shoe"})
     assert ingest.index.count() == 1
     api.close()

@@ -90,11 +90,12 @@ def test_a_batch_is_one_index_upsert_whatever_the_number_of_embedding_groups(ser
 
 
 def test_groups_are_near_equal_and_never_larger_than_an_embedding_batch():
-    assert _groups(0, 8) == []
-    assert [len(g) for g in _groups(10, 8)] == [5, 5]
-    assert [len(g) for g in _groups(21, 8)] == [7, 7, 7]
+    assert _groups([], 8) == []
+    assert [len(g) for g in _groups(range(10), 8)] == [5, 5]
+    assert [len(g) for g in _groups(range(21), 8)] == [7, 7, 7]
+    assert _groups([1, 4, 6], 2) == [[1, 4], [6]]
     for n in range(1, 40):
-        groups = _groups(n, EMBED_BATCH)
+        groups = _groups(list(range(n)), EMBED_BATCH)
         assert [i for g in groups for i in g] == list(range(n))
         assert max(len(g) for g in groups) - min(len(g) for g in groups) <= 1
         assert max(len(g) for g in groups) <= EMBED_BATCH

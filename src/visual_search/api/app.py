@@ -248,8 +248,21 @@ def _asset_routes(app: APIGatewayRestResolver, assets: AssetRoutes) -> None:
     app.post(cloud + "/<resource_type>/rename", summary="Rename an image, keeping its asset_id (signed)")(
         assets.rename
     )
+    app.post(cloud + "/<resource_type>/tags", summary="Add, remove or replace a tag on images (signed)")(
+        assets.tags
+    )
+    app.post(cloud + "/<resource_type>/context", summary="Add or remove context on images (signed)")(
+        assets.context
+    )
+    app.post(cloud + "/<resource_type>/explicit", summary="Set an image's tags and context (signed)")(
+        assets.explicit
+    )
     app.get(cloud + "/ping", summary="Reachability and credentials")(assets.ping)
     app.get(cloud + "/resources/image", summary="List images by public_id prefix")(assets.resources)
+    # Before `resources/image/<upload_type>`, which would take "context" for a delivery type.
+    app.get(cloud + "/resources/image/context", summary="List images with a context key (and value)")(
+        assets.resources_by_context
+    )
     app.get(cloud + "/resources/image/<upload_type>", summary="List images of a delivery type")(
         assets.resources_typed
     )
@@ -257,6 +270,9 @@ def _asset_routes(app: APIGatewayRestResolver, assets: AssetRoutes) -> None:
     app.get(cloud + "/resources/by_asset_ids", summary="Images by asset_id")(assets.resources_by_asset_ids)
     app.get(cloud + "/resources/image/upload/<public_id>", summary="One image by public_id")(
         assets.resource_by_public_id
+    )
+    app.post(cloud + "/resources/image/upload/<public_id>", summary="Update an image's tags and context")(
+        assets.update
     )
     app.delete(cloud + "/resources/image/upload", summary="Delete images by public_ids or prefix")(
         assets.delete_resources

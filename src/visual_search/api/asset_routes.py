@@ -1,7 +1,8 @@
 """Cloudinary's asset calls around visual_search: the Upload API (`upload`, `upload_large`, `destroy`,
-`rename`: signed in the body, verified here) and the Admin API (`ping`, `resources`, `resources_by_tag`,
-`resources_by_asset_ids`, `resource`, `delete_resources` by ids, prefix or tag: Basic auth). Paths and
-parameters as the SDKs send them; each handler is one call into `uploads` or `listing`."""
+`rename`, `tags`, `context`, `explicit`: signed in the body, verified here) and the Admin API (`ping`,
+`resources`, `resources_by_ids`, `resources_by_tag`, `resources_by_context`, `resources_by_asset_ids`,
+`resource`, `update`, `delete_resources` by ids, prefix or tag: Basic auth). Paths and parameters as
+the SDKs send them; each handler is one call into `uploads`, `labels` or `listing`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from visual_search.api.responses import json_text, resource
 from visual_search.api.upload_signature import verify_upload
 from visual_search.assets import names
 from visual_search.assets.chunked_uploads import parse_part
-from visual_search.assets.listing import DEFAULT_RESULTS, MAX_RESULTS
+from visual_search.assets.listing import DEFAULT_RESULTS, EVERYTHING, MAX_RESULTS, Selection
 from visual_search.assets.uploads import flag
 from visual_search.domain.naming import public_id_for
 from visual_search.errors import BadInput, NotFound
@@ -24,12 +25,39 @@ if TYPE_CHECKING:
     from visual_search.api.app import Routes
 
 CLOUD = "/v1_1/<cloud_name>"
-MAX_DELETE_IDS = 100
 # Cloudinary deletes at most 1000 assets per call and answers `partial`; 200 here, so a call that deletes
 # from S3 and the index one by one still answers within the search function's 28 s.
 MAX_DELETE_MATCHES = 200
-# A public_id holds slashes, which a route parameter cannot match: these paths are resolved here.
+# A public_id holds slashes, which a route parameter cannot match: these paths are resolved here (GET:
+# the resource; POST: update it).
 RESOURCE_BY_PUBLIC_ID = re.compile(r"^/v1_1/(?P<cloud_name>[^/]+)/resources/image/upload/(?P<public_id>.+)$")
+# What Cloudinary's explicit and update can also change, and nothing here can: no renditions are
+# delivered, no moderation or add-on runs. Refused by name, so a client never believes it was done.
+EXPLICIT_UNSUPPORTED = frozenset(
+    {
+        "eager",
+        "eager_async",
+        "transformation",
+        "moderation",
+        "raw_convert",
+        "ocr",
+        "categorization",
+        "detection",
+        "background_removal",
+        "auto_tagging",
+        "face_coordinates",
+        "custom_coordinates",
+        "regions",
+        "metadata",
+        "access_control",
+    }
+)
+UPDATE_UNSUPPORTED = EXPLICIT_UNSUPPORTED | {
+    "moderation_status",
+    "quality_override",
+    "display_name",
+    "asset_folder",
+}
 ONLY_IMAGES = "Visual Search stores and indexes images only: upload with resource_type 'image' or 'auto'"
 
 
@@ -107,6 +135,42 @@ class AssetRoutes:
         document = self.services.uploads.rename(source, target, flag(fields, "overwrite", False))
         return self.r.respond(200, json_text(resource(document, self.r.urls())))
 
+    def tags(self, cloud_name: str, resource_type: str):
+        """Upload API tags (signed): `command` add, remove, replace or remove_all of `tag` on `public_ids`."""
+        fields = self._upload_call(cloud_name, resource_type)
+        changed = self.services.labels.tags(
+            fields.get("command", ""), fields.get("tag"), params.id_list(fields, "public_ids")
+        )
+        return self.r.respond(200, json_text({"public_ids": changed}))
+
+    def context(self, cloud_name: str, resource_type: str):
+        """Upload API context (signed): `command` add or remove_all of `context` on `public_ids`."""
+        fields = self._upload_call(cloud_name, resource_type)
+        changed = self.services.labels.context(
+            fields.get("command", ""), fields.get("context"), params.id_list(fields, "public_ids")
+        )
+        return self.r.respond(200, json_text({"public_ids": changed}))
+
+    def explicit(self, cloud_name: str, resource_type: str):
+        """Upload API explicit (signed), for what it can change here: `tags` and `context` of `public_id`.
+        Eager transformations and the other media options have nothing to act on (no renditions are
+        delivered), so they are refused rather than silently ignored."""
+        fields = self._upload_call(cloud_name, resource_type)
+        public_id = fields.get("public_id")
+        if not public_id:
+            raise BadInput("public_id is required")
+        if unsupported := sorted(set(fields) & EXPLICIT_UNSUPPORTED):
+            raise BadInput(f"explicit here changes tags and context only, not {', '.join(unsupported)}")
+        document = self.services.labels.update(public_id, fields.get("tags"), fields.get("context"))
+        return self.r.respond(200, json_text(resource(document, self.r.urls())))
+
+    def _upload_call(self, cloud_name: str, resource_type: str) -> dict[str, str]:
+        """A signed Upload API call on stored images: its signed text fields."""
+        fields = self._verify(self.r.request_params(), cloud_name)
+        if resource_type != "image" or fields.get("type", "upload") != "upload":
+            raise BadInput(ONLY_IMAGES + ", of type upload")
+        return fields
+
     def _verify(self, fields: dict[str, str | bytes], cloud_name: str) -> dict[str, str]:
         """The text parameters the request's signature covers: the only ones the call may use."""
         text = {k: v for k, v in fields.items() if isinstance(v, str)}
@@ -125,15 +189,45 @@ class AssetRoutes:
         return self._page(fields, prefix=params.text(fields, "prefix") or "")
 
     def resources_typed(self, cloud_name: str, upload_type: str):
+        """`resources` of one delivery type, and `resources_by_ids` (`public_ids`)."""
         self.r.authenticate(cloud_name)
         fields = self.r.request_params()
         if upload_type != "upload":
             return self.r.respond(200, json_text({"resources": []}))
+        if public_ids := params.id_list(fields, "public_ids"):
+            documents = self.services.listing.by_public_ids(public_ids)
+            urls = self.r.urls()
+            return self.r.respond(200, json_text({"resources": [resource(d, urls) for d in documents]}))
         return self._page(fields, prefix=params.text(fields, "prefix") or "")
 
     def resources_by_tag(self, cloud_name: str, tag: str):
         self.r.authenticate(cloud_name)
-        return self._page(self.r.request_params(), tag=_one_tag(tag))
+        return self._page(self.r.request_params(), selection=Selection(tag=_one_tag(tag)))
+
+    def resources_by_context(self, cloud_name: str):
+        """Resources with the context `key` (set to `value`, when given)."""
+        self.r.authenticate(cloud_name)
+        fields = self.r.request_params()
+        key = params.text(fields, "key")
+        if not key:
+            raise BadInput("key is required")
+        return self._page(
+            fields, selection=Selection(context_key=key, context_value=params.text(fields, "value"))
+        )
+
+    def update(self, cloud_name: str, public_id: str):
+        """Admin API update of one resource: its `tags` (comma-separated, replacing them) and `context`."""
+        self.r.authenticate(cloud_name)
+        fields = self.r.request_params()
+        if unsupported := sorted(set(fields) & UPDATE_UNSUPPORTED):
+            raise BadInput(f"update here changes tags and context only, not {', '.join(unsupported)}")
+        tags, context = (fields.get(name) for name in ("tags", "context"))
+        document = self.services.labels.update(
+            public_id,
+            tags if isinstance(tags, str) else None,
+            context if isinstance(context, str) else None,
+        )
+        return self.r.respond(200, json_text(resource(document, self.r.urls())))
 
     def resources_by_asset_ids(self, cloud_name: str):
         self.r.authenticate(cloud_name)
@@ -167,8 +261,8 @@ class AssetRoutes:
             return self._delete_matching(prefix=names.normalise(prefix))
         if not public_ids:
             raise BadInput("public_ids or prefix is required")
-        if len(public_ids) > MAX_DELETE_IDS:
-            raise BadInput(f"at most {MAX_DELETE_IDS} public_ids per call, as Cloudinary allows")
+        if len(public_ids) > names.MAX_IDS_PER_CALL:
+            raise BadInput(f"at most {names.MAX_IDS_PER_CALL} public_ids per call, as Cloudinary allows")
         for public_id in public_ids:
             names.existing_public_id(public_id)
         deleted = {pid: self.services.uploads.delete(pid) for pid in public_ids}
@@ -182,17 +276,21 @@ class AssetRoutes:
         """Routes whose last parameter holds slashes; None when the path is none of them."""
         event = self.r.app.current_event
         match = RESOURCE_BY_PUBLIC_ID.match(event.path or "")
-        if event.http_method != "GET" or match is None:
+        if match is None:
             return None
-        return self.resource_by_public_id(match["cloud_name"], match["public_id"])
+        if event.http_method == "GET":
+            return self.resource_by_public_id(match["cloud_name"], match["public_id"])
+        if event.http_method == "POST":
+            return self.update(match["cloud_name"], match["public_id"])
+        return None
 
     # -- helpers
-    def _page(self, fields: dict[str, Any], prefix: str = "", tag: str | None = None):
+    def _page(self, fields: dict[str, Any], prefix: str = "", selection: Selection = EVERYTHING):
         if (params.text(fields, "direction") or "asc").lower() not in ("asc", "1"):
             raise BadInput("only direction=asc is supported: listings follow the public_id order")
         page = self.services.listing.page(
             prefix=prefix,
-            tag=tag,
+            selection=selection,
             max_results=params.integer(fields, "max_results", DEFAULT_RESULTS, 1, MAX_RESULTS),
             next_cursor=params.text(fields, "next_cursor"),
         )

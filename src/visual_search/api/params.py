@@ -23,7 +23,9 @@ from visual_search.errors import BadInput, BodyTooLarge
 from visual_search.index.port import Filters
 from visual_search.search.service import SearchQuery, decode_data_uri
 
-MAX_PARTS = 32
+# Fields per multipart or form body: an array is one field per item as the SDKs send it (Python's and
+# Node's multipart, Java's form `public_ids[]=…`), and a call takes up to `MAX_IDS_PER_CALL` ids.
+MAX_PARTS = names.MAX_IDS_PER_CALL + 32
 # Cloudinary's array parameters: every value is kept (joined with ",", as the SDKs sign a list) whether
 # the client spells the name `name[]` (Node, Python, Java) or repeats `name`; any other repeated name
 # keeps its last value. No item of these holds a comma (`names` refuses one in a public_id or a tag).
@@ -46,7 +48,7 @@ class FilePart(bytes):
 # The upload route's signature is in the body, so the body must be parsed to check it: these bounds
 # make that parse cheap, and nothing else (data URI, image) is decoded before the signature is verified.
 MAX_JSON_DEPTH = 8  # our bodies are flat objects whose values may be lists; 8 leaves room for SDK extras
-MAX_FORM_FIELDS = 64
+MAX_FORM_FIELDS = names.MAX_IDS_PER_CALL + 32
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 
@@ -165,6 +167,8 @@ def _multipart(body: bytes, boundary: str, max_bytes: int) -> dict[str, str | by
             for part in parser
         )
     except multipart.MultipartError as exc:
+        if "segment count" in str(exc):
+            raise BadInput(f"multipart body has more than {MAX_PARTS} parts") from None
         raise BadInput(f"malformed multipart body: {exc}") from None
     except UnicodeDecodeError:  # a text part (or a part's name) that is not in the body's charset
         raise BadInput("malformed multipart body: a text field is not UTF-8") from None

@@ -40,6 +40,7 @@ def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict
         "asset_folder": folder,
         "display_name": public_id.rpartition("/")[2],
         "tags": list(document.get("tags", [])),
+        **({"context": {"custom": context}} if (context := document.get("context")) else {}),
         "url": url,
         "secure_url": url,
         # Not in Cloudinary's shape (SDKs ignore extra fields): a small rendition for result grids.

@@ -7,13 +7,15 @@ import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from visual_search.domain.context import Context
 from visual_search.domain.document import AssetDocument
 from visual_search.domain.identity import AssetId, new_asset_id
+from visual_search.domain.naming import public_id_for
 from visual_search.domain.object_metadata import asset_id_from_metadata
 from visual_search.embedding.decode import DecodedImage
 from visual_search.errors import NotFound
 from visual_search.index.port import IndexedAsset, VectorIndex
-from visual_search.storage.port import ImageStore, is_reserved
+from visual_search.storage.port import ImageStore, InvalidKey, is_reserved
 
 
 def find_asset(index: VectorIndex, asset_id: str) -> IndexedAsset:
@@ -30,6 +32,21 @@ def stored_asset_id(store: ImageStore, key: str) -> AssetId:
     """The id of the asset stored under `key`: the one stored with the object, else (an object written
     around the API, or none there) the one derived from the key. One metadata read (an S3 HEAD)."""
     return asset_id_from_metadata(store.name, key, store.metadata(key))
+
+
+def keys_of(store: ImageStore, public_id: str) -> list[str]:
+    """The stored keys whose public_id this is (one, unless written around the API): exactly the keys
+    `public_id_for` maps to it, so no public_id reaches another's file. `vb/photo.jpg` is the key of
+    `vb/photo` in JPEG, never a file of the public_id `vb/photo.jpg` (whose JPEG is `vb/photo.jpg.jpg`);
+    a key without an extension is its own public_id's."""
+    keys = [k for k in store.list(public_id + ".") if public_id_for(k) == public_id]
+    if public_id_for(public_id) == public_id:
+        try:
+            if store.head(public_id) is not None:
+                keys.append(public_id)
+        except InvalidKey:  # a name no store can hold as a key is simply not there
+            pass
+    return keys
 
 
 def kept_asset_id(store: ImageStore, keys: Sequence[str]) -> AssetId:
@@ -49,6 +66,7 @@ def build_document(
     data: bytes,
     model_id: str,
     tags: tuple[str, ...] = (),
+    context: Context = (),
     created_at: datetime | None = None,
 ) -> AssetDocument:
     """The fields search results show (Cloudinary's resource fields) plus what we need ourselves."""
@@ -61,6 +79,7 @@ def build_document(
         bytes=len(data),
         etag=hashlib.md5(data, usedforsecurity=False).hexdigest(),  # exact-duplicate detection, like S3's
         tags=tuple(tags),
+        context=tuple(context),
         created_at=(created_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         model_id=model_id,
     )

@@ -1,12 +1,14 @@
 """Listing the collection as Cloudinary's Admin API does (`resources`, `resources_by_tag`,
-`resources_by_asset_ids`, `resource`), and the bulk deletes that select by prefix or tag.
+`resources_by_context`, `resources_by_ids`, `resources_by_asset_ids`, `resource`), and the bulk deletes
+that select by prefix or tag.
 
 The store is the list of what exists (an object the worker has not indexed yet, or one left out by the
-opt-in rule, is still an asset); the index adds what only it knows (dimensions, tags). Pages follow the
-keys' byte order, so a page resumes after the last key served whatever was added or deleted since, and
-never repeats one. The cursor is the search cursor's signed envelope (`CursorCodec`) carrying that key,
-bound to the listing's parameters. Every call is bounded: at most `MAX_RESULTS` resources per page, and
-a tag filter reads at most `SCAN_LIMIT` keys per call before it hands back a cursor to continue.
+opt-in rule, is still an asset); the index adds what only it knows (dimensions, tags, context). Pages
+follow the keys' byte order, so a page resumes after the last key served whatever was added or deleted
+since, and never repeats one. The cursor is the search cursor's signed envelope (`CursorCodec`) carrying
+that key, bound to the listing's parameters. Every call is bounded: at most `MAX_RESULTS` resources per
+page, and a tag or context filter reads at most `SCAN_LIMIT` keys per call before it hands back a cursor
+to continue.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import UTC
 from typing import Any
 
 from visual_search.assets import names
-from visual_search.assets.identity import stored_asset_id
+from visual_search.assets.identity import keys_of, stored_asset_id
 from visual_search.domain.document import AssetDocument
 from visual_search.domain.naming import format_for
 from visual_search.errors import BadInput
@@ -29,7 +31,27 @@ DEFAULT_RESULTS = 10  # Cloudinary's default
 # Keys read per call when a tag filters them: each is one index lookup, and a call must answer well
 # within the search function's 28 s (an OpenSearch GET takes milliseconds).
 SCAN_LIMIT = 1000
-MAX_BY_ASSET_IDS = 100  # Cloudinary's limit for resources_by_asset_ids
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which resources a listing keeps: those with `tag`, and with the context key `context_key` (set
+    to `context_value` when given); nothing given keeps all."""
+
+    tag: str | None = None
+    context_key: str | None = None
+    context_value: str | None = None
+
+    def keeps(self, document: dict[str, Any]) -> bool:
+        if self.tag is not None and self.tag not in document.get("tags", ()):
+            return False
+        if self.context_key is None:
+            return True
+        context = document.get("context") or {}
+        return self.context_key in context and self.context_value in (None, context[self.context_key])
+
+
+EVERYTHING = Selection()
 
 
 @dataclass(frozen=True)
@@ -45,15 +67,18 @@ class Listing:
     def page(
         self,
         prefix: str = "",
-        tag: str | None = None,
+        selection: Selection = EVERYTHING,
         max_results: int = DEFAULT_RESULTS,
         next_cursor: str | None = None,
     ) -> Page:
-        """Resources whose public_id starts with `prefix` (and that carry `tag`), in key order."""
+        """Resources whose public_id starts with `prefix` (and that `selection` keeps), in key order."""
         prefix = names.normalise(prefix) if prefix else ""
         if prefix and is_reserved(prefix + "/"):
             raise names.ReservedName("the _vs/ prefix is reserved for Visual Search's own files")
-        key = query_key({"listing": 1, "prefix": prefix, "tag": tag})
+        bound = {"listing": 1, "prefix": prefix, "tag": selection.tag}
+        if selection.context_key is not None:  # absent otherwise: cursors given out before stay valid
+            bound["context"] = [selection.context_key, selection.context_value]
+        key = query_key(bound)
         after = self._cursors.decode(next_cursor, key).asset_id if next_cursor else None
         documents: list[dict[str, Any]] = []
         last, scanned = after, 0
@@ -65,7 +90,7 @@ class Listing:
             scanned += 1
             last = info.key
             document = self.document(info)
-            if tag is None or tag in document.get("tags", ()):
+            if selection.keeps(document):
                 documents.append(document)
         return Page(documents, None)
 
@@ -78,15 +103,26 @@ class Listing:
                 return keys, False
             if is_reserved(info.key):
                 continue
-            if tag is None or tag in self.document(info).get("tags", ()):
+            if tag is None or Selection(tag).keeps(self.document(info)):
                 keys.append(info.key)
         return keys, True
 
     def by_asset_ids(self, asset_ids: list[str]) -> list[dict[str, Any]]:
-        if len(asset_ids) > MAX_BY_ASSET_IDS:
-            raise BadInput(f"at most {MAX_BY_ASSET_IDS} asset_ids per call, as Cloudinary allows")
+        if len(asset_ids) > names.MAX_IDS_PER_CALL:
+            raise BadInput(f"at most {names.MAX_IDS_PER_CALL} asset_ids per call, as Cloudinary allows")
         found = [self._index.get(a) for a in dict.fromkeys(asset_ids)]
         return [dict(s.document) for s in found if s is not None and not is_reserved(str(s.document["key"]))]
+
+    def by_public_ids(self, public_ids: list[str]) -> list[dict[str, Any]]:
+        """The resources of these public_ids that exist, in the order given (Admin API resources_by_ids)."""
+        if len(public_ids) > names.MAX_IDS_PER_CALL:
+            raise BadInput(f"at most {names.MAX_IDS_PER_CALL} public_ids per call")
+        documents = []
+        for public_id in dict.fromkeys(names.existing_public_id(p) for p in public_ids):
+            keys = keys_of(self._store, public_id)
+            if keys and (info := self._store.head(keys[0])) is not None:
+                documents.append(self.document(info))
+        return documents
 
     def document(self, info: ObjectInfo) -> dict[str, Any]:
         """The index's document for a stored object, or what the listing alone tells of it. Its id is

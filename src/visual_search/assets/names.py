@@ -1,5 +1,5 @@
-"""Names given through the API — public_ids, folders and tags — normalised and validated as Cloudinary
-does, so one name is one asset and every name we accept is also one Cloudinary accepts.
+"""Names given through the API — public_ids, folders, tags and context — normalised and validated as
+Cloudinary does, so one name is one asset and every name we accept is also one Cloudinary accepts.
 
 Cloudinary's rules (https://cloudinary.com/documentation/ts_permitted_naming_conventions, tags:
 https://cloudinary.com/documentation/tags), and where we differ:
@@ -8,7 +8,10 @@ https://cloudinary.com/documentation/tags), and where we differ:
 - Cloudinary replaces other special characters with `_`; we keep them instead (only control characters,
   lone surrogates and `,` are refused): silently renaming would merge different names into one asset,
   and a comma separates the items of list parameters (`public_ids=a,b`);
-- a tag is at most 255 characters, an asset has at most 1000 tags.
+- a tag is at most 255 characters, an asset has at most 1000 tags;
+- context (https://cloudinary.com/documentation/contextual_metadata): `key=value|...` "up to 255
+  characters", which we read as each key and each value; at most 100 pairs (ours). On S3 all of an
+  object's metadata (id, tags, context) fits in 2 KB, which the S3 store checks.
 Our own additions: names are NFC-normalised (the same text typed on macOS and Linux is one asset);
 `.`, `..` and empty path segments are refused; each segment of the stored key is at most 255 UTF-8
 bytes (a file name on every common filesystem); the `_vs/` prefix is Visual Search's own (renditions,
@@ -21,17 +24,25 @@ API refuses (a `+` is common in S3 keys) but still cannot reach the reserved pre
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from visual_search.assets.renditions import rendition_key
+from visual_search.domain.context import Context, parse_context
 from visual_search.errors import BadInput
 from visual_search.storage.port import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, RESERVED_PREFIX
 
 MAX_PUBLIC_ID_CHARS = 255
 MAX_TAG_CHARS = 255
 MAX_TAGS = 1000
+# Ids one call takes (public_ids, asset_ids): Cloudinary's limit for resources_by_asset_ids and
+# delete_resources; its tags and context calls take 1000, each a stored write here, and a call answers
+# within the search function's 28 s.
+MAX_IDS_PER_CALL = 100
+MAX_CONTEXT_CHARS = 255  # each key, each value
+MAX_CONTEXT_PAIRS = 100
 FORBIDDEN = frozenset("?&#\\%<>+")
 _ENDS = re.compile(r"^[\s/]+|[\s/]+$")
 _VERSION_FOLDER = re.compile(r"v\d+")
@@ -125,6 +136,46 @@ def tags(values: str | Iterable[str]) -> tuple[str, ...]:
             raise InvalidName(f"tag {tag[:40]!r}... is {len(tag)} characters; at most {MAX_TAG_CHARS}")
         _printable(tag, "tag")
     return tuple(seen)
+
+
+def context(value: str | Mapping[str, object]) -> Context:
+    """Context pairs from Cloudinary's text (`caption=Tom \\| Jerry|alt=shoe`) or a JSON object (a
+    JSON body's `{"caption": "..."}`, which reaches here as its JSON text): NFC, keys trimmed and
+    non-empty, each key once.
+
+    >>> context('{"alt": "a|b"}'), context("alt=x|k=")
+    ((('alt', 'a|b'),), (('alt', 'x'), ('k', '')))
+    """
+    pairs: Iterable[tuple[str, object]]
+    if isinstance(value, Mapping):
+        pairs = value.items()
+    elif value.lstrip().startswith("{") and isinstance(given := _json_object(value), dict):
+        pairs = given.items()
+    else:
+        pairs = parse_context(value)
+    found: dict[str, str] = {}
+    for key, item in pairs:
+        text = item if isinstance(item, str) else json.dumps(item)  # Cloudinary keeps a list as JSON
+        key, text = unicodedata.normalize("NFC", str(key)).strip(), unicodedata.normalize("NFC", text)
+        if not key:
+            raise InvalidName("a context key must not be empty")
+        for part, what in ((key, "key"), (text, "value")):
+            if len(part) > MAX_CONTEXT_CHARS:
+                raise InvalidName(
+                    f"context {what} {part[:40]!r}... is longer than {MAX_CONTEXT_CHARS} characters"
+                )
+            _printable(part, f"context {what}")
+        found[key] = text
+    if len(found) > MAX_CONTEXT_PAIRS:
+        raise InvalidName(f"{len(found)} context keys given; at most {MAX_CONTEXT_PAIRS} are allowed")
+    return tuple(found.items())
+
+
+def _json_object(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _checked_segments(name: str) -> list[str]:

@@ -21,16 +21,20 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from visual_search.assets import names
-from visual_search.assets.identity import build_document, kept_asset_id, stored_asset_id
+from visual_search.assets.identity import build_document, kept_asset_id, keys_of, stored_asset_id
 from visual_search.assets.writers import IndexWriter
 from visual_search.domain.commands import IndexObject, RenameObject
 from visual_search.domain.naming import format_for, public_id_for
-from visual_search.domain.object_metadata import tags_from_metadata
+from visual_search.domain.object_metadata import (
+    asset_id_from_metadata,
+    context_from_metadata,
+    tags_from_metadata,
+)
 from visual_search.embedding.decode import DecodedImage
 from visual_search.errors import BadInput, NotFound
 from visual_search.index.port import VectorIndex
 from visual_search.ledger.port import Holds
-from visual_search.storage.port import ImageStore, InvalidKey, validate_key
+from visual_search.storage.port import ImageStore, validate_key
 
 SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
@@ -52,7 +56,7 @@ class Uploads:
         self._decode, self._model_id = decode, model_id
         self._holds = holds
 
-    def _held(self, public_id: str) -> AbstractContextManager[None]:
+    def held(self, public_id: str) -> AbstractContextManager[None]:
         """Writes to one public_id one at a time (in every process sharing the ledger): between reading
         which files it has and replacing them, no other write may store one."""
         return self._holds.hold(f"{self._store.name}\x00{public_id}")
@@ -62,16 +66,17 @@ class Uploads:
         # Names and files are refused before anything is stored.
         public_id = self._public_id(fields, filename)
         tags = names.tags(fields.get("tags", ""))
+        context = names.context(fields.get("context", ""))
         opted_in = flag(fields, "visual_search", False)
         decoded = self._decode(data)
         key = validate_key(names.stored_key(public_id, decoded.format))
         overwrite = flag(fields, "overwrite", True)
-        with self._held(public_id):
+        with self.held(public_id):
             existing = self.keys_of(public_id)
             if existing and not overwrite:
-                return {**self._document_of(existing[0]), "existing": True}
+                return {**self.document_of(existing[0]), "existing": True}
             asset_id = kept_asset_id(self._store, existing)
-            command = IndexObject(key, data, tuple(tags), opted_in, asset_id, decoded)
+            command = IndexObject(key, data, tuple(tags), opted_in, asset_id, decoded, context=context)
             report = self._writer.put_many([command])
             if report.refused:
                 self._writer.delete(key)
@@ -91,46 +96,43 @@ class Uploads:
                 data=data,
                 model_id=self._model_id,
                 tags=tags,
+                context=context,
             ).to_fields()
             | replaced
         )
 
     def rename(self, from_public_id: str, to_public_id: str, overwrite: bool = False) -> dict[str, Any]:
-        """The Upload API's rename: the asset moves to `to_public_id`, keeping its asset_id, format and
-        tags; an asset already there is replaced with `overwrite`, else the rename is refused. Both names
-        are held (in name order, so two renames never wait for each other's second name)."""
+        """The Upload API's rename: the asset moves to `to_public_id`, keeping its asset_id, format, tags
+        and context; an asset already there is replaced with `overwrite`, else the rename is refused.
+        Both names are held (in name order, so two renames never wait for each other's second name)."""
         source = names.existing_public_id(from_public_id)
         target = names.new_public_id(to_public_id)
         first, second = sorted((source, target))
-        with self._held(first), self._held(second) if second != first else nullcontext():
+        with self.held(first), self.held(second) if second != first else nullcontext():
             keys = self.keys_of(source)
             if not keys:
                 raise NotFound(f"Resource not found - {from_public_id[:255]}")
             if source == target:
-                return self._document_of(keys[0])
+                return self.document_of(keys[0])
             taken = self.keys_of(target)
             if taken and not overwrite:
                 raise BadInput(f"to_public_id {target[:255]!r} already exists: rename with overwrite=true")
             key = keys[0]
             to_key = validate_key(names.stored_key(target, format_for(key) or "jpg"))
-            asset_id = stored_asset_id(self._store, key)
-            stored = self._index.get(asset_id)
-            tags = (
-                tuple(stored.document.get("tags") or ())
-                if stored
-                else tags_from_metadata(self._store.metadata(key) or {})
-            )
+            metadata = self._store.metadata(key) or {}
+            asset_id = asset_id_from_metadata(self._store.name, key, metadata)
+            tags, context = tags_from_metadata(metadata), context_from_metadata(metadata)
             for other in taken:  # the asset replaced, in every format
                 self._writer.delete(other)
-            report = self._writer.rename(RenameObject(key, to_key, asset_id, tags))
+            report = self._writer.rename(RenameObject(key, to_key, asset_id, tags, context))
             if report.refused:
                 raise BadInput(report.refused[0].message or "image refused")
-        return self._document_of(to_key)
+        return self.document_of(to_key)
 
     def destroy(self, public_id: str) -> bool:
         """Remove every stored file of this public_id, its index entry and rendition; False if none."""
         public_id = names.existing_public_id(public_id)
-        with self._held(public_id):
+        with self.held(public_id):
             keys = self.keys_of(public_id)
             for key in keys:
                 self._writer.delete(key)
@@ -138,7 +140,7 @@ class Uploads:
 
     def delete_key(self, key: str) -> str:
         """Remove one stored file (found by a listing) and its index entry: "deleted"."""
-        with self._held(public_id_for(key)):
+        with self.held(public_id_for(key)):
             self._writer.delete(key)
         return "deleted"
 
@@ -147,20 +149,11 @@ class Uploads:
         return "deleted" if self.destroy(public_id) else "not_found"
 
     def keys_of(self, public_id: str) -> list[str]:
-        """The stored keys whose public_id this is (one, unless written around the API): exactly the keys
-        `public_id_for` maps to it, so no public_id reaches another's file. `vb/photo.jpg` is the key of
-        `vb/photo` in JPEG, never a file of the public_id `vb/photo.jpg` (whose JPEG is `vb/photo.jpg.jpg`);
-        a key without an extension is its own public_id's."""
-        keys = [k for k in self._store.list(public_id + ".") if public_id_for(k) == public_id]
-        if public_id_for(public_id) == public_id:
-            try:
-                if self._store.head(public_id) is not None:
-                    keys.append(public_id)
-            except InvalidKey:  # a name no store can hold as a key is simply not there
-                pass
-        return keys
+        return keys_of(self._store, public_id)
 
-    def _document_of(self, key: str) -> dict[str, Any]:
+    def document_of(self, key: str) -> dict[str, Any]:
+        """The index's document of the asset stored at `key`, or one made from its object where the
+        index does not hold it (yet)."""
         asset_id = stored_asset_id(self._store, key)
         stored = self._index.get(asset_id)
         if stored is not None:
@@ -172,6 +165,8 @@ class Uploads:
             image=self._decode(obj.data),
             data=obj.data,
             model_id=self._model_id,
+            tags=tags_from_metadata(obj.metadata),
+            context=context_from_metadata(obj.metadata),
             created_at=obj.last_modified,
         ).to_fields()
 

@@ -1,7 +1,8 @@
 """How a change to the collection reaches the index: the two ways a writer (upload, destroy, `visual-search
 add`) stores an image, chosen once by the composition root.
 
-Either way the object is stored with its metadata (`domain.object_metadata`: its asset's id and tags),
+Either way the object is stored with its metadata (`domain.object_metadata`: its asset's id, tags and
+context),
 which a re-index (backfill) and the ingest worker read back.
 
 * `InlineIndexing` (one machine, a local folder): nothing watches the folder, so the writer indexes the
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from visual_search.domain.commands import IndexObject, RemoveObject, RenameObject
+from visual_search.domain.commands import IndexObject, RemoveObject, RenameObject, UpdateTags
 from visual_search.domain.object_metadata import object_metadata
 from visual_search.ingest.objects import OPT_IN_TAG, IngestReport, ObjectIngest
 from visual_search.storage.port import ImageStore
@@ -37,8 +38,13 @@ class IndexWriter(Protocol):
     def delete(self, key: str) -> IngestReport: ...
 
     def rename(self, command: RenameObject) -> IngestReport:
-        """Store the object under its new key with its id and tags, then delete the old key: the asset
-        moves (on S3 a copy and a delete, whose events move it, in either order)."""
+        """Store the object under its new key with its id, tags and context, then delete the old key:
+        the asset moves (on S3 a copy and a delete, whose events move it, in either order)."""
+        ...
+
+    def update(self, command: UpdateTags) -> IngestReport:
+        """Store the object again with its new tags and context: the same bytes at the same key, which
+        the pipeline indexes without embedding them again (their vector is kept)."""
         ...
 
 
@@ -53,7 +59,8 @@ class InlineIndexing:
 
     def put_many(self, writes: Sequence[IndexObject]) -> IngestReport:
         for write in writes:
-            self._store.put(write.key, _bytes(write), metadata=object_metadata(write.asset_id, write.tags))
+            metadata = object_metadata(write.asset_id, write.tags, write.context)
+            self._store.put(write.key, _bytes(write), metadata=metadata)
         return self._pipeline.index_objects(writes)
 
     def delete(self, key: str) -> IngestReport:
@@ -64,11 +71,19 @@ class InlineIndexing:
         # Indexed again from its bytes under the new key (one write path, as an S3 event would): a folder
         # keeps no object tags, so the opt-in it had is not known here, and the asset stays opted in.
         data = self._store.get(command.from_key).data
-        report = self.put_many([IndexObject(command.to_key, data, command.tags, True, command.asset_id)])
+        moved = IndexObject(
+            command.to_key, data, command.tags, True, command.asset_id, context=command.context
+        )
+        report = self.put_many([moved])
         # Refused under its new key (it may never have been indexed): the rename is undone; else the old
         # key goes, whose removal changes nothing but its rendition (the asset has moved on).
         self.delete(command.to_key if report.refused else command.from_key)
         return report
+
+    def update(self, command: UpdateTags) -> IngestReport:
+        # As in rename: a folder keeps no object tags, and an asset given tags is opted in.
+        data = self._store.get(command.key).data
+        return self.put_many([_updated(command, data, opted_in=True)])
 
 
 class BucketEvents:
@@ -85,7 +100,7 @@ class BucketEvents:
             self._store.put(
                 write.key,
                 _bytes(write),
-                metadata=object_metadata(write.asset_id, write.tags),
+                metadata=object_metadata(write.asset_id, write.tags, write.context),
                 object_tags={OPT_IN_TAG: "true"} if write.opted_in else None,
             )
         return IngestReport()
@@ -96,9 +111,25 @@ class BucketEvents:
 
     def rename(self, command: RenameObject) -> IngestReport:
         data = self._store.get(command.from_key).data
-        opted_in = self._store.tags(command.from_key).get(OPT_IN_TAG, "").lower() == "true"
-        self.put_many([IndexObject(command.to_key, data, command.tags, opted_in, command.asset_id)])
+        opted_in = self._opted_in(command.from_key)
+        moved = IndexObject(
+            command.to_key, data, command.tags, opted_in, command.asset_id, context=command.context
+        )
+        self.put_many([moved])
         return self.delete(command.from_key)
+
+    def update(self, command: UpdateTags) -> IngestReport:
+        # Written again whole (S3 has no metadata-only change): its created event reaches the worker,
+        # which keeps the vector of bytes it has indexed at that key.
+        data = self._store.get(command.key).data
+        return self.put_many([_updated(command, data, self._opted_in(command.key))])
+
+    def _opted_in(self, key: str) -> bool:
+        return self._store.tags(key).get(OPT_IN_TAG, "").lower() == "true"
+
+
+def _updated(command: UpdateTags, data: bytes, opted_in: bool) -> IndexObject:
+    return IndexObject(command.key, data, command.tags, opted_in, command.asset_id, context=command.context)
 
 
 def _bytes(write: IndexObject) -> bytes:

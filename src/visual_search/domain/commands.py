@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from visual_search.domain.context import Context
 from visual_search.domain.identity import AssetId
 
 
@@ -12,7 +13,8 @@ from visual_search.domain.identity import AssetId
 class IndexObject:
     """An object to index, as the asset `asset_id` when given. A writer that has just stored it sends its
     bytes; an S3 event or a bucket listing (backfill) only names it (`data` None), and the pipeline reads
-    it, with the id and tags stored with it."""
+    it, with the id, tags and context stored with it. The same bytes at the same key again (a change of
+    tags or context) keep their vector: nothing is embedded again."""
 
     key: str
     data: bytes | None = None
@@ -26,6 +28,7 @@ class IndexObject:
     version_id: str | None = None  # the object version an S3 event names
     written_at: str | None = None  # when the source says the object was written (ISO 8601)
     source: str = "IndexObject"  # who sent it, for logs: ObjectCreated:Put, Backfill, ...
+    context: Context = ()
 
 
 @dataclass(frozen=True)
@@ -41,18 +44,22 @@ class RemoveObject:
 
 @dataclass(frozen=True)
 class RenameObject:
-    """An asset moved from one key to another (the Upload API's rename); it keeps its id and tags."""
+    """An asset moved from one key to another (the Upload API's rename); it keeps its id, tags and
+    context."""
 
     from_key: str
     to_key: str
     asset_id: AssetId
     tags: tuple[str, ...] = ()
+    context: Context = ()
 
 
 @dataclass(frozen=True)
 class UpdateTags:
-    """An asset's tags replaced, its file and vector unchanged."""
+    """An asset's tags and context replaced (Cloudinary's tags, context, explicit and update calls), its
+    file and vector unchanged."""
 
     key: str
     asset_id: AssetId
     tags: tuple[str, ...]
+    context: Context = ()

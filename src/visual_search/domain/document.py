@@ -21,6 +21,8 @@ class AssetDocument:
     bytes: int
     created_at: str  # ISO 8601, UTC, to the second: 2026-11-24T10:00:00Z
     tags: tuple[str, ...] = ()
+    # Cloudinary's contextual metadata (`context`: key=value pairs), in the order given, each key once.
+    context: tuple[tuple[str, str], ...] = ()
     width: int | None = None  # None where only a listing describes the object (not indexed yet)
     height: int | None = None
     etag: str | None = None  # MD5 of the bytes: exact-duplicate detection, as S3's
@@ -35,7 +37,8 @@ class AssetDocument:
         return folder_for(self.key)
 
     def to_fields(self) -> dict[str, Any]:
-        """The stored form: the fields Cloudinary's resources carry, tags as a sorted list."""
+        """The stored form: the fields Cloudinary's resources carry, tags as a sorted list, context as an
+        object (absent when empty)."""
         fields: dict[str, Any] = {
             "asset_id": self.asset_id,
             "key": self.key,
@@ -47,6 +50,7 @@ class AssetDocument:
             "bytes": self.bytes,
             "etag": self.etag,
             "tags": sorted(set(self.tags)),
+            "context": dict(self.context) or None,
             "created_at": self.created_at,
             "model_id": self.model_id,
         }
@@ -62,6 +66,7 @@ class AssetDocument:
             bytes=int(fields.get("bytes") or 0),
             created_at=str(fields.get("created_at") or ""),
             tags=tuple(fields.get("tags") or ()),
+            context=tuple((str(k), str(v)) for k, v in (fields.get("context") or {}).items()),
             width=fields.get("width"),
             height=fields.get("height"),
             etag=fields.get("etag"),

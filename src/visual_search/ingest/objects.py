@@ -7,9 +7,11 @@ Two stages, so that one SQS batch is embedded in one model call while a bad reco
 * `stage(command, report)` per command (IndexObject, RemoveObject: what a writer sends, or what an S3
   event or a listing is, `events.command_for`) — filter (prefix, extension, opt-in tag), check the
   ledger (a duplicate or an older change than the state already applied at that key is dropped), fetch
-  the object (bounded) with the id and tags stored as its metadata, unless the writer sent its bytes;
+  the object (bounded) with the id, tags and context stored as its metadata, unless the writer sent
+  its bytes;
 * `apply(staged, report)` per batch — removals, then decode + embed + upsert through the shared
-  Ingestor, then the ledger records what was applied.
+  Ingestor (bytes already indexed at their key keep their vector: a change of tags or context embeds
+  nothing), then the ledger records what was applied.
 
 A writer that has just stored an object (one machine) calls `index_objects` / `remove_object`: the same
 stages, with an order token from the write time ("t" + time, as where S3 gives no sequencer), so a
@@ -46,8 +48,13 @@ from pathlib import PurePosixPath
 from typing import Literal
 
 from visual_search.domain.commands import IndexObject, RemoveObject
+from visual_search.domain.context import Context
 from visual_search.domain.identity import derived_asset_id
-from visual_search.domain.object_metadata import asset_id_from_metadata, tags_from_metadata
+from visual_search.domain.object_metadata import (
+    asset_id_from_metadata,
+    context_from_metadata,
+    tags_from_metadata,
+)
 from visual_search.embedding.decode import DecodedImage
 from visual_search.errors import ImageRejected
 from visual_search.ingest.events import Kind
@@ -79,10 +86,13 @@ class Staged:
     written_at: str | None = None  # the document's created_at (ISO 8601), where the source tells
     data: bytes | None = None  # the object, for created events
     tags: tuple[str, ...] = ()
+    context: Context = ()
     decoded: DecodedImage | None = None  # already decoded by the writer (an upload): not decoded again
     # When the object was written (created events read from the store); None for a writer's own write,
     # the newest by definition. Of two keys holding one asset (a rename's copy), the later one is its.
     modified: datetime | None = None
+    # The ledger has this asset indexed at this very key: if the bytes are the same, its vector is kept.
+    indexed_here: bool = False
 
 
 Outcome = Literal["indexed", "removed", "refused", "skipped"]
@@ -195,7 +205,9 @@ class ObjectIngest:
     def _held(self, write: IndexObject, order: str, report: IngestReport) -> Staged | None:
         """A writer's object, its bytes in hand: nothing to read."""
         asset_id = write.asset_id or derived_asset_id(self._store.name, write.key)
-        staged = Staged("created", write.key, asset_id, order, write.source, None, write.data, write.tags)
+        staged = Staged(
+            "created", write.key, asset_id, order, write.source, None, write.data, write.tags, write.context
+        )
         if self._policy.opt_in and not write.opted_in:
             return self._not_opted_in(staged, report)
         decoded = write.decoded if isinstance(write.decoded, DecodedImage) else None
@@ -250,6 +262,7 @@ class ObjectIngest:
             asset_id=asset_id_from_metadata(self._store.name, key, obj.metadata),
             data=obj.data,
             tags=tags_from_metadata(obj.metadata),
+            context=context_from_metadata(obj.metadata),
             modified=obj.last_modified,
         )
 
@@ -300,6 +313,8 @@ class ObjectIngest:
                 created_at=_parse_time(s.written_at) if s.written_at else None,
                 decoded=s.decoded,
                 asset_id=s.asset_id,
+                context=s.context,
+                may_be_unchanged=s.indexed_here,
             )
             for s in creations
         ]
@@ -345,6 +360,8 @@ class ObjectIngest:
                 continue
             if entry is not None and entry.doc_id:
                 known[item.asset_id] = entry.doc_id
+            if entry is not None and entry.state == "indexed" and entry.key == item.key:
+                item = replace(item, indexed_here=True)
             kept = newest.get(item.asset_id)
             if kept is None or _later(item, kept):
                 if kept is not None and kept.kind == "removed" and kept.key != item.key:

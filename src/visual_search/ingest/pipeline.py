@@ -2,19 +2,22 @@
 
 A pipeline of small stages — decode and validate, embed (in groups, the next group decoding while
 this one is embedded where cores allow), upsert — where a bad image fails alone: it is reported as
-refused with a stable reason and never blocks the others. Errors from the index (a dependency)
+refused with a stable reason and never blocks the others. An item whose bytes the index already holds
+for its asset at its key (a change of tags or context, written again whole) keeps its vector and
+rendition: only its document is written. Errors from the index (a dependency)
 propagate, so the caller can retry or dead-letter the whole batch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -22,6 +25,7 @@ import numpy as np
 
 from visual_search.assets.identity import build_document
 from visual_search.assets.renditions import RenditionWriter
+from visual_search.domain.context import Context
 from visual_search.domain.document import AssetDocument
 from visual_search.domain.identity import AssetId, derived_asset_id
 from visual_search.embedding import Embedder
@@ -42,6 +46,9 @@ class IngestItem:
     created_at: datetime | None = None
     decoded: DecodedImage | None = None  # already decoded by `Ingestor.decode` (an upload checks first)
     asset_id: str | None = None  # the id stored with the object; None: derived from the key
+    context: Context = ()
+    # The ledger has the asset indexed at this key: look for the same bytes in the index first.
+    may_be_unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,8 @@ class Ingestor:
         results: dict[int, IngestResult] = {}
         prepared: list[_Prepared] = []
         vectors: list[np.ndarray] = []
-        groups = _groups(len(items), EMBED_BATCH)
+        kept = self._unchanged(items)
+        groups = _groups([i for i in range(len(items)) if i not in kept], EMBED_BATCH)
         pending: Future | None = None
         try:
             for n, group in enumerate(groups):
@@ -147,27 +155,50 @@ class Ingestor:
         finally:
             if pending is not None:  # an error above: let the next group's decode finish, unseen
                 wait([pending])
-        if prepared:
+        if prepared or kept:
             started = time.perf_counter()
             doc_ids = self._index.upsert(
                 [
                     IndexedAsset(p.document.asset_id, v, p.document.to_fields())
                     for p, v in zip(prepared, vectors, strict=True)
-                ],
+                ]
+                + list(kept.values()),
                 known,
             )
             if self._renditions is not None:
                 for p in prepared:
                     self._renditions.put(p.document.key, p.rendition)
             timings.write_s += time.perf_counter() - started
-            for p in prepared:
-                asset_id = p.document.asset_id
-                doc_id = doc_ids.get(asset_id)
-                results[p.position] = IngestResult(items[p.position].key, asset_id, "indexed", doc_id=doc_id)
+            for i in [p.position for p in prepared] + list(kept):
+                asset_id = self._asset_id(items[i])
+                results[i] = IngestResult(items[i].key, asset_id, "indexed", doc_id=doc_ids.get(asset_id))
         return [results[i] for i in range(len(items))]
 
+    def _unchanged(self, items: Sequence[IngestItem]) -> dict[int, IndexedAsset]:
+        """The items whose bytes the index already holds for their asset at their key, by position, as
+        they are written again: their vector, their document with the item's tags and context."""
+        kept: dict[int, IndexedAsset] = {}
+        for i, item in enumerate(items):
+            if not item.may_be_unchanged or not item.data:
+                continue
+            stored = self._index.get(self._asset_id(item))
+            if stored is None:
+                continue
+            document = AssetDocument.from_fields(stored.document)
+            if (
+                document.key == item.key
+                and document.model_id == self._embedder.model_id
+                and document.etag == hashlib.md5(item.data, usedforsecurity=False).hexdigest()
+            ):
+                relabelled = replace(document, tags=tuple(item.tags), context=tuple(item.context))
+                kept[i] = IndexedAsset(stored.asset_id, stored.vector, relabelled.to_fields())
+        return kept
+
+    def _asset_id(self, item: IngestItem) -> AssetId:
+        return AssetId(item.asset_id) if item.asset_id else derived_asset_id(self._store_name, item.key)
+
     def _prepare(
-        self, items: Sequence[IngestItem], positions: range, refused: dict[int, IngestResult]
+        self, items: Sequence[IngestItem], positions: Sequence[int], refused: dict[int, IngestResult]
     ) -> tuple[list[_Prepared], float]:
         """Decode, preprocess and describe the items at `positions`; refusals go to `refused` (each
         position is written by one call only). Returns the images ready to embed and the seconds taken."""
@@ -176,9 +207,7 @@ class Ingestor:
         ready = []
         for i in positions:
             item = items[i]
-            asset_id = (
-                AssetId(item.asset_id) if item.asset_id else derived_asset_id(self._store_name, item.key)
-            )
+            asset_id = self._asset_id(item)
             if is_reserved(item.key):  # every caller filters these; this is the last line of defence
                 message = f"{RESERVED_PREFIX} holds Visual Search's own files, never assets"
                 refused[i] = IngestResult(item.key, asset_id, "refused", "reserved_name", message)
@@ -196,6 +225,7 @@ class Ingestor:
                 data=item.data,
                 model_id=self._embedder.model_id,
                 tags=item.tags,
+                context=item.context,
                 created_at=item.created_at,
             )
             # The rendition is made here, from the image already decoded (no second decode), so that
@@ -215,11 +245,12 @@ class Ingestor:
                 self._renditions.delete(key)
 
 
-def _groups(n: int, most: int) -> list[range]:
-    """`range(n)` cut into the fewest groups of at most `most`, of near-equal sizes (10 -> 5 + 5, not
+def _groups(positions: Sequence[int], most: int) -> list[Sequence[int]]:
+    """`positions` cut into the fewest groups of at most `most`, of near-equal sizes (10 -> 5 + 5, not
     8 + 2: a model call of 2 costs more per image)."""
+    n = len(positions)
     if n == 0:
         return []
     count = -(-n // most)
     bounds = [round(k * n / count) for k in range(count + 1)]
-    return [range(a, b) for a, b in itertools.pairwise(bounds)]
+    return [positions[a:b] for a, b in itertools.pairwise(bounds)]
