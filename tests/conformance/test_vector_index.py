@@ -396,6 +396,19 @@ def test_tag_filter_requires_every_tag(index):
     assert ids(hits) == [aid(1), aid(3)]
 
 
+def test_context_filter_requires_every_pair_and_a_key_alone_takes_any_value(index):
+    contexts = {1: {"team": "red", "alt": "x"}, 2: {"team": "blue"}, 3: {"alt": "team=red"}, 4: {}}
+    index.upsert([asset(n, axis(0), context=value, tags=["team"]) for n, value in contexts.items()])
+
+    assert ids(index.knn_page(axis(0), 10, filters=Filters(context=(("team", "red"),)))) == [aid(1)]
+    assert ids(index.knn_page(axis(0), 10, filters=Filters(context=(("team", None),)))) == [aid(1), aid(2)]
+    both = Filters(tags=("team",), context=(("team", None), ("alt", "x")))
+    assert ids(index.knn_page(axis(0), 10, filters=both)) == [aid(1)]
+    # a tag is never taken for a context key, nor a context key for a tag
+    assert ids(index.knn_page(axis(0), 10, filters=Filters(tags=("alt",)))) == []
+    assert index.get(aid(1)).document["tags"] == ["team"]
+
+
 def test_format_filter_accepts_any_listed_format(index):
     formats = {1: "jpg", 2: "png", 3: "gif", 4: "webp"}
     index.upsert([asset(n, axis(0), format=value) for n, value in formats.items()])
@@ -413,6 +426,7 @@ def test_format_filter_accepts_any_listed_format(index):
                 "folder": st.sampled_from(["", "a", "a/b", "a/bc", "a/b/c", "b"]),
                 "tags": st.lists(st.sampled_from(["red", "blue", "sale"]), unique=True),
                 "format": st.sampled_from(["jpg", "png", "gif"]),
+                "context": st.dictionaries(st.sampled_from(["team", "red"]), st.sampled_from(["red", ""])),
             }
         ),
         max_size=25,
@@ -422,6 +436,9 @@ def test_format_filter_accepts_any_listed_format(index):
         folder=st.none() | st.sampled_from(["", "a", "a/b", "a/b/", "b", "c"]),
         tags=st.lists(st.sampled_from(["red", "blue", "sale", "none"]), max_size=2).map(tuple),
         formats=st.lists(st.sampled_from(["jpg", "png", "tiff"]), max_size=2).map(tuple),
+        context=st.dictionaries(st.sampled_from(["team", "red"]), st.sampled_from(["red", "", None])).map(
+            lambda d: tuple(d.items())
+        ),
     ),
 )
 def test_filtered_search_returns_exactly_the_documents_the_reference_predicate_accepts(

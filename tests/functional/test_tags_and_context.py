@@ -141,16 +141,26 @@ def test_resources_by_ids_lists_the_named_assets_that_exist(served):
     assert [r["public_id"] for r in found] == ["ids/b", "ids/a"]
 
 
-def test_search_results_carry_tags_and_context_and_filter_by_tag(served):
-    _upload("found/a", 15, tags="keep", context={"alt": "kept"})
+def test_search_results_carry_tags_and_context_and_filter_by_tag_and_by_context(served):
+    _upload("found/a", 15, tags="keep", context={"shade": "kept"})
     _upload("found/b", 16)
     results = cloudinary.api.visual_search(text="a photo", max_results=50)["resources"]
     by_id = {r["public_id"]: r for r in results}
     assert by_id["found/a"]["tags"] == ["keep"]
-    assert by_id["found/a"]["context"] == {"custom": {"alt": "kept"}}
+    assert by_id["found/a"]["context"] == {"custom": {"shade": "kept"}}
     assert "context" not in by_id["found/b"]
-    filtered = cloudinary.api.call_api("get", ["resources", "visual_search"], {"text": "x", "tags": "keep"})
-    assert [r["public_id"] for r in filtered["resources"]] == ["found/a"]
+
+    def search(**filters) -> list[str]:
+        found = cloudinary.api.call_api("get", ["resources", "visual_search"], {"text": "x", **filters})
+        return [r["public_id"] for r in found["resources"]]
+
+    assert search(tags="keep") == ["found/a"]
+    assert search(context="shade=kept") == ["found/a"]
+    assert search(context="shade") == ["found/a"]
+    assert search(context="shade=other") == []
+    cloudinary.uploader.add_context({"shade": "other"}, ["found/b"])
+    assert search(context="shade=other") == ["found/b"]
+    assert sorted(search(context="shade")) == ["found/a", "found/b"]
 
 
 def test_tags_and_context_outlive_a_reindex_from_the_files_alone(served, services, tmp_path, tiny_model_dir):

@@ -243,6 +243,7 @@ def to_search_query(
             folder=folder or None,
             tags=names.tags(given["tags"]),
             formats=tuple(f.lower() for f in given["format"]),
+            context=names.context_filter(given["context"] or ""),
         ),
     )
 

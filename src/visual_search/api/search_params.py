@@ -115,6 +115,9 @@ class SearchParams(BaseModel):
     folder: Annotated[Param, Text()] = Field(None, description="The same as asset_folder.")
     tags: Annotated[Param, CommaList()] = Field(None, description="Only images with all these tags (a,b).")
     format: Annotated[Param, CommaList()] = Field(None, description="Only images in one of these formats.")
+    context: Annotated[Param, Text()] = Field(
+        None, description="Only images whose context holds all these: key=value|key (a key alone: any value)."
+    )
 
 
 def _rule(metadata: list[Any]) -> Any:

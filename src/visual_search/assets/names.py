@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 
 from visual_search.assets.renditions import rendition_key
-from visual_search.domain.context import Context, parse_context
+from visual_search.domain.context import Context, parse_context, parse_wanted
 from visual_search.errors import BadInput
 from visual_search.storage.port import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, RESERVED_PREFIX
 
@@ -169,6 +169,13 @@ def context(value: str | Mapping[str, object]) -> Context:
     if len(found) > MAX_CONTEXT_PAIRS:
         raise InvalidName(f"{len(found)} context keys given; at most {MAX_CONTEXT_PAIRS} are allowed")
     return tuple(found.items())
+
+
+def context_filter(text: str) -> tuple[tuple[str, str | None], ...]:
+    """A search's context filter, `key=value|key` (a key alone: any value), checked as context is."""
+    wanted = parse_wanted(text)
+    context({k: v or "" for k, v in wanted})  # the same rules as context given to an asset
+    return tuple((unicodedata.normalize("NFC", k), v and unicodedata.normalize("NFC", v)) for k, v in wanted)
 
 
 def _json_object(text: str) -> object:

@@ -19,19 +19,22 @@ def parse_context(text: str) -> Context:
     >>> parse_context(r"caption=Tom \\| Jerry|alt=a\\=b|alt=c|flag")
     (('caption', 'Tom | Jerry'), ('alt', 'c'), ('flag', ''))
     """
-    pairs: dict[str, str] = {}
+    return tuple((key, value or "") for key, value in parse_wanted(text))
+
+
+def parse_wanted(text: str) -> tuple[tuple[str, str | None], ...]:
+    """The same text as a filter: a key without `=` is wanted with any value (None).
+
+    >>> parse_wanted("team=red|alt")
+    (('team', 'red'), ('alt', None))
+    """
+    pairs: dict[str, str | None] = {}
     for item in _UNESCAPED_PIPE.split(text):
         if not item.strip():
             continue
-        key, value = _pair(item)
-        pairs[key] = value
+        parts = _UNESCAPED_EQUALS.split(item, maxsplit=1)
+        pairs[_unescape(parts[0]).strip()] = _unescape(parts[1]) if len(parts) > 1 else None
     return tuple(pairs.items())
-
-
-def _pair(item: str) -> tuple[str, str]:
-    parts = _UNESCAPED_EQUALS.split(item, maxsplit=1)
-    value = parts[1] if len(parts) > 1 else ""
-    return _unescape(parts[0]).strip(), _unescape(value)
 
 
 def _unescape(text: str) -> str:
@@ -51,6 +54,27 @@ def context_text(pairs: Iterable[tuple[str, str]]) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("=", "\\=")
+
+
+# The keywords a search filters context by, beside the tags in one keyword field: `\x1fkey` and
+# `\x1fkey\x1fvalue`. No tag, key or value holds a control character (`assets.names` refuses them), so
+# none of these is ever a tag, nor one pair's keyword another's.
+LABEL = "\x1f"
+
+
+def labels(pairs: Iterable[tuple[str, str | None]]) -> tuple[str, ...]:
+    """A document's context keywords (every pair), or what a filter wants (a key alone: any value).
+
+    >>> labels([("team", "red"), ("alt", None)])
+    ('\\x1fteam\\x1fred', '\\x1falt')
+    """
+    return tuple(LABEL + k + ("" if v is None else LABEL + v) for k, v in pairs)
+
+
+def document_labels(context: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """Both keywords of each pair a document holds: its key's and the pair's."""
+    pairs = list(context)
+    return labels([(k, None) for k, _ in pairs]) + labels(pairs)
 
 
 def merged(current: Context, added: Context) -> Context:

@@ -19,18 +19,19 @@ from typing import Any
 import numpy as np
 
 from visual_search.index._sqlite_store import LoadedRows
-from visual_search.index.port import Filters, folder_matches
+from visual_search.index.port import Filters, filter_labels, folder_matches
 
 Fields = tuple[str, str, tuple[str, ...]]
 _ABSENT = -1
 
 
 def filter_fields(document: Mapping[str, Any]) -> Fields:
-    """(folder, format, tags) of a document, with absent values as empty."""
+    """(folder, format, labels) of a document, with absent values as empty: the labels are its tags and
+    its context's keywords (`port.filter_labels`), kept where tags are."""
     return (
         str(document.get("folder") or ""),
         str(document.get("format") or ""),
-        tuple(str(tag) for tag in document.get("tags") or ()),
+        filter_labels(document),
     )
 
 
@@ -182,8 +183,8 @@ class Rows:
             masks.append(
                 np.isin(self._formats[: self.n], self._format_names.codes_where(wanted.__contains__))
             )
-        if filters.tags:
-            keys = set.intersection(*(self._keys_with_tag.get(tag, set()) for tag in set(filters.tags)))
+        if wanted_labels := set(filters.labels()):
+            keys = set.intersection(*(self._keys_with_tag.get(tag, set()) for tag in wanted_labels))
             tagged = np.zeros(self.n, dtype=bool)
             tagged[self.slots(np.fromiter(keys, dtype=np.int64, count=len(keys)))] = True
             masks.append(tagged)

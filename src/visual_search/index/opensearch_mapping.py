@@ -1,12 +1,12 @@
 """What the OpenSearch index looks like: settings and mappings from the model manifest, documents in and
 out, and OpenSearch's k-NN scores converted to the raw cosine every VectorIndex returns.
 
-A document is stored as
-`{"asset_id", "vector", "folder_path": [ancestors], "tags", "format", "document": {...}}`: the filter
-fields are keywords at the top level, the caller's document is kept whole and unindexed under
-`document` (so `get` returns it unchanged, whatever fields it has), and `folder_path` lists the folder
-and every ancestor ("a", "a/b", "a/b/c") so a folder filter is one term query that matches whole
-segments, as `Filters.matches` does.
+A document is stored as `{"asset_id", "vector", "folder_path": [ancestors], "tags", "format",
+"document": {...}}`: the filter fields are keywords at the top level (`tags` holds the context's
+keywords too: `port.filter_labels`), the caller's document is kept whole and unindexed under `document`
+(so `get` returns it unchanged, whatever fields it has), and `folder_path` lists the folder and every
+ancestor ("a", "a/b", "a/b/c") so a folder filter is one term query that matches whole segments, as
+`Filters.matches` does.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from visual_search.index.port import Filters, IndexedAsset
+from visual_search.index.port import Filters, IndexedAsset, filter_labels
 
 VECTOR = "vector"
 SpaceType = Literal["innerproduct", "cosinesimil"]
@@ -121,7 +121,7 @@ def source_fields(asset: IndexedAsset) -> dict[str, Any]:
     return {
         "asset_id": asset.asset_id,
         "folder_path": folder_ancestors(str(document.get("folder") or "")),
-        "tags": list(document.get("tags") or []),
+        "tags": list(filter_labels(document)),
         "format": document.get("format"),
         "document": document,
     }
@@ -145,7 +145,7 @@ def filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
     folder = (filters.folder or "").strip("/")
     if folder:
         clauses.append({"term": {"folder_path": folder}})
-    clauses.extend({"term": {"tags": tag}} for tag in filters.tags)
+    clauses.extend({"term": {"tags": label}} for label in filters.labels())
     if filters.formats:
         clauses.append({"terms": {"format": list(filters.formats)}})
     return clauses

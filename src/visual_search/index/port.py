@@ -36,6 +36,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from visual_search.domain.context import document_labels
+from visual_search.domain.context import labels as context_labels
+
 ASSET_ID = re.compile(r"[0-9a-f]{32}")
 # Vectors come from an encoder that L2-normalises them; the slack absorbs float16/float32 round trips.
 UNIT_NORM_TOLERANCE = 1e-3
@@ -55,19 +58,32 @@ class IndexedAsset:
 
 @dataclass(frozen=True)
 class Filters:
-    """Restrictions on a search; every given restriction must hold."""
+    """Restrictions on a search; every given restriction must hold. `context`: pairs the asset's context
+    must hold (a value None: the key, with any value)."""
 
     folder: str | None = None
     tags: tuple[str, ...] = ()
     formats: tuple[str, ...] = ()
+    context: tuple[tuple[str, str | None], ...] = ()
+
+    def labels(self) -> tuple[str, ...]:
+        """The keywords a matching document's `filter_labels` must all hold."""
+        return self.tags + context_labels(self.context)
 
     def matches(self, document: Mapping[str, Any]) -> bool:
         """The reference predicate; implementations that filter elsewhere must agree with it."""
         if self.folder is not None and not folder_matches(str(document.get("folder") or ""), self.folder):
             return False
-        if self.tags and not set(self.tags) <= set(document.get("tags") or ()):
+        if not set(self.labels()) <= set(filter_labels(document)):
             return False
         return not self.formats or document.get("format") in self.formats
+
+
+def filter_labels(document: Mapping[str, Any]) -> tuple[str, ...]:
+    """The keywords a document is filtered by, in one field: its tags, then its context's
+    (`domain.context.labels`: never one a tag can be)."""
+    context = document.get("context") or {}
+    return tuple(str(t) for t in document.get("tags") or ()) + document_labels(context.items())
 
 
 def folder_matches(folder: str, prefix: str) -> bool:

@@ -174,7 +174,7 @@ class SearchService:
             "kind": kind,
             "value": value,
             "threshold": query.threshold,
-            "filters": [query.filters.folder, list(query.filters.tags), list(query.filters.formats)],
+            "filters": [query.filters.folder, list(query.filters.labels()), list(query.filters.formats)],
             "model": self._embedder.model_id,
         }
 
