@@ -57,10 +57,6 @@ class DynamoDbLedger:
         ).get("Item")
         return _entry(item) if item else None
 
-    def is_newer(self, asset_id: str, order: str) -> bool:
-        entry = self.get(asset_id)
-        return entry is None or order > entry.order
-
     def _key_pk(self, key: str) -> dict[str, str]:
         return {"S": f"{self.scope}#key#{key}"}  # never an asset's: an asset id holds no "#"
 

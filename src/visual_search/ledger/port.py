@@ -9,9 +9,9 @@ handed back to the index on the asset's next replace or removal, which deletes b
 find until the collection's refresh.
 
 `record` is a conditional write — it succeeds only if the entry is absent or older — so two workers
-racing on one asset cannot move the ledger backwards; `is_newer` lets a worker skip work early. Order
-tokens compare within one key only (S3's sequencers do), so an entry moving to another key (a rename,
-an overwrite in another format) is always written: the pipeline decides whether such a move is stale.
+racing on one asset cannot move the ledger backwards. Order tokens compare within one key only (S3's
+sequencers do), so an entry moving to another key (a rename, an overwrite in another format) is always
+written: the pipeline decides whether such a move is stale.
 Each key also keeps a mark of the newest event applied there and its asset (`at_key`), kept after the
 asset moves on: a late event of a key is then recognised as stale, and a removal event, which carries
 no asset id, names the asset it concerns.
@@ -67,10 +67,6 @@ class AssetLedger(Protocol):
     scope: str
 
     def get(self, asset_id: str) -> LedgerEntry | None: ...
-
-    def is_newer(self, asset_id: str, order: str) -> bool:
-        """True when an event with this order token would change the ledger (absent or older entry)."""
-        ...
 
     def at_key(self, key: str) -> KeyMark | None:
         """The newest event recorded at this key (whichever asset is there now); None if none was."""

@@ -67,10 +67,6 @@ class SqliteLedger:
             ).fetchone()
         return LedgerEntry(*row) if row else None
 
-    def is_newer(self, asset_id: str, order: str) -> bool:
-        entry = self.get(asset_id)
-        return entry is None or order > entry.order
-
     def at_key(self, key: str) -> KeyMark | None:
         with self._lock:
             row = self._db.execute(
