@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visual_search.api.auth import check_basic_auth
-from visual_search.api.params import collect_params, max_body_bytes, to_search_query
+from visual_search.api.params import (
+    MAX_FORM_FIELDS,
+    MAX_PARTS,
+    collect_params,
+    max_body_bytes,
+    to_search_query,
+)
 from visual_search.errors import BadInput, Unauthorized
 from visual_search.search.service import normalise_text
 
@@ -149,9 +155,25 @@ def test_a_body_over_one_base64_image_and_its_fields_is_a_413_as_on_the_local_se
     assert status_for(refused.value) == 413
 
 
+def test_a_list_of_100_ids_fits_a_form_and_a_multipart_body_as_the_sdks_send_one_field_per_item():
+    # Java sends `public_ids[]=…` per id in a form; Python and Node one multipart part per id.
+    ids = [f"p{i}" for i in range(100)]
+    form = "&".join(f"public_ids%5B%5D={i}" for i in ids) + "&tag=x&command=add&timestamp=1"
+    parsed = collect_params({}, {"Content-Type": "application/x-www-form-urlencoded"}, form.encode(), MAX)
+    assert parsed["public_ids"] == ",".join(ids)
+    parts = b"".join(
+        b'--b\r\nContent-Disposition: form-data; name="public_ids[]"\r\n\r\n' + i.encode() + b"\r\n"
+        for i in ids
+    )
+    body = parts + b'--b\r\nContent-Disposition: form-data; name="tag"\r\n\r\nx\r\n--b--\r\n'
+    parsed = collect_params({}, {"Content-Type": "multipart/form-data; boundary=b"}, body, MAX)
+    assert parsed["public_ids"] == ",".join(ids)
+    assert MAX_PARTS > 100
+
+
 def test_a_form_with_too_many_fields_is_bad_input():
-    body = "&".join(f"f{i}=1" for i in range(100)).encode()
-    with pytest.raises(BadInput, match="more than 64 fields"):
+    body = "&".join(f"f{i}=1" for i in range(MAX_FORM_FIELDS + 1)).encode()
+    with pytest.raises(BadInput, match=f"more than {MAX_FORM_FIELDS} fields"):
         collect_params({}, {"Content-Type": "application/x-www-form-urlencoded"}, body, MAX)
 
 
