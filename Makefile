@@ -20,7 +20,7 @@ LINTED  := src tests bench functions infra layers app.py
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
 BUILD_EXTRA := $(VENV)/.build-extra
-.PHONY: help demo build-extra install checkov clients test test-fast lint format model-tiny model-vit model-siglip2 model-openclip bench-embed bench-families bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk rie bench-cold-start-bytecode
+.PHONY: help demo build-extra install checkov clients test test-fast lint format model-tiny model-vit model-siglip2 model-openclip bench-embed bench-families bench-int8 bench-quality reliability smoke-opensearch lock layers synth typecheck bench-cold-start bench-upload-staging clean opensearch-fetch opensearch-start opensearch-stop opensearch-spec smoke-opensearch-local bench-opensearch bench-opensearch-bulk rie bench-cold-start-bytecode docs
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -114,6 +114,9 @@ test: $(STAMP) $(CHROMIUM) $(CDK) $(CHECKOV) clients $(OPENSEARCH) opensearch-sp
 	$(BIN)/ruff format --check $(LINTED)
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest -q
+
+docs: $(STAMP) ## build the documentation site strictly into .cache/site (a broken link or anchor fails; make test checks the same)
+	$(BIN)/mkdocs build --strict
 
 test-fast: $(STAMP) ## unit tests only (seconds)
 	$(BIN)/python -m pytest -q tests/unit

@@ -74,7 +74,7 @@ FAMILIES = {
     "MobileCLIP-B": ("mobileclip-b", "make model-openclip"),
 }
 # Lambda's limit on a function's code and layers, unzipped; the deps layer (runtime packages, trimmed)
-# as `make layers` measured it (README, "Layers and the 250 MB limit"), per architecture.
+# as `make layers` measured it (docs/deploy.md, "Layers and the 250 MB limit"), per architecture.
 LAMBDA_LIMIT_MB = 250.0
 DEPS_LAYER_MB = {"arm64": 150.7, "x86_64": 167.0}
 

@@ -2,7 +2,7 @@
 one pydantic model: `-c` values arrive as strings and are coerced to the field's type; a bad value is
 refused at synth with one message per key, before anything reaches CloudFormation.
 
-The README's "Context keys" table lists what each key accepts; keep the two together."""
+docs/deploy.md's "Context keys" table lists what each key accepts; keep the two together."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ class Config(BaseModel):
     throttle_burst: Annotated[int, Field(ge=1, le=5000)] = 100
     # Where the alarms' topic sends e-mail (optional: subscribe anything else to the AlarmTopic output).
     alarm_email: str = ""
-    # A VPC for the functions and the index (README, "Deploying into a VPC"): an existing one, looked up at
+    # A VPC for the functions and the index (docs/deploy.md, "Into a VPC"): an existing one, looked up at
     # synth, or one this stack makes over two AZs. Neither: the functions outside any VPC, as before.
     vpc_id: str = ""
     vpc_subnet_ids: str = ""  # comma-separated, of vpc_id; unset: its private subnets

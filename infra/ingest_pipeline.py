@@ -82,7 +82,7 @@ class IngestPipeline(Construct):
             self,
             "Events",
             encryption=encryption,
-            encryption_master_key=key,  # S3 must be allowed to use it: the key policy's (README)
+            encryption_master_key=key,  # S3 must be allowed to use it: the key policy's (docs/deploy.md)
             enforce_ssl=True,
             max_message_size_bytes=MAX_MESSAGE_BYTES,
             visibility_timeout=Duration.seconds(6 * FUNCTION_TIMEOUT_S),  # AWS: at least 6x the timeout

@@ -2,7 +2,7 @@
 custom resources) and the OpenSearch domain's: expires after a month and follows `removal_policy`. Left
 alone, CDK keeps its helpers' and the domain's groups for ever (RETAIN whatever the stack's policy), and
 Lambda creates one, kept for ever, on the first run of a function that has none. With `kms_key_arn`,
-every one is encrypted with the team's key (whose policy must let CloudWatch Logs use it: README)."""
+every one is encrypted with the team's key (whose policy must let CloudWatch Logs use it: docs/deploy.md)."""
 
 from __future__ import annotations
 

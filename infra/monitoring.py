@@ -46,7 +46,7 @@ class Monitoring(Construct):
         key: aws_kms.IKey | None = None,
     ):
         super().__init__(scope, construct_id)
-        # CloudWatch must be allowed to use the key to publish: the key policy's (README).
+        # CloudWatch must be allowed to use the key to publish: the key policy's (docs/deploy.md).
         self.topic = aws_sns.Topic(
             self, "Alarms", display_name="Visual Search alarms", enforce_ssl=True, master_key=key
         )

@@ -35,8 +35,8 @@ STATIC = {
     f"{RULE}OS3": "Access is by IAM identity (the two function roles, SigV4), not by IP address.",
     f"{RULE}OS4": "Dedicated master nodes are a sizing choice for large domains (docs/scaling.md).",
     f"{RULE}OS5": "No anonymous access: the domain access policy names the function roles only.",
-    f"{RULE}SMG4": "The API secret is shared with SDK users: rotation is an operator action (README), since "
-    "an automatic rotation would break every configured client.",
+    f"{RULE}SMG4": "The API secret is shared with SDK users: rotation is an operator action "
+    "(docs/deploy.md), since an automatic rotation would break every configured client.",
     f"{RULE}L1": "Functions use Python 3.12, the runtime the layers are built for; CDK's helper functions "
     "(notifications, deployments, custom resources) choose their own runtime.",
     f"{RULE}APIG2": "Requests are validated by the function (Powertools OpenAPI validation), which "

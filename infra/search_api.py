@@ -16,7 +16,7 @@ from infra.config import Config
 STAGE = "v1"
 ERROR_TEMPLATE = '{"error": {"message": $context.error.messageString}}'
 # A request reaches the function only up to Lambda's 6 MB payload, base64 included: upload_large parts
-# must be smaller than the SDKs' default 20 MB (see the README: chunk_size 4 MB behind API Gateway).
+# must be smaller than the SDKs' default 20 MB (docs/api.md: chunk_size 4 MB behind API Gateway).
 MAX_PART_MESSAGE = (
     "request too large: behind API Gateway a request carries at most 6 MB; "
     "send upload_large in parts of 4 MB (chunk_size=4000000)"

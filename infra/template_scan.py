@@ -1,6 +1,6 @@
-"""checkov over synthesized templates: a finding fails the build unless the README's table of checkov
+"""checkov over synthesized templates: a finding fails the build unless the deploy page's table of checkov
 findings settles its check, as a configuration key or accepted with its reason (cdk-nag's are in
-`nag_suppressions.py`, cfn-lint's in `template_lint.py`). The table is read from the README itself, so the
+`nag_suppressions.py`, cfn-lint's in `template_lint.py`). The table is read from docs/deploy.md itself, so the
 two cannot drift apart.
 
     python -m infra.template_scan cdk.out/VisualSearch.template.json   (make synth runs it; `make checkov`
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+DECISIONS = ROOT / "docs" / "deploy.md"  # its table of checkov findings
 # Its own virtual environment: checkov pins boto3 and packaging to releases older than the project's.
 CHECKOV = ROOT / ".cache" / "checkov" / "bin" / "checkov"
 # | `CKV_AWS_115` | what checkov asks | decision |
@@ -48,7 +48,7 @@ class Decision:
 
 
 def decisions(readme: str) -> dict[str, Decision]:
-    """The README's table: check id -> what checkov asks and what was decided."""
+    """The deploy page's table: check id -> what checkov asks and what was decided."""
     found = {}
     for line in readme.splitlines():
         if match := ROW.match(line.strip()):
@@ -82,15 +82,15 @@ def scan(templates: list[Path], checkov: Path = CHECKOV) -> list[Finding]:
 
 
 def refused(found: list[Finding], decided: dict[str, Decision]) -> list[Finding]:
-    """What fails the build: a finding of a check the README has not settled."""
+    """What fails the build: a finding of a check docs/deploy.md has not settled."""
     return [finding for finding in found if finding.check not in decided]
 
 
 def main(templates: list[str]) -> int:
-    decided = decisions(README.read_text(encoding="utf-8"))
+    decided = decisions(DECISIONS.read_text(encoding="utf-8"))
     failed = refused(scan([Path(template) for template in templates]), decided)
     for finding in failed:
-        print(f"checkov: {finding} (not in the README's table of checkov findings)")
+        print(f"checkov: {finding} (not in docs/deploy.md's table of checkov findings)")
     return 1 if failed else 0
 
 

@@ -61,7 +61,7 @@ class CoreSettings(BaseSettings):
     # Memory this process's image decodes may hold at once (DecodeGate), and the most one decode may
     # need. 512: the costliest image under the pixel limit (a progressive CMYK JPEG, ~430 MB) decodes
     # alone, two of every other kind at the limit decode side by side, and the growth stays under the
-    # 600 MB the README promises. Raise it with the function's memory if you raise max_image_pixels.
+    # 600 MB docs/guarantees.md promises. Raise it with the function's memory if you raise max_image_pixels.
     decode_memory_mb: int = Field(512, ge=64)
 
     # OpenSearch, when index_backend is opensearch: a managed domain (or self-managed cluster) or an

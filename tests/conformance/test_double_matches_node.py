@@ -1,8 +1,8 @@
 """The strict double answers as a real OpenSearch node does, for the requests where they were found to
 differ: the same raw request goes to both, and status and error types must agree.
 
-Each case is a disagreement found by running the double beside the node (see the README's OpenSearch
-section): the double accepted `k` with `min_score` inside `knn` (a node refuses it), refused `boost` and
+Each case is a disagreement found by running the double beside the node (see docs/opensearch.md):
+the double accepted `k` with `min_score` inside `knn` (a node refuses it), refused `boost` and
 `_name` (a node accepts them), reported an expired point in time at the top level (a node wraps it in
 `search_phase_execution_exception`) and answered errors as text, so opensearch-py never parsed them.
 """

@@ -1,5 +1,5 @@
 """checkov over every configuration the tests synthesize, in one run: each finding's check is settled in
-the README's table (a configuration key, or accepted with its reason), and a check settled by a key holds
+docs/deploy.md's table (a configuration key, or accepted with its reason), and a check settled by a key holds
 on the project's own resources wherever that key is set."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from infra import template_scan
 from infra.template_scan import Decision, Finding
 from tests.infra.conftest import CONFIGURATIONS, ROOT, cached
 
-DECIDED = template_scan.decisions(template_scan.README.read_text(encoding="utf-8"))
+DECIDED = template_scan.decisions(template_scan.DECISIONS.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,7 @@ def test_the_teams_key_encrypts_the_collection():
 @pytest.mark.parametrize("name", KEYED)
 def test_the_functions_may_use_the_key_for_what_they_read_and_write(name):
     # An imported key's policy is the team's: the roles get IAM permissions on it (the key policy must
-    # delegate to IAM, as AWS's default key policy does; README).
+    # delegate to IAM, as AWS's default key policy does; docs/deploy.md).
     s = cached(name)
     for function_name, fn in s.our_functions().items():
         role = fn["Role"]["Fn::GetAtt"][0]

@@ -495,7 +495,7 @@ def test_the_managed_domain_is_encrypted_https_only_and_its_access_policy_names_
     assert props["DomainEndpointOptions"]["EnforceHTTPS"] is True
     assert props["DomainEndpointOptions"]["TLSSecurityPolicy"] == "Policy-Min-TLS-1-2-2019-07"
     assert re.fullmatch(r"OpenSearch_2\.\d+", props["EngineVersion"])
-    assert props["EBSOptions"]["VolumeType"] == "gp3"  # as the README prices it
+    assert props["EBSOptions"]["VolumeType"] == "gp3"  # as docs/scaling.md prices it
     cluster = props["ClusterConfig"]
     assert cluster["InstanceCount"] == 2
     assert cluster["ZoneAwarenessEnabled"] is True

@@ -123,7 +123,7 @@ class DecodeGate:
 
 # Enough for the costliest image the 50 MP limit admits to decode alone (a progressive CMYK JPEG: 392 MB
 # of DCT coefficients, ~430 MB in all); every other mode at the limit needs at most ~280 MB, and smaller
-# images decode side by side. Below the 600 MB growth the README promises, with room for the model.
+# images decode side by side. Below the 600 MB growth docs/guarantees.md promises, with room for the model.
 DEFAULT_DECODE_BYTES = 512 * 2**20
 WEBP_BYTES_PER_PIXEL = 16
 PILLOW_BLOCK_BYTES = 64 * 2**20

@@ -46,7 +46,7 @@ Action = tuple[dict[str, Any], str]  # the bulk action line, and the document as
 @dataclass(frozen=True)
 class BulkTuning:
     """How a load is cut and spread. The defaults are the best of a sweep by bench/opensearch_bulk.py
-    on 100k clustered 512-d vectors into the local node (the README has it): 2 MB (~300 documents) with
+    on 100k clustered 512-d vectors into the local node (in docs/opensearch.md): 2 MB (~300 documents) with
     three requests in flight, so both of the node's write threads have the next request waiting while
     this process encodes another. Other work on the same 2 cores moved every figure by up to 2x, so
     this is the best measured, not a proven optimum."""

@@ -33,7 +33,7 @@ class IndexOptions:
     normalisation at query time; fp16 halves graph memory (see docs/scaling.md).
 
     `ef_search` is the HNSW beam every query sends; `k_floor` and `k_factor` size each page's k (see
-    `opensearch_query.page_k`). Defaults measured by bench/opensearch.py (README, "OpenSearch")."""
+    `opensearch_query.page_k`). Defaults measured by bench/opensearch.py (docs/opensearch.md)."""
 
     engine: Literal["faiss", "lucene"] = "faiss"
     space_type: SpaceType = "innerproduct"

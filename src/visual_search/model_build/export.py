@@ -25,7 +25,7 @@ OPSET = 18
 # the runtime avoids with a session option (embedding.encoder.session_options); reduce_range (7-bit
 # weights) would avoid it on every CPU, but costs the ViT-B/32 text tower 0.9995 -> 0.9989 mean cosine,
 # under the bar. Static QDQ calibrated on real photos and the CLIP attention fusion (int8 QAttention) were
-# no faster (bench/int8.py, README).
+# no faster (bench/int8.py, docs/benchmarks.md).
 QUANTIZATION = {
     "method": "onnxruntime.quantize_dynamic",
     "weight_type": "QInt8",
