@@ -1,7 +1,10 @@
 """Domain errors. The API layer maps these types (never their messages) to HTTP statuses.
 
-Every error that comes from bad input is *permanent*: retrying the same input cannot succeed, so the
-ingest pipeline records it as refused instead of retrying it.
+Every error that comes from bad input is *permanent*: retrying the same input cannot succeed. An image
+the ingest pipeline refuses is recorded in the ledger as refused, with its reason, and never retried; a
+queue message that is no object event at all (`ingest.events.MalformedEvent`) names no asset to record,
+so it fails alone and, after the queue's receives, waits in the dead-letter queue for an operator
+(tests/functional/test_ingest_ordering.py and test_ingest_faults.py show both).
 """
 
 

@@ -7,7 +7,8 @@ which a re-index (backfill) and the ingest worker read back.
 
 * `InlineIndexing` (one machine, a local folder): nothing watches the folder, so the writer indexes the
   object itself, through the same ledger-guarded pipeline as S3 events (`ObjectIngest.index_objects`).
-* `BucketEvents` (S3): the bucket's object events index it, exactly once, in the ingest worker; the writer
+* `BucketEvents` (S3): the bucket's object events index it in the ingest worker (at least once: a
+  redelivered event finds its change already in the ledger and changes nothing); the writer
   only stores the object with what the worker must read back — the metadata, and the opt-in as the
   `visual_search=true` object tag. An upload and a plain `aws s3 cp` then end in the same state, and so
   do a destroy and an `aws s3 rm`.

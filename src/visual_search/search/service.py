@@ -37,7 +37,7 @@ from visual_search.search.cursor import CursorCodec, CursorState, query_key
 
 @dataclass(frozen=True)
 class SearchQuery:
-    """Exactly one of text, image_url, image_bytes, asset_id (checked by `validate`)."""
+    """Exactly one of text, image_url, image_bytes, asset_id (`source` checks it)."""
 
     text: str | None = None
     image_url: str | None = None
