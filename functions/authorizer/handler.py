@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 
 from visual_search.api.auth import check_basic_auth
 from visual_search.errors import Unauthorized
-from visual_search.settings import ServiceSettings, with_aws_secrets
+from visual_search.settings import service_settings, with_aws_secrets
 
 logger = Logger(service="visual-search-authorizer")
 
@@ -24,7 +24,8 @@ logger = Logger(service="visual-search-authorizer")
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)
 def handler(event: APIGatewayAuthorizerRequestEvent, context: Any) -> dict[str, Any]:
     arn = event.parsed_arn
-    settings = with_aws_secrets(ServiceSettings())
+    # Validated once per process; the secret itself is cached by Powertools for five minutes.
+    settings = with_aws_secrets(service_settings())
     policy = APIGatewayAuthorizerResponse(
         principal_id=settings.api_key,
         region=arn.region,

@@ -36,6 +36,7 @@ from visual_search.settings import (
     CoreSettings,
     IngestSettings,
     ServiceSettings,
+    derive_key,
     with_aws_secrets,
     with_local_secrets,
 )
@@ -125,7 +126,8 @@ def build_services(settings: ServiceSettings) -> Services:
     limits = _limits(settings)
     embedder = _build_embedder(settings, limits)
     index = _build_index(settings, embedder)
-    store = _build_store(settings, _derive(settings.cursor_secret.get_secret_value(), "files"))
+    files_key = derive_key(settings.cursor_secret.get_secret_value(), "files")
+    store = _build_store(settings, files_key, settings.public_base_url)
     ingestor = Ingestor(embedder, index, store.name, limits, RenditionWriter(store))
     ledger: AssetLedger | None = None
     if settings.store_backend == "local":
@@ -145,7 +147,7 @@ def build_services(settings: ServiceSettings) -> Services:
     search = SearchService(
         embedder,
         index,
-        CursorCodec(_derive(settings.cursor_secret.get_secret_value(), "cursor")),
+        CursorCodec(derive_key(settings.cursor_secret.get_secret_value(), "cursor")),
         lambda url: fetcher.fetch(url).data,
         limits,
         max_hits=settings.max_hits_per_query,
@@ -154,7 +156,7 @@ def build_services(settings: ServiceSettings) -> Services:
     uploads = Uploads(store, writer, index, ingestor.decode, embedder.model_id, _holds(settings, ledger))
     chunks = ChunkedUploads(store, staging_bounds(settings), settings.upload_sweep_interval_s)
     listing = Listing(
-        store, index, CursorCodec(_derive(settings.cursor_secret.get_secret_value(), "listing"))
+        store, index, CursorCodec(derive_key(settings.cursor_secret.get_secret_value(), "listing"))
     )
     duplicates = DuplicateFinder(index, settings.near_duplicate_threshold, settings.similar_threshold)
     return Services(
@@ -299,20 +301,14 @@ def _build_index(settings: CoreSettings, embedder: Embedder) -> VectorIndex:
     )
 
 
-def _build_store(settings: CoreSettings, signing_key: bytes) -> ImageStore:
+def _build_store(settings: CoreSettings, signing_key: bytes, base_url: str | None = None) -> ImageStore:
     if settings.store_backend == "s3":
         from visual_search.storage.s3 import S3ImageStore
 
         if not settings.bucket:
             raise ConfigurationError("VS_BUCKET is required with VS_STORE_BACKEND=s3")
         return S3ImageStore(settings.bucket, settings.max_image_bytes)
-    base_url = getattr(settings, "public_base_url", None)
     return LocalImageStore(settings.data_dir / "images", base_url, signing_key, name=settings.store_name)
-
-
-def _derive(secret: str, purpose: str) -> bytes:
-    """Independent keys for independent uses, from one configured secret."""
-    return hashlib.sha256(f"{purpose}\x00{secret}".encode()).digest()
 
 
 def _safe_name(model_id: str) -> str:

@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_redrive(commands)
     _add_backfill(commands)
     args = parser.parse_args(argv)
+    from visual_search.settings import service_settings
+
+    service_settings.cache_clear()  # a command reads the environment as it is when it runs
     try:
         return args.run(args)
     except VisualSearchError as exc:
@@ -112,9 +115,9 @@ def _add_fetch_model(commands) -> None:
 
 def _run_fetch_model(args) -> int:
     from visual_search.embedding.default_model import default_model, needs_build_extra
-    from visual_search.settings import ServiceSettings
+    from visual_search.settings import service_settings
 
-    settings = ServiceSettings()
+    settings = service_settings()
     if args.hub:
         settings = settings.model_copy(update={"model_hub": args.hub})
     if args.check:
@@ -294,9 +297,9 @@ def _run_add(args) -> int:
 
     if args.server:
         from visual_search.assets.remote_add import UploadClient
-        from visual_search.settings import ServiceSettings, with_local_secrets
+        from visual_search.settings import service_settings, with_local_secrets
 
-        settings = ServiceSettings()
+        settings = service_settings()
         settings = with_local_secrets(settings) if settings.api_secret is None else settings
         client = UploadClient(args.server, settings.cloud_name, settings.api_key, settings.api_secret_text)
         totals = cli_commands.add_files_through(client, args.paths, args.prefix, progress=not args.quiet)

@@ -21,7 +21,7 @@ from visual_search.errors import ImageRejected
 from visual_search.index.port import Filters
 from visual_search.search.duplicates import DuplicateGroup
 from visual_search.search.service import SearchQuery
-from visual_search.settings import CoreSettings, ServiceSettings
+from visual_search.settings import CoreSettings, service_settings
 from visual_search.storage.port import RESERVED_PREFIX, is_reserved
 
 BATCH = 16
@@ -29,7 +29,7 @@ S = TypeVar("S", bound=CoreSettings)
 
 
 def services_from_env() -> Services:
-    return build_services(with_model(ServiceSettings()))
+    return build_services(with_model(service_settings()))
 
 
 def with_model(settings: S) -> S:

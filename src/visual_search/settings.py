@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from visual_search.defaults import DEFAULT_BUDGET_S, DEFAULT_MAX_RESULTS
 from visual_search.errors import ConfigurationError
 from visual_search.index.opensearch_mapping import IndexOptions
 
@@ -83,7 +84,7 @@ class CoreSettings(BaseSettings):
     opensearch_timeout_s: float = Field(5.0, gt=0, le=60)
     # One index operation, retries included, gives up after this (plus one request timeout): below the
     # search function's 28 s, so a struggling cluster is our 429 + Retry-After, never a gateway timeout.
-    opensearch_budget_s: float = Field(20.0, gt=0, le=600)
+    opensearch_budget_s: float = Field(DEFAULT_BUDGET_S, gt=0, le=600)
     # A backfill for a new model writes into that model's own index, beside the one readers use, and
     # `visual-search backfill --activate` swaps the alias once it is complete.
     opensearch_reindex: bool = False
@@ -129,7 +130,7 @@ class ServiceSettings(CoreSettings):
     # Bounds
     max_text_chars: int = Field(1000, ge=1)
     rate_limit_per_hour: int = Field(5000, ge=1)  # advertised in X-FeatureRateLimit-Limit
-    default_max_results: int = Field(50, ge=1, le=500)
+    default_max_results: int = Field(DEFAULT_MAX_RESULTS, ge=1, le=500)
     max_hits_per_query: int = Field(1000, ge=1, le=9000)
     fetch_timeout_s: float = Field(10.0, gt=0, le=60)
     fetch_max_redirects: int = Field(3, ge=0, le=10)
@@ -205,10 +206,7 @@ def with_aws_secrets(settings: ServiceSettings) -> ServiceSettings:
     if not isinstance(stored, dict) or not stored.get("api_secret"):
         raise ConfigurationError("the credentials secret must be JSON with api_secret (and api_key)")
     # Secrets Manager generates one value per secret; the cursor key is derived from it unless given.
-    cursor = (
-        stored.get("cursor_secret")
-        or hashlib.sha256(f"cursor\x00{stored['api_secret']}".encode()).hexdigest()
-    )
+    cursor = stored.get("cursor_secret") or derive_key(stored["api_secret"], "cursor").hex()
     return settings.model_copy(
         update={
             "api_key": stored.get("api_key", settings.api_key),
@@ -225,6 +223,11 @@ def _secrets(region: str | None):
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
     return SecretsProvider(boto3_client=boto3.client("secretsmanager", region_name=region))
+
+
+def derive_key(secret: str, purpose: str) -> bytes:
+    """Independent keys for independent uses (cursors, file URLs, listings), from one secret."""
+    return hashlib.sha256(f"{purpose}\x00{secret}".encode()).digest()
 
 
 @lru_cache(maxsize=1)

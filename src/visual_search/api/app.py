@@ -79,7 +79,7 @@ class Routes:
             return self.settings.public_base_url
         # The local server validates Host and sets X-Forwarded-Proto from its own socket, as API Gateway
         # does in front of the Lambda.
-        headers = {k.lower(): v for k, v in (self.app.current_event.headers or {}).items()}
+        headers = self.app.current_event.headers  # Powertools': case-insensitive
         host = headers.get("host", "127.0.0.1")
         scheme = "https" if headers.get("x-forwarded-proto") == "https" else "http"
         return f"{scheme}://{host}"
@@ -87,8 +87,7 @@ class Routes:
     def from_script(self) -> bool:
         """A page's script (it says so, as XMLHttpRequest libraries do): a 401 then must not carry
         WWW-Authenticate, or the browser would open its own credentials prompt over the page."""
-        headers = self.app.current_event.headers or {}
-        return any(k.lower() == "x-requested-with" for k in headers)
+        return "x-requested-with" in self.app.current_event.headers  # case-insensitive (Powertools')
 
     def check_cloud(self, cloud_name: str) -> None:
         if cloud_name != self.settings.cloud_name:

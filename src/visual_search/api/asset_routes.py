@@ -84,7 +84,7 @@ class AssetRoutes:
             raise BadInput(
                 "file is required: a file part or a data: URI (remote URLs are not fetched on upload)"
             )
-        headers = {k.lower(): v for k, v in (self.r.app.current_event.headers or {}).items()}
+        headers = self.r.app.current_event.headers  # Powertools': case-insensitive
         if "x-unique-upload-id" in headers or "content-range" in headers:
             return self._upload_part(headers, bytes(data), text_fields, filename)
         return self.r.respond(200, self._stored(bytes(data), text_fields, filename).decode())

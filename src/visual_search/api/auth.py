@@ -11,12 +11,14 @@ import hmac
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from aws_lambda_powertools.utilities.data_classes.common import CaseInsensitiveDict
+
 from visual_search.errors import Unauthorized
 
 
 def check_basic_auth(headers: Mapping[str, str], api_key: str, api_secret: str) -> None:
     """Raise Unauthorized unless the Authorization header carries exactly this key and secret."""
-    value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    value = CaseInsensitiveDict(headers).get("authorization", "")
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "basic" or not token:
         raise Unauthorized("missing credentials: use HTTP Basic auth with your api_key and api_secret")

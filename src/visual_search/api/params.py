@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import multipart
+from aws_lambda_powertools.utilities.data_classes.common import CaseInsensitiveDict
 
 from visual_search.api import search_params
 from visual_search.assets import names
@@ -87,7 +88,8 @@ def collect_params(
     limit = max_body_bytes(max_bytes)
     if len(body) > limit:  # the local server refuses it while streaming; API Gateway hands it over whole
         raise BodyTooLarge(f"File size too large. Got {len(body)} bytes. Maximum is {limit:,}.")
-    return merge(query, _body_params(_content_type(headers), body, max_bytes) if body else {})
+    content_type = CaseInsensitiveDict(headers).get("content-type", "")
+    return merge(query, _body_params(content_type, body, max_bytes) if body else {})
 
 
 def merge(query: Mapping[str, list[str]], body_params: Mapping[str, str | bytes]) -> dict[str, str | bytes]:
@@ -117,13 +119,6 @@ def check_text(value: str) -> str:
     except UnicodeEncodeError:
         raise BadInput("a parameter is not valid Unicode text (it holds a lone surrogate)") from None
     return value
-
-
-def _content_type(headers: Mapping[str, str]) -> str:
-    for name, value in headers.items():
-        if name.lower() == "content-type":
-            return value
-    return ""
 
 
 def _body_params(content_type: str, body: bytes, max_bytes: int) -> dict[str, str | bytes]:

@@ -76,6 +76,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from visual_search.deadline import budget  # the request's deadline, when nearer
+from visual_search.defaults import DEFAULT_BUDGET_S
 from visual_search.errors import ConfigurationError, DependencyUnavailable
 from visual_search.index.first_use import FirstUse
 from visual_search.index.opensearch_errors import (
@@ -139,14 +140,13 @@ class OpenSearchIndex:
         sleep: Callable[[float], None] = time.sleep,
         reindex: bool = False,
         point_in_time_s: int | None = None,
-        budget_s: float = 20.0,
+        budget_s: float = DEFAULT_BUDGET_S,
         clock: Callable[[], float] = time.monotonic,
         generation: Generation = "nextgen",
         set_up_on_first_use: bool = False,
     ):
         self._os = client
-        # What one operation may take, retries included (plus at most one request timeout), so the
-        # search Lambda answers before API Gateway's 29 s with our error, not a gateway timeout.
+        # What one operation may take, retries included (plus at most one request timeout).
         self._budget_s, self._clock = budget_s, clock
         self.alias, self.dim, self.model_id, self.mode = alias, dim, model_id, mode
         self.deployment: Deployment = generation if mode == "serverless" else "managed"

@@ -27,6 +27,7 @@ import numpy as np
 from cachetools import TTLCache
 
 from visual_search.assets.identity import find_asset
+from visual_search.defaults import DEFAULT_MAX_RESULTS
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
@@ -43,7 +44,7 @@ class SearchQuery:
     image_url: str | None = None
     image_bytes: bytes | None = None
     asset_id: str | None = None
-    max_results: int = 50
+    max_results: int = DEFAULT_MAX_RESULTS
     next_cursor: str | None = None
     threshold: float = 0.0
     filters: Filters = field(default_factory=Filters)

@@ -42,11 +42,12 @@ def raw_response(status: int, reason: str, message: str, extra: dict[str, str] |
 
 
 class LimitedH11Protocol(H11Protocol):
-    """Set per server by `protocol_class`: the caps, the head deadline and the per-address counts."""
+    """Set per server by `protocol_class`, from the settings: the caps, the head deadline and the
+    per-address counts."""
 
-    max_connections: int = 100
-    max_connections_per_client: int = 48
-    head_timeout_s: float = 10.0
+    max_connections: int
+    max_connections_per_client: int
+    head_timeout_s: float
     per_client: Counter[str]  # open connections by client address, on the event loop's thread only
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
