@@ -1,22 +1,26 @@
 """Array parameters (`public_ids`, `asset_ids`, `tags`) keep every value on every transport a client may
 use — a query string, a form, a multipart body, JSON — in every spelling the SDKs send: `name[]`
 repeated (Node and Python in a query, Java's cloudinary-http5 in a DELETE form body), `name` repeated,
+`name[0]`, `name[1]`… (Go's `api.StructToParams` of a `[]string`, as its tags calls send `public_ids`),
 a JSON array (Python, Node) and a comma-joined string (Go). A repeated scalar still takes its last value.
 Raw HTTP: each case is one encoding, byte for byte."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import cloudinary
+import cloudinary.api
 import cloudinary.uploader
 import pytest
 import urllib3
 
 from tests.fixtures import images
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD, Api, make_settings
+from visual_search.api.upload_signature import sign
 from visual_search.bootstrap import Services, build_services
 from visual_search.server import LocalServer
 
@@ -59,6 +63,7 @@ TRANSPORTS = {"query": query, "form": form, "multipart": multipart}
 ENCODINGS = [
     *[(t, "brackets") for t in TRANSPORTS],
     *[(t, "repeated") for t in TRANSPORTS],
+    *[(t, "indexed") for t in TRANSPORTS],
     ("json", "array"),
     ("json", "joined"),
 ]
@@ -67,6 +72,8 @@ ENCODINGS = [
 def encode(transport: str, spelling: str, name: str, values: list[str]) -> tuple[str, dict]:
     if transport == "json":
         return (json_array if spelling == "array" else json_joined)([(name, v) for v in values])
+    if spelling == "indexed":
+        return TRANSPORTS[transport]([(f"{name}[{n}]", v) for n, v in enumerate(values)])
     field = name + "[]" if spelling == "brackets" else name
     return TRANSPORTS[transport]([(field, v) for v in values])
 
@@ -145,3 +152,22 @@ def test_a_repeated_scalar_takes_its_last_value(api, transport):
     status, body, _ = api.request("GET", f"{ADMIN}/image{suffix}", **request)
     assert status == 200, body
     assert len(body["resources"]) == 2
+
+
+def test_a_signed_call_with_indexed_items_verifies_and_keeps_every_item_in_the_order_sent(api):
+    # Given eleven assets, and Go's AddTag for all of them: a form without a Content-Type whose keys are
+    # sorted as text (`public_ids[0]`, `[1]`, `[10]`, `[2]`…), signed as `public_ids` joined in that order
+    ids = [f"indexed/{n}" for n in range(11)]
+    for n, public_id in enumerate(ids):
+        upload(public_id, seed=40 + n)
+    items = sorted((f"public_ids[{n}]", public_id) for n, public_id in enumerate(ids))
+    signed = {"command": "add", "tag": "go", "timestamp": str(int(time.time()))}
+    signed["public_ids"] = ",".join(public_id for _, public_id in items)
+    body = [("api_key", API_KEY), ("command", "add"), *items, ("signature", sign(signed, API_SECRET))]
+    body += [("tag", "go"), ("timestamp", signed["timestamp"])]
+    # When it is sent
+    status, answer, _ = api.request("POST", f"/v1_1/{CLOUD}/image/tags", auth=False, body=urlencode(body))
+    # Then the signature verifies and every asset is tagged, in the order sent
+    assert status == 200, answer
+    assert answer["public_ids"] == [public_id for _, public_id in items]
+    assert all(cloudinary.api.resource(public_id)["tags"] == ["go"] for public_id in ids)

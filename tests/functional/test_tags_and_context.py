@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.fixtures import images
-from tests.functional.conftest import make_settings, sdk_served_from
+from tests.functional.conftest import CLOUD, Api, make_settings, sdk_served_from
 from visual_search.bootstrap import Services, build_ingest, build_services
 from visual_search.ingest.backfill import backfill
 from visual_search.settings import IngestSettings
@@ -123,6 +123,21 @@ def test_update_replaces_tags_and_context_and_keeps_what_it_is_not_given(served)
         cloudinary.api.update("upd/missing", tags=["c"])
     with pytest.raises(cloudinary.exceptions.BadRequest, match="moderation_status"):
         cloudinary.api.update("upd/shoe", moderation_status="approved")
+
+
+def test_an_update_takes_the_empty_fields_javas_sdk_always_sends_as_not_given(served):
+    # Given an asset, and Java's Api.update: a form holding `moderation_status` and `notification_url`
+    # without a value (null options), beside the tags and the escaped context
+    _upload("upd/java", 19)
+    body = "moderation_status&context=note%3Dx%5C%3Dy%7Ckind%3D%C3%A9t%C3%A9&notification_url&tags=sale"
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
+    # When it is sent
+    status, answer, _ = Api(served).request(
+        "POST", f"/v1_1/{CLOUD}/resources/image/upload/upd/java", body=body, headers=headers
+    )
+    # Then the tags and the context are set, and nothing is refused
+    assert status == 200, answer
+    assert (answer["tags"], answer["context"]) == (["sale"], {"custom": {"note": "x=y", "kind": "été"}})
 
 
 def test_explicit_sets_tags_and_context_and_refuses_what_it_cannot_do(served):

@@ -28,9 +28,13 @@ from visual_search.search.service import SearchQuery, decode_data_uri
 # Node's multipart, Java's form `public_ids[]=…`), and a call takes up to `MAX_IDS_PER_CALL` ids.
 MAX_PARTS = names.MAX_IDS_PER_CALL + 32
 # Cloudinary's array parameters: every value is kept (joined with ",", as the SDKs sign a list) whether
-# the client spells the name `name[]` (Node, Python, Java) or repeats `name`; any other repeated name
-# keeps its last value. No item of these holds a comma (`names` refuses one in a public_id or a tag).
+# the client spells the name `name[]` (Node, Python, Java), numbers its items `name[0]`, `name[1]`… (Go's
+# `api.StructToParams` of a `[]string`) or repeats `name`; any other repeated name keeps its last value.
+# No item of these holds a comma (`names` refuses one in a public_id or a tag).
 ARRAYS = frozenset({"public_ids", "asset_ids", "tags", "format"})
+# Items are joined in the order they arrive, which is the order a client signs them in: Go sorts its
+# keys as text (`[0]`, `[1]`, `[10]`, `[2]`…) both to sign and to send.
+_ARRAY_ITEM = re.compile(r"\[\d*\]$")
 
 
 class FilePart(bytes):
@@ -93,8 +97,9 @@ def collect_params(
 
 
 def merge(query: Mapping[str, list[str]], body_params: Mapping[str, str | bytes]) -> dict[str, str | bytes]:
-    """Query-string and body parameters as one dict (the body wins), every text checked, `[]` dropped
-    (an array given both as `name[]` and `name` in one place keeps the values of both)."""
+    """Query-string and body parameters as one dict (the body wins), every text checked, `[]` and `[0]`
+    dropped: an array's items join its earlier values (an array given both as `name[]` and `name` in one
+    place keeps the values of both)."""
     params: dict[str, str | bytes] = {}
     for source in ({k: _one(k, v) for k, v in query.items() if v}, body_params):
         given: dict[str, str | bytes] = {}
@@ -102,9 +107,9 @@ def merge(query: Mapping[str, list[str]], body_params: Mapping[str, str | bytes]
             check_text(name)
             if isinstance(value, str):
                 check_text(value)
-            bare = name.removesuffix("[]")
+            bare = _ARRAY_ITEM.sub("", name)
             earlier = given.get(bare)
-            if isinstance(earlier, str) and isinstance(value, str) and bare in ARRAYS:
+            if isinstance(earlier, str) and isinstance(value, str) and (bare in ARRAYS or bare != name):
                 value = f"{earlier},{value}"
             given[bare] = value
         params.update(given)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -167,6 +168,25 @@ func sameSet(seen []string, expected map[string]bool) bool {
 	return true
 }
 
+// stored is the asset as the Admin API shows it (empty when the call fails: the check then fails).
+func stored(cld *cloudinary.Cloudinary, publicID string) *admin.AssetResult {
+	found, err := cld.Admin.Asset(ctx, admin.AssetParams{PublicID: publicID})
+	if err != nil {
+		return &admin.AssetResult{}
+	}
+	return found
+}
+
+// custom is the `custom` map of an upload or explicit answer's context ({"custom": {...}}).
+func custom(context api.Metadata) map[string]string {
+	out := map[string]string{}
+	pairs, _ := context["custom"].(map[string]interface{})
+	for key, value := range pairs {
+		out[key], _ = value.(string)
+	}
+	return out
+}
+
 func unless(ok bool, problem string) string {
 	if ok {
 		return ""
@@ -288,10 +308,11 @@ func main() {
 		return unless(only, "deleted")
 	})
 
-	// -- One asset through an overwrite in another format and a rename: the same asset_id throughout
-	first, err := cld.Upload.Upload(ctx, env("VS_UPLOAD_FILE"), uploader.UploadParams{PublicID: prefix + "/f"})
+	// -- One asset through an overwrite in another format, a rename and a tag: the same asset_id throughout
+	identityTag := tag + "-identity"
+	first, err := cld.Upload.Upload(ctx, env("VS_PROBE_FILE"), uploader.UploadParams{PublicID: prefix + "/f"})
 	call("identity_upload_jpeg", err, first.Error.Message, func() string {
-		return unless(first.AssetID != "" && !first.Overwritten, "not a new asset")
+		return unless(first.AssetID != "" && first.Format == "jpg" && !first.Overwritten, "not a new asset")
 	})
 	kept := first.AssetID
 	if kept == "" {
@@ -309,15 +330,99 @@ func main() {
 	call("identity_rename", err, renameError, func() string {
 		return unless(renamed.AssetID == kept && renamed.PublicID == prefix+"/g" && renamed.Format == "png", "another asset")
 	})
+	tagged, err := cld.Upload.AddTag(ctx, uploader.AddTagParams{Tag: identityTag, PublicIDs: []string{prefix + "/g"}})
+	call("identity_add_tag", err, tagged.Error.Message, func() string {
+		g := stored(cld, prefix+"/g")
+		return unless(slices.Equal(tagged.PublicIDs, []string{prefix + "/g"}) && g.AssetID == kept &&
+			slices.Equal(g.Tags, []string{identityTag}), "tag")
+	})
 	// The Go SDK has no resources_by_asset_ids: the asset by its id, one at a time.
 	byKept, err := cld.Admin.AssetByAssetID(ctx, admin.AssetByAssetIDParams{AssetID: kept})
 	call("identity_resource_by_asset_id", err, byKept.Error.Message, func() string {
-		return unless(byKept.PublicID == prefix+"/g", "not under its new name")
+		return unless(byKept.PublicID == prefix+"/g" && slices.Equal(byKept.Tags, []string{identityTag}), "not as tagged")
 	})
 	similar, err := cld.Admin.VisualSearch(ctx, admin.VisualSearchParams{ImageAssetID: kept})
 	call("identity_visual_search_image_asset_id", err, similar.Error.Message, func() string {
 		found := slices.ContainsFunc(similar.Assets, func(a api.BriefAssetResult) bool { return a.AssetID == kept })
 		return unless(len(similar.Assets) > 0 && !found, "bad neighbours")
+	})
+
+	// -- Tags and context on stored assets, each change read back from the Admin API
+	h, i := prefix+"/h", prefix+"/i"
+	keepTag, saleTag, newTag := tag+"-keep", tag+"-sale", tag+"-new"
+	// The SDK joins a CldAPIMap as k=v|k=v without escaping (a FIXME in api.CldAPIMap): a value holding
+	// Cloudinary's separators is written escaped, as the Upload API reference says.
+	sentContext := api.CldAPIMap{"caption": `Tom \| Jerry \= cat\=mouse`, "alt": "chaussure à talon, 靴"}
+	wantContext := map[string]string{"caption": "Tom | Jerry = cat=mouse", "alt": "chaussure à talon, 靴"}
+	explicitContext := map[string]string{"kind": "plain", "caption": "a|b"}
+	updateContext := map[string]string{"kind": "été", "note": "x=y"}
+	for _, fixture := range []struct{ name, tag string }{{"h", keepTag}, {"i", ""}} {
+		params := uploader.UploadParams{PublicID: prefix + "/" + fixture.name}
+		if fixture.tag != "" {
+			params.Tags = api.CldAPIArray{fixture.tag}
+		}
+		result, err := cld.Upload.Upload(ctx, env("VS_UPLOAD_FILE"), params)
+		call("upload_"+fixture.name, err, result.Error.Message, func() string {
+			return unless(result.PublicID == params.PublicID, "not the upload")
+		})
+	}
+	added, err := cld.Upload.AddTag(ctx, uploader.AddTagParams{Tag: saleTag, PublicIDs: []string{h, i}})
+	call("add_tag", err, added.Error.Message, func() string {
+		return unless(slices.Equal(added.PublicIDs, []string{h, i}) && slices.Equal(stored(cld, h).Tags, []string{keepTag, saleTag}) &&
+			slices.Equal(stored(cld, i).Tags, []string{saleTag}), "tags")
+	})
+	removed, err := cld.Upload.RemoveTag(ctx, uploader.RemoveTagParams{Tag: keepTag, PublicIDs: []string{h}})
+	call("remove_tag", err, removed.Error.Message, func() string {
+		return unless(slices.Equal(removed.PublicIDs, []string{h}) && slices.Equal(stored(cld, h).Tags, []string{saleTag}), "tags")
+	})
+	replaced, err := cld.Upload.ReplaceTag(ctx, uploader.ReplaceTagParams{Tag: newTag, PublicIDs: []string{h, i}})
+	call("replace_tag", err, replaced.Error.Message, func() string {
+		return unless(slices.Equal(replaced.PublicIDs, []string{h, i}) && slices.Equal(stored(cld, h).Tags, []string{newTag}) &&
+			slices.Equal(stored(cld, i).Tags, []string{newTag}), "tags")
+	})
+	cleared, err := cld.Upload.RemoveAllTags(ctx, uploader.RemoveAllTagsParams{PublicIDs: []string{i}})
+	call("remove_all_tags", err, cleared.Error.Message, func() string {
+		return unless(slices.Equal(cleared.PublicIDs, []string{i}) && slices.Equal(stored(cld, h).Tags, []string{newTag}) &&
+			len(stored(cld, i).Tags) == 0, "tags")
+	})
+	withContext, err := cld.Upload.AddContext(ctx, uploader.AddContextParams{Context: sentContext, PublicIDs: api.CldAPIArray{h, i}})
+	call("add_context", err, withContext.Error.Message, func() string {
+		return unless(slices.Equal(withContext.PublicIDs, []string{h, i}) && maps.Equal(stored(cld, h).Context.Custom, wantContext) &&
+			maps.Equal(stored(cld, i).Context.Custom, wantContext), "context")
+	})
+	withoutContext, err := cld.Upload.RemoveAllContext(ctx, uploader.RemoveAllContextParams{PublicIDs: api.CldAPIArray{i}})
+	call("remove_all_context", err, withoutContext.Error.Message, func() string {
+		return unless(slices.Equal(withoutContext.PublicIDs, []string{i}) && maps.Equal(stored(cld, h).Context.Custom, wantContext) &&
+			len(stored(cld, i).Context.Custom) == 0, "context")
+	})
+	explicit, err := cld.Upload.Explicit(ctx, uploader.ExplicitParams{
+		PublicID: h, Type: "upload", Tags: api.CldAPIArray{newTag, saleTag}, Context: api.CldAPIMap{"kind": "plain", "caption": `a\|b`},
+	})
+	call("explicit", err, explicit.Error.Message, func() string {
+		after := stored(cld, h)
+		return unless(slices.Equal(explicit.Tags, []string{newTag, saleTag}) && maps.Equal(custom(explicit.Context), explicitContext) &&
+			slices.Equal(after.Tags, []string{newTag, saleTag}) && maps.Equal(after.Context.Custom, explicitContext), "tags and context")
+	})
+	updated, err := cld.Admin.UpdateAsset(ctx, admin.UpdateAssetParams{
+		PublicID: i, Tags: api.CldAPIArray{saleTag}, Context: api.CldAPIMap{"kind": "été", "note": `x\=y`},
+	})
+	call("update", err, updated.Error.Message, func() string {
+		after := stored(cld, i)
+		return unless(slices.Equal(updated.Tags, []string{saleTag}) && maps.Equal(updated.Context.Custom, updateContext) &&
+			slices.Equal(after.Tags, []string{saleTag}) && maps.Equal(after.Context.Custom, updateContext), "tags and context")
+	})
+	byIDs, err := cld.Admin.AssetsByIDs(ctx, admin.AssetsByIDsParams{PublicIDs: api.CldAPIArray{h, i}})
+	call("resources_by_ids", err, byIDs.Error.Message, func() string {
+		allSale := !slices.ContainsFunc(byIDs.Assets, func(a api.BriefAssetResult) bool { return !slices.Contains(a.Tags, saleTag) })
+		return unless(slices.Equal(publicIDs(byIDs.Assets), []string{h, i}) && allSale, "listing")
+	})
+	byKey, err := cld.Admin.AssetsByContext(ctx, admin.AssetsByContextParams{Key: "kind"})
+	call("resources_by_context", err, byKey.Error.Message, func() string {
+		return unless(slices.Equal(publicIDs(byKey.Assets), []string{h, i}), "listing")
+	})
+	byValue, err := cld.Admin.AssetsByContext(ctx, admin.AssetsByContextParams{Key: "kind", Value: updateContext["kind"]})
+	call("resources_by_context_value", err, byValue.Error.Message, func() string {
+		return unless(slices.Equal(publicIDs(byValue.Assets), []string{i}), "listing")
 	})
 
 	// -- errors, as the SDK reports them

@@ -25,6 +25,11 @@ const TAG = env("VS_TAG");
 const DELETE_TAG = `${TAG}-delete`;
 const WRONG = { api_secret: "not-the-secret" };
 const UNKNOWN_ASSET_ID = "f".repeat(32);
+const [IDENTITY_TAG, KEEP_TAG, SALE_TAG, NEW_TAG] = ["identity", "keep", "sale", "new"].map((t) => `${TAG}-${t}`);
+// Values holding Cloudinary's separators (the SDK escapes them as \| and \=) and non-ASCII text.
+const CONTEXT = { caption: "Tom | Jerry = cat=mouse", alt: "chaussure à talon, 靴" };
+const EXPLICIT_CONTEXT = { kind: "plain", caption: "a|b" };
+const UPDATE_CONTEXT = { kind: "été", note: "x=y" };
 
 let failed = false;
 
@@ -83,6 +88,17 @@ function uploadLarge(path, options) {
 }
 
 const ids = (result) => (result.resources || []).map((r) => r.public_id);
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+// A resource's context.custom is `expected`, whatever the order of its keys.
+const hasContext = (resource, expected) =>
+  same(Object.entries((resource.context || {}).custom || {}).sort(), Object.entries(expected).sort());
+
+// A change, then the resources it touched as the Admin API shows them.
+async function changed(change, publicIds) {
+  const answer = await change();
+  return { answer, after: await Promise.all(publicIds.map((id) => cloudinary.api.resource(id))) };
+}
+
 const made = new Set(); // public_ids this program uploaded successfully
 
 // Every page of a listing, following next_cursor (bounded, so a cursor that never ends fails).
@@ -223,11 +239,11 @@ async function main() {
     (r) => expect(JSON.stringify(r.deleted) === JSON.stringify({ [`${PREFIX}/sub/d`]: "deleted" }), "deleted"),
   );
 
-  // -- One asset through an overwrite in another format and a rename: the same asset_id throughout
+  // -- One asset through an overwrite in another format, a rename and a tag: the same asset_id throughout
   const first = await call(
     "identity_upload_jpeg",
-    () => cloudinary.uploader.upload(env("VS_UPLOAD_FILE"), { public_id: `${PREFIX}/f` }),
-    (r) => expect(r.asset_id && !r.overwritten, "not a new asset"),
+    () => cloudinary.uploader.upload(env("VS_PROBE_FILE"), { public_id: `${PREFIX}/f` }),
+    (r) => expect(r.asset_id && r.format === "jpg" && !r.overwritten, "not a new asset"),
   );
   const kept = first ? first.asset_id : UNKNOWN_ASSET_ID;
   await call(
@@ -241,14 +257,102 @@ async function main() {
     (r) => expect(r.asset_id === kept && r.public_id === `${PREFIX}/g` && r.format === "png", "another asset"),
   );
   await call(
+    "identity_add_tag",
+    () => changed(() => cloudinary.uploader.add_tag(IDENTITY_TAG, [`${PREFIX}/g`]), [`${PREFIX}/g`]),
+    ({ answer, after: [g] }) =>
+      expect(same(answer.public_ids, [`${PREFIX}/g`]) && g.asset_id === kept && same(g.tags, [IDENTITY_TAG]), "tag"),
+  );
+  await call(
     "identity_resources_by_asset_ids",
     () => cloudinary.api.resources_by_asset_ids([kept]),
-    (r) => expect(JSON.stringify(ids(r)) === JSON.stringify([`${PREFIX}/g`]), "not under its new name"),
+    (r) => expect(same(ids(r), [`${PREFIX}/g`]) && same(r.resources[0].tags, [IDENTITY_TAG]), "not as tagged"),
   );
   await call(
     "identity_visual_search_image_asset_id",
     () => cloudinary.api.visual_search({ image_asset_id: kept }),
     (r) => expect(r.resources.length > 0 && !r.resources.some((x) => x.asset_id === kept), "bad neighbours"),
+  );
+
+  // -- Tags and context on stored assets, each change read back from the Admin API
+  const [h, i] = [`${PREFIX}/h`, `${PREFIX}/i`];
+  for (const [name, tags] of [["h", [KEEP_TAG]], ["i", []]]) {
+    await call(
+      `upload_${name}`,
+      () => cloudinary.uploader.upload(env("VS_UPLOAD_FILE"), { public_id: `${PREFIX}/${name}`, tags }),
+      (r) => expect(r.public_id === `${PREFIX}/${name}`, "not the upload"),
+    );
+  }
+  await call(
+    "add_tag",
+    () => changed(() => cloudinary.uploader.add_tag(SALE_TAG, [h, i]), [h, i]),
+    ({ answer, after: [rh, ri] }) =>
+      expect(
+        same(answer.public_ids, [h, i]) && same(rh.tags, [KEEP_TAG, SALE_TAG]) && same(ri.tags, [SALE_TAG]),
+        "tags",
+      ),
+  );
+  await call(
+    "remove_tag",
+    () => changed(() => cloudinary.uploader.remove_tag(KEEP_TAG, [h]), [h]),
+    ({ answer, after: [rh] }) => expect(same(answer.public_ids, [h]) && same(rh.tags, [SALE_TAG]), "tags"),
+  );
+  await call(
+    "replace_tag",
+    () => changed(() => cloudinary.uploader.replace_tag(NEW_TAG, [h, i]), [h, i]),
+    ({ answer, after: [rh, ri] }) =>
+      expect(same(answer.public_ids, [h, i]) && same(rh.tags, [NEW_TAG]) && same(ri.tags, [NEW_TAG]), "tags"),
+  );
+  await call(
+    "remove_all_tags",
+    () => changed(() => cloudinary.uploader.remove_all_tags([i]), [h, i]),
+    ({ answer, after: [rh, ri] }) =>
+      expect(same(answer.public_ids, [i]) && same(rh.tags, [NEW_TAG]) && same(ri.tags, []), "tags"),
+  );
+  await call(
+    "add_context",
+    () => changed(() => cloudinary.uploader.add_context(CONTEXT, [h, i]), [h, i]),
+    ({ answer, after: [rh, ri] }) =>
+      expect(same(answer.public_ids, [h, i]) && hasContext(rh, CONTEXT) && hasContext(ri, CONTEXT), "context"),
+  );
+  await call(
+    "remove_all_context",
+    () => changed(() => cloudinary.uploader.remove_all_context([i]), [h, i]),
+    ({ answer, after: [rh, ri] }) =>
+      expect(same(answer.public_ids, [i]) && hasContext(rh, CONTEXT) && ri.context === undefined, "context"),
+  );
+  await call(
+    "explicit",
+    () =>
+      changed(
+        () => cloudinary.uploader.explicit(h, { type: "upload", tags: [NEW_TAG, SALE_TAG], context: EXPLICIT_CONTEXT }),
+        [h],
+      ),
+    ({ answer, after: [rh] }) =>
+      expect(
+        [answer, rh].every((r) => same(r.tags, [NEW_TAG, SALE_TAG]) && hasContext(r, EXPLICIT_CONTEXT)),
+        "tags and context",
+      ),
+  );
+  await call(
+    "update",
+    () => changed(() => cloudinary.api.update(i, { tags: [SALE_TAG], context: UPDATE_CONTEXT }), [i]),
+    ({ answer, after: [ri] }) =>
+      expect([answer, ri].every((r) => same(r.tags, [SALE_TAG]) && hasContext(r, UPDATE_CONTEXT)), "tags and context"),
+  );
+  await call(
+    "resources_by_ids",
+    () => cloudinary.api.resources_by_ids([h, i]),
+    (r) => expect(same(ids(r).sort(), [h, i]) && r.resources.every((x) => x.tags.includes(SALE_TAG)), "listing"),
+  );
+  await call(
+    "resources_by_context",
+    () => cloudinary.api.resources_by_context("kind"),
+    (r) => expect(same(ids(r), [h, i]), "listing"),
+  );
+  await call(
+    "resources_by_context_value",
+    () => cloudinary.api.resources_by_context("kind", UPDATE_CONTEXT.kind),
+    (r) => expect(same(ids(r), [i]), "listing"),
   );
 
   // -- errors, as the SDK reports them

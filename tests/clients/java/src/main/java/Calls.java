@@ -148,6 +148,33 @@ public final class Calls {
         return (Map<?, ?>) result.get("deleted");
     }
 
+    /** A change, then the resources it touched as the Admin API shows them: {"answer", "after"}. */
+    private static Map<?, ?> changed(Run change, String... publicIds) throws Exception {
+        Map<?, ?> answer = change.call();
+        if (uploadError(answer) != null) return answer;
+        List<Map<?, ?>> after = new ArrayList<>();
+        for (String publicId : publicIds) after.add(cloudinary.api().resource(publicId, new HashMap<>()));
+        return Map.of("answer", answer, "after", after);
+    }
+
+    private static Map<?, ?> answer(Map<?, ?> changed) {
+        return (Map<?, ?>) changed.get("answer");
+    }
+
+    private static Map<?, ?> after(Map<?, ?> changed, int n) {
+        return (Map<?, ?>) ((List<?>) changed.get("after")).get(n);
+    }
+
+    private static List<?> tags(Map<?, ?> resource) {
+        return (List<?>) resource.get("tags");
+    }
+
+    /** A resource's context.custom; null when it has no context. */
+    private static Map<?, ?> custom(Map<?, ?> resource) {
+        Map<?, ?> context = (Map<?, ?>) resource.get("context");
+        return context == null ? null : (Map<?, ?>) context.get("custom");
+    }
+
     public static void main(String[] args) {
         cloudinary = new Cloudinary(ObjectUtils.asMap(
                 "cloud_name", env("VS_CLOUD_NAME"),
@@ -249,10 +276,12 @@ public final class Calls {
                 () -> api.deleteResourcesByPrefix(prefix + "/sub/", none),
                 r -> expect(deleted(r).equals(Map.of(prefix + "/sub/d", "deleted")), "deleted"));
 
-        // -- One asset through an overwrite in another format and a rename: the same asset_id throughout
+        // -- One asset through an overwrite in another format, a rename and a tag: the same asset_id throughout
+        String identityTag = tag + "-identity";
         Map<?, ?> first = call("identity_upload_jpeg",
-                () -> cloudinary.uploader().upload(upload, options("public_id", prefix + "/f")),
-                r -> expect(r.get("asset_id") != null && r.get("overwritten") == null, "not a new asset"));
+                () -> cloudinary.uploader().upload(new File(env("VS_PROBE_FILE")), options("public_id", prefix + "/f")),
+                r -> expect(r.get("asset_id") != null && "jpg".equals(r.get("format")) && r.get("overwritten") == null,
+                        "not a new asset"));
         String kept = first == null ? UNKNOWN_ASSET_ID : (String) first.get("asset_id");
         call("identity_upload_png",
                 () -> cloudinary.uploader().upload(new File(env("VS_LARGE_FILE")), options("public_id", prefix + "/f")),
@@ -262,12 +291,74 @@ public final class Calls {
                 () -> cloudinary.uploader().rename(prefix + "/f", prefix + "/g", options()),
                 r -> expect(kept.equals(r.get("asset_id")) && (prefix + "/g").equals(r.get("public_id"))
                         && "png".equals(r.get("format")), "another asset"));
+        call("identity_add_tag",
+                () -> changed(() -> cloudinary.uploader().addTag(identityTag, new String[] {prefix + "/g"}, options()), prefix + "/g"),
+                r -> expect(answer(r).get("public_ids").equals(List.of(prefix + "/g")) && kept.equals(after(r, 0).get("asset_id"))
+                        && tags(after(r, 0)).equals(List.of(identityTag)), "tag"));
         call("identity_resources_by_asset_ids",
                 () -> api.resourcesByAssetIDs(List.of(kept), none),
-                r -> expect(ids(r).equals(List.of(prefix + "/g")), "not under its new name"));
+                r -> expect(ids(r).equals(List.of(prefix + "/g"))
+                        && tags((Map<?, ?>) ((List<?>) r.get("resources")).get(0)).equals(List.of(identityTag)), "not as tagged"));
         call("identity_visual_search_image_asset_id",
                 () -> api.visualSearch(ObjectUtils.asMap("image_asset_id", kept)),
                 r -> expect(!ids(r).isEmpty() && !String.valueOf(r.get("resources")).contains(kept), "bad neighbours"));
+
+        // -- Tags and context on stored assets, each change read back from the Admin API
+        String h = prefix + "/h", i = prefix + "/i";
+        String keepTag = tag + "-keep", saleTag = tag + "-sale", newTag = tag + "-new";
+        // Values holding Cloudinary's separators (the SDK escapes them as \| and \=) and non-ASCII text, written
+        // as Unicode escapes: Java 17's javac reads a source in the locale's encoding.
+        Map<String, String> context = Map.of("caption", "Tom | Jerry = cat=mouse", "alt", "chaussure \u00e0 talon, \u9774");
+        Map<String, String> explicitContext = Map.of("kind", "plain", "caption", "a|b");
+        Map<String, String> updateContext = Map.of("kind", "\u00e9t\u00e9", "note", "x=y");
+        for (String[] fixture : new String[][] {{"h", keepTag}, {"i", ""}}) {
+            call("upload_" + fixture[0],
+                    () -> cloudinary.uploader().upload(upload, options("public_id", prefix + "/" + fixture[0],
+                            "tags", fixture[1].isEmpty() ? List.of() : List.of(fixture[1]))),
+                    r -> expect((prefix + "/" + fixture[0]).equals(r.get("public_id")), "not the upload"));
+        }
+        call("add_tag",
+                () -> changed(() -> cloudinary.uploader().addTag(saleTag, new String[] {h, i}, options()), h, i),
+                r -> expect(answer(r).get("public_ids").equals(List.of(h, i)) && tags(after(r, 0)).equals(List.of(keepTag, saleTag))
+                        && tags(after(r, 1)).equals(List.of(saleTag)), "tags"));
+        call("remove_tag",
+                () -> changed(() -> cloudinary.uploader().removeTag(keepTag, new String[] {h}, options()), h),
+                r -> expect(answer(r).get("public_ids").equals(List.of(h)) && tags(after(r, 0)).equals(List.of(saleTag)), "tags"));
+        call("replace_tag",
+                () -> changed(() -> cloudinary.uploader().replaceTag(newTag, new String[] {h, i}, options()), h, i),
+                r -> expect(answer(r).get("public_ids").equals(List.of(h, i)) && tags(after(r, 0)).equals(List.of(newTag))
+                        && tags(after(r, 1)).equals(List.of(newTag)), "tags"));
+        call("remove_all_tags",
+                () -> changed(() -> cloudinary.uploader().removeAllTags(new String[] {i}, options()), h, i),
+                r -> expect(answer(r).get("public_ids").equals(List.of(i)) && tags(after(r, 0)).equals(List.of(newTag))
+                        && tags(after(r, 1)).isEmpty(), "tags"));
+        call("add_context",
+                () -> changed(() -> cloudinary.uploader().addContext(context, new String[] {h, i}, options()), h, i),
+                r -> expect(answer(r).get("public_ids").equals(List.of(h, i)) && context.equals(custom(after(r, 0)))
+                        && context.equals(custom(after(r, 1))), "context"));
+        call("remove_all_context",
+                () -> changed(() -> cloudinary.uploader().removeAllContext(new String[] {i}, options()), h, i),
+                r -> expect(answer(r).get("public_ids").equals(List.of(i)) && context.equals(custom(after(r, 0)))
+                        && custom(after(r, 1)) == null, "context"));
+        call("explicit",
+                () -> changed(() -> cloudinary.uploader().explicit(h, options("type", "upload",
+                        "tags", List.of(newTag, saleTag), "context", explicitContext)), h),
+                r -> expect(List.of(answer(r), after(r, 0)).stream().allMatch(x -> tags(x).equals(List.of(newTag, saleTag))
+                        && explicitContext.equals(custom(x))), "tags and context"));
+        call("update",
+                () -> changed(() -> api.update(i, ObjectUtils.asMap("tags", List.of(saleTag), "context", updateContext)), i),
+                r -> expect(List.of(answer(r), after(r, 0)).stream().allMatch(x -> tags(x).equals(List.of(saleTag))
+                        && updateContext.equals(custom(x))), "tags and context"));
+        call("resources_by_ids",
+                () -> api.resourcesByIds(List.of(h, i), none),
+                r -> expect(new HashSet<>(ids(r)).equals(Set.of(h, i)) && ((List<?>) r.get("resources")).stream()
+                        .allMatch(x -> tags((Map<?, ?>) x).contains(saleTag)), "listing"));
+        call("resources_by_context",
+                () -> api.resourcesByContext("kind", none),
+                r -> expect(ids(r).equals(List.of(h, i)), "listing"));
+        call("resources_by_context_value",
+                () -> api.resourcesByContext("kind", updateContext.get("kind"), none),
+                r -> expect(ids(r).equals(List.of(i)), "listing"));
 
         // -- errors, as the SDK reports them
         // Not a per-call api_secret: visualSearch would send it in the query string with the other options.
