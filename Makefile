@@ -2,11 +2,8 @@
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-# torch, for the model-build tool and the parity tests only (never in a layer). PyPI serves 2.13.0 as a
-# multi-GB CUDA build (+cu130); it runs on the CPU, and it is the version this project is tested with.
-TORCH   ?= torch==2.13.0
-# open_clip (the build extra) needs torchvision, which pins one torch release: 0.28.0 is 2.13.0's.
-TORCHVISION ?= torchvision==0.28.0
+# Every environment installs from a lock with hashes (locks/compile.py; `make lock` re-pins them). torch
+# and torchvision are pinned in locks/torch.in; TORCH_INDEX (demo only) takes them from another index.
 TORCH_INDEX ?=
 STAMP   := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
@@ -15,7 +12,7 @@ CHECKOV := .cache/checkov/bin/checkov
 ARCH    ?= arm64
 MODEL   ?= $(TINY)
 TINY    := src/visual_search/models/tiny
-LINTED  := src tests bench functions infra layers app.py
+LINTED  := src tests bench functions infra layers locks app.py
 
 .DEFAULT_GOAL := help
 RUNTIME := $(VENV)/.runtime
@@ -25,17 +22,18 @@ BUILD_EXTRA := $(VENV)/.build-extra
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml locks/dev.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)" "$(TORCHVISION)"
-	$(BIN)/pip install --quiet -e ".[build,dev,infra,openclip]"
+	$(BIN)/pip install --quiet --require-hashes -r locks/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(RUNTIME): pyproject.toml
+$(RUNTIME): pyproject.toml locks/runtime.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --require-hashes -r locks/runtime.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 # Real CLIP for the demo: where the hub is reachable and the default model is not built yet, the build
@@ -48,19 +46,19 @@ build-extra: $(BUILD_EXTRA) ## the model-build tool into .venv (CPU torch, trans
 
 # On Linux, PyPI's torch wheel brings CUDA libraries (4.7 GB installed here); where PyTorch's own index is
 # reachable, `make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu` installs the CPU build instead.
-$(BUILD_EXTRA): $(RUNTIME)
-	$(BIN)/pip install --quiet "$(TORCH)" "$(TORCHVISION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/pip install --quiet -e ".[build]"
+$(BUILD_EXTRA): $(RUNTIME) locks/build.txt
+	$(if $(TORCH_INDEX),$(BIN)/pip install --quiet -r locks/torch.in --index-url $(TORCH_INDEX) && \
+	  $(BIN)/pip install --quiet -e ".[build]",$(BIN)/pip install --quiet --require-hashes -r locks/build.txt)
 	touch $@
 
 install: $(STAMP) $(CDK) ## create .venv (runtime, build, dev and infra extras) and the pinned CDK CLI
 
 # checkov (pyproject's `checkov` dependency group, pinned) in a virtual environment of its own: it pins
 # boto3, packaging, networkx and cachetools to releases older than the project's. pip >= 25.1 reads groups.
-$(CHECKOV): pyproject.toml
+$(CHECKOV): pyproject.toml locks/checkov.txt
 	$(PY) -m venv .cache/checkov
 	.cache/checkov/bin/pip install --quiet --upgrade pip
-	.cache/checkov/bin/pip install --quiet --group checkov
+	.cache/checkov/bin/pip install --quiet --require-hashes -r locks/checkov.txt
 	touch $@
 
 checkov: $(CHECKOV) ## checkov, pinned, into .cache/checkov (the infra tests and make synth run it)
@@ -179,7 +177,8 @@ bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (w
 bench-families: $(STAMP) ## every family's architecture side by side, int8, one thread, and where each tower fits on Lambda (needs model-vit, model-siglip2, model-openclip)
 	nice $(BIN)/python bench/embed.py --families
 
-lock: $(STAMP) ## re-pin layers/requirements.lock (versions + hashes) after changing pyproject's dependencies
+lock: $(STAMP) ## re-pin every lock (locks/*.txt and layers/requirements.lock: versions + hashes) after changing pyproject's dependencies
+	$(BIN)/python locks/compile.py
 	$(BIN)/python layers/build.py --lock
 
 # The deps layer's byte code is compiled by a CPython 3.12 (Lambda's): python3.12 on PATH or pyenv's.

@@ -13,6 +13,7 @@ from packaging.utils import canonicalize_name
 from infra.config import Config
 from infra.layers import Layers, LayersMismatch
 from layers import build
+from locks.compile import pins
 from tests.conftest import TINY_MODEL
 from tests.infra.conftest import CONFIGURATIONS, ROOT, ensure_layers
 
@@ -109,15 +110,7 @@ def test_the_layer_build_passes_when_every_function_fits(tmp_path, capsys):
 
 def _locked() -> dict[str, tuple[str, list[str]]]:
     """name -> (version, hashes) from layers/requirements.lock."""
-    pins: dict[str, tuple[str, list[str]]] = {}
-    name = ""
-    for line in build.LOCK.read_text().splitlines():
-        if match := re.match(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", line):
-            name = canonicalize_name(match[1])
-            pins[name] = (match[2], [])
-        elif match := re.search(r"--hash=sha256:([0-9a-f]{64})", line):
-            pins[name][1].append(match[1])
-    return pins
+    return {canonicalize_name(name): pinned for name, pinned in pins(build.LOCK).items()}
 
 
 def test_the_lock_pins_every_runtime_dependency_within_pyprojects_range_with_hashes():
