@@ -7,6 +7,10 @@ request), and it builds each route's middleware stack lazily on first use. The l
 many requests at once on one resolver (one per process, so one rate-limit window too), so here all of
 that request state lives per thread, and the lazy build runs once under a lock (two threads building it
 together would wrap the route twice).
+
+These are Powertools internals (`BaseRouter.current_event`, `context`, `_to_proxy_event`,
+`_call_route`, `route._build_middleware_stack`), pinned by locks/*.txt and layers/requirements.lock.
+tests/functional/test_concurrency.py fails if a release moves them: run it when raising the pin.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class ConcurrentResolver(APIGatewayRestResolver):
         self._state().frames = value
 
     def resolve(self, event: Mapping[str, Any], context) -> dict:
+        # test_a_request_paused_while_another_is_served_still_reads_its_own_parameters and
+        # test_route_arguments_of_a_paused_request_survive_another_request_on_the_same_resolver.
         # Powertools assigns these to the base class, where this class's properties never look.
         state = self._state()
         state.event = self._to_proxy_event(dict(event))
@@ -81,6 +87,7 @@ class ConcurrentResolver(APIGatewayRestResolver):
             BaseRouter.lambda_context = None  # type: ignore[assignment]
 
     def _call_route(self, route, route_arguments):
+        # Private in Powertools: test_first_requests_arriving_together_build_each_route_once.
         if not route._middleware_stack_built:
             with self._build_lock:
                 if not route._middleware_stack_built:

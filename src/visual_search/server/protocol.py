@@ -6,6 +6,11 @@ client dripping one byte at a time holds its connection for ever) nor the number
 (`limit_concurrency` answers a text/plain 503 and still keeps every idle connection open), and its own
 400 for malformed framing is text/plain. Here: a deadline for each request head, a connection cap in
 total and per client address that refuses with Cloudinary's error shape, and JSON for the 400.
+
+`H11Protocol`'s methods overridden here (`connection_made`, `connection_lost`, `handle_events`,
+`on_response_complete`, `send_400_response`) and its attributes read (`conn`, `transport`, `loop`,
+`connections`) are uvicorn's internals, pinned by locks/*.txt: tests/functional/test_local_server.py
+(framing, head deadline, caps) fails if a release changes them; run it when raising the pin.
 """
 
 from __future__ import annotations
