@@ -109,11 +109,10 @@ class Routes:
         return self.respond(200, json_text(search_response(page, self.urls())))
 
     def search_get(self, cloud_name: str, query: Annotated[SearchParams, Query()] = NOT_PARSED):
-        """The parameters are declared by SearchParams (for the OpenAPI document) and read, on every
-        route and transport alike, by `request_params` and the model's own rules. The route is
-        registered without Powertools' validation, so `query` is always its default: validating the
-        model was a second parse of every search, which could never fail (every field is a list of
-        strings)."""
+        """The parameters are declared by SearchParams (for the OpenAPI document) and validated with it
+        once, on every route and transport alike (`search_params.read`, over `request_params`). The
+        route is registered without Powertools' validation, so `query` is always its default: Powertools
+        would validate the query string alone, a second time, with its own generic 400."""
         return self.visual_search(cloud_name)
 
     def get_resource(self, cloud_name: str, asset_id: str):

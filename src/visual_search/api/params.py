@@ -214,8 +214,8 @@ def to_search_query(
 ) -> SearchQuery:
     """A validated SearchQuery from the parameters `search_params.SearchParams` declares."""
     given = search_params.read(params)
-    image_url, image_bytes = given["image_url"], None
-    file_value = given["image_file"]
+    image_url, image_bytes = given.image_url, None
+    file_value = given.image_file
     if isinstance(file_value, bytes):
         image_bytes = file_value
     elif isinstance(file_value, str):
@@ -225,44 +225,61 @@ def to_search_query(
             image_url = file_value
         else:
             image_bytes = decode_data_uri(file_value, max_bytes)
-    asset_id = given["image_asset_id"]
+    asset_id = given.image_asset_id
     if asset_id is not None and not _is_asset_id(asset_id):
         raise BadInput("image_asset_id must be 32 lowercase hexadecimal characters")
-    folder = names.folder_filter(given["asset_folder"] or given["folder"] or "")
-    max_results = given["max_results"]
-    threshold = given["threshold"]
+    folder = names.folder_filter(given.asset_folder or given.folder or "")
     return SearchQuery(
-        text=given["text"],
+        text=given.text,
         image_url=image_url,
         image_bytes=image_bytes,
         asset_id=asset_id,
-        max_results=default_max_results if max_results is None else max_results,
-        next_cursor=given["next_cursor"],
-        threshold=0.0 if threshold is None else threshold,
+        max_results=default_max_results if given.max_results is None else given.max_results,
+        next_cursor=given.next_cursor,
+        threshold=0.0 if given.threshold is None else given.threshold,
         filters=Filters(
             folder=folder or None,
-            tags=names.tags(given["tags"]),
-            formats=tuple(f.lower() for f in given["format"]),
-            context=names.context_filter(given["context"] or ""),
+            tags=names.tags(given.tags),
+            formats=tuple(f.lower() for f in given.format),
+            context=names.context_filter(given.context or ""),
         ),
     )
 
 
 def text(params: Mapping[str, str | bytes], name: str) -> str | None:
     """A text parameter; None when absent or empty."""
-    return search_params.Text().read(params, name)
+    value = params.get(name)
+    if not value:
+        return None
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput(f"{name} must be text") from None
+    return value
 
 
 def integer(params: Mapping[str, str | bytes], name: str, default: int, low: int, high: int) -> int:
     """An integer parameter within [low, high]; `default` when absent."""
-    value = search_params.Integer(low, high).read(params, name)
-    return default if value is None else value
+    return _bounded(params, name, int, low, high, default)
 
 
 def number(params: Mapping[str, str | bytes], name: str, default: float | None, low: float, high: float):
     """An optional number parameter within [low, high]; `default` when absent."""
-    value = search_params.Number(low, high).read(params, name)
-    return default if value is None else value
+    return _bounded(params, name, float, low, high, default)
+
+
+def _bounded(params, name, kind, low, high, default):
+    raw = text(params, name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:  # also refuses NaN
+        raise BadInput(search_params.bound_message(name, kind, low, high))
+    return value
 
 
 def id_list(params: Mapping[str, str | bytes], name: str) -> list[str]:

@@ -1,134 +1,99 @@
-"""visual_search's parameters, declared once. `SearchParams` is what the OpenAPI document lists (the GET
-route declares it as its query), and `read` parses a request's parameters with the rule each field
-carries, whatever the transport (query string, form, multipart, JSON: all arrive as text, or bytes for a
-file part; a repeated parameter's last value already won in `params.collect_params`).
+"""visual_search's parameters: one pydantic model with real types, declared once. The OpenAPI document
+lists it (the GET route declares it as its query) and `read` validates a request's parameters with it,
+once, whatever the transport: query string, form, multipart or JSON all arrive as text (bytes for a
+file part), a repeated parameter's last value having already won in `params.collect_params`.
 
-Fields are typed as lists of strings on purpose: Powertools validates a declared query model before the
-route runs, and its generic 400 would replace the messages below, which name the parameter and its range.
+Pydantic's errors become Cloudinary-style messages that name the parameter and its range
+(`max_results must be an integer from 1 to 500`), made from each field's own bounds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from annotated_types import Ge, Le
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from visual_search.errors import BadInput
 
 Raw = Mapping[str, str | bytes]
 
 
-@dataclass(frozen=True)
-class Text:
-    def read(self, params: Raw, name: str) -> str | None:
-        value = params.get(name)
-        if value is None or value == "":
-            return None
-        if isinstance(value, bytes):
-            try:
-                return value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise BadInput(f"{name} must be text") from None
-        return value
+def _comma_list(value: Any) -> tuple[str, ...]:
+    return tuple(t.strip() for t in str(value).split(",") if t.strip()) if value else ()
 
 
-@dataclass(frozen=True)
-class FileOrText:
-    """A file part (bytes), or text (a URL or a data: URI)."""
-
-    def read(self, params: Raw, name: str) -> str | bytes | None:
-        value = params.get(name)
-        return value if value else None
-
-
-@dataclass(frozen=True)
-class Integer:
-    low: int
-    high: int
-
-    def read(self, params: Raw, name: str) -> int | None:
-        raw = Text().read(params, name)
-        if raw is None:
-            return None
-        try:
-            value = int(raw)
-        except ValueError:
-            raise BadInput(f"{name} must be an integer from {self.low} to {self.high}") from None
-        if not self.low <= value <= self.high:
-            raise BadInput(f"{name} must be an integer from {self.low} to {self.high}")
-        return value
-
-
-@dataclass(frozen=True)
-class Number:
-    low: float
-    high: float
-
-    def read(self, params: Raw, name: str) -> float | None:
-        raw = Text().read(params, name)
-        if raw is None:
-            return None
-        try:
-            value = float(raw)
-        except ValueError:
-            raise BadInput(f"{name} must be a number from {self.low} to {self.high}") from None
-        if not self.low <= value <= self.high:  # also refuses NaN
-            raise BadInput(f"{name} must be a number from {self.low} to {self.high}")
-        return value
-
-
-@dataclass(frozen=True)
-class CommaList:
-    def read(self, params: Raw, name: str) -> tuple[str, ...]:
-        raw = Text().read(params, name)
-        return tuple(t.strip() for t in raw.split(",") if t.strip()) if raw else ()
-
-
-Param = list[str] | None
+CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
 
 
 class SearchParams(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
-    text: Annotated[Param, Text()] = Field(None, description="What the images show, in words.")
-    image_url: Annotated[Param, Text()] = Field(
+    text: str | None = Field(None, description="What the images show, in words.")
+    image_url: str | None = Field(
         None, description="An http(s) image URL, fetched server-side (public addresses only)."
     )
-    image_file: Annotated[Param, FileOrText()] = Field(
+    image_file: bytes | str | None = Field(
         None, description="The image: a multipart file part, a data: URI, or an http(s) URL (as image_url)."
     )
-    image_asset_id: Annotated[Param, Text()] = Field(
+    image_asset_id: str | None = Field(
         None, description="An indexed asset's asset_id (32 hex): images like it, itself left out."
     )
-    max_results: Annotated[Param, Integer(1, 500)] = Field(
-        None, description="Hits per page, 1 to 500 (default VS_DEFAULT_MAX_RESULTS, 50)."
+    max_results: int | None = Field(
+        None, ge=1, le=500, description="Hits per page, 1 to 500 (default VS_DEFAULT_MAX_RESULTS, 50)."
     )
-    next_cursor: Annotated[Param, Text()] = Field(
+    next_cursor: str | None = Field(
         None, description="The previous page's next_cursor, with the same other parameters."
     )
-    threshold: Annotated[Param, Number(0.0, 1.0)] = Field(
-        None, description="Minimum score, 0 to 1 (default 0)."
+    threshold: float | None = Field(
+        None, ge=0.0, le=1.0, allow_inf_nan=False, description="Minimum score, 0 to 1 (default 0)."
     )
-    asset_folder: Annotated[Param, Text()] = Field(None, description="Only images under this folder.")
-    folder: Annotated[Param, Text()] = Field(None, description="The same as asset_folder.")
-    tags: Annotated[Param, CommaList()] = Field(None, description="Only images with all these tags (a,b).")
-    format: Annotated[Param, CommaList()] = Field(None, description="Only images in one of these formats.")
-    context: Annotated[Param, Text()] = Field(
+    asset_folder: str | None = Field(None, description="Only images under this folder.")
+    folder: str | None = Field(None, description="The same as asset_folder.")
+    tags: CommaList = Field((), description="Only images with all these tags (a,b).")
+    format: CommaList = Field((), description="Only images in one of these formats.")
+    context: str | None = Field(
         None, description="Only images whose context holds all these: key=value|key (a key alone: any value)."
     )
 
 
-def _rule(metadata: list[Any]) -> Any:
-    (rule,) = [m for m in metadata if hasattr(m, "read")]
-    return rule
+FIELDS = tuple(SearchParams.model_fields)
 
 
-# Each field's rule, found once rather than on every search.
-RULES = tuple((name, _rule(field.metadata)) for name, field in SearchParams.model_fields.items())
+def _message(name: str) -> str:
+    """What a bad value of this field is told, from the field's own type and bounds."""
+    field = SearchParams.model_fields[name]
+    low = next((m.ge for m in field.metadata if isinstance(m, Ge)), None)
+    high = next((m.le for m in field.metadata if isinstance(m, Le)), None)
+    if field.annotation == int | None:
+        return bound_message(name, int, low, high)
+    if field.annotation == float | None:
+        return bound_message(name, float, low, high)
+    return f"{name} must be text"
 
 
-def read(params: Raw) -> dict[str, Any]:
-    """Every declared parameter, parsed by its field's rule (None or () when absent)."""
-    return {name: rule.read(params, name) for name, rule in RULES}
+def bound_message(name: str, kind: type, low: Any, high: Any) -> str:
+    """`max_results must be an integer from 1 to 500`: the message of a number out of its range."""
+    return f"{name} must be {'an integer' if kind is int else 'a number'} from {low} to {high}"
+
+
+def read(params: Raw) -> SearchParams:
+    """The request's search parameters, validated once; BadInput naming the first bad one. An empty
+    value is not given; bytes are a file part, which only image_file takes (any other field reads
+    them as UTF-8 text)."""
+    given: dict[str, str | bytes] = {}
+    for name in FIELDS:
+        value = params.get(name)
+        if not value:
+            continue
+        if isinstance(value, bytes) and name != "image_file":
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadInput(_message(name)) from None
+        given[name] = value
+    try:
+        return SearchParams.model_validate(given)
+    except ValidationError as exc:
+        raise BadInput(_message(str(exc.errors()[0]["loc"][0]))) from None
