@@ -45,6 +45,17 @@ class VectorIndex(Construct):
             if ":aoss:" in config.existing_arn:
                 self.mode = "serverless"  # its data access policy must list the roles (output IndexRoleArns)
             self.endpoint = config.existing_endpoint
+        # What a function needs to reach the index: its part of the functions' settings.
+        self.settings = {
+            "index_backend": "opensearch",
+            "opensearch_endpoint": self.endpoint,
+            "opensearch_mode": self.mode,
+            **({"opensearch_generation": self.generation} if self.mode == "serverless" else {}),
+            "opensearch_auth": "sigv4",
+            "opensearch_index": config.name,
+            # An existing cluster signs for the region of its ARN; the stack's own, for the function's.
+            **({"opensearch_region": config.existing_region} if config.existing_region else {}),
+        }
 
     def _domain(self, config: Config) -> aws_opensearchservice.Domain:
         multi_az = config.instance_count > 1

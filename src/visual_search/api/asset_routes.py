@@ -24,7 +24,6 @@ from visual_search.errors import BadInput, NotFound
 if TYPE_CHECKING:
     from visual_search.api.app import Routes
 
-CLOUD = "/v1_1/<cloud_name>"
 # Cloudinary deletes at most 1000 assets per call and answers `partial`; 200 here, so a call that deletes
 # from S3 and the index one by one still answers within the search function's 28 s.
 MAX_DELETE_MATCHES = 200

@@ -100,6 +100,8 @@ class Embedder:
 
     @classmethod
     def from_dir(cls, folder: str | Path, **kwargs) -> Embedder:
+        """For the benchmarks and the parity tests, which load a folder as it is; the service builds its
+        embedder in `bootstrap` (where the image tower may be remote)."""
         return cls(Manifest.load(folder), **kwargs)
 
     @property
@@ -112,6 +114,7 @@ class Embedder:
 
     @property
     def loaded_towers(self) -> frozenset[str]:
+        """The towers loaded so far: what the tests check lazy loading by."""
         return frozenset(self._sessions)
 
     def session_options(self, tower: str) -> ort.SessionOptions:
@@ -134,8 +137,9 @@ class Embedder:
         return self._run("image", "pixel_values", np.ascontiguousarray(pixel_values, dtype=np.float32))
 
     def embed_images(self, images: Sequence[ImageSource]) -> np.ndarray:
-        """Images (bytes, paths or PIL images) -> float32 (N, D). Raises ImageRejected on the first bad one;
-        callers that must isolate failures decode each image first with `decode_image`."""
+        """Images (bytes, paths or PIL images) -> float32 (N, D). Raises ImageRejected on the first bad one.
+        For the tests and the parity checks: the service decodes each image itself (a bad one fails
+        alone) and embeds the pixels (`embed_pixels`)."""
         side = self.manifest.image.resize_to
         decoded = [decode_image(im, self.limits, min_side=side).image for im in images]
         return self.embed_pixels(preprocess_batch(decoded, self.manifest.image))

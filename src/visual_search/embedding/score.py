@@ -6,6 +6,9 @@ be a good match for one query and a poor one for another. SigLIP was trained wit
 means the same for every query. The map is increasing, so either scale ranks images alike, and a
 probability threshold is a cosine threshold (`cosine_at`).
 
+Not used by the API yet (issue #26 makes the probability its score): the unit tests check the two maps
+invert each other, and the SigLIP parity test checks the probability against the reference model's.
+
 >>> siglip = ScoreSpec("sigmoid", logit_scale=10.0, logit_bias=-3.0)
 >>> round(match_probability(siglip, 0.3), 6)
 0.5

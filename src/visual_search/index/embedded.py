@@ -235,7 +235,8 @@ class EmbeddedIndex:
         ]
 
     def save_snapshot(self) -> None:
-        """Write the snapshot now (close and the periodic rule do it anyway)."""
+        """Write the snapshot now (close and the periodic rule do it anyway): for the tests, which take
+        one at a chosen moment to reopen the index from a snapshot older than its database."""
         with self._lock:
             self._require_open()
             self._save_snapshot()
@@ -250,8 +251,8 @@ class EmbeddedIndex:
     def wait_for_graph(self, timeout: float | None = None) -> bool:
         """Block until the graph holds every row (True) or `timeout` seconds passed (False).
 
-        For benchmarks and tests: searches are exact over the rows the graph lacks, so they are right
-        either way, only slower while it catches up."""
+        For the tests: searches are exact over the rows the graph lacks, so they are right either way,
+        only slower while it catches up."""
         with self._changed:
             self._require_open()
             self._changed.wait_for(

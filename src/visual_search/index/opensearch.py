@@ -266,7 +266,10 @@ class OpenSearchIndex:
         `finish_load`) ends it. Raises ConfigurationError when the adapter is not re-indexing or readers
         already use its index, and as `upsert` raises when writes fail. Documents are keyed by asset id
         wherever `upsert` keys them; on a Classic collection, which makes its own ids, those are not
-        returned: a writer that records them (the ingest ledger) uses `upsert`."""
+        returned: a writer that records them (the ingest ledger) uses `upsert`.
+
+        No caller in the service (a backfill writes through the ingest pipeline's batches): it is for
+        whoever already holds vectors; bench/opensearch_bulk.py measures it."""
         from visual_search.index import opensearch_bulk
 
         if not self.begin_load():
@@ -512,7 +515,8 @@ class OpenSearchIndex:
             return None
 
     def iter_assets(self) -> Iterator[str]:
-        """Every asset id (for re-index and audits), by `search_after` over asset_id."""
+        """Every asset id, by `search_after` over asset_id. No caller in the service: the node
+        conformance tests count with it and bench/opensearch.py times the duplicates report over it."""
         self._set_up.ensure()
         after: list[str] | None = None
         while True:

@@ -21,7 +21,7 @@ lexicographical comparison.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote_plus
@@ -176,17 +176,6 @@ def sequencer_sort_key(sequencer: str) -> str:
     if not value or len(value) > SEQUENCER_WIDTH or any(c not in "0123456789ABCDEF" for c in value):
         raise MalformedEvent(f"sequencer {sequencer[:80]!r} is not a hexadecimal string")
     return value.rjust(SEQUENCER_WIDTH, "0")
-
-
-def compare_sequencers(a: str, b: str) -> int:
-    """-1, 0 or 1 as event `a` happened before, with, or after event `b` (same key)."""
-    ka, kb = sequencer_sort_key(a), sequencer_sort_key(b)
-    return (ka > kb) - (ka < kb)
-
-
-def iter_events(records: list[ParsedRecord]) -> Iterator[ObjectEvent]:
-    for record in records:
-        yield from record.events
 
 
 def order_token(event: ObjectEvent) -> str:

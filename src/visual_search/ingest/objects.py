@@ -95,9 +95,6 @@ class Staged:
     indexed_here: bool = False
 
 
-Outcome = Literal["indexed", "removed", "refused", "skipped"]
-
-
 @dataclass
 class IngestReport:
     """What one call did: outcome counts, the images refused (with their reason) and seconds per stage

@@ -28,7 +28,8 @@ FIELDS = ("asset_id", "key", "order_token", "state", "doc_id", "reason", "update
 
 
 def table_definition(name: str) -> dict[str, Any]:
-    """CreateTable arguments; the CDK stack declares the same key schema."""
+    """CreateTable arguments, for the conformance tests' table (moto); the CDK stack declares the same
+    key schema (infra/ingest_pipeline.py)."""
     return {
         "TableName": name,
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],

@@ -41,7 +41,6 @@ State = Literal["indexed", "removed", "refused"]
 HOLD_TTL_S = 60.0
 HOLD_WAIT_S = 20.0  # inside the search function's 28 s, with the write itself still to do
 HOLD_POLL_S = 0.02
-STATES: tuple[State, ...] = ("indexed", "removed", "refused")
 
 
 @dataclass(frozen=True)

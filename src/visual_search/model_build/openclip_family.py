@@ -176,7 +176,8 @@ def image_spec(model: torch.nn.Module) -> dict[str, Any]:
 
 
 def reference_transform(model: torch.nn.Module) -> Any:
-    """open_clip's own evaluation transform for the model (PIL image -> float32 (3, S, S) tensor)."""
+    """open_clip's own evaluation transform for the model (PIL image -> float32 (3, S, S) tensor): the
+    reference the parity tests hold our preprocessing to."""
     return image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
 
 
@@ -242,7 +243,8 @@ def _loaded(model: torch.nn.Module, tokenizer: Any, info: dict[str, Any], model_
 
 
 def save_checkpoint(model: torch.nn.Module, model_cfg: dict[str, Any], folder: Path) -> None:
-    """Write an open_clip model as its hub repos hold one: open_clip_config.json + safetensors."""
+    """Write an open_clip model as its hub repos hold one: open_clip_config.json + safetensors. For the
+    parity tests, which build from such a folder a model made from a preset with random weights."""
     from safetensors.torch import save_model
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ added in protocol.py (head deadline, connection caps) and asgi.py (streamed body
 minimum rate, the body budget, in-flight caps, Host validation, access log).
 
     server = LocalServer(services, "127.0.0.1", 0)
-    server.start()          # in a background thread (tests); or server.run() to block (the CLI)
+    server.start()          # in a background thread (tests, benchmarks); or server.run() to block (the CLI)
     server.url, server.port
     server.stop()
 """
