@@ -36,6 +36,23 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "tests" / "clients"
 CACHE = ROOT / ".cache" / "clients"
 # Cloudinary's smallest upload_large part is 5 MB; 5 MiB parts also fit a request behind API Gateway.
+# The calls on stored assets' tags and context, the same in every program (after its identity calls;
+# upload_h and upload_i make the assets they change).
+TAG_AND_CONTEXT_CALLS = [
+    "upload_h",
+    "upload_i",
+    "add_tag",
+    "remove_tag",
+    "replace_tag",
+    "remove_all_tags",
+    "add_context",
+    "remove_all_context",
+    "explicit",
+    "update",
+    "resources_by_ids",
+    "resources_by_context",
+    "resources_by_context_value",
+]
 CHUNK_SIZE = 5 * 1024 * 1024
 RUN_TIMEOUT_S = 300
 BUILD_TIMEOUT_S = 900

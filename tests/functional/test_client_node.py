@@ -42,19 +42,7 @@ CALLS = [
     "identity_add_tag",
     "identity_resources_by_asset_ids",
     "identity_visual_search_image_asset_id",
-    "upload_h",
-    "upload_i",
-    "add_tag",
-    "remove_tag",
-    "replace_tag",
-    "remove_all_tags",
-    "add_context",
-    "remove_all_context",
-    "explicit",
-    "update",
-    "resources_by_ids",
-    "resources_by_context",
-    "resources_by_context_value",
+    *harness.TAG_AND_CONTEXT_CALLS,
 ]
 
 
