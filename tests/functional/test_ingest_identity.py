@@ -42,7 +42,7 @@ def apply(services: IngestServices, *notifications: dict) -> None:
 
 def where(services: IngestServices) -> str | None:
     found = services.index.get(ASSET)
-    return None if found is None else found.document["key"]
+    return None if found is None else found.document.key
 
 
 def test_an_object_is_indexed_under_the_asset_id_stored_with_it(world, ingest):
@@ -118,7 +118,7 @@ def test_an_upload_on_aws_keeps_its_asset_id_across_formats(world, ingest, tmp_p
     assert second["overwritten"] is True
     found = ingest.index.get(first["asset_id"])
     assert found is not None
-    assert found.document["key"] == "shoes/red.png"
+    assert found.document.key == "shoes/red.png"
     assert ingest.index.count() == 1
     api.close()
 
@@ -132,7 +132,7 @@ def test_a_rename_on_aws_moves_the_asset_through_its_bucket_events(world, ingest
     assert renamed["asset_id"] == uploaded["asset_id"]
     found = ingest.index.get(uploaded["asset_id"])
     assert found is not None
-    assert (found.document["key"], found.document["tags"]) == ("shoes/crimson.jpg", ["sale"])
+    assert (found.document.key, found.document.tags) == ("shoes/crimson.jpg", ("sale",))
     assert ingest.index.count() == 1
     api.close()
 
@@ -155,6 +155,6 @@ def test_tags_and_context_changed_on_aws_reach_the_index_through_bucket_events_w
     assert report.counts["indexed"] == 1
     assert (report.timings.decode_s, report.timings.embed_s) == (0, 0)
     assert (after.vector == before.vector).all()
-    assert (after.document["tags"], after.document["context"]) == (["new", "sale"], {"alt": "red shoe"})
+    assert (after.document.tags, after.document.context) == (("new", "sale"), (("alt", "red shoe"),))
     assert ingest.index.count() == 1
     api.close()

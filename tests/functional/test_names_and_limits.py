@@ -109,10 +109,9 @@ def test_an_asset_indexed_under_the_reserved_prefix_is_never_found_by_its_id(api
     # Given an index written before the prefix was guarded (no ingest path writes one now)
     seeded = services.index.get(derived_asset_id(services.store.name, SEEDED))
     key = "_vs/renditions/w320/legacy.jpg"
-    legacy = IndexedAsset(
-        derived_asset_id(services.store.name, key), seeded.vector, {**seeded.document, "key": key}
-    )
-    services.index.upsert([replace(legacy, document={**legacy.document, "asset_id": legacy.asset_id})])
+    legacy_id = derived_asset_id(services.store.name, key)
+    legacy = IndexedAsset(legacy_id, seeded.vector, replace(seeded.document, asset_id=legacy_id, key=key))
+    services.index.upsert([legacy])
     try:
         status, body, _ = api.search(image_asset_id=legacy.asset_id)
         assert (status, list(body)) == (404, ["error"])

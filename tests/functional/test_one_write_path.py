@@ -47,7 +47,7 @@ def test_an_upload_on_aws_is_embedded_once_by_its_bucket_event_and_keeps_its_tag
 
     stored = worker.index.get(document["asset_id"])
     assert stored is not None
-    assert stored.document["tags"] == ["sale", "ünï"]
+    assert stored.document.tags == ("sale", "ünï")
     assert sum(embedded) == 1
     assert aws_api.index.count() == 0  # the service's own index was never written
     worker.close()

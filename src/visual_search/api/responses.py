@@ -51,7 +51,7 @@ def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict
 def search_response(page: SearchPage, url_for: Callable[[str], str]) -> dict[str, Any]:
     resources = []
     for hit in page.hits:
-        found = resource(hit.document, url_for)
+        found = resource(hit.document.to_fields(), url_for)
         found["score"] = round(clip_score(hit.score), 6)  # added last, not merged into a copy of it
         resources.append(found)
     body: dict[str, Any] = {"resources": resources, "time": page.took_ms}

@@ -111,7 +111,7 @@ class Listing:
         if len(asset_ids) > names.MAX_IDS_PER_CALL:
             raise BadInput(f"at most {names.MAX_IDS_PER_CALL} asset_ids per call, as Cloudinary allows")
         found = [self._index.get(a) for a in dict.fromkeys(asset_ids)]
-        return [dict(s.document) for s in found if s is not None and not is_reserved(str(s.document["key"]))]
+        return [s.document.to_fields() for s in found if s is not None and not is_reserved(s.document.key)]
 
     def by_public_ids(self, public_ids: list[str]) -> list[dict[str, Any]]:
         """The resources of these public_ids that exist, in the order given (Admin API resources_by_ids)."""
@@ -131,7 +131,7 @@ class Listing:
         asset_id = stored_asset_id(self._store, info.key)
         stored = self._index.get(asset_id)
         if stored is not None:
-            return dict(stored.document)
+            return stored.document.to_fields()
         modified = info.last_modified.astimezone(UTC) if info.last_modified.tzinfo else info.last_modified
         return AssetDocument(
             asset_id=asset_id,

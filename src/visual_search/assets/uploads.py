@@ -87,7 +87,7 @@ class Uploads:
         replaced = {"overwritten": True} if existing else {}
         stored = self._index.get(asset_id) if self._writer.indexes_now else None
         if stored is not None:
-            return {**stored.document, **replaced}
+            return {**stored.document.to_fields(), **replaced}
         return (
             build_document(
                 asset_id=asset_id,
@@ -157,7 +157,7 @@ class Uploads:
         asset_id = stored_asset_id(self._store, key)
         stored = self._index.get(asset_id)
         if stored is not None:
-            return dict(stored.document)
+            return stored.document.to_fields()
         obj = self._store.get(key)
         return build_document(
             asset_id=asset_id,
