@@ -172,7 +172,7 @@ def run_duplicates(services: Services, args) -> int:
     finder = services.duplicates
     if args.asset_id:
         for dup in finder.of_asset(args.asset_id, args.threshold):
-            print(f"{dup.tier:8} {dup.score:7.4f}  {dup.asset_id}  {dup.document['public_id']}")
+            print(f"{dup.tier:8} {dup.score:7.4f}  {dup.asset_id}  {dup.document.public_id}")
         return 0
     ids = services.collection_ids()
     groups = 0

@@ -114,9 +114,9 @@ def test_an_upload_on_aws_keeps_its_asset_id_across_formats(world, ingest, tmp_p
     world.drain(ingest)
     second = api.uploads.upload(images.png(64, 64, seed=2), {"public_id": "shoes/red"})
     world.drain(ingest)
-    assert second["asset_id"] == first["asset_id"]
-    assert second["overwritten"] is True
-    found = ingest.index.get(first["asset_id"])
+    assert second.document.asset_id == first.document.asset_id
+    assert second.overwritten is True
+    found = ingest.index.get(first.document.asset_id)
     assert found is not None
     assert found.document.key == "shoes/red.png"
     assert ingest.index.count() == 1
@@ -125,12 +125,12 @@ def test_an_upload_on_aws_keeps_its_asset_id_across_formats(world, ingest, tmp_p
 
 def test_a_rename_on_aws_moves_the_asset_through_its_bucket_events(world, ingest, tmp_path, tiny_model_dir):
     api = build_services(make_settings(tmp_path / "api", tiny_model_dir, store_backend="s3", bucket=BUCKET))
-    uploaded = api.uploads.upload(images.jpeg(seed=1), {"public_id": "shoes/red", "tags": "sale"})
+    uploaded = api.uploads.upload(images.jpeg(seed=1), {"public_id": "shoes/red", "tags": "sale"}).document
     world.drain(ingest)
     renamed = api.uploads.rename("shoes/red", "shoes/crimson")
     world.drain(ingest)
-    assert renamed["asset_id"] == uploaded["asset_id"]
-    found = ingest.index.get(uploaded["asset_id"])
+    assert renamed.asset_id == uploaded.asset_id
+    found = ingest.index.get(uploaded.asset_id)
     assert found is not None
     assert (found.document.key, found.document.tags) == ("shoes/crimson.jpg", ("sale",))
     assert ingest.index.count() == 1
@@ -141,15 +141,15 @@ def test_tags_and_context_changed_on_aws_reach_the_index_through_bucket_events_w
     world, ingest, tmp_path, tiny_model_dir
 ):
     api = build_services(make_settings(tmp_path / "api", tiny_model_dir, store_backend="s3", bucket=BUCKET))
-    uploaded = api.uploads.upload(images.jpeg(seed=1), {"public_id": "shoes/red", "tags": "sale"})
+    uploaded = api.uploads.upload(images.jpeg(seed=1), {"public_id": "shoes/red", "tags": "sale"}).document
     world.drain(ingest)
-    before = ingest.index.get(uploaded["asset_id"])
+    before = ingest.index.get(uploaded.asset_id)
     # The answer has the change at once; the index after the bucket's event
     answered = api.labels.update("shoes/red", tags="sale,new", context="alt=red shoe")
-    assert (answered["tags"], answered["context"]) == (["new", "sale"], {"alt": "red shoe"})
+    assert (answered.tags, answered.context) == (("new", "sale"), (("alt", "red shoe"),))
     report = IngestReport()
     world.drain(ingest, report=report)
-    after = ingest.index.get(uploaded["asset_id"])
+    after = ingest.index.get(uploaded.asset_id)
     assert before is not None
     assert after is not None
     assert report.counts["indexed"] == 1

@@ -221,12 +221,12 @@ NAMES = st.lists(SEGMENTS, max_size=4).map("/".join)
 @given(public_id=NAMES, folder=NAMES)
 def test_any_name_is_refused_clearly_or_stored_listed_and_deletable(services, public_id, folder):
     try:
-        document = services.uploads.upload(PNG, {"public_id": public_id, "folder": folder})
+        document = services.uploads.upload(PNG, {"public_id": public_id, "folder": folder}).document
     except BadInput:
         return
-    assert document["key"] in set(services.store.list(document["folder"]))
-    assert services.uploads.delete(document["public_id"]) == "deleted"
-    assert services.index.get(document["asset_id"]) is None
+    assert document.key in set(services.store.list(document.folder))
+    assert services.uploads.delete(document.public_id) == "deleted"
+    assert services.index.get(document.asset_id) is None
 
 
 # -- limits, at and just past

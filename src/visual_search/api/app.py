@@ -120,7 +120,7 @@ class Routes:
     def get_resource(self, cloud_name: str, asset_id: str):
         self.authenticate(cloud_name)
         stored = find_asset(self.services.index, asset_id)
-        return self.respond(200, json_text(resource(stored.document.to_fields(), self.urls())))
+        return self.respond(200, json_text(resource(stored.document, self.urls())))
 
     def duplicates(self, cloud_name: str, asset_id: str):
         """Extension (not in Cloudinary's API): the tiered duplicates of one asset."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from visual_search.assets.identity import find_asset
+from visual_search.domain.document import AssetDocument
 from visual_search.index.port import Hit, VectorIndex
 
 Tier = Literal["exact", "near", "similar"]
@@ -29,7 +30,7 @@ class Duplicate:
     asset_id: str
     score: float
     tier: Tier
-    document: dict
+    document: AssetDocument
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class DuplicateFinder:
             tier = "near"
         else:
             tier = "similar"
-        return Duplicate(hit.asset_id, hit.score, tier, hit.document.to_fields())
+        return Duplicate(hit.asset_id, hit.score, tier, hit.document)
 
     def links_of(self, asset_id: str, threshold: float | None = None) -> list[Link]:
         """The links from `asset_id` to the duplicates that sort after it (so each pair is found once)."""
