@@ -51,6 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fixtures, from a checkout
 from tests.fixtures.clustered import clustered, unit
+from tests.fixtures.documents import document
 from visual_search.index.embedded import EmbeddedIndex, GraphParams
 from visual_search.index.port import Filters, IndexedAsset
 
@@ -84,7 +85,7 @@ def assets(vectors: np.ndarray, start: int) -> list[IndexedAsset]:
         IndexedAsset(
             f"{start + n:032x}",
             vector,
-            {"public_id": f"img{start + n}", "folder": _folder(start + n), "format": "jpg"},
+            document(f"{start + n:032x}", f"img{start + n}", folder=_folder(start + n)),
         )
         for n, vector in enumerate(vectors)
     ]

@@ -33,6 +33,8 @@ import numpy as np  # noqa: E402
 import urllib3  # noqa: E402
 
 from visual_search.bootstrap import build_services  # noqa: E402
+from visual_search.domain.document import AssetDocument  # noqa: E402
+from visual_search.domain.identity import AssetId  # noqa: E402
 from visual_search.index.port import IndexedAsset  # noqa: E402
 from visual_search.server import LocalServer  # noqa: E402
 from visual_search.settings import ServiceSettings  # noqa: E402
@@ -56,21 +58,17 @@ def fill_index(services, n: int) -> None:
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         batch = []
         for i, vec in enumerate(vectors, start):
-            asset_id = f"{i:032x}"
-            key = f"bench/{i}.jpg"
-            doc = {
-                "asset_id": asset_id,
-                "key": key,
-                "public_id": f"bench/{i}",
-                "folder": "bench",
-                "format": "jpg",
-                "width": 640,
-                "height": 480,
-                "bytes": 50_000,
-                "tags": [],
-                "created_at": "2026-01-01T00:00:00Z",
-                "model_id": services.embedder.model_id,
-            }
+            asset_id = AssetId(f"{i:032x}")
+            doc = AssetDocument(
+                asset_id=asset_id,
+                key=f"bench/{i}.jpg",
+                format="jpg",
+                width=640,
+                height=480,
+                bytes=50_000,
+                created_at="2026-01-01T00:00:00Z",
+                model_id=services.embedder.model_id,
+            )
             batch.append(IndexedAsset(asset_id, vec, doc))
         services.index.upsert(batch)
 

@@ -140,10 +140,7 @@ def _already_indexed(services: Services, key: str, data: bytes) -> bool:
     import hashlib
 
     stored = services.index.get(stored_asset_id(services.store, key))
-    return (
-        stored is not None
-        and stored.document.get("etag") == hashlib.md5(data, usedforsecurity=False).hexdigest()
-    )
+    return stored is not None and stored.document.etag == hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def run_search(services: Services, args) -> int:
@@ -162,8 +159,8 @@ def run_search(services: Services, args) -> int:
     print(f"{'score':>7}  {'asset_id':32}  {'size':>11}  public_id")
     for hit in page.hits:
         doc = hit.document
-        size = f"{doc.get('width')}x{doc.get('height')}"
-        print(f"{max(0.0, hit.score):7.4f}  {hit.asset_id}  {size:>11}  {doc.get('public_id')}")
+        size = f"{doc.width}x{doc.height}"
+        print(f"{max(0.0, hit.score):7.4f}  {hit.asset_id}  {size:>11}  {doc.public_id}")
     print(
         f"{len(page.hits)} hit(s) in {page.took_ms} ms"
         + (f"; next_cursor {page.next_cursor}" if page.next_cursor else "")
@@ -175,7 +172,7 @@ def run_duplicates(services: Services, args) -> int:
     finder = services.duplicates
     if args.asset_id:
         for dup in finder.of_asset(args.asset_id, args.threshold):
-            print(f"{dup.tier:8} {dup.score:7.4f}  {dup.asset_id}  {dup.document.get('public_id')}")
+            print(f"{dup.tier:8} {dup.score:7.4f}  {dup.asset_id}  {dup.document.public_id}")
         return 0
     ids = services.collection_ids()
     groups = 0
@@ -193,4 +190,4 @@ def run_duplicates(services: Services, args) -> int:
 
 def _public_id(services: Services, asset_id: str) -> str:
     stored = services.index.get(asset_id)
-    return str(stored.document.get("public_id")) if stored else asset_id
+    return stored.document.public_id if stored else asset_id

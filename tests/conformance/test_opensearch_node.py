@@ -19,6 +19,7 @@ import requests
 
 from tests.conformance.test_vector_index import SCORE_TOLERANCE
 from tests.fixtures import clustered as embeddings
+from tests.fixtures.documents import document
 from visual_search.errors import ConfigurationError
 from visual_search.index.opensearch import OpenSearchIndex, connect
 from visual_search.index.opensearch_bulk import BulkTuning
@@ -42,7 +43,7 @@ def clustered(n: int, seed: int = 0) -> np.ndarray:
 
 def assets(vectors: np.ndarray) -> list[IndexedAsset]:
     return [
-        IndexedAsset(f"{n:032x}", v, {"public_id": f"p{n}", "folder": f"f{n % FOLDERS}", "tags": []})
+        IndexedAsset(f"{n:032x}", v, document(f"{n:032x}", f"p{n}", folder=f"f{n % FOLDERS}"))
         for n, v in enumerate(vectors)
     ]
 
@@ -94,7 +95,7 @@ def test_filtered_knn_finds_the_best_matches_inside_a_selective_filter(loaded):
     hits = index.knn_page(query, 10, filters=Filters(folder="f3"))
 
     assert [hit.asset_id for hit in hits] == best
-    assert all(hit.document["folder"] == "f3" for hit in hits)
+    assert all(hit.document.folder == "f3" for hit in hits)
 
 
 def test_pages_read_the_point_in_time_and_a_deleted_one_falls_back_to_the_live_index(opensearch_url, alias):
@@ -104,7 +105,7 @@ def test_pages_read_the_point_in_time_and_a_deleted_one_falls_back_to_the_live_i
     query = vectors[0]
     first = index.knn_page(query, 10)
     snapshot = index.open_snapshot()
-    newcomer = IndexedAsset("f" * 32, query, {"public_id": "late", "folder": "", "tags": []})
+    newcomer = IndexedAsset("f" * 32, query, document("f" * 32, "late"))
     index.upsert([newcomer])  # scores 1.0: among the first in the live index
 
     after = SearchAfter(first[-1].score, first[-1].asset_id)
@@ -123,7 +124,7 @@ def test_a_bulk_with_one_refused_document_lands_the_others_and_names_the_refusal
     vectors = clustered(5, seed=4)
     batch = assets(vectors)
     # A keyword term over Lucene's 32,766-byte limit: only the node can refuse it (the adapter checks types)
-    bad = IndexedAsset(batch[2].asset_id, vectors[2], {"public_id": "x", "folder": "a" * 40_000})
+    bad = IndexedAsset(batch[2].asset_id, vectors[2], document(batch[2].asset_id, "x", folder="a" * 40_000))
     batch[2] = bad
 
     with pytest.raises(OpenSearchRefused, match=r"\(400\).*immense term"):
@@ -328,7 +329,9 @@ def test_page_one_with_the_default_beam_finds_95_percent_of_the_exact_top_10_in_
     building = OpenSearchIndex(
         connect(opensearch_url, auth="none", timeout=600.0), alias, 512, "m1", options=options, reindex=True
     )
-    every = (IndexedAsset(f"{n:032x}", vectors[n], {"public_id": f"p{n}"}) for n in range(len(vectors)))
+    every = (
+        IndexedAsset(f"{n:032x}", vectors[n], document(f"{n:032x}", f"p{n}")) for n in range(len(vectors))
+    )
     assert building.bulk_load(every) == len(vectors)
     building.activate(building.physical_name)
     index = OpenSearchIndex(connect(opensearch_url, auth="none"), alias, 512, "m1", options=options)

@@ -17,6 +17,7 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.doubles.opensearch_double import FakeOpenSearch
+from tests.fixtures.documents import document
 from visual_search.index.embedded import EmbeddedIndex
 from visual_search.index.opensearch import OpenSearchIndex, connect
 from visual_search.index.opensearch_mapping import IndexOptions
@@ -113,10 +115,8 @@ def random_unit(rng: np.random.Generator, count: int, dim: int = DIM) -> np.ndar
     return unit(rng.standard_normal((count, dim)))
 
 
-def asset(number: int, vector: np.ndarray, **document: object) -> IndexedAsset:
-    return IndexedAsset(
-        aid(number), vector, {"public_id": f"p{number}", "folder": "", "tags": [], **document}
-    )
+def asset(number: int, vector: np.ndarray, **fields: Any) -> IndexedAsset:
+    return IndexedAsset(aid(number), vector, document(aid(number), f"p{number}", **fields))
 
 
 def axis(position: int) -> np.ndarray:
@@ -152,22 +152,18 @@ def all_pages(
 
 def test_upserted_asset_is_returned_by_get_unchanged(index):
     vector = random_unit(np.random.default_rng(1), 1)[0]
-    document = {
-        "public_id": "shoes/red",
-        "folder": "shoes",
-        "tags": ["red", "sale"],
-        "format": "jpg",
-        "width": 3,
-    }
+    written = document(
+        aid(1), "red", folder="shoes", tags=["red", "sale"], context={"alt": "é|="}, width=3, etag="e" * 32
+    )
 
-    index.upsert([IndexedAsset(aid(1), vector, document)])
+    index.upsert([IndexedAsset(aid(1), vector, written)])
     stored = index.get(aid(1))
 
     assert stored is not None
     assert stored.asset_id == aid(1)
     assert stored.vector.dtype == np.float32
     np.testing.assert_array_equal(stored.vector, vector)
-    assert dict(stored.document) == document
+    assert stored.document == written
 
 
 def test_get_of_an_unknown_id_is_none(index):
@@ -180,7 +176,7 @@ def test_upsert_replaces_an_asset_with_the_same_id(index):
     index.upsert([asset(1, axis(2), format="png")])
 
     assert index.count() == 2
-    assert index.get(aid(1)).document["format"] == "png"
+    assert index.get(aid(1)).document.format == "png"
     top = index.knn_page(axis(2), 1)
     assert ids(top) == [aid(1)]
     assert top[0].score == pytest.approx(1.0, abs=1e-6)
@@ -215,7 +211,7 @@ def test_documents_replaced_and_deleted_by_the_ids_upsert_returned_leave_nothing
     second = index.upsert([asset(1, axis(2), format="png")], known=first)
     assert set(second) <= {aid(1)}
     assert index.count() == 2
-    assert index.get(aid(1)).document["format"] == "png"
+    assert index.get(aid(1)).document.format == "png"
 
     index.delete([aid(1)], known={**first, **second})
     assert index.get(aid(1)) is None
@@ -242,7 +238,7 @@ def test_count_follows_upserts_and_deletes(index):
 
 
 def test_a_batch_with_one_invalid_asset_stores_nothing(index):
-    bad = IndexedAsset(aid(2), np.ones(DIM + 1, dtype=np.float32) / np.sqrt(DIM + 1), {})
+    bad = IndexedAsset(aid(2), np.ones(DIM + 1, dtype=np.float32) / np.sqrt(DIM + 1), document(aid(2)))
 
     with pytest.raises(ValueError, match="dimension"):
         index.upsert([asset(1, axis(0)), bad])
@@ -287,8 +283,8 @@ def test_hits_carry_their_documents(index):
 
     (hit,) = index.knn_page(axis(0), 1)
 
-    assert hit.document["format"] == "gif"
-    assert hit.document["tags"] == ["a"]
+    assert hit.document.format == "gif"
+    assert hit.document.tags == ("a",)
 
 
 def test_next_page_never_repeats_a_hit_even_inside_a_tie(index):
@@ -406,7 +402,7 @@ def test_context_filter_requires_every_pair_and_a_key_alone_takes_any_value(inde
     assert ids(index.knn_page(axis(0), 10, filters=both)) == [aid(1)]
     # a tag is never taken for a context key, nor a context key for a tag
     assert ids(index.knn_page(axis(0), 10, filters=Filters(tags=("alt",)))) == []
-    assert index.get(aid(1)).document["tags"] == ["team"]
+    assert index.get(aid(1)).document.tags == ("team",)
 
 
 def test_format_filter_accepts_any_listed_format(index):
@@ -446,11 +442,12 @@ def test_filtered_search_returns_exactly_the_documents_the_reference_predicate_a
 ):
     index = make_index()
     vectors = random_unit(np.random.default_rng(len(documents)), len(documents))
-    index.upsert([IndexedAsset(aid(n), vectors[n], doc) for n, doc in enumerate(documents)])
+    stored = [document(aid(n), f"p{n}", **fields) for n, fields in enumerate(documents)]
+    index.upsert([IndexedAsset(aid(n), vectors[n], doc) for n, doc in enumerate(stored)])
 
     hits = index.knn_page(axis(0), 100, filters=filters)
 
-    assert sorted(ids(hits)) == [aid(n) for n, doc in enumerate(documents) if filters.matches(doc)]
+    assert sorted(ids(hits)) == [aid(n) for n, doc in enumerate(stored) if filters.matches(doc)]
 
 
 def test_min_score_drops_weaker_hits(index):

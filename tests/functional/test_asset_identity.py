@@ -71,8 +71,8 @@ def test_a_reindex_finds_the_asset_id_stored_with_the_file(served, services, tmp
     stored = worker.index.get(uploaded["asset_id"])
     worker.close()
     assert stored is not None
-    assert stored.document["key"] == "kept/one.jpg"
-    assert stored.document["tags"] == ["x"]
+    assert stored.document.key == "kept/one.jpg"
+    assert stored.document.tags == ("x",)
 
 
 def test_a_file_stored_without_an_asset_id_keeps_the_id_derived_from_its_key(served, services):
@@ -85,7 +85,7 @@ def test_a_file_stored_without_an_asset_id_keeps_the_id_derived_from_its_key(ser
     answer = cloudinary.uploader.upload(images.png(64, 64, seed=7), public_id="legacy/photo")
     # Then it keeps that id
     assert (answer["asset_id"], answer["overwritten"]) == (derived, True)
-    assert services.index.get(derived).document["format"] == "png"
+    assert services.index.get(derived).document.format == "png"
 
 
 def test_a_renamed_asset_keeps_its_asset_id_and_is_found_under_its_new_name(served, services):

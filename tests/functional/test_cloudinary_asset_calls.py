@@ -81,7 +81,7 @@ def test_a_reupload_in_another_format_replaces_the_asset(sdk, fresh):
     assert second["format"] == "png"
     assert public_ids(cloudinary.api.resources(prefix="swap/")) == ["swap/me"]
     assert second["asset_id"] == first["asset_id"]  # the same asset, replaced
-    assert fresh.index.get(first["asset_id"]).document["format"] == "png"
+    assert fresh.index.get(first["asset_id"]).document.format == "png"
     assert cloudinary.api.resource("swap/me")["tags"] == ["new"]
 
 

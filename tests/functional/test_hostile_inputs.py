@@ -62,10 +62,10 @@ def test_an_unavailable_store_during_upload_is_retryable_and_indexes_nothing(ser
 
 
 def test_unicode_public_ids_are_stored_indexed_and_found(services):
-    document = services.uploads.upload(images.jpeg(seed=41), {"public_id": "фото/café ☕ 1", "tags": "ünï"})
-    assert document["public_id"] == "фото/café ☕ 1"
-    assert document["folder"] == "фото"
-    assert services.index.get(document["asset_id"]).document["tags"] == ["ünï"]
+    uploaded = services.uploads.upload(images.jpeg(seed=41), {"public_id": "фото/café ☕ 1", "tags": "ünï"})
+    assert uploaded.document.public_id == "фото/café ☕ 1"
+    assert uploaded.document.folder == "фото"
+    assert services.index.get(uploaded.document.asset_id).document.tags == ("ünï",)
 
 
 def test_a_public_id_over_255_characters_is_refused_before_anything_is_stored(services):
@@ -205,7 +205,8 @@ def test_an_upload_at_the_limit_decodes_once_at_the_models_scale_and_is_indexed(
     # Uploads decoded at full scale first: a progressive CMYK JPEG at 49 MP then needed 630 MB and was
     # refused on upload while search accepted it.
     started = time.monotonic()
-    document = services.uploads.upload(images.LIMIT_CORPUS["jpeg_cmyk_progressive"](), {"public_id": "limit"})
+    uploaded = services.uploads.upload(images.LIMIT_CORPUS["jpeg_cmyk_progressive"](), {"public_id": "limit"})
     assert time.monotonic() - started < REQUEST_SECONDS
-    assert (document["width"], document["height"], document["format"]) == (7000, 7000, "jpg")
-    assert services.index.get(document["asset_id"]) is not None
+    document = uploaded.document
+    assert (document.width, document.height, document.format) == (7000, 7000, "jpg")
+    assert services.index.get(document.asset_id) is not None

@@ -46,7 +46,7 @@ def test_exif_rotation_is_applied_before_indexing(world, uploaded):
     services = world.worker()
     world.drain(services)
     found = services.index.get(derived_asset_id(services.store.name, uploaded["exif_rotated"][0]))
-    assert (found.document["width"], found.document["height"]) == (200, 400)
+    assert (found.document.width, found.document.height) == (200, 400)
     services.close()
 
 

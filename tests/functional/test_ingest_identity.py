@@ -42,7 +42,7 @@ def apply(services: IngestServices, *notifications: dict) -> None:
 
 def where(services: IngestServices) -> str | None:
     found = services.index.get(ASSET)
-    return None if found is None else found.document["key"]
+    return None if found is None else found.document.key
 
 
 def test_an_object_is_indexed_under_the_asset_id_stored_with_it(world, ingest):
@@ -114,25 +114,25 @@ def test_an_upload_on_aws_keeps_its_asset_id_across_formats(world, ingest, tmp_p
     world.drain(ingest)
     second = api.uploads.upload(images.png(64, 64, seed=2), {"public_id": "shoes/red"})
     world.drain(ingest)
-    assert second["asset_id"] == first["asset_id"]
-    assert second["overwritten"] is True
-    found = ingest.index.get(first["asset_id"])
+    assert second.document.asset_id == first.document.asset_id
+    assert second.overwritten is True
+    found = ingest.index.get(first.document.asset_id)
     assert found is not None
-    assert found.document["key"] == "shoes/red.png"
+    assert found.document.key == "shoes/red.png"
     assert ingest.index.count() == 1
     api.close()
 
 
 def test_a_rename_on_aws_moves_the_asset_through_its_bucket_events(world, ingest, tmp_path, tiny_model_dir):
     api = build_services(make_settings(tmp_path / "api", tiny_model_dir, store_backend="s3", bucket=BUCKET))
-    uploaded = api.uploads.upload(images.jpeg(seed=1), {"public_id": "shoes/red", "tags": "sale"})
+    uploaded = api.uploads.upload(images.jpeg(seed=1), {"public_id": "shoes/red", "tags": "sale"}).document
     world.drain(ingest)
     renamed = api.uploads.rename("shoes/red", "shoes/crimson")
     world.drain(ingest)
-    assert renamed["asset_id"] == uploaded["asset_id"]
-    found = ingest.index.get(uploaded["asset_id"])
+    assert renamed.asset_id == uploaded.asset_id
+    found = ingest.index.get(uploaded.asset_id)
     assert found is not None
-    assert (found.document["key"], found.document["tags"]) == ("shoes/crimson.jpg", ["sale"])
+    assert (found.document.key, found.document.tags) == ("shoes/crimson.jpg", ("sale",))
     assert ingest.index.count() == 1
     api.close()
 
@@ -141,20 +141,20 @@ def test_tags_and_context_changed_on_aws_reach_the_index_through_bucket_events_w
     world, ingest, tmp_path, tiny_model_dir
 ):
     api = build_services(make_settings(tmp_path / "api", tiny_model_dir, store_backend="s3", bucket=BUCKET))
-    uploaded = api.uploads.upload(images.jpeg(seed=1), {"public_id": "shoes/red", "tags": "sale"})
+    uploaded = api.uploads.upload(images.jpeg(seed=1), {"public_id": "shoes/red", "tags": "sale"}).document
     world.drain(ingest)
-    before = ingest.index.get(uploaded["asset_id"])
+    before = ingest.index.get(uploaded.asset_id)
     # The answer has the change at once; the index after the bucket's event
     answered = api.labels.update("shoes/red", tags="sale,new", context="alt=red shoe")
-    assert (answered["tags"], answered["context"]) == (["new", "sale"], {"alt": "red shoe"})
+    assert (answered.tags, answered.context) == (("new", "sale"), (("alt", "red shoe"),))
     report = IngestReport()
     world.drain(ingest, report=report)
-    after = ingest.index.get(uploaded["asset_id"])
+    after = ingest.index.get(uploaded.asset_id)
     assert before is not None
     assert after is not None
     assert report.counts["indexed"] == 1
     assert (report.timings.decode_s, report.timings.embed_s) == (0, 0)
     assert (after.vector == before.vector).all()
-    assert (after.document["tags"], after.document["context"]) == (["new", "sale"], {"alt": "red shoe"})
+    assert (after.document.tags, after.document.context) == (("new", "sale"), (("alt", "red shoe"),))
     assert ingest.index.count() == 1
     api.close()

@@ -51,7 +51,7 @@ def test_url_encoded_keys_with_spaces_plus_and_unicode_are_fetched_and_indexed(v
     apply(ingest, created("0A", version))
     found = ingest.index.get(derived_asset_id(ingest.store.name, KEY))
     assert found is not None
-    assert found.document["public_id"] == "photos/red flower été + (2)"
+    assert found.document.public_id == "photos/red flower été + (2)"
 
 
 def test_a_late_create_after_the_delete_stays_out(versioned_world, ingest):

@@ -33,7 +33,7 @@ def test_uploaded_images_become_searchable_and_deleted_ones_leave(world, ingest)
     world.drain(ingest)
     ids = [asset(ingest, f"photos/p{i}.jpg") for i in range(3)]
     assert all(ingest.index.get(a) is not None for a in ids)
-    assert ingest.index.get(ids[0]).document["public_id"] == "photos/p0"
+    assert ingest.index.get(ids[0]).document.public_id == "photos/p0"
 
     world.delete("photos/p1.jpg")
     world.drain(ingest)

@@ -109,10 +109,9 @@ def test_an_asset_indexed_under_the_reserved_prefix_is_never_found_by_its_id(api
     # Given an index written before the prefix was guarded (no ingest path writes one now)
     seeded = services.index.get(derived_asset_id(services.store.name, SEEDED))
     key = "_vs/renditions/w320/legacy.jpg"
-    legacy = IndexedAsset(
-        derived_asset_id(services.store.name, key), seeded.vector, {**seeded.document, "key": key}
-    )
-    services.index.upsert([replace(legacy, document={**legacy.document, "asset_id": legacy.asset_id})])
+    legacy_id = derived_asset_id(services.store.name, key)
+    legacy = IndexedAsset(legacy_id, seeded.vector, replace(seeded.document, asset_id=legacy_id, key=key))
+    services.index.upsert([legacy])
     try:
         status, body, _ = api.search(image_asset_id=legacy.asset_id)
         assert (status, list(body)) == (404, ["error"])
@@ -222,12 +221,12 @@ NAMES = st.lists(SEGMENTS, max_size=4).map("/".join)
 @given(public_id=NAMES, folder=NAMES)
 def test_any_name_is_refused_clearly_or_stored_listed_and_deletable(services, public_id, folder):
     try:
-        document = services.uploads.upload(PNG, {"public_id": public_id, "folder": folder})
+        document = services.uploads.upload(PNG, {"public_id": public_id, "folder": folder}).document
     except BadInput:
         return
-    assert document["key"] in set(services.store.list(document["folder"]))
-    assert services.uploads.delete(document["public_id"]) == "deleted"
-    assert services.index.get(document["asset_id"]) is None
+    assert document.key in set(services.store.list(document.folder))
+    assert services.uploads.delete(document.public_id) == "deleted"
+    assert services.index.get(document.asset_id) is None
 
 
 # -- limits, at and just past

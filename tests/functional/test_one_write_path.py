@@ -41,13 +41,15 @@ def test_an_upload_on_aws_is_embedded_once_by_its_bucket_event_and_keeps_its_tag
     worker = world.worker()
     embedded = count_image_embeddings(monkeypatch)
 
-    document = aws_api.uploads.upload(images.jpeg(seed=3), {"public_id": "shop/red", "tags": "sale,ünï"})
+    document = aws_api.uploads.upload(
+        images.jpeg(seed=3), {"public_id": "shop/red", "tags": "sale,ünï"}
+    ).document
     assert embedded == []  # the request stores; it does not index
     world.drain(worker)
 
-    stored = worker.index.get(document["asset_id"])
+    stored = worker.index.get(document.asset_id)
     assert stored is not None
-    assert stored.document["tags"] == ["sale", "ünï"]
+    assert stored.document.tags == ("sale", "ünï")
     assert sum(embedded) == 1
     assert aws_api.index.count() == 0  # the service's own index was never written
     worker.close()
@@ -55,35 +57,39 @@ def test_an_upload_on_aws_is_embedded_once_by_its_bucket_event_and_keeps_its_tag
 
 def test_with_opt_in_an_upload_is_indexed_only_when_it_asks_to_be(world, aws_api):
     worker = world.worker(ingest_opt_in=True)
-    plain = aws_api.uploads.upload(images.jpeg(seed=4), {"public_id": "plain"})
-    opted = aws_api.uploads.upload(images.jpeg(seed=5), {"public_id": "opted", "visual_search": "true"})
+    plain = aws_api.uploads.upload(images.jpeg(seed=4), {"public_id": "plain"}).document
+    opted = aws_api.uploads.upload(
+        images.jpeg(seed=5), {"public_id": "opted", "visual_search": "true"}
+    ).document
     world.drain(worker)
-    assert worker.index.get(plain["asset_id"]) is None
-    assert worker.index.get(opted["asset_id"]) is not None
+    assert worker.index.get(plain.asset_id) is None
+    assert worker.index.get(opted.asset_id) is not None
     worker.close()
 
 
 def test_a_destroy_on_aws_and_an_s3_delete_end_in_the_same_state(world, aws_api):
     worker = world.worker()
-    a = aws_api.uploads.upload(images.jpeg(seed=6), {"public_id": "a"})
-    b = aws_api.uploads.upload(images.jpeg(seed=7), {"public_id": "b"})
+    a = aws_api.uploads.upload(images.jpeg(seed=6), {"public_id": "a"}).document
+    b = aws_api.uploads.upload(images.jpeg(seed=7), {"public_id": "b"}).document
     world.drain(worker)
     assert aws_api.uploads.destroy("a") is True
-    world.delete(f"b.{b['format']}")
+    world.delete(f"b.{b.format}")
     world.drain(worker)
     for doc in (a, b):
-        assert worker.index.get(doc["asset_id"]) is None
-        assert worker.ledger.get(doc["asset_id"]).state == "removed"
+        assert worker.index.get(doc.asset_id) is None
+        assert worker.ledger.get(doc.asset_id).state == "removed"
     worker.close()
 
 
 def test_locally_the_opt_in_rule_applies_to_uploads_too(tmp_path, tiny_model_dir):
     services = build_services(make_settings(tmp_path, tiny_model_dir, ingest_opt_in=True))
-    plain = services.uploads.upload(images.jpeg(seed=8), {"public_id": "plain"})
-    opted = services.uploads.upload(images.jpeg(seed=9), {"public_id": "opted", "visual_search": "1"})
-    assert services.index.get(plain["asset_id"]) is None
-    assert services.index.get(opted["asset_id"]) is not None
-    assert services.ledger.get(opted["asset_id"]).state == "indexed"
+    plain = services.uploads.upload(images.jpeg(seed=8), {"public_id": "plain"}).document
+    opted = services.uploads.upload(
+        images.jpeg(seed=9), {"public_id": "opted", "visual_search": "1"}
+    ).document
+    assert services.index.get(plain.asset_id) is None
+    assert services.index.get(opted.asset_id) is not None
+    assert services.ledger.get(opted.asset_id).state == "indexed"
     services.close()
 
 
@@ -110,7 +116,7 @@ def test_a_local_upload_decodes_its_image_once(tmp_path, tiny_model_dir, monkeyp
     real = pipeline.decode_image
     monkeypatch.setattr(pipeline, "decode_image", lambda *a, **k: decodes.append(1) or real(*a, **k))
     services = build_services(make_settings(tmp_path, tiny_model_dir))
-    document = services.uploads.upload(images.jpeg(seed=12), {"public_id": "once"})
-    assert services.index.get(document["asset_id"]) is not None
+    document = services.uploads.upload(images.jpeg(seed=12), {"public_id": "once"}).document
+    assert services.index.get(document.asset_id) is not None
     assert len(decodes) == 1
     services.close()

@@ -9,6 +9,7 @@ import pytest
 
 from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
 from tests.fixtures import images
+from tests.fixtures.documents import document
 from tests.functional.conftest import make_settings, seed_images
 from visual_search.bootstrap import build_services
 from visual_search.domain.identity import derived_asset_id
@@ -57,7 +58,7 @@ def test_search_by_asset_id_and_delete_work_on_opensearch(services):
     first = services.search.search(SearchQuery(text="shirt", max_results=1)).hits[0]
     similar = services.search.search(SearchQuery(asset_id=first.asset_id, max_results=20))
     assert first.asset_id not in [h.asset_id for h in similar.hits]
-    assert services.uploads.delete(first.document["public_id"]) == "deleted"
+    assert services.uploads.delete(first.document.public_id) == "deleted"
     assert services.index.get(first.asset_id) is None
 
 
@@ -65,7 +66,7 @@ def test_with_point_in_time_a_search_pages_through_the_index_as_it_was_when_it_s
     _, services = with_point_in_time
     page = services.search.search(SearchQuery(text="a shoe", max_results=4))
     newcomer = IndexedAsset(
-        "f" * 32, services.index.get(page.hits[-1].asset_id).vector, {"public_id": "late"}
+        "f" * 32, services.index.get(page.hits[-1].asset_id).vector, document("f" * 32, "late")
     )
     services.index.upsert([newcomer])  # as relevant as what is being paged through, written meanwhile
     seen = [h.asset_id for h in page.hits]
@@ -136,7 +137,7 @@ def test_on_serverless_an_overwrite_inside_the_refresh_window_leaves_one_documen
     cluster.refresh()
 
     assert services.index.count() == 1
-    assert services.index.get(derived_asset_id(services.store.name, key)).document["width"] == 240
+    assert services.index.get(derived_asset_id(services.store.name, key)).document.width == 240
 
 
 def test_on_serverless_a_delete_inside_the_refresh_window_leaves_no_ghost(lagging_serverless):

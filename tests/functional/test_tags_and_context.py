@@ -73,9 +73,9 @@ def test_a_tag_change_keeps_the_asset_id_and_the_vector_and_embeds_nothing(serve
     assert after is not None
     assert before is not None
     assert np.array_equal(after.vector, before.vector)
-    assert after.document["tags"] == ["x"]
-    assert after.document["context"] == {"alt": "a shoe"}
-    assert after.document["created_at"] == before.document["created_at"]
+    assert after.document.tags == ("x",)
+    assert after.document.context == (("alt", "a shoe"),)
+    assert after.document.created_at == before.document.created_at
     assert services.index.count() == len(list(services.store.list()))
 
 
@@ -188,7 +188,7 @@ def test_tags_and_context_outlive_a_reindex_from_the_files_alone(served, service
     stored = worker.index.get(uploaded["asset_id"])
     worker.close()
     assert stored is not None
-    assert (stored.document["tags"], stored.document["context"]) == (["later"], {"alt": "later"})
+    assert (stored.document.tags, stored.document.context) == (("later",), (("alt", "later"),))
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from tests.fixtures.documents import document
 from visual_search.index.opensearch import OpenSearchIndex, connect
 from visual_search.index.opensearch_mapping import IndexOptions
 from visual_search.index.port import Filters, IndexedAsset, SearchAfter
@@ -83,7 +84,7 @@ def run(index: OpenSearchIndex, mode: str) -> None:
     vectors = rng.standard_normal((200, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     assets = [
-        IndexedAsset(f"{n:032x}", vectors[n], {"folder": "a" if n % 2 else "b", "tags": [], "format": "jpg"})
+        IndexedAsset(f"{n:032x}", vectors[n], document(f"{n:032x}", f"p{n}", folder="a" if n % 2 else "b"))
         for n in range(200)
     ]
     index.upsert(assets)
@@ -96,7 +97,7 @@ def run(index: OpenSearchIndex, mode: str) -> None:
         pages += page
         after = SearchAfter(page[-1].score, page[-1].asset_id)
     assert len(pages) == len({h.asset_id for h in pages}) == 100, len(pages)
-    assert all(h.document["folder"] == "a" for h in pages)
+    assert all(h.document.folder == "a" for h in pages)
     print(f"paged {len(pages)} filtered hits without repeats; best score {pages[0].score:.4f}")
     index.delete([a.asset_id for a in assets[:10]])
     assert settled(lambda: index.count() == 190, mode), index.count()

@@ -4,6 +4,7 @@ its typed document in the stored form existing indices hold, and the naming rule
 from __future__ import annotations
 
 import ast
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,3 +87,59 @@ def test_the_document_is_stored_under_the_field_names_existing_indices_hold():
     }
     assert AssetDocument.from_fields(fields) == AssetDocument.from_fields(document.to_fields())
     assert AssetDocument.from_fields(fields).to_fields() == fields
+
+
+# As the first version's `build_document` wrote it (7972528), and as every version since has for an
+# image with no context: no `context` field at all.
+FIRST_VERSION = {
+    "asset_id": "b" * 32,
+    "key": "shoes/red shoe.jpg",
+    "public_id": "shoes/red shoe",
+    "folder": "shoes",
+    "format": "jpg",
+    "width": 640,
+    "height": 480,
+    "bytes": 51234,
+    "etag": "e" * 32,
+    "tags": ["new", "sale"],
+    "created_at": "2026-11-24T10:00:00Z",
+    "model_id": "clip-vit-b32",
+}
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        FIRST_VERSION,
+        # and with the optional fields a document may lack (no etag, model_id or dimensions)
+        {k: v for k, v in FIRST_VERSION.items() if k not in ("etag", "model_id", "width", "height")},
+    ],
+)
+def test_a_document_an_older_version_stored_reads_back_and_is_stored_again_byte_for_byte(stored):
+    document = AssetDocument.from_fields(stored)
+
+    assert (document.public_id, document.folder, document.tags, document.context) == (
+        "shoes/red shoe",
+        "shoes",
+        ("new", "sale"),
+        (),
+    )
+    assert document.etag == stored.get("etag")
+    assert document.model_id == stored.get("model_id")
+    assert json.dumps(document.to_fields()) == json.dumps(stored)  # the same fields, in the same order
+
+
+def test_a_document_holds_its_tags_and_context_as_stored_so_it_equals_itself_read_back():
+    document = AssetDocument(
+        asset_id=asset_id("c" * 32),
+        key="a.png",
+        format="png",
+        bytes=1,
+        created_at="2026-11-24T10:00:00Z",
+        tags=("sale", "new", "sale"),
+        context=(("alt", "x"), ("team", "red"), ("alt", "y")),
+    )
+
+    assert document.tags == ("new", "sale")
+    assert document.context == (("alt", "y"), ("team", "red"))
+    assert AssetDocument.from_fields(document.to_fields()) == document

@@ -15,12 +15,15 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.documents import document
+from visual_search.domain.document import AssetDocument
 from visual_search.errors import IndexInUse
 from visual_search.index._usearch_graph import Graph
 from visual_search.index.embedded import EmbeddedIndex
@@ -46,9 +49,13 @@ def clustered(rng: np.random.Generator, count: int) -> np.ndarray:
 
 def assets(vectors: np.ndarray, start: int = 0) -> list[IndexedAsset]:
     return [
-        IndexedAsset(aid(start + n), vector, {"n": start + n, "folder": "odd" if n % 2 else "even"})
+        IndexedAsset(aid(start + n), vector, numbered(start + n, folder="odd" if n % 2 else "even"))
         for n, vector in enumerate(vectors)
     ]
+
+
+def numbered(n: int, **fields: Any) -> AssetDocument:
+    return document(aid(n), str(n), **fields)
 
 
 def exact_top(
@@ -104,8 +111,34 @@ def test_reopened_index_sees_every_asset_and_answers_the_same(db, data, queries)
     with open_ann(db) as index:
         assert index.count() == len(data) - 1
         assert index.get(aid(3)) is None
-        assert index.get(aid(4)).document == {"n": 4, "folder": "even"}
+        assert index.get(aid(4)).document == numbered(4, folder="even")
         assert [index.knn_page(query, 10) for query in queries] == before
+
+
+def test_a_document_an_older_version_stored_is_read_as_it_is_and_written_back_byte_for_byte(db, data):
+    # Given a row whose document an older version wrote (no context: it came later)
+    old = (
+        '{"asset_id":"00000000000000000000000000000001","key":"shoes/red.jpg","public_id":"shoes/red",'
+        '"folder":"shoes","format":"jpg","width":640,"height":480,"bytes":51234,'
+        '"etag":"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee","tags":["new","sale"],"created_at":"2026-11-24T10:00:00Z",'
+        '"model_id":"clip"}'
+    )
+    with open_ann(db) as index:
+        index.upsert([IndexedAsset(aid(1), data[0], numbered(1))])
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE assets SET document = ? WHERE asset_id = ?", (old, aid(1)))
+
+    # When it is read, filtered on and written again as read
+    with open_ann(db) as index:
+        stored = index.get(aid(1))
+        assert (stored.document.public_id, stored.document.tags) == ("shoes/red", ("new", "sale"))
+        assert stored.document.etag == "e" * 32
+        index.upsert([stored])
+
+    # Then the row holds the same text
+    with sqlite3.connect(db) as connection:
+        (text,) = connection.execute("SELECT document FROM assets WHERE asset_id = ?", (aid(1),)).fetchone()
+    assert text == old
 
 
 def test_close_writes_a_snapshot_of_the_graph(db, data):
@@ -243,7 +276,7 @@ def test_changes_after_reopening_never_write_into_the_snapshot_file(db, data, qu
     before = rows_file.read_bytes()
 
     with open_ann(db) as index:
-        index.upsert([IndexedAsset(aid(5), data[1999], {"n": 5})])
+        index.upsert([IndexedAsset(aid(5), data[1999], numbered(5))])
         index.delete([aid(0), aid(700)])
         index.upsert(assets(data[1500:], start=1500))
 
@@ -291,12 +324,12 @@ def test_reopen_with_a_stale_snapshot_replays_the_later_changes(db, data, caplog
     # Given a snapshot taken before an insert, a replacement and a deletion
     with open_ann(db, snapshot_every=10**9) as index:
         index.upsert(assets(data[:1500]))
-        index.upsert([IndexedAsset(aid(7), data[7], {"n": 7, "tags": ["old"]})])
+        index.upsert([IndexedAsset(aid(7), data[7], numbered(7, tags=["old"]))])
         index.save_snapshot()
         kept = {path.name: path.read_bytes() for path in snapshots(db.parent)}
         index.upsert(assets(data[1500:], start=1500))
-        index.upsert([IndexedAsset(aid(0), data[1999], {"n": "moved"})])
-        index.upsert([IndexedAsset(aid(7), data[7], {"n": 7, "folder": "new", "tags": ["new"]})])
+        index.upsert([IndexedAsset(aid(0), data[1999], document(aid(0), "moved"))])
+        index.upsert([IndexedAsset(aid(7), data[7], numbered(7, folder="new", tags=["new"]))])
         index.delete([aid(1999)])
     put_back(db.parent, kept)
     caplog.clear()
@@ -322,17 +355,22 @@ CRASH_AFTER_A_SNAPSHOT = textwrap.dedent(
     import os, sys
     from pathlib import Path
     import numpy as np
+    from visual_search.domain.document import AssetDocument
     from visual_search.index.embedded import EmbeddedIndex
     from visual_search.index.port import IndexedAsset
+
+    def asset(n, vector):
+        document = AssetDocument(f"{n:032x}", f"{n}.jpg", "jpg", 1, "2026-11-24T10:00:00Z")
+        return IndexedAsset(f"{n:032x}", vector, document)
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((300, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     index = EmbeddedIndex(Path(sys.argv[1]), 16, snapshot_every=10**9)
-    index.upsert([IndexedAsset(f"{n:032x}", v, {"n": n}) for n, v in enumerate(vectors[:200])])
+    index.upsert([asset(n, v) for n, v in enumerate(vectors[:200])])
     index.save_snapshot()
     index.delete([f"{3:032x}"])
-    index.upsert([IndexedAsset(f"{n:032x}", vectors[n], {"n": n}) for n in range(200, 300)])
+    index.upsert([asset(n, vectors[n]) for n in range(200, 300)])
     os._exit(0)  # no close, so no newer snapshot: the next open catches up from SQLite
     """
 )
@@ -416,6 +454,7 @@ WRITER = textwrap.dedent(
     import sys
     from pathlib import Path
     import numpy as np
+    from visual_search.domain.document import AssetDocument
     from visual_search.index.embedded import EmbeddedIndex
     from visual_search.index.port import IndexedAsset
 
@@ -426,7 +465,8 @@ WRITER = textwrap.dedent(
         vectors = rng.standard_normal((3, 16)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         ids = [f"{3 * batch + n:032x}" for n in range(3)]
-        index.upsert([IndexedAsset(i, v, {"batch": batch}) for i, v in zip(ids, vectors)])
+        documents = [AssetDocument(i, f"{batch}/{i}.jpg", "jpg", 1, "2026-11-24T10:00:00Z") for i in ids]
+        index.upsert([IndexedAsset(i, v, d) for i, v, d in zip(ids, vectors, documents)])
         print(" ".join("+" + i for i in ids), flush=True)
         if batch % 4 == 3:
             index.delete([ids[0]])
@@ -561,7 +601,7 @@ def test_an_upsert_returns_before_the_graph_holds_it_and_searches_find_it_meanwh
         # When 300 more are written, one replaced and one deleted (fewer than a quarter of the index, so
         # searches still ask the graph and score the rest exactly)
         index.upsert(assets(data[1700:], start=1700))
-        index.upsert([IndexedAsset(aid(7), data[1999], {"n": 7})])
+        index.upsert([IndexedAsset(aid(7), data[1999], numbered(7))])
         index.delete([aid(1600)])
 
         # Then the writes returned, and every search sees them
@@ -593,7 +633,7 @@ def test_a_row_replaced_or_deleted_while_the_builder_adds_it_leaves_no_stale_vec
 
         # When one of them is replaced (by the opposite vector) and another deleted before it is done
         opposite = -data[1993]
-        index.upsert([IndexedAsset(aid(1993), opposite, {"n": 1993})])
+        index.upsert([IndexedAsset(aid(1993), opposite, numbered(1993))])
         index.delete([aid(1994)])
         gate.open()
         assert index.wait_for_graph(timeout=30)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.doubles.opensearch_double import FakeOpenSearch
+from tests.fixtures.documents import document
 from visual_search.errors import ConfigurationError, DependencyUnavailable
 from visual_search.index.opensearch import OpenSearchIndex, connect
 from visual_search.index.opensearch_bulk import BulkTuning, encode
@@ -36,9 +37,7 @@ def assets(n: int, seed: int = 0) -> list[IndexedAsset]:
     vectors = rng.standard_normal((n, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return [
-        IndexedAsset(
-            f"{i:032x}", v, {"public_id": f"p{i}", "folder": f"f{i % 3}", "tags": ["t"], "format": "jpg"}
-        )
+        IndexedAsset(f"{i:032x}", v, document(f"{i:032x}", f"p{i}", folder=f"f{i % 3}", tags=["t"]))
         for i, v in enumerate(vectors)
     ]
 
@@ -214,7 +213,8 @@ def test_the_loads_encoding_reads_back_as_the_upserts_with_every_float32_exact()
     vector = rng.standard_normal(DIM).astype(np.float32)
     vector[1], vector[2] = np.float32(1e-45), np.float32(-0.0)  # a subnormal, a negative zero
     vector /= np.linalg.norm(vector)
-    asset = IndexedAsset("a" * 32, vector, {"public_id": "é/✓", "folder": "a/b", "tags": ["x"], "n": {1: 2}})
+    written = document("a" * 32, "é✓", folder="a/b", tags=["x"], context={"alt": "ü|="}, width=3)
+    asset = IndexedAsset("a" * 32, vector, written)
     loaded = json.loads(encode(asset, vector))
     upserted = json.loads(json.dumps(to_source(asset, vector)))
     assert np.array_equal(np.asarray(loaded.pop("vector"), dtype=np.float32), vector)

@@ -10,6 +10,7 @@ import pytest
 from opensearchpy import AWSV4SignerAuth
 
 from tests.doubles.opensearch_double import FakeOpenSearch
+from tests.fixtures.documents import document
 from visual_search.errors import ConfigurationError, DependencyUnavailable
 from visual_search.index.opensearch import OpenSearchIndex, connect
 from visual_search.index.opensearch_mapping import IndexOptions
@@ -35,9 +36,7 @@ def unit(*values: float) -> np.ndarray:
 
 
 def asset(asset_id: str, vector: np.ndarray, folder: str = "shoes/red") -> IndexedAsset:
-    return IndexedAsset(
-        asset_id, vector, {"public_id": "p", "folder": folder, "tags": ["sale"], "format": "jpg"}
-    )
+    return IndexedAsset(asset_id, vector, document(asset_id, "p", folder=folder, tags=["sale"]))
 
 
 def sent(cluster: FakeOpenSearch, method: str, path_part: str) -> list[tuple]:
@@ -109,7 +108,16 @@ def test_a_managed_upsert_is_one_bulk_keyed_by_asset_id_and_waits_for_refresh():
             "folder_path": ["shoes", "shoes/red"],
             "tags": ["sale"],
             "format": "jpg",
-            "document": {"public_id": "p", "folder": "shoes/red", "tags": ["sale"], "format": "jpg"},
+            "document": {  # AssetDocument.to_fields(): the stored form every version wrote
+                "asset_id": A,
+                "key": "shoes/red/p.jpg",
+                "public_id": "shoes/red/p",
+                "folder": "shoes/red",
+                "format": "jpg",
+                "bytes": 1000,
+                "tags": ["sale"],
+                "created_at": "2026-11-24T10:00:00Z",
+            },
         },
     ]
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.doubles.opensearch_double import FakeOpenSearch
+from tests.fixtures.documents import document
 from visual_search.errors import ConfigurationError
 from visual_search.index.opensearch import OpenSearchIndex, connect
 from visual_search.index.opensearch_mapping import IndexOptions
@@ -41,7 +42,7 @@ def unit(*values: float) -> np.ndarray:
 
 
 def asset(asset_id: str, vector: np.ndarray) -> IndexedAsset:
-    return IndexedAsset(asset_id, vector, {"public_id": asset_id[:4], "folder": "", "tags": []})
+    return IndexedAsset(asset_id, vector, document(asset_id, asset_id[:4]))
 
 
 def sent(cluster: FakeOpenSearch, method: str, path_part: str) -> list[tuple]:

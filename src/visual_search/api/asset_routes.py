@@ -105,11 +105,13 @@ class AssetRoutes:
 
     def _stored(self, data: bytes, text_fields: dict[str, str], filename: str | None) -> bytes:
         """The one upload path, and its answer as Cloudinary gives it."""
-        document = self.services.uploads.upload(data, text_fields, filename)
-        body = resource(document, self.r.urls())
-        for said in ("existing", "overwritten"):  # Cloudinary's: returned, not replaced / replaced
-            if document.get(said):
-                body[said] = True
+        uploaded = self.services.uploads.upload(data, text_fields, filename)
+        body = resource(uploaded.document, self.r.urls())
+        # Cloudinary's: returned, not replaced / replaced (never both)
+        if uploaded.existing:
+            body["existing"] = True
+        if uploaded.overwritten:
+            body["overwritten"] = True
         return json_text(body).encode()
 
     def destroy(self, cloud_name: str, resource_type: str):

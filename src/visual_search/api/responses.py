@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from visual_search.assets.renditions import rendition_key
+from visual_search.domain.document import AssetDocument
 from visual_search.search.service import SearchPage, clip_score
 
 
@@ -19,32 +20,31 @@ def json_text(body: Any) -> str:
     return orjson.dumps(body).decode()
 
 
-def resource(document: Mapping[str, Any], url_for: Callable[[str], str]) -> dict[str, Any]:
-    """A Cloudinary Admin API resource from a stored document."""
-    key, public_id, folder = document["key"], document["public_id"], document.get("folder", "")
-    created = document.get("created_at", "")
-    url = url_for(key)
+def resource(document: AssetDocument, url_for: Callable[[str], str]) -> dict[str, Any]:
+    """A Cloudinary Admin API resource from an asset's document."""
+    public_id, folder = document.public_id, document.folder
+    url = url_for(document.key)
     return {
-        "asset_id": document["asset_id"],
+        "asset_id": document.asset_id,
         "public_id": public_id,
-        "format": document.get("format"),
-        "version": _version(created),
+        "format": document.format,
+        "version": _version(document.created_at),
         "resource_type": "image",
         "type": "upload",
-        "created_at": created,
-        "bytes": document.get("bytes"),
-        "etag": document.get("etag"),
-        "width": document.get("width"),
-        "height": document.get("height"),
+        "created_at": document.created_at,
+        "bytes": document.bytes,
+        "etag": document.etag,
+        "width": document.width,
+        "height": document.height,
         "folder": folder,
         "asset_folder": folder,
         "display_name": public_id.rpartition("/")[2],
-        "tags": list(document.get("tags", [])),
-        **({"context": {"custom": context}} if (context := document.get("context")) else {}),
+        "tags": list(document.tags),
+        **({"context": {"custom": dict(document.context)}} if document.context else {}),
         "url": url,
         "secure_url": url,
         # Not in Cloudinary's shape (SDKs ignore extra fields): a small rendition for result grids.
-        "thumbnail_url": url_for(rendition_key(key)),
+        "thumbnail_url": url_for(rendition_key(document.key)),
     }
 
 

@@ -23,7 +23,7 @@ def find_asset(index: VectorIndex, asset_id: str) -> IndexedAsset:
     holds Visual Search's own files and is never an asset (an index written before the prefix was
     guarded may still hold one)."""
     stored = index.get(asset_id)
-    if stored is None or is_reserved(str(stored.document.get("key", ""))):
+    if stored is None or is_reserved(stored.document.key):
         raise NotFound(f"no asset with asset_id {asset_id[:64]}")
     return stored
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from visual_search.assets import names
 from visual_search.assets.uploads import Uploads
@@ -72,7 +71,7 @@ class Labels:
             public_ids, lambda tags, current: (tags, merged(current, pairs) if command == "add" else ())
         )
 
-    def update(self, public_id: str, tags: str | None = None, context: str | None = None) -> dict[str, Any]:
+    def update(self, public_id: str, tags: str | None = None, context: str | None = None) -> AssetDocument:
         """The Admin API's `update` and the Upload API's `explicit`: the tags and the context given
         replace the asset's (an empty value clears them; one not given is kept). Its document."""
         new_tags = None if tags is None else names.tags(tags)
@@ -101,7 +100,7 @@ class Labels:
             changed.append(public_id)
         return changed
 
-    def _change(self, public_id: str, change: Change) -> dict[str, Any]:
+    def _change(self, public_id: str, change: Change) -> AssetDocument:
         """Apply `change` to the asset's tags and context under its hold; its document after."""
         with self._uploads.held(public_id):
             keys = self._uploads.keys_of(public_id)
@@ -116,6 +115,6 @@ class Labels:
                 report = self._writer.update(UpdateTags(key, asset_id, tags, context))
                 if report.refused:
                     raise BadInput(report.refused[0].message or "image refused")
-            document = AssetDocument.from_fields(self._uploads.document_of(key))
+            document = self._uploads.document_of(key)
         # Where events index, the index may not have the change yet: the answer has it.
-        return replace(document, tags=tags, context=context).to_fields()
+        return replace(document, tags=tags, context=context)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
 
 from visual_search.assets import names
 from visual_search.assets.identity import keys_of, stored_asset_id
@@ -42,12 +41,12 @@ class Selection:
     context_key: str | None = None
     context_value: str | None = None
 
-    def keeps(self, document: dict[str, Any]) -> bool:
-        if self.tag is not None and self.tag not in document.get("tags", ()):
+    def keeps(self, document: AssetDocument) -> bool:
+        if self.tag is not None and self.tag not in document.tags:
             return False
         if self.context_key is None:
             return True
-        context = document.get("context") or {}
+        context = dict(document.context)
         return self.context_key in context and self.context_value in (None, context[self.context_key])
 
 
@@ -56,7 +55,7 @@ EVERYTHING = Selection()
 
 @dataclass(frozen=True)
 class Page:
-    documents: list[dict[str, Any]]
+    documents: list[AssetDocument]
     next_cursor: str | None
 
 
@@ -80,7 +79,7 @@ class Listing:
             bound["context"] = [selection.context_key, selection.context_value]
         key = query_key(bound)
         after = self._cursors.decode(next_cursor, key).asset_id if next_cursor else None
-        documents: list[dict[str, Any]] = []
+        documents: list[AssetDocument] = []
         last, scanned = after, 0
         for info in self._store.scan(prefix, start_after=after):
             if is_reserved(info.key):
@@ -107,13 +106,13 @@ class Listing:
                 keys.append(info.key)
         return keys, True
 
-    def by_asset_ids(self, asset_ids: list[str]) -> list[dict[str, Any]]:
+    def by_asset_ids(self, asset_ids: list[str]) -> list[AssetDocument]:
         if len(asset_ids) > names.MAX_IDS_PER_CALL:
             raise BadInput(f"at most {names.MAX_IDS_PER_CALL} asset_ids per call, as Cloudinary allows")
         found = [self._index.get(a) for a in dict.fromkeys(asset_ids)]
-        return [dict(s.document) for s in found if s is not None and not is_reserved(str(s.document["key"]))]
+        return [s.document for s in found if s is not None and not is_reserved(s.document.key)]
 
-    def by_public_ids(self, public_ids: list[str]) -> list[dict[str, Any]]:
+    def by_public_ids(self, public_ids: list[str]) -> list[AssetDocument]:
         """The resources of these public_ids that exist, in the order given (Admin API resources_by_ids)."""
         if len(public_ids) > names.MAX_IDS_PER_CALL:
             raise BadInput(f"at most {names.MAX_IDS_PER_CALL} public_ids per call")
@@ -124,14 +123,14 @@ class Listing:
                 documents.append(self.document(info))
         return documents
 
-    def document(self, info: ObjectInfo) -> dict[str, Any]:
+    def document(self, info: ObjectInfo) -> AssetDocument:
         """The index's document for a stored object, or what the listing alone tells of it. Its id is
         read from the object's metadata: one more read per key (a HEAD on S3), as the index cannot be
         asked by key (existing OpenSearch indices do not index it)."""
         asset_id = stored_asset_id(self._store, info.key)
         stored = self._index.get(asset_id)
         if stored is not None:
-            return dict(stored.document)
+            return stored.document
         modified = info.last_modified.astimezone(UTC) if info.last_modified.tzinfo else info.last_modified
         return AssetDocument(
             asset_id=asset_id,
@@ -139,4 +138,4 @@ class Listing:
             format=format_for(info.key),
             bytes=info.size,
             created_at=modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ).to_fields() | {"tags": []}
+        )

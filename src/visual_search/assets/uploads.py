@@ -17,13 +17,14 @@ import secrets
 import string
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
 
 from visual_search.assets import names
 from visual_search.assets.identity import build_document, kept_asset_id, keys_of, stored_asset_id
 from visual_search.assets.writers import IndexWriter
 from visual_search.domain.commands import IndexObject, RenameObject
+from visual_search.domain.document import AssetDocument
 from visual_search.domain.naming import format_for, public_id_for
 from visual_search.domain.object_metadata import (
     asset_id_from_metadata,
@@ -38,6 +39,16 @@ from visual_search.storage.port import ImageStore, validate_key
 
 SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """An upload's outcome: the asset's document, and what Cloudinary's answer says of it — `existing`:
+    the asset already there, returned unchanged (`overwrite=false`); `overwritten`: it was replaced."""
+
+    document: AssetDocument
+    existing: bool = False
+    overwritten: bool = False
 
 
 class Uploads:
@@ -61,8 +72,8 @@ class Uploads:
         which files it has and replacing them, no other write may store one."""
         return self._holds.hold(f"{self._store.name}\x00{public_id}")
 
-    def upload(self, data: bytes, fields: Mapping[str, str], filename: str | None = None) -> dict[str, Any]:
-        """Store and index one image; the stored document (Cloudinary's resource fields)."""
+    def upload(self, data: bytes, fields: Mapping[str, str], filename: str | None = None) -> Uploaded:
+        """Store and index one image; its document as the index holds it (or will)."""
         # Names and files are refused before anything is stored.
         public_id = self._public_id(fields, filename)
         tags = names.tags(fields.get("tags", ""))
@@ -74,7 +85,7 @@ class Uploads:
         with self.held(public_id):
             existing = self.keys_of(public_id)
             if existing and not overwrite:
-                return {**self.document_of(existing[0]), "existing": True}
+                return Uploaded(self.document_of(existing[0]), existing=True)
             asset_id = kept_asset_id(self._store, existing)
             command = IndexObject(key, data, tuple(tags), opted_in, asset_id, decoded, context=context)
             report = self._writer.put_many([command])
@@ -84,24 +95,21 @@ class Uploads:
             for other in existing:
                 if other != key:
                     self._writer.delete(other)
-        replaced = {"overwritten": True} if existing else {}
         stored = self._index.get(asset_id) if self._writer.indexes_now else None
         if stored is not None:
-            return {**stored.document, **replaced}
-        return (
-            build_document(
-                asset_id=asset_id,
-                key=key,
-                image=decoded,
-                data=data,
-                model_id=self._model_id,
-                tags=tags,
-                context=context,
-            ).to_fields()
-            | replaced
+            return Uploaded(stored.document, overwritten=bool(existing))
+        document = build_document(
+            asset_id=asset_id,
+            key=key,
+            image=decoded,
+            data=data,
+            model_id=self._model_id,
+            tags=tags,
+            context=context,
         )
+        return Uploaded(document, overwritten=bool(existing))
 
-    def rename(self, from_public_id: str, to_public_id: str, overwrite: bool = False) -> dict[str, Any]:
+    def rename(self, from_public_id: str, to_public_id: str, overwrite: bool = False) -> AssetDocument:
         """The Upload API's rename: the asset moves to `to_public_id`, keeping its asset_id, format, tags
         and context; an asset already there is replaced with `overwrite`, else the rename is refused.
         Both names are held (in name order, so two renames never wait for each other's second name)."""
@@ -151,13 +159,13 @@ class Uploads:
     def keys_of(self, public_id: str) -> list[str]:
         return keys_of(self._store, public_id)
 
-    def document_of(self, key: str) -> dict[str, Any]:
+    def document_of(self, key: str) -> AssetDocument:
         """The index's document of the asset stored at `key`, or one made from its object where the
         index does not hold it (yet)."""
         asset_id = stored_asset_id(self._store, key)
         stored = self._index.get(asset_id)
         if stored is not None:
-            return dict(stored.document)
+            return stored.document
         obj = self._store.get(key)
         return build_document(
             asset_id=asset_id,
@@ -168,7 +176,7 @@ class Uploads:
             tags=tags_from_metadata(obj.metadata),
             context=context_from_metadata(obj.metadata),
             created_at=obj.last_modified,
-        ).to_fields()
+        )
 
     def _public_id(self, fields: Mapping[str, str], filename: str | None) -> str:
         folder = fields.get("asset_folder") or fields.get("folder") or ""

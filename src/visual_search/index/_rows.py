@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from visual_search.domain.document import AssetDocument
 from visual_search.index._sqlite_store import LoadedRows
 from visual_search.index.port import Filters, filter_labels, folder_matches
 
@@ -25,14 +26,10 @@ Fields = tuple[str, str, tuple[str, ...]]
 _ABSENT = -1
 
 
-def filter_fields(document: Mapping[str, Any]) -> Fields:
-    """(folder, format, labels) of a document, with absent values as empty: the labels are its tags and
-    its context's keywords (`port.filter_labels`), kept where tags are."""
-    return (
-        str(document.get("folder") or ""),
-        str(document.get("format") or ""),
-        filter_labels(document),
-    )
+def filter_fields(document: AssetDocument) -> Fields:
+    """(folder, format, labels) of a document, with no format as empty: the labels are its tags and its
+    context's keywords (`port.filter_labels`), kept where tags are."""
+    return document.folder, document.format or "", filter_labels(document)
 
 
 class _Vocabulary:

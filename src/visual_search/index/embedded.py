@@ -52,6 +52,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from visual_search.domain.document import AssetDocument
 from visual_search.errors import IndexInUse
 from visual_search.index._rows import Rows, filter_fields
 from visual_search.index._snapshots import Snapshots
@@ -192,8 +193,8 @@ class EmbeddedIndex:
             found = self._store.get(asset_id)
         if found is None:
             return None
-        vector, document = found
-        return IndexedAsset(asset_id=asset_id, vector=vector, document=document)
+        vector, fields = found
+        return IndexedAsset(asset_id=asset_id, vector=vector, document=AssetDocument.from_fields(fields))
 
     def count(self) -> int:
         with self._lock:
@@ -230,7 +231,7 @@ class EmbeddedIndex:
             ids = [asset_id.decode() for asset_id in self._rows.ids[slots].tolist()]
             documents = self._store.documents(keys)
         return [
-            Hit(asset_id=asset_id, score=score, document=documents[key])
+            Hit(asset_id=asset_id, score=score, document=AssetDocument.from_fields(documents[key]))
             for key, asset_id, score in zip(keys, ids, scores.tolist(), strict=True)
         ]
 
@@ -495,7 +496,7 @@ class EmbeddedIndex:
 def _stored_row(asset: IndexedAsset, vector: np.ndarray) -> StoredRow:
     try:
         document = json.dumps(
-            dict(asset.document), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            asset.document.to_fields(), ensure_ascii=False, allow_nan=False, separators=(",", ":")
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"document of asset {asset.asset_id} is not JSON-serialisable: {exc}") from None

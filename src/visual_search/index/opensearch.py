@@ -91,9 +91,9 @@ from visual_search.index.opensearch_mapping import (
     Deployment,
     IndexOptions,
     filter_clauses,
+    from_hit,
     from_source,
     index_body,
-    to_cosine,
     to_source,
 )
 from visual_search.index.opensearch_query import knn_body, page_k
@@ -499,10 +499,7 @@ class OpenSearchIndex:
             # because two pages were answered by different copies.
             params = {"preference": preference_for(query, clauses)} if self.mode == "managed" else {}
             response = self._call(lambda: self._os.search(index=self.target, body=body, params=params))
-        return [
-            Hit(h["_source"]["asset_id"], to_cosine(float(h["_score"]), space), h["_source"]["document"])
-            for h in response["hits"]["hits"]
-        ]
+        return [from_hit(h, space) for h in response["hits"]["hits"]]
 
     def _search_snapshot(self, body: dict[str, Any], snapshot: str) -> dict[str, Any] | None:
         """Search in the point in time; None when it has expired (the caller then reads the live index,

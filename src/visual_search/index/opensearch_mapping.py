@@ -3,10 +3,10 @@ out, and OpenSearch's k-NN scores converted to the raw cosine every VectorIndex 
 
 A document is stored as `{"asset_id", "vector", "folder_path": [ancestors], "tags", "format",
 "document": {...}}`: the filter fields are keywords at the top level (`tags` holds the context's
-keywords too: `port.filter_labels`), the caller's document is kept whole and unindexed under `document`
-(so `get` returns it unchanged, whatever fields it has), and `folder_path` lists the folder and every
-ancestor ("a", "a/b", "a/b/c") so a folder filter is one term query that matches whole segments, as
-`Filters.matches` does.
+keywords too: `port.filter_labels`), the asset's document is kept whole and unindexed under `document`
+in its stored form (`AssetDocument.to_fields`, read back by `from_fields`), and `folder_path` lists the
+folder and every ancestor ("a", "a/b", "a/b/c") so a folder filter is one term query that matches whole
+segments, as `Filters.matches` does.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from visual_search.index.port import Filters, IndexedAsset, filter_labels
+from visual_search.domain.document import AssetDocument
+from visual_search.index.port import Filters, Hit, IndexedAsset, filter_labels
 
 VECTOR = "vector"
 SpaceType = Literal["innerproduct", "cosinesimil"]
@@ -117,18 +118,26 @@ def to_source(asset: IndexedAsset, vector: np.ndarray) -> dict[str, Any]:
 
 def source_fields(asset: IndexedAsset) -> dict[str, Any]:
     """The document's fields other than the vector (a bulk load encodes the vector itself)."""
-    document = dict(asset.document)
+    document = asset.document
     return {
         "asset_id": asset.asset_id,
-        "folder_path": folder_ancestors(str(document.get("folder") or "")),
+        "folder_path": folder_ancestors(document.folder),
         "tags": list(filter_labels(document)),
-        "format": document.get("format"),
-        "document": document,
+        "format": document.format,
+        "document": document.to_fields(),
     }
 
 
 def from_source(source: Mapping[str, Any]) -> IndexedAsset:
-    return IndexedAsset(source["asset_id"], np.asarray(source[VECTOR], dtype=np.float32), source["document"])
+    vector = np.asarray(source[VECTOR], dtype=np.float32)
+    return IndexedAsset(source["asset_id"], vector, AssetDocument.from_fields(source["document"]))
+
+
+def from_hit(hit: Mapping[str, Any], space_type: SpaceType) -> Hit:
+    """A search hit (its `_source` without the vector) as the port's Hit, its score the raw cosine."""
+    source = hit["_source"]
+    score = to_cosine(float(hit["_score"]), space_type)
+    return Hit(source["asset_id"], score, AssetDocument.from_fields(source["document"]))
 
 
 def folder_ancestors(folder: str) -> list[str]:

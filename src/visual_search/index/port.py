@@ -32,12 +32,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from visual_search.domain.context import document_labels
 from visual_search.domain.context import labels as context_labels
+from visual_search.domain.document import AssetDocument
 
 ASSET_ID = re.compile(r"[0-9a-f]{32}")
 # Vectors come from an encoder that L2-normalises them; the slack absorbs float16/float32 round trips.
@@ -53,7 +54,7 @@ class IndexedAsset:
 
     asset_id: str
     vector: np.ndarray
-    document: Mapping[str, Any]
+    document: AssetDocument
 
 
 @dataclass(frozen=True)
@@ -70,20 +71,19 @@ class Filters:
         """The keywords a matching document's `filter_labels` must all hold."""
         return self.tags + context_labels(self.context)
 
-    def matches(self, document: Mapping[str, Any]) -> bool:
+    def matches(self, document: AssetDocument) -> bool:
         """The reference predicate; implementations that filter elsewhere must agree with it."""
-        if self.folder is not None and not folder_matches(str(document.get("folder") or ""), self.folder):
+        if self.folder is not None and not folder_matches(document.folder, self.folder):
             return False
         if not set(self.labels()) <= set(filter_labels(document)):
             return False
-        return not self.formats or document.get("format") in self.formats
+        return not self.formats or document.format in self.formats
 
 
-def filter_labels(document: Mapping[str, Any]) -> tuple[str, ...]:
+def filter_labels(document: AssetDocument) -> tuple[str, ...]:
     """The keywords a document is filtered by, in one field: its tags, then its context's
     (`domain.context.labels`: never one a tag can be)."""
-    context = document.get("context") or {}
-    return tuple(str(t) for t in document.get("tags") or ()) + document_labels(context.items())
+    return document.tags + document_labels(document.context)
 
 
 def folder_matches(folder: str, prefix: str) -> bool:
@@ -108,7 +108,7 @@ class SearchAfter:
 class Hit:
     asset_id: str
     score: float  # cosine similarity, raw, in [-1, 1]
-    document: Mapping[str, Any]
+    document: AssetDocument
 
 
 class VectorIndex(Protocol):
@@ -176,16 +176,16 @@ def check_asset(asset: IndexedAsset, dim: int) -> np.ndarray:
 
 
 def _check_filter_fields(asset: IndexedAsset) -> None:
-    """Filters read these fields, so their types must be the documented ones."""
+    """Filters read these fields, so their types must be the declared ones (a dataclass does not check
+    them at run time)."""
     document = asset.document
-    if not isinstance(document, Mapping):
-        raise ValueError(f"document of asset {asset.asset_id} is not a mapping")
-    for name in ("folder", "format"):
-        if document.get(name) is not None and not isinstance(document[name], str):
-            raise ValueError(f"document of asset {asset.asset_id}: {name} must be a string")
-    tags = document.get("tags")
-    if tags is not None and (not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags)):
-        raise ValueError(f"document of asset {asset.asset_id}: tags must be a list of strings")
+    if not isinstance(document, AssetDocument):
+        raise ValueError(f"document of asset {asset.asset_id} is not an AssetDocument")
+    if not isinstance(document.key, str) or not isinstance(document.format, str | None):
+        raise ValueError(f"document of asset {asset.asset_id}: key and format must be strings")
+    labels = [*document.tags, *(text for pair in document.context for text in pair)]
+    if not all(isinstance(text, str) for text in labels):
+        raise ValueError(f"document of asset {asset.asset_id}: tags and context must be strings")
 
 
 def check_page_args(size: int, max_hits: int) -> None:

@@ -159,7 +159,7 @@ class Ingestor:
             started = time.perf_counter()
             doc_ids = self._index.upsert(
                 [
-                    IndexedAsset(p.document.asset_id, v, p.document.to_fields())
+                    IndexedAsset(p.document.asset_id, v, p.document)
                     for p, v in zip(prepared, vectors, strict=True)
                 ]
                 + list(kept.values()),
@@ -184,14 +184,14 @@ class Ingestor:
             stored = self._index.get(self._asset_id(item))
             if stored is None:
                 continue
-            document = AssetDocument.from_fields(stored.document)
+            document = stored.document
             if (
                 document.key == item.key
                 and document.model_id == self._embedder.model_id
                 and document.etag == hashlib.md5(item.data, usedforsecurity=False).hexdigest()
             ):
                 relabelled = replace(document, tags=tuple(item.tags), context=tuple(item.context))
-                kept[i] = IndexedAsset(stored.asset_id, stored.vector, relabelled.to_fields())
+                kept[i] = IndexedAsset(stored.asset_id, stored.vector, relabelled)
         return kept
 
     def _asset_id(self, item: IngestItem) -> AssetId:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from visual_search.assets.identity import find_asset
+from visual_search.domain.document import AssetDocument
 from visual_search.index.port import Hit, VectorIndex
 
 Tier = Literal["exact", "near", "similar"]
@@ -29,7 +30,7 @@ class Duplicate:
     asset_id: str
     score: float
     tier: Tier
-    document: dict
+    document: AssetDocument
 
 
 @dataclass(frozen=True)
@@ -61,17 +62,17 @@ class DuplicateFinder:
         hits = self._index.knn_page(
             stored.vector, MAX_PER_ASSET + 1, min_score=floor, max_hits=MAX_PER_ASSET + 1
         )
-        etag = stored.document.get("etag")
+        etag = stored.document.etag
         return [self._classify(h, etag) for h in hits if h.asset_id != asset_id][:MAX_PER_ASSET]
 
     def _classify(self, hit: Hit, etag: str | None) -> Duplicate:
-        if etag and hit.document.get("etag") == etag:
+        if etag and hit.document.etag == etag:
             tier: Tier = "exact"
         elif hit.score >= self.near_threshold:
             tier = "near"
         else:
             tier = "similar"
-        return Duplicate(hit.asset_id, hit.score, tier, dict(hit.document))
+        return Duplicate(hit.asset_id, hit.score, tier, hit.document)
 
     def links_of(self, asset_id: str, threshold: float | None = None) -> list[Link]:
         """The links from `asset_id` to the duplicates that sort after it (so each pair is found once)."""
