@@ -107,10 +107,11 @@ clients: $(STAMP) ## fetch and build the Node, Java and Go client programs the f
 rie: ## build the Lambda Runtime Interface Emulator (pinned) into .cache/rie
 	$(PY) -m tests.emulator.rie
 
-test: $(STAMP) $(CHROMIUM) $(CDK) $(CHECKOV) clients $(OPENSEARCH) opensearch-spec rie ## lint + mypy, then every test tier (unit, parity, functional, clients, conformance on a real OpenSearch node, infra synth, cdk-nag, cfn-lint, checkov, each function under the Lambda emulator)
+test: $(STAMP) $(CHROMIUM) $(CDK) $(CHECKOV) clients $(OPENSEARCH) opensearch-spec rie ## lint + mypy + import-linter, then every test tier (unit, parity, functional, clients, conformance on a real OpenSearch node, infra synth, cdk-nag, cfn-lint, checkov, each function under the Lambda emulator)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(MAKE) --no-print-directory typecheck
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 docs: $(STAMP) ## build the documentation site strictly into .cache/site (a broken link or anchor fails; make test checks the same)
@@ -119,10 +120,11 @@ docs: $(STAMP) ## build the documentation site strictly into .cache/site (a brok
 test-fast: $(STAMP) ## unit tests only (seconds)
 	$(BIN)/python -m pytest -q tests/unit
 
-lint: $(STAMP) ## ruff lint + format check + mypy
+lint: $(STAMP) ## ruff lint + format check + mypy + import-linter (packages import only downwards)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(MAKE) --no-print-directory typecheck
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP) ## mypy over src/, infra/, app.py and each Lambda handler (config in pyproject.toml)
 	$(BIN)/mypy

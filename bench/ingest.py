@@ -39,7 +39,7 @@ from unittest import mock  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from visual_search.assets import renditions  # noqa: E402
+from visual_search.ingest import renditions  # noqa: E402
 from visual_search.bootstrap import build_ingest  # noqa: E402
 from visual_search.embedding import decode  # noqa: E402
 from visual_search.embedding.decode import decode_image  # noqa: E402

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 
 from visual_search.embedding import Embedder
-from visual_search.embedding.default_model import TINY_MODEL_DIR
+from visual_search.model_build.default_model import TINY_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = TINY_MODEL_DIR

@@ -17,17 +17,17 @@ from visual_search.assets.chunked_uploads import ChunkedUploads
 from visual_search.assets.identity import stored_asset_id
 from visual_search.assets.labels import Labels
 from visual_search.assets.listing import Listing
-from visual_search.assets.renditions import RenditionWriter
 from visual_search.assets.upload_staging import StagingBounds
 from visual_search.assets.uploads import Uploads
 from visual_search.assets.writers import BucketEvents, IndexWriter, InlineIndexing
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeGate, DecodeLimits
-from visual_search.embedding.default_model import default_model
 from visual_search.embedding.manifest import Manifest
 from visual_search.errors import ConfigurationError
 from visual_search.index.port import VectorIndex
 from visual_search.ingest.pipeline import Ingestor
+from visual_search.ingest.renditions import RenditionWriter
+from visual_search.model_build.default_model import default_model
 from visual_search.search.cursor import CursorCodec
 from visual_search.search.duplicates import DuplicateFinder
 from visual_search.search.remote_fetch import FetchLimits, RemoteFetcher

@@ -114,7 +114,7 @@ def _add_fetch_model(commands) -> None:
 
 
 def _run_fetch_model(args) -> int:
-    from visual_search.embedding.default_model import default_model, needs_build_extra
+    from visual_search.model_build.default_model import default_model, needs_build_extra
     from visual_search.settings import service_settings
 
     settings = service_settings()
@@ -296,7 +296,7 @@ def _run_add(args) -> int:
     from visual_search import cli_commands
 
     if args.server:
-        from visual_search.assets.remote_add import UploadClient
+        from visual_search.remote_add import UploadClient
         from visual_search.settings import service_settings, with_local_secrets
 
         settings = service_settings()

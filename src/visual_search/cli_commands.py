@@ -13,12 +13,12 @@ from tqdm import tqdm
 
 from visual_search.assets import names
 from visual_search.assets.identity import kept_asset_id, stored_asset_id
-from visual_search.assets.remote_add import UploadClient
 from visual_search.bootstrap import Services, build_services
 from visual_search.domain.commands import IndexObject
-from visual_search.embedding.default_model import default_model
 from visual_search.errors import ImageRejected
 from visual_search.index.port import Filters
+from visual_search.model_build.default_model import default_model
+from visual_search.remote_add import UploadClient
 from visual_search.search.duplicates import DuplicateGroup
 from visual_search.search.service import SearchQuery
 from visual_search.settings import CoreSettings, service_settings

@@ -30,7 +30,7 @@ class CoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    # Model. Unset: the default model (visual_search.embedding.default_model): `model_hub` built once
+    # Model. Unset: the default model (visual_search.model_build.default_model): `model_hub` built once
     # into `model_home`, else the tiny test model shipped in the package.
     model_dir: Path | None = None
     model_hub: str = "openai/clip-vit-base-patch32"  # hub id, optionally @revision

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import images
-from visual_search.embedding.default_model import TINY_MODEL_DIR
+from visual_search.model_build.default_model import TINY_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_NOTE = "model: the tiny random-weight test model — search results are meaningless"

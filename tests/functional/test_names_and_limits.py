@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 from tests.fixtures import images
 from tests.fixtures.ingest_world import IngestWorld
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
-from visual_search.assets.renditions import rendition_key
 from visual_search.cli_commands import add_files
 from visual_search.domain.identity import derived_asset_id
 from visual_search.errors import BadInput
 from visual_search.index.port import IndexedAsset
 from visual_search.ingest.pipeline import IngestItem
+from visual_search.ingest.renditions import rendition_key
 from visual_search.storage.local import LocalImageStore
 from visual_search.storage.port import InvalidKey
 

@@ -7,8 +7,8 @@ import io
 from PIL import Image
 
 from tests.fixtures import images
-from visual_search.assets.renditions import MAX_SIDE, rendition_key
 from visual_search.domain.identity import derived_asset_id
+from visual_search.ingest.renditions import MAX_SIDE, rendition_key
 
 
 def test_every_hit_has_a_thumbnail_url_serving_a_small_jpeg(api):

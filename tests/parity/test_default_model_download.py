@@ -78,7 +78,7 @@ def download_only(home: Path, hub: FakeHub) -> Path:
 def without_build_extra(home: Path, hub: FakeHub, *cli_args: str) -> subprocess.CompletedProcess:
     """The CLI where the build extra is not installed (as after `pip install visual-search`)."""
     script = (
-        "import sys; from visual_search.embedding import default_model;"
+        "import sys; from visual_search.model_build import default_model;"
         "default_model.missing_build_extra = lambda: ['torch'];"
         "from visual_search.cli import main; sys.exit(main(sys.argv[1:]))"
     )

@@ -33,7 +33,7 @@ sys.path.insert(0, "functions/authorizer")
 del sys.modules["handler"]
 import handler as authorizer_handler
 import visual_search.index.opensearch, visual_search.storage.s3, visual_search.ledger.dynamodb
-import visual_search.embedding.remote_files, visual_search.assets.renditions
+import visual_search.embedding.remote_files, visual_search.ingest.renditions
 from PIL import Image
 from visual_search.embedding.encoder import Embedder
 embedder = Embedder.from_dir("src/visual_search/models/tiny")

@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from tests.fixtures.photos import photo_array
-from visual_search.assets import renditions
-from visual_search.assets.renditions import MAX_SIDE, make_rendition
+from visual_search.ingest import renditions
+from visual_search.ingest.renditions import MAX_SIDE, make_rendition
 
 
 def _mosaic() -> Image.Image:

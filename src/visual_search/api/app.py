@@ -21,10 +21,10 @@ from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
 from visual_search.api.rate_limit import rate_limit_headers
 from visual_search.api.responses import json_text, resource, search_response
 from visual_search.api.search_params import SearchParams
-from visual_search.assets.identity import find_asset
 from visual_search.bootstrap import Services
 from visual_search.errors import BadInput, DependencyUnavailable, InvalidSignature, NotFound, Unauthorized
 from visual_search.search.duplicates import groups
+from visual_search.search.lookup import find_asset
 
 log = logging.getLogger(__name__)
 JSON = "application/json"

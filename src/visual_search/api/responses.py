@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from visual_search.assets.renditions import rendition_key
 from visual_search.domain.document import AssetDocument
+from visual_search.ingest.renditions import rendition_key
 from visual_search.search.service import SearchPage, clip_score
 
 

@@ -29,9 +29,9 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 
-from visual_search.assets.renditions import rendition_key
 from visual_search.domain.context import Context, parse_context, parse_wanted
 from visual_search.errors import BadInput
+from visual_search.ingest.renditions import rendition_key
 from visual_search.storage.port import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, RESERVED_PREFIX
 
 MAX_PUBLIC_ID_CHARS = 255

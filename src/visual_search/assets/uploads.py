@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from visual_search.assets import names
-from visual_search.assets.identity import build_document, kept_asset_id, keys_of, stored_asset_id
+from visual_search.assets.identity import kept_asset_id, keys_of, stored_asset_id
 from visual_search.assets.writers import IndexWriter
 from visual_search.domain.commands import IndexObject, RenameObject
 from visual_search.domain.document import AssetDocument
@@ -34,6 +34,7 @@ from visual_search.domain.object_metadata import (
 from visual_search.embedding.decode import DecodedImage
 from visual_search.errors import BadInput, NotFound
 from visual_search.index.port import VectorIndex
+from visual_search.ingest.documents import build_document
 from visual_search.ledger.port import Holds
 from visual_search.storage.port import ImageStore, validate_key
 

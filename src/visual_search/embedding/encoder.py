@@ -75,7 +75,7 @@ class Embedder:
     """Embeddings from a model folder made by `visual-search build-model`, for every family (CLIP,
     SigLIP, OpenCLIP): preprocessing and tokenization follow the manifest, the towers are ONNX.
 
-    >>> from visual_search.embedding.default_model import TINY_MODEL_DIR
+    >>> from visual_search.model_build.default_model import TINY_MODEL_DIR
     >>> emb = Embedder.from_dir(TINY_MODEL_DIR)
     >>> emb.embed_texts(["a red shirt"]).shape
     (1, 32)

@@ -23,8 +23,6 @@ from typing import Literal
 
 import numpy as np
 
-from visual_search.assets.identity import build_document
-from visual_search.assets.renditions import RenditionWriter
 from visual_search.domain.context import Context
 from visual_search.domain.document import AssetDocument
 from visual_search.domain.identity import AssetId, derived_asset_id
@@ -33,6 +31,8 @@ from visual_search.embedding.decode import DecodedImage, DecodeLimits, decode_im
 from visual_search.embedding.preprocess import preprocess
 from visual_search.errors import ImageRejected
 from visual_search.index.port import DocIds, IndexedAsset, VectorIndex
+from visual_search.ingest.documents import build_document
+from visual_search.ingest.renditions import RenditionWriter
 from visual_search.storage.port import RESERVED_PREFIX, is_reserved
 
 log = logging.getLogger(__name__)

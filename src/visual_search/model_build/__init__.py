@@ -1,7 +1,8 @@
 """Checkpoint -> quantized ONNX towers + manifest. Needs the `build` extra (torch, transformers, onnx).
 
-Never packed into a Lambda layer. The runtime imports only this module (no torch), for BuildRefused,
-and the build itself only when it builds the default model (visual_search.embedding.default_model).
+Never packed into a Lambda layer. The runtime imports only this module (for BuildRefused) and
+`default_model` (finding or fetching the default model), neither of which imports torch; the build itself
+only when it builds the default model.
 """
 
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from visual_search.assets.identity import find_asset
 from visual_search.domain.document import AssetDocument
 from visual_search.index.port import Hit, VectorIndex
+from visual_search.search.lookup import find_asset
 
 Tier = Literal["exact", "near", "similar"]
 MAX_PER_ASSET = 100

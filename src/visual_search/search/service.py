@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 from cachetools import TTLCache
 
-from visual_search.assets.identity import find_asset
 from visual_search.defaults import DEFAULT_MAX_RESULTS
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
@@ -34,6 +33,7 @@ from visual_search.embedding.preprocess import preprocess
 from visual_search.errors import BadInput
 from visual_search.index.port import Filters, Hit, SearchAfter, VectorIndex
 from visual_search.search.cursor import CursorCodec, CursorState, query_key
+from visual_search.search.lookup import find_asset
 
 
 @dataclass(frozen=True)
