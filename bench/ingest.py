@@ -39,11 +39,11 @@ from unittest import mock  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from visual_search.ingest import renditions  # noqa: E402
 from visual_search.bootstrap import build_ingest  # noqa: E402
 from visual_search.embedding import decode  # noqa: E402
 from visual_search.embedding.decode import decode_image  # noqa: E402
 from visual_search.ingest import pipeline as ingest_module  # noqa: E402
+from visual_search.ingest import renditions  # noqa: E402
 from visual_search.ingest.backfill import backfill  # noqa: E402
 from visual_search.ledger.sqlite import SqliteLedger  # noqa: E402
 from visual_search.settings import IngestSettings  # noqa: E402
