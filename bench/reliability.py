@@ -31,7 +31,7 @@ CHECKS = {
         "tests/functional/test_ingest_bad_images.py",
         "tests/functional/test_hostile_inputs.py",
     ],
-    "image_url SSRF and limits": ["tests/unit/test_remote_fetch.py"],
+    "image_url SSRF and limits": ["tests/functional/test_remote_fetch.py"],
     "local server: framing, body limit, deadlines, caps, TLS, JSON answers, access log, resolver state": [
         "tests/functional/test_local_server.py",
         "tests/functional/test_concurrency.py",

@@ -114,7 +114,7 @@ def test_in_secret_mode_an_iam_identity_is_not_enough(secret_lambda):
 
 @pytest.fixture(scope="module")
 def slow_image_server():
-    from tests.unit.test_remote_fetch import _Handler
+    from tests.functional.test_remote_fetch import _Handler
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.daemon_threads = True

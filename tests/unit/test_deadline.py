@@ -1,16 +1,12 @@
 """One deadline per request: every stage that waits takes the nearer of its own bound and what the
 request has left, and running out of the request's time is a 429 (DependencyUnavailable), not the
-stage's own failure."""
+stage's own failure. (The same over a real slow image server: tests/functional/test_remote_fetch.py.)"""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.unit.test_remote_fetch import local, server  # noqa: F401  (the slow image server)
 from visual_search.deadline import Deadline, budget, lambda_budget, request_expired, within
-from visual_search.errors import DependencyUnavailable, RemoteFetchFailed
 
 
 class _Clock:
@@ -45,15 +41,3 @@ def test_the_lambda_budget_keeps_a_reserve_to_answer():
 
     assert lambda_budget(Context(), reserve_s=6.0) == pytest.approx(21.4)
     assert Deadline.after(5.0, _Clock()).remaining() == 5.0
-
-
-def test_an_image_url_fetch_cut_short_by_the_request_deadline_is_a_429_not_the_urls_fault(server):  # noqa: F811
-    started = time.monotonic()
-    with within(0.5), pytest.raises(DependencyUnavailable, match="ran out of time"):
-        local(total_timeout=10.0).fetch(f"{server}/slow")
-    assert time.monotonic() - started < 2.5
-
-
-def test_an_image_url_slower_than_its_own_bound_is_still_the_urls_fault(server):  # noqa: F811
-    with within(30.0), pytest.raises(RemoteFetchFailed, match=r"longer than 0\.5 s"):
-        local(total_timeout=0.5).fetch(f"{server}/slow")

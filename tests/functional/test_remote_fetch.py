@@ -15,7 +15,8 @@ from typing import ClassVar
 import pytest
 
 from tests.fixtures import images
-from visual_search.errors import RemoteFetchFailed, RemoteFetchRefused
+from visual_search.deadline import within
+from visual_search.errors import DependencyUnavailable, RemoteFetchFailed, RemoteFetchRefused
 from visual_search.search.remote_fetch import FetchLimits, RemoteFetcher, is_public_address, system_resolver
 
 PNG = images.png(40, 30)
@@ -246,3 +247,18 @@ def test_a_slow_loris_server_is_cut_off_at_the_deadline(server):
     with pytest.raises(RemoteFetchFailed, match="longer than"):
         local(total_timeout=1.5).fetch(f"{server}/slow")
     assert time.monotonic() - started < 1.5 + 1.2
+
+
+# -- the request's deadline (visual_search.deadline) over this slow server
+
+
+def test_an_image_url_fetch_cut_short_by_the_request_deadline_is_a_429_not_the_urls_fault(server):
+    started = time.monotonic()
+    with within(0.5), pytest.raises(DependencyUnavailable, match="ran out of time"):
+        local(total_timeout=10.0).fetch(f"{server}/slow")
+    assert time.monotonic() - started < 2.5
+
+
+def test_an_image_url_slower_than_its_own_bound_is_still_the_urls_fault(server):
+    with within(30.0), pytest.raises(RemoteFetchFailed, match=r"longer than 0\.5 s"):
+        local(total_timeout=0.5).fetch(f"{server}/slow")
