@@ -10,7 +10,7 @@ import orjson
 
 from visual_search.domain.document import AssetDocument
 from visual_search.ingest.renditions import rendition_key
-from visual_search.search.service import SearchPage, clip_score
+from visual_search.search.service import SearchPage
 
 
 def json_text(body: Any) -> str:
@@ -50,9 +50,9 @@ def resource(document: AssetDocument, url_for: Callable[[str], str]) -> dict[str
 
 def search_response(page: SearchPage, url_for: Callable[[str], str]) -> dict[str, Any]:
     resources = []
-    for hit in page.hits:
+    for hit, score in zip(page.hits, page.scores, strict=True):
         found = resource(hit.document, url_for)
-        found["score"] = round(clip_score(hit.score), 6)  # added last, not merged into a copy of it
+        found["score"] = round(score, 6)  # added last, not merged into a copy of it
         resources.append(found)
     body: dict[str, Any] = {"resources": resources, "time": page.took_ms}
     if page.next_cursor:

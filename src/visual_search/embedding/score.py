@@ -6,8 +6,11 @@ be a good match for one query and a poor one for another. SigLIP was trained wit
 means the same for every query. The map is increasing, so either scale ranks images alike, and a
 probability threshold is a cosine threshold (`cosine_at`).
 
-Not used by the API yet (issue #26 makes the probability its score): the unit tests check the two maps
-invert each other, and the SigLIP parity test checks the probability against the reference model's.
+The API's `score` and `threshold` (`api_score`, `min_cosine`): a text query on a sigmoid family is scored
+by its match probability; every other query (CLIP, OpenCLIP, and an image query on any family, whose
+image-image cosine the sigmoid was never trained on) by its cosine clipped to [0, 1]. The unit tests
+check the maps invert each other, and the SigLIP parity test checks the probability against the
+reference model's.
 
 >>> siglip = ScoreSpec("sigmoid", logit_scale=10.0, logit_bias=-3.0)
 >>> round(match_probability(siglip, 0.3), 6)
@@ -33,6 +36,27 @@ def match_probability(spec: ScoreSpec, cosine: float) -> float | None:
         return 1.0 / (1.0 + math.exp(-logit))
     z = math.exp(logit)
     return z / (1.0 + z)
+
+
+def api_score(spec: ScoreSpec, cosine: float, text_query: bool) -> float:
+    """The `score` a result shows: the match probability of a text query on a sigmoid family, else the
+    cosine clipped to [0, 1]."""
+    probability = match_probability(spec, cosine) if text_query else None
+    return float(min(1.0, max(0.0, cosine))) if probability is None else probability
+
+
+def min_cosine(spec: ScoreSpec, threshold: float, text_query: bool) -> float | None:
+    """The cosine below which no result reaches `threshold` on the `api_score` scale; None: no bound.
+
+    >>> siglip = ScoreSpec("sigmoid", logit_scale=10.0, logit_bias=-3.0)
+    >>> round(min_cosine(siglip, 0.5, text_query=True), 6), min_cosine(siglip, 0.5, text_query=False)
+    (0.3, 0.5)
+    """
+    if threshold <= 0:
+        return None
+    if text_query and threshold < 1 and (cosine := cosine_at(spec, threshold)) is not None:
+        return cosine
+    return threshold
 
 
 def cosine_at(spec: ScoreSpec, probability: float) -> float | None:

@@ -30,6 +30,7 @@ from visual_search.defaults import DEFAULT_MAX_RESULTS
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
+from visual_search.embedding.score import api_score, min_cosine
 from visual_search.errors import BadInput
 from visual_search.index.port import Filters, Hit, SearchAfter, VectorIndex
 from visual_search.search.cursor import CursorCodec, CursorState, query_key
@@ -70,14 +71,10 @@ class SearchQuery:
 
 @dataclass(frozen=True)
 class SearchPage:
-    hits: list[Hit]
+    hits: list[Hit]  # each with its raw cosine, which the cursor carries
     next_cursor: str | None
     took_ms: int
-
-
-def clip_score(score: float) -> float:
-    """Cosine similarity clipped to [0, 1], the scale of `threshold`."""
-    return float(min(1.0, max(0.0, score)))
+    scores: list[float] = field(default_factory=list)  # each hit's `score`, as `embedding.score.api_score`
 
 
 class SearchService:
@@ -127,7 +124,7 @@ class SearchService:
                 size + (1 if exclude else 0),
                 after=after,
                 filters=query.filters,
-                min_score=query.threshold if query.threshold > 0 else None,
+                min_score=min_cosine(self._embedder.manifest.score, query.threshold, kind == "text"),
                 max_hits=self._max_hits + (1 if exclude else 0),
                 snapshot=snapshot,
                 depth=served,
@@ -147,7 +144,9 @@ class SearchService:
                     self._vectors[key] = vector
         elif snapshot is not None:
             self._index.close_snapshot(snapshot)  # the walk ends here
-        return SearchPage(hits, cursor, int((time.perf_counter() - started) * 1000))
+        spec = self._embedder.manifest.score
+        scores = [api_score(spec, hit.score, kind == "text") for hit in hits]
+        return SearchPage(hits, cursor, int((time.perf_counter() - started) * 1000), scores)
 
     def _kept_vector(self, key: str) -> np.ndarray | None:
         with self._vectors_lock:
