@@ -105,7 +105,14 @@ def test_a_renamed_asset_keeps_its_asset_id_and_is_found_under_its_new_name(serv
         cloudinary.api.resource("ren/old")
     found = cloudinary.api.resources_by_asset_ids([first["asset_id"]])["resources"]
     assert [(r["public_id"], r["tags"]) for r in found] == [("ren/new", ["kept"])]
-    assert cloudinary.api.visual_search(image_asset_id=first["asset_id"])["resources"] is not None
+    # And tagged under its new name, it is still that asset, found by its id and by image_asset_id
+    assert cloudinary.uploader.add_tag("later", ["ren/new"])["public_ids"] == ["ren/new"]
+    found = cloudinary.api.resources_by_asset_ids([first["asset_id"]])["resources"]
+    assert [(r["public_id"], r["tags"]) for r in found] == [("ren/new", ["kept", "later"])]
+    cloudinary.uploader.upload(images.jpeg(80, 60, seed=30), public_id="ren/other")
+    similar = cloudinary.api.visual_search(image_asset_id=first["asset_id"])["resources"]
+    assert "ren/other" in [r["public_id"] for r in similar]
+    assert first["asset_id"] not in [r["asset_id"] for r in similar]
 
 
 def test_a_rename_onto_an_existing_public_id_needs_overwrite_and_then_replaces_that_asset(served, services):
