@@ -99,7 +99,10 @@ def assert_the_new_model_finds_the_same_assets(
 
 def assert_a_cursor_of_the_old_model_is_a_400(switched: Services, cursor: str) -> None:
     status, body, _ = over_http(switched, text=TEXT, max_results=2, next_cursor=cursor)
-    assert status == 400, body
+    assert status == 400
+    # The caller sent the same parameters as before: the model changed, and the message says so.
+    assert "different query or model" in body["error"]["message"]
+    assert "start the search again" in body["error"]["message"]
 
 
 # -- one machine: the embedded index, one file per model; readers move by a restart

@@ -31,9 +31,9 @@ from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
 from visual_search.embedding.score import api_score, min_cosine
-from visual_search.errors import BadInput
+from visual_search.errors import BadInput, InvalidCursor
 from visual_search.index.port import Filters, Hit, SearchAfter, VectorIndex
-from visual_search.search.cursor import CursorCodec, CursorState, query_key
+from visual_search.search.cursor import CursorCodec, CursorState, ForeignCursor, query_key
 from visual_search.search.lookup import find_asset
 
 
@@ -109,7 +109,15 @@ class SearchService:
         key = query_key(self._identity(query, kind, value))
         after, served, snapshot = None, 0, None
         if query.next_cursor:
-            state = self._codec.decode(query.next_cursor, key)
+            try:
+                state = self._codec.decode(query.next_cursor, key)
+            except ForeignCursor:
+                # The key binds the model (`_identity`): after a model switch, the very parameters the
+                # cursor came with make another key, and only a new search can go on.
+                raise InvalidCursor(
+                    "next_cursor belongs to a different query or model: pass the parameters it came "
+                    "with, or start the search again"
+                ) from None
             after, served, snapshot = SearchAfter(state.score, state.asset_id), state.served, state.snapshot
         exclude = query.asset_id
         vector = self._kept_vector(key) if query.next_cursor else None
