@@ -11,10 +11,11 @@ import hashlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 
@@ -24,6 +25,8 @@ from tests.functional.conftest import Api, make_settings, seed_images
 from visual_search.bootstrap import Services, build_services
 from visual_search.cli import main
 from visual_search.index import opensearch_mapping
+from visual_search.index.opensearch import OpenSearchIndex, connect
+from visual_search.index.port import IndexedAsset
 from visual_search.search.service import SearchQuery
 from visual_search.server import LocalServer
 
@@ -315,3 +318,58 @@ def test_on_opensearch_after_the_swap_a_service_on_the_new_model_finds_the_same_
         assert_a_cursor_of_the_old_model_is_a_400(switched, swapped.cursor)
     finally:
         switched.close()
+
+
+def test_on_opensearch_a_service_still_on_the_old_model_after_the_swap_answers_429_not_500(swapped):
+    # Given the swap, and a service not yet restarted on the new model (a function being deployed)
+    asked = [
+        {"text": TEXT},
+        {"image_asset_id": swapped.answer[0][0]},
+        {"text": TEXT, "max_results": 2, "next_cursor": swapped.cursor},
+    ]
+    for params in asked:
+        # When it is asked to search
+        status, body, headers = over_http(swapped.served, **params)
+        # Then it answers "retry later", saying why: a retry reaches a service on the new model
+        assert status == 429, (params, body)
+        assert headers["Retry-After"]
+        assert "model switch" in body["error"]["message"]
+
+
+def test_on_opensearch_a_service_whose_alias_moved_to_another_model_of_its_dimension_does_not_rank_it(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    # Given a service on the tiny CLIP (32-d) behind the alias
+    double = FakeOpenSearch(mode="managed")
+    plug_in(monkeypatch, double)
+    cluster = Cluster("https://search.example", "visual-search", double=double)
+    served = build_services(make_settings(tmp_path, tiny_model_dir, **cluster.settings()))
+    try:
+        seed_images(served, IMAGES)
+        ids = [asset_id for asset_id, _ in ranked(served)]
+        # When the alias moves to another model's index of the same dimension (CLIP to MobileCLIP: 512)
+        other = OpenSearchIndex(
+            connect(cluster.endpoint, auth="none", connection_class=double.connection_class()),
+            cluster.alias,
+            32,
+            "other",
+            reindex=True,
+        )
+        rng = np.random.default_rng(0)
+        vectors = rng.standard_normal((IMAGES, 32)).astype(np.float32)
+        other.upsert(
+            [
+                IndexedAsset(
+                    i, v / np.linalg.norm(v), replace(served.index.get(i).document, model_id="other")
+                )  # type: ignore[union-attr]
+                for i, v in zip(ids, vectors, strict=True)
+            ]
+        )
+        other.activate(other.physical_name)
+        # Then the service does not rank the other model's vectors with its own query's
+        for params in ({"text": TEXT}, {"image_asset_id": ids[0]}):
+            status, body, _ = over_http(served, **params)
+            assert status == 429, (params, body)
+            assert "model switch" in body["error"]["message"]
+    finally:
+        served.close()
