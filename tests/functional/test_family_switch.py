@@ -21,6 +21,7 @@ import requests
 
 import visual_search.ingest.backfill as backfill_module
 from tests.doubles.opensearch_double import FakeOpenSearch, plug_in
+from tests.fixtures import images
 from tests.functional.conftest import Api, make_settings, seed_images
 from visual_search.bootstrap import Services, build_services
 from visual_search.cli import main
@@ -373,3 +374,37 @@ def test_on_opensearch_a_service_whose_alias_moved_to_another_model_of_its_dimen
             assert "model switch" in body["error"]["message"]
     finally:
         served.close()
+
+
+def test_on_opensearch_rolling_back_is_the_same_command_with_the_old_model(
+    swapped, tiny_model_dir, monkeypatch, capsys
+):
+    # When the backfill runs again with the old model, into its own index, and --activate
+    env = swapped.cluster.env(tiny_model_dir, swapped.data)
+    assert backfill_while(monkeypatch, env, ["--activate"], lambda: None) == 0
+    # Then nothing was embedded again, the alias names the old model's index again, and the service
+    # still on the old model answers as before the switch
+    assert capsys.readouterr().out.splitlines()[-1] == f"listed {IMAGES}; skipped: {IMAGES}"
+    assert swapped.cluster.behind_alias() == swapped.old
+    assert ranked(swapped.served) == swapped.answer
+
+
+def test_on_opensearch_the_backfill_run_again_after_the_switch_indexes_what_was_written_meanwhile(
+    swapped, tiny_siglip2_48_model_dir, monkeypatch, capsys
+):
+    # Given an image stored after the new model's backfill had listed the store
+    late = swapped.data / "images" / "late" / "new.jpg"
+    late.parent.mkdir(parents=True)
+    late.write_bytes(images.jpeg(120, 90, seed=99))
+    # When the backfill runs again with the new model
+    env = swapped.cluster.env(tiny_siglip2_48_model_dir, swapped.data)
+    assert backfill_while(monkeypatch, env, ["--prune"], lambda: None) == 0
+    # Then only that image was embedded, and readers of the new model find it
+    assert capsys.readouterr().out.splitlines()[-1] == f"listed {IMAGES + 1}; indexed: 1, skipped: {IMAGES}"
+    switched = build_services(
+        make_settings(swapped.data, tiny_siglip2_48_model_dir, **swapped.cluster.settings())
+    )
+    try:
+        assert switched.index.count() == IMAGES + 1
+    finally:
+        switched.close()
