@@ -189,6 +189,7 @@ class Cluster:
     alias: str
     double: FakeOpenSearch | None = None
     node_url: str | None = None
+    patience: dict[str, float] = field(default_factory=dict)  # timeouts, where the cluster is shared
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -196,6 +197,7 @@ class Cluster:
             "opensearch_endpoint": self.endpoint,
             "opensearch_auth": "none",
             "opensearch_index": self.alias,
+            **self.patience,
         }
 
     def env(self, model_dir: Path, data: Path) -> dict[str, str]:
@@ -242,7 +244,9 @@ def _on_the_running_node(monkeypatch) -> Iterator[Cluster]:
     guard = IndexProxy(url)
     alias = f"vs-switch-{uuid.uuid4().hex[:10]}"
     try:
-        yield Cluster(guard.url, alias, node_url=url)
+        # Other sessions' tests and benchmarks load the node too: a request may wait its turn.
+        patience = {"opensearch_timeout_s": 30.0, "opensearch_budget_s": 120.0}
+        yield Cluster(guard.url, alias, node_url=url, patience=patience)
         assert guard.refused_faiss == 0
     finally:
         guard.shutdown()
