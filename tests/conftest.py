@@ -31,6 +31,21 @@ def tiny_embedder() -> Embedder:
 
 
 @pytest.fixture(scope="session")
+def tiny_siglip2_48_model_dir(tmp_path_factory) -> Path:
+    """A tiny SigLIP 2 with 48-dimensional embeddings (preset `tiny-siglip2-48`): another family and
+    another dimension than the shipped tiny CLIP's 32. Built once per session by the build tool (about
+    20 s); skipped where the build extra (torch, transformers) is not installed."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from visual_search.cli import main
+
+    out = tmp_path_factory.mktemp("models") / "tiny-siglip2-48"
+    argv = ["build-model", "--preset", "tiny-siglip2-48", "--precisions", "int8", "--out", str(out)]
+    assert main(argv) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def opensearch_url() -> Iterator[str]:
     """A real single-node OpenSearch with the k-NN plugin (tests/opensearch_node.py): started once for
     the session (fetched from Maven Central first if need be) and stopped at its end, unless one was

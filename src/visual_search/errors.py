@@ -83,6 +83,19 @@ class DependencyUnavailable(VisualSearchError):
     """The index or store cannot answer now; retrying later may succeed."""
 
 
+class ModelSwitched(DependencyUnavailable):
+    """The index serves another model than the one this process embeds queries with: a model switch
+    moved readers to the new model's index (OpenSearch's alias) before this process was restarted on it.
+    Its query vectors mean nothing there, even at the same dimension; a retry reaches a process on the
+    new model once it is deployed."""
+
+    def __init__(self, served: str, running: str):
+        super().__init__(
+            f"the index now serves model {served}, and this service embeds with {running}: a model "
+            "switch is under way; retry once the service runs the new model"
+        )
+
+
 class StagingFull(DependencyUnavailable):
     """upload_large's staging holds all it may. It empties as uploads finish or expire, so it is answered
     as an unavailable dependency is: 429 with Retry-After."""

@@ -9,8 +9,10 @@ Readers and writers use an alias; the physical index behind it is per model (`<a
 from the manifest before the first operation (with `set_up_on_first_use`, as `bootstrap` builds it, by
 the first request: an unreachable cluster fails that request with a back-off, not the start; see
 `first_use`), and `_meta` records model id and dimension, so a mismatch is a clear ConfigurationError
-at set-up instead of garbage results. `reindex=True` builds a new physical index
-and `activate` swaps the alias in one `_aliases` call, so search never goes down on a model change. The
+at set-up instead of garbage results. `reindex=True` builds a new physical index and `activate` swaps
+the alias in one `_aliases` call, so readers never meet a half-built index on a model change; a reader
+still on the old model then answers ModelSwitched (429) once the new index refuses its queries, until
+it is restarted on the new model (docs/models.md, "Switching a live deployment"). The
 mapping is the one the engine accepts (`opensearch_mapping.vector_mapping`): a NextGen collection refuses
 `engine` and `mode`, so it is told neither; a mapping the collection refuses is a start-up error that
 names the generation setting.
@@ -77,7 +79,7 @@ import numpy as np
 
 from visual_search.deadline import budget  # the request's deadline, when nearer
 from visual_search.defaults import DEFAULT_BUDGET_S
-from visual_search.errors import ConfigurationError, DependencyUnavailable
+from visual_search.errors import ConfigurationError, DependencyUnavailable, ModelSwitched
 from visual_search.index.first_use import FirstUse
 from visual_search.index.opensearch_errors import (
     RETRYABLE,
@@ -228,9 +230,12 @@ class OpenSearchIndex:
         actions.append({"add": {"index": name, "alias": self.alias}})
         self._call(lambda: self._os.indices.update_aliases(body={"actions": actions}))
 
-    def _check_meta(self, index: str) -> None:
+    def _meta(self, index: str) -> dict[str, Any]:
         mapping = self._call(lambda: self._os.indices.get_mapping(index=index))
-        meta = mapping[index]["mappings"].get("_meta", {})
+        return mapping[index]["mappings"].get("_meta", {})
+
+    def _check_meta(self, index: str) -> None:
+        meta = self._meta(index)
         if meta.get("dimension") != self.dim or meta.get("model_id") != self.model_id:
             raise ConfigurationError(
                 f"OpenSearch index {index} (alias {self.alias}) holds model {meta.get('model_id')!r} "
@@ -498,8 +503,26 @@ class OpenSearchIndex:
             # (primary and replica hold different graphs and segments), so no hit repeats or is skipped
             # because two pages were answered by different copies.
             params = {"preference": preference_for(query, clauses)} if self.mode == "managed" else {}
-            response = self._call(lambda: self._os.search(index=self.target, body=body, params=params))
+            try:
+                response = self._call(lambda: self._os.search(index=self.target, body=body, params=params))
+            except OpenSearchRefused:
+                self._refuse_if_switched()
+                raise
         return [from_hit(h, space) for h in response["hits"]["hits"]]
+
+    def _refuse_if_switched(self) -> None:
+        """ModelSwitched when the alias now names another model's index: a model switch moved it under
+        this reader, and that index refuses its query vectors (another dimension). A reader's alias is
+        checked when it sets up (`ensure`); this runs only once a query is refused."""
+        if self.reindexing:  # reads its own index, which no switch moves
+            return
+        found = self._call(lambda: self._os.indices.get_alias(name=self.alias, ignore=[404]))
+        for index in found or {}:
+            if index in ("error", "status"):  # a 404's body: no alias at all
+                continue
+            served = self._meta(index).get("model_id")
+            if served and served != self.model_id:
+                raise ModelSwitched(str(served), self.model_id)
 
     def _search_snapshot(self, body: dict[str, Any], snapshot: str) -> dict[str, Any] | None:
         """Search in the point in time; None when it has expired (the caller then reads the live index,

@@ -101,7 +101,17 @@ TINY_SIGLIP2: dict[str, Any] = {
         **TINY_TOWER,
     },
 }
-SIGLIP_PRESETS = {"tiny-siglip2": TINY_SIGLIP2, "vit-b-16-siglip2": VIT_B_16_SIGLIP2}
+# The same at width 48: embeddings of another dimension than every other tiny preset's 32, so a switch
+# of family can be tested as it happens for real (CLIP ViT-B/32's 512 to SigLIP 2 ViT-B/16's 768).
+TINY_SIGLIP2_48: dict[str, Any] = {
+    "text_config": {**TINY_SIGLIP2["text_config"], "hidden_size": 48},
+    "vision_config": {**TINY_SIGLIP2["vision_config"], "hidden_size": 48},
+}
+SIGLIP_PRESETS = {
+    "tiny-siglip2": TINY_SIGLIP2,
+    "tiny-siglip2-48": TINY_SIGLIP2_48,
+    "vit-b-16-siglip2": VIT_B_16_SIGLIP2,
+}
 
 # OpenCLIP: open_clip's own architecture names (LAION's ViT-B-32 is open_clip's ViT-B-32; MobileCLIP's
 # image towers are timm's FastViT MCi), or a model config for the tiny test models: one with CLIP's

@@ -1,10 +1,11 @@
 """Opaque, signed pagination cursors.
 
 A cursor carries the `search_after` position (score, asset_id) of the last hit served and how many
-hits were served, bound to the query it came from. It is URL-safe base64 of
-`version (1 byte) | HMAC-SHA256 truncated to 16 bytes | compact JSON`. The MAC covers the version and
-the payload, so a forged or truncated cursor fails verification; a cursor from another query fails the
-query-key check; both are InvalidCursor (HTTP 400), never a server error.
+hits were served, bound to the query it came from (a search's, to its model too). It is URL-safe
+base64 of `version (1 byte) | HMAC-SHA256 truncated to 16 bytes | compact JSON`. The MAC covers the
+version and the payload, so a forged or truncated cursor fails verification; a cursor from another
+query fails the query-key check (ForeignCursor); both are InvalidCursor (HTTP 400), never a server
+error.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from visual_search.errors import InvalidCursor
 VERSION = 1
 MAC_BYTES = 16
 MAX_CURSOR_CHARS = 4096  # room for an OpenSearch point-in-time id
+
+
+class ForeignCursor(InvalidCursor):
+    """A genuine cursor, of another query than the one it came with."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class CursorCodec:
             raise InvalidCursor("next_cursor is not valid (altered, truncated or from another deployment)")
         state = self._parse(payload)
         if not hmac.compare_digest(state.query_key, expected_query_key):
-            raise InvalidCursor(
+            raise ForeignCursor(
                 "next_cursor belongs to a different query: pass the same parameters as before"
             )
         return state

@@ -5,7 +5,9 @@ to the query, so paging never repeats or skips a hit while the index is unchange
 at most `max_hits_per_query` hits (the documented ceiling, below OpenSearch's k limit).
 
 A search by `image_asset_id` reuses the stored vector (no model call) and leaves the asset itself out
-of its results: "more like this" should not answer with the same picture.
+of its results: "more like this" should not answer with the same picture. Hits and stored vectors
+another model made (their document names it: an index a model switch moved under this process) are
+refused with ModelSwitched, never ranked with this model's query.
 
 The query vector of a search that has a next page is kept (a bounded LRU with a time to live, keyed by
 the cursor's query key), so the next pages cost an index lookup only: an `image_url` is not fetched and
@@ -19,7 +21,7 @@ import hashlib
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,13 +29,14 @@ import numpy as np
 from cachetools import TTLCache
 
 from visual_search.defaults import DEFAULT_MAX_RESULTS
+from visual_search.domain.document import AssetDocument
 from visual_search.embedding import Embedder
 from visual_search.embedding.decode import DecodeLimits, decode_image
 from visual_search.embedding.preprocess import preprocess
 from visual_search.embedding.score import api_score, min_cosine
-from visual_search.errors import BadInput
+from visual_search.errors import BadInput, InvalidCursor, ModelSwitched
 from visual_search.index.port import Filters, Hit, SearchAfter, VectorIndex
-from visual_search.search.cursor import CursorCodec, CursorState, query_key
+from visual_search.search.cursor import CursorCodec, CursorState, ForeignCursor, query_key
 from visual_search.search.lookup import find_asset
 
 
@@ -109,7 +112,15 @@ class SearchService:
         key = query_key(self._identity(query, kind, value))
         after, served, snapshot = None, 0, None
         if query.next_cursor:
-            state = self._codec.decode(query.next_cursor, key)
+            try:
+                state = self._codec.decode(query.next_cursor, key)
+            except ForeignCursor:
+                # The key binds the model (`_identity`): after a model switch, the very parameters the
+                # cursor came with make another key, and only a new search can go on.
+                raise InvalidCursor(
+                    "next_cursor belongs to a different query or model: pass the parameters it came "
+                    "with, or start the search again"
+                ) from None
             after, served, snapshot = SearchAfter(state.score, state.asset_id), state.served, state.snapshot
         exclude = query.asset_id
         vector = self._kept_vector(key) if query.next_cursor else None
@@ -129,6 +140,7 @@ class SearchService:
                 snapshot=snapshot,
                 depth=served,
             )
+            self._made_by_this_model(hit.document for hit in raw)
             hits = [h for h in raw if h.asset_id != exclude][:size]
         served += len(hits)
         cursor = None
@@ -160,11 +172,21 @@ class SearchService:
                 raise BadInput(f"text is longer than {self._max_text_chars} characters")
             return self._embedder.embed_texts([value])[0]
         if kind == "image_asset_id":
-            return find_asset(self._index, value).vector
+            stored = find_asset(self._index, value)
+            self._made_by_this_model([stored.document])
+            return stored.vector
         data = self._fetch_image(value) if kind == "image_url" else value
         decoded = decode_image(data, self._limits, min_side=self._embedder.manifest.image.resize_to)
         pixels = preprocess(decoded.image, self._embedder.manifest.image)
         return self._embedder.embed_pixels(pixels[None])[0]
+
+    def _made_by_this_model(self, documents: Iterable[AssetDocument]) -> None:
+        """Refuse vectors another model made (their documents name it): a model switch moved the index
+        under this process, whose query vectors mean nothing against them, whatever their dimension."""
+        running = self._embedder.model_id
+        for document in documents:
+            if document.model_id and document.model_id != running:
+                raise ModelSwitched(document.model_id, running)
 
     def _identity(self, query: SearchQuery, kind: str, value: Any) -> dict[str, Any]:
         """What defines the result list (the cursor is bound to it); uploaded bytes by their hash."""
