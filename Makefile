@@ -179,7 +179,7 @@ bench-embed: $(STAMP) ## embedding benchmark: torch vs ONNX fp32 vs ONNX int8 (w
 bench-families: $(STAMP) ## every family's architecture side by side, int8, one thread, and where each tower fits on Lambda (needs model-vit, model-siglip2, model-openclip)
 	nice $(BIN)/python bench/embed.py --families
 
-lock: $(STAMP) ## re-pin every lock (locks/*.txt and layers/requirements.lock: versions + hashes) after changing pyproject's dependencies
+lock: $(STAMP) ## re-pin every lock (locks/*.txt, layers/requirements.lock and requirements-openclip.lock: versions + hashes) after changing pyproject's dependencies
 	$(BIN)/python locks/compile.py
 	$(BIN)/python layers/build.py --lock
 

@@ -33,7 +33,7 @@ class Authorizer(ServiceFunction):
             handler="authorizer",
             settings_model=ServiceSettings,
             settings={"credentials_secret_arn": credentials.secret_arn, "cloud_name": config.cloud_name},
-            layers=layers.compiled_deps,
+            layers=layers.of("authorizer"),
             memory_mb=256,
             timeout_s=5,
             network=network,

@@ -22,6 +22,7 @@ from constructs import Construct
 from infra.config import Config
 from infra.function import ServiceFunction
 from infra.network import Network
+from infra.published_towers import PublishedTowers
 from visual_search.settings import IngestSettings
 
 FUNCTION_TIMEOUT_S = 120
@@ -65,6 +66,7 @@ class IngestPipeline(Construct):
         bucket: aws_s3.Bucket,
         layers: list[aws_lambda.ILayerVersion],
         index_settings: dict[str, str],
+        towers: PublishedTowers | None = None,
         network: Network | None = None,
         key: aws_kms.IKey | None = None,
     ):
@@ -123,6 +125,8 @@ class IngestPipeline(Construct):
                 "ledger_backend": "dynamodb",
                 "ledger_table": self.ledger.table_name,
                 "model_dir": "/opt/model",
+                # Where its layers cannot hold the image tower (e.g. MobileCLIP-S2): fetched on first use.
+                **({"model_remote_url": towers.url} if towers else {}),
                 "ingest_prefix": config.ingest_prefix,
                 "ingest_opt_in": str(config.ingest_opt_in).lower(),
             },
@@ -138,6 +142,8 @@ class IngestPipeline(Construct):
                 self.ledger.grant_read_write_data,
             ],
         )
+        if towers:
+            self.worker.function.node.add_dependency(towers)  # in place before the function that fetches it
         self.worker.function.add_event_source(
             aws_lambda_event_sources.SqsEventSource(
                 self.queue,

@@ -1,6 +1,8 @@
-"""The layers built by `make layers` (layers/build.py): dependencies, and one model tower each. The
-build records the architecture and Python version it installed wheels for; a function on another one
-would fail on its first import, so the synth refuses the mismatch instead."""
+"""The layers built by `make layers` (layers/build.py): dependencies, their byte code, the model's
+files for each function, and the openclip extra for a model that needs it. The build records the
+architecture and Python version it installed wheels for (a function on another one would fail on its
+first import, so the synth refuses the mismatch instead), and each function's layers and the towers it
+fetches, which the stack follows."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from aws_cdk import aws_lambda
 from constructs import Construct
 
 from infra.config import Config
+from layers import build
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = aws_lambda.Runtime.PYTHON_3_12  # layers/build.py installs wheels for this Python
@@ -50,6 +53,8 @@ class Layers(Construct):
         if missing:
             raise FileNotFoundError(f"no {', '.join(missing)} layer in {folder}: run `make layers` first")
         self.built = check_record(folder, config)
+        self.placement = build.placement(folder)
+        self.published_dir = build.published_folder(folder)
 
         def layer(name: str, description: str) -> aws_lambda.LayerVersion:
             return aws_lambda.LayerVersion(
@@ -69,12 +74,44 @@ class Layers(Construct):
             if self.built.get("bytecode") == "unchecked-hash"
             else None
         )
-        self.model_text = layer("model-text", "CLIP text tower (int8), tokenizer, manifest -> /opt/model")
-        self.model_image = layer("model-image", "CLIP image tower (int8), manifest -> /opt/model")
-        self.image_tower_dir = folder / "model-image" / "model"
+        text, image = ("text" in self.fetches("search")), ("image" in self.fetches("ingest"))
+        self.model_text = layer(
+            "model-text",
+            "Tokenizer, manifest -> /opt/model (the text tower is fetched from S3)"
+            if text
+            else "CLIP text tower (int8), tokenizer, manifest -> /opt/model",
+        )
+        self.model_image = layer(
+            "model-image",
+            "Manifest -> /opt/model (the image tower is fetched from S3)"
+            if image
+            else "CLIP image tower (int8), manifest -> /opt/model",
+        )
+        used = {name for placed in self.placement.values() for name in placed["layers"]}
+        # open_clip's text cleaning (ftfy), for the search function of a model that asks for it.
+        self.openclip = (
+            layer(build.OPENCLIP, "The openclip extra: ftfy, for OpenCLIP models' text queries")
+            if build.OPENCLIP in used
+            else None
+        )
 
-    @property
-    def compiled_deps(self) -> list[aws_lambda.ILayerVersion]:
-        """The deps layer and its byte code: for the functions that answer requests (search, authorizer).
-        The ingest function has the deps alone: with ViT-B/32 on arm64 the pycs would not fit."""
-        return [self.deps, *([self.bytecode] if self.bytecode is not None else [])]
+    def of(self, function: str) -> list[aws_lambda.ILayerVersion]:
+        """The function's layers, as the build placed them: the deps and, for the functions that answer
+        requests (search, authorizer), their byte code; its model layer; the openclip extra if any."""
+        built = {
+            "deps": self.deps,
+            build.BYTECODE: self.bytecode,
+            "model-text": self.model_text,
+            "model-image": self.model_image,
+            build.OPENCLIP: self.openclip,
+        }
+        found = [built[name] for name in self.placement[function]["layers"]]
+        if None in found:
+            raise LayersMismatch(
+                f"{RECORD} gives {function} a layer the build did not make: run `make layers`"
+            )
+        return [layer for layer in found if layer is not None]
+
+    def fetches(self, function: str) -> list[str]:
+        """The towers the function fetches from the bucket on first use ("text", "image")."""
+        return list(self.placement[function]["fetches"])

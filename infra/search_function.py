@@ -1,6 +1,7 @@
 """The function behind every API route (search, Cloudinary's Upload and Admin APIs, the search page):
-it reads the API secret, reads, writes and deletes the users' images, and fetches the image tower
-published for its model on the first image query."""
+it reads the API secret, reads, writes and deletes the users' images, and fetches the towers published
+for its model that its layers do not hold (the image tower, on the first image query; the text tower
+too where it does not fit, as SigLIP 2's)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from constructs import Construct
 from infra.api_credentials import ApiCredentials
 from infra.config import Config
 from infra.function import ServiceFunction, environment_for
-from infra.image_tower import ImageTower
 from infra.layers import Layers
 from infra.network import Network
+from infra.published_towers import PublishedTowers
 from infra.vector_index import VectorIndex
 from visual_search.settings import ServiceSettings
 
@@ -28,7 +29,7 @@ class SearchFunction(ServiceFunction):
         index: VectorIndex,
         credentials: ApiCredentials,
         bucket: aws_s3.Bucket,
-        tower: ImageTower,
+        towers: PublishedTowers,
         network: Network | None = None,
         key: aws_kms.IKey | None = None,
     ):
@@ -47,9 +48,9 @@ class SearchFunction(ServiceFunction):
                 # iam: API Gateway verified the SigV4 signature; the function trusts the identity it passes.
                 "api_auth": "iam" if config.auth == "iam" else "basic",
                 "model_dir": "/opt/model",
-                "model_remote_url": tower.url,
+                **({"model_remote_url": towers.url} if layers.fetches("search") else {}),
             },
-            layers=[*layers.compiled_deps, layers.model_text],
+            layers=layers.of("search"),
             memory_mb=config.search_memory_mb,
             timeout_s=28,  # below API Gateway's 29 s, so the client always gets our error shape
             network=network,
@@ -61,7 +62,7 @@ class SearchFunction(ServiceFunction):
                 lambda f: bucket.grant_delete(f, "*"),
             ],
         )
-        self.function.node.add_dependency(tower)  # a new model's tower is in place before its functions
+        self.function.node.add_dependency(towers)  # a new model's towers are in place before its functions
 
     def hold_uploads_in(self, ledger: aws_dynamodb.Table) -> None:
         """Uploads to one public_id take turns through a hold in the ledger the ingest worker shares, so

@@ -12,13 +12,13 @@ from infra.authorizer import Authorizer
 from infra.config import Config
 from infra.function import ServiceFunction
 from infra.image_bucket import ImageBucket
-from infra.image_tower import ImageTower
 from infra.ingest_pipeline import IngestPipeline
 from infra.layers import Layers
 from infra.log_groups import LogGroupPolicy
 from infra.monitoring import Monitoring
 from infra.network import Network
 from infra.outputs import add_outputs
+from infra.published_towers import PublishedTowers
 from infra.search_api import SearchApi
 from infra.search_function import SearchFunction
 from infra.vector_index import VectorIndex
@@ -34,10 +34,11 @@ class VisualSearchStack(Stack):
         layers = Layers(self, "Layers", config=config)
         index = VectorIndex(self, "VectorIndex", config=config, network=network, key=key)
         credentials = ApiCredentials(self, "Credentials", key=key)
-        tower = ImageTower(self, "ImageTower", layers=layers, bucket=images.bucket)
+        # "ImageTower": the id it had when it published the image tower alone (its resources keep theirs).
+        towers = PublishedTowers(self, "ImageTower", layers=layers, bucket=images.bucket)
         search = SearchFunction(
             self, "Search", config=config, layers=layers, index=index, credentials=credentials,
-            bucket=images.bucket, tower=tower, network=network, key=key,
+            bucket=images.bucket, towers=towers, network=network, key=key,
         )  # fmt: skip
         authorizer: Authorizer | None = None
         if config.auth == "secret":  # else iam: API Gateway checks the SigV4 signature itself
@@ -50,8 +51,9 @@ class VisualSearchStack(Stack):
             authorizer=authorizer.function if authorizer else None,
         )  # fmt: skip
         ingest = IngestPipeline(
-            self, "Ingest", config=config, bucket=images.bucket, layers=[layers.deps, layers.model_image],
-            index_settings=index.settings, network=network, key=key,
+            self, "Ingest", config=config, bucket=images.bucket, layers=layers.of("ingest"),
+            index_settings=index.settings, towers=towers if layers.fetches("ingest") else None,
+            network=network, key=key,
         )  # fmt: skip
         index.grant(search.function, ingest.worker.function)
         search.hold_uploads_in(ingest.ledger)

@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 
+from layers.build import published_folder
 from tests.emulator import runtime, template
 from tests.emulator.function import EmulatedFunction, free_port, merged_opt, unzipped_layers
 from tests.emulator.index_proxy import IndexProxy
@@ -127,7 +128,7 @@ def local_world(build: LambdaBuild, moto_endpoint: str, node_url: str) -> Iterat
         stand_ins |= dict.fromkeys(template.resources_of(stack, kind), local)
     for domain in template.resources_of(stack, "AWS::OpenSearchService::Domain"):
         stand_ins[f"{domain}.DomainEndpoint"] = "index.invalid"  # the guard's URL, in `environment`
-    _publish_image_tower(s3, stack, stand_ins, build.layers / "model-image" / "model")
+    _publish_towers(s3, stack, stand_ins, published_folder(build.layers))
     alias = f"emulator-{uuid.uuid4().hex[:8]}"
     client, physical = _make_index(node_url, alias, build.layers / "model-text" / "model")
     proxy = IndexProxy(node_url)
@@ -142,14 +143,14 @@ def local_world(build: LambdaBuild, moto_endpoint: str, node_url: str) -> Iterat
         client.close()
 
 
-def _publish_image_tower(s3: Any, stack: dict, stand_ins: dict[str, str], model_dir: Path) -> None:
-    """Where the search function fetches the image tower from on its first image query, as the stack's
-    deployment of it puts it (infra: the ImageTower bucket deployment)."""
+def _publish_towers(s3: Any, stack: dict, stand_ins: dict[str, str], published: Path) -> None:
+    """Where the search function fetches the towers its layers lack (the image tower, on its first image
+    query), as the stack's deployment of the published folder puts them (infra/published_towers.py)."""
     search = template.functions(stack)["search"]
     url = template.environment(search, stack, stand_ins)["VS_MODEL_REMOTE_URL"]
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    tower = Manifest.load(model_dir).towers["image"]["int8"]
-    s3.upload_file(str(model_dir / tower), bucket, prefix + tower)
+    for file in sorted(published.iterdir()):
+        s3.upload_file(str(file), bucket, prefix + file.name)
 
 
 def _make_index(node_url: str, alias: str, model_dir: Path) -> tuple[Any, str]:
