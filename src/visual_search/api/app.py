@@ -21,7 +21,6 @@ from visual_search.api.errors import RETRY_AFTER_S, error_body, status_for
 from visual_search.api.rate_limit import rate_limit_headers
 from visual_search.api.responses import json_text, resource, search_response
 from visual_search.api.search_params import SearchParams
-from visual_search.assets.identity import find_asset
 from visual_search.bootstrap import Services
 from visual_search.errors import BadInput, DependencyUnavailable, InvalidSignature, NotFound, Unauthorized
 from visual_search.search.duplicates import groups
@@ -117,8 +116,8 @@ class Routes:
 
     def get_resource(self, cloud_name: str, asset_id: str):
         self.authenticate(cloud_name)
-        stored = find_asset(self.services.index, asset_id)
-        return self.respond(200, json_text(resource(stored.document, self.urls())))
+        document = self.services.listing.by_asset_id(asset_id)
+        return self.respond(200, json_text(resource(document, self.urls())))
 
     def duplicates(self, cloud_name: str, asset_id: str):
         """Extension (not in Cloudinary's API): the tiered duplicates of one asset."""
@@ -191,11 +190,8 @@ class Routes:
 
     def health(self):
         self.authenticate()
-        body = {
-            "status": "ok",
-            "model_id": self.services.embedder.model_id,
-            "assets": self.services.index.count(),
-        }
+        search = self.services.search
+        body = {"status": "ok", "model_id": search.model_id, "assets": search.indexed()}
         return self.respond(200, json_text(body))
 
     # -- errors

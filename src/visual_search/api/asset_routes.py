@@ -19,7 +19,7 @@ from visual_search.assets.chunked_uploads import parse_part
 from visual_search.assets.listing import DEFAULT_RESULTS, EVERYTHING, MAX_RESULTS, Selection
 from visual_search.assets.uploads import flag
 from visual_search.domain.naming import public_id_for
-from visual_search.errors import BadInput, NotFound
+from visual_search.errors import BadInput
 
 if TYPE_CHECKING:
     from visual_search.api.app import Routes
@@ -244,11 +244,8 @@ class AssetRoutes:
 
     def resource_by_public_id(self, cloud_name: str, public_id: str):
         self.r.authenticate(cloud_name)
-        keys = self.services.uploads.keys_of(names.existing_public_id(public_id))
-        info = self.services.store.head(keys[0]) if keys else None
-        if info is None:
-            raise NotFound(f"Resource not found - {public_id[:255]}")
-        return self.r.respond(200, json_text(resource(self.services.listing.document(info), self.r.urls())))
+        document = self.services.listing.by_public_id(public_id)
+        return self.r.respond(200, json_text(resource(document, self.r.urls())))
 
     def delete_resources(self, cloud_name: str):
         """DELETE /resources/image/upload: by `public_ids` (a query, a form body as Java's http5 client
