@@ -43,8 +43,9 @@ STATIC = {
     "answers in Cloudinary's error shape; an API Gateway validator would answer in its own.",
     f"{RULE}COG4": "Cloudinary-style key:secret (Lambda authorizer) or IAM by design: Cloudinary's SDKs "
     "cannot send Cognito tokens.",
-    f"{RULE}APIG4": "Without an API Gateway authorizer: the search page's static files (/, /ui, "
-    "/ui/{name}; no data, no secret) and Cloudinary's signed upload (POST /v1_1/{cloud_name}/image/upload), "
+    f"{RULE}APIG4": "Without an API Gateway authorizer: the routes src/visual_search/api/routes.py declares "
+    "PUBLIC (the search page's static files: /, /ui, /ui/{name}; no data, no secret) or SIGNED (Cloudinary's "
+    "Upload API: POST /v1_1/{cloud_name}/{resource_type}/upload, destroy, rename, tags, context, explicit), "
     "whose signature is in the body, where only the function can verify it (and does).",
     **{f"{RULE}IAM5[Action::s3:{action}]": BUCKET_GRANTS for action in S3_ACTION_FAMILIES},
 }

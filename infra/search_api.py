@@ -1,10 +1,10 @@
-"""The Cloudinary-compatible API: a REST API in front of the search function, every route behind the
-Lambda authorizer (or IAM), throttled, logged, binary bodies allowed for multipart uploads, and every
-response API Gateway makes itself rewritten into Cloudinary's error shape (SDKs read any other body as
-success). Without an API Gateway authorizer: the search page's static files (no data, no secret) and
-Cloudinary's Upload API (upload, upload_large's parts, destroy, rename), signed in the body, which the
-function verifies. The Admin API (ping, resources..., delete_resources...) stays behind the authorizer:
-Basic auth."""
+"""The Cloudinary-compatible API: a REST API in front of the search function, throttled, logged, binary
+bodies allowed for multipart uploads, and every response API Gateway makes itself rewritten into
+Cloudinary's error shape (SDKs read any other body as success). Its methods follow the route table
+(src/visual_search/api/routes.py): a route that is not behind the API's credentials (the search page's
+static files, and Cloudinary's Upload API, signed in the body, which only the function can verify) gets a
+method without an authorizer; every other path reaches the function through a `{proxy+}` behind the
+Lambda authorizer (or IAM)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aws_cdk import Duration, aws_apigateway, aws_lambda, aws_logs
 from constructs import Construct
 
 from infra.config import Config
+from visual_search.api.routes import ROUTES, Auth, Route
 
 STAGE = "v1"
 ERROR_TEMPLATE = '{"error": {"message": $context.error.messageString}}'
@@ -22,10 +23,10 @@ MAX_PART_MESSAGE = (
     "send upload_large in parts of 4 MB (chunk_size=4000000)"
 )
 TOO_LARGE_TEMPLATE = '{"error": {"message": "' + MAX_PART_MESSAGE + '"}}'
-# Cloudinary's Upload API: its routes per resource type (the function answers raw and video with a clear
-# 400: only images are indexed; behind the authorizer they would be a bare 401).
-SIGNED_RESOURCE_TYPES = ("image", "auto", "raw", "video")
-SIGNED_ACTIONS = ("upload", "destroy", "rename")
+# API Gateway allows no path variable beside a {proxy+}: these parameters are spelled out, one resource
+# per value. Cloudinary's resource types: the function answers raw and video with a clear 400 (only images
+# are indexed), where behind the authorizer they would get a bare 401.
+SPELLED_OUT = {"resource_type": ("image", "auto", "raw", "video")}
 RESPONSE_TYPES = [
     aws_apigateway.ResponseType.DEFAULT_4_XX,
     aws_apigateway.ResponseType.DEFAULT_5_XX,
@@ -111,23 +112,7 @@ class SearchApi(Construct):
         self.api.root.add_method(
             "ANY", integration, authorizer=guarded.authorizer, authorization_type=guarded.authorization_type
         )
-        public = aws_apigateway.AuthorizationType.NONE
-        self.api.root.add_method("GET", integration, authorization_type=public)  # redirects to the page
-        self.api.root.add_proxy(
-            default_integration=integration, any_method=True, default_method_options=guarded
-        )
-        # Cloudinary's Upload API authenticates by a signature in the (multipart) body, which a REQUEST
-        # authorizer never sees: those routes reach the function, which verifies the signature. Literal
-        # paths, since API Gateway allows no variable beside the {proxy+}.
-        cloud = self.api.root.add_resource("v1_1").add_resource("{cloud_name}")
-        cloud.add_proxy(default_integration=integration, any_method=True, default_method_options=guarded)
-        for resource_type in SIGNED_RESOURCE_TYPES:
-            typed = cloud.add_resource(resource_type)
-            for action in SIGNED_ACTIONS:
-                typed.add_resource(action).add_method("POST", integration, authorization_type=public)
-        page = self.api.root.add_resource("ui")
-        page.add_method("GET", integration, authorization_type=public)
-        page.add_resource("{name}").add_method("GET", integration, authorization_type=public)
+        _add_routes(self.api.root, integration, guarded)
         for response_type in RESPONSE_TYPES:
             self.api.add_gateway_response(
                 response_type.response_type,
@@ -139,3 +124,66 @@ class SearchApi(Construct):
                 },
                 response_headers={"Content-Type": "'application/json'"},
             )
+
+
+def _add_routes(
+    root: aws_apigateway.IResource,
+    integration: aws_apigateway.Integration,
+    guarded: aws_apigateway.MethodOptions,
+) -> None:
+    """A method without an authorizer for every route the table does not put behind the API's credentials
+    (signed in the body, which a REQUEST authorizer never sees, or public), and a guarded `{proxy+}` for
+    every other path: under the root, and under each resource those routes pass through where API Gateway
+    allows one, so a path that leaves them there is guarded whether or not API Gateway falls back to a
+    parent's proxy (it does not say). tests/infra/test_stack.py checks every route of the table against it."""
+    resources: dict[str, aws_apigateway.IResource] = {"/": root}
+    public = aws_apigateway.AuthorizationType.NONE
+    for route in ROUTES:
+        if route.auth is not Auth.CREDENTIALS:
+            for path in gateway_paths(route):
+                _resource(resources, path).add_method(route.method, integration, authorization_type=public)
+    for path, resource in resources.items():
+        children = [p for p in resources if p != path and _parent(p) == path]
+        if children and not any(_is_variable(p) for p in children):
+            resource.add_proxy(
+                default_integration=integration, any_method=True, default_method_options=guarded
+            )
+
+
+def gateway_paths(route: Route) -> list[str]:
+    """The route's API Gateway resource paths: `<name>` as `{name}` (`{name+}` for a greedy route's last),
+    and a parameter of SPELLED_OUT as each of its values.
+
+    >>> gateway_paths(Route("POST", "/v1_1/<cloud_name>/<resource_type>/tags", Auth.SIGNED, "a.tags"))[:2]
+    ['/v1_1/{cloud_name}/image/tags', '/v1_1/{cloud_name}/auto/tags']
+    """
+    paths = [""]
+    segments = [s for s in route.path.split("/") if s]
+    for i, segment in enumerate(segments):
+        name = segment[1:-1] if segment.startswith("<") else None
+        if name is None:
+            options: tuple[str, ...] = (segment,)
+        elif name in SPELLED_OUT:
+            options = SPELLED_OUT[name]
+        else:
+            options = ("{" + name + ("+" if route.greedy and i == len(segments) - 1 else "") + "}",)
+        paths = [f"{path}/{option}" for path in paths for option in options]
+    return [path or "/" for path in paths]
+
+
+def _resource(resources: dict[str, aws_apigateway.IResource], path: str) -> aws_apigateway.IResource:
+    """The resource at `path`, made (with its parents) if need be."""
+    if path not in resources:
+        parent, part = _parent(path), path.rsplit("/", 1)[1]
+        if _is_variable(path) and any(_is_variable(p) and _parent(p) == parent for p in resources):
+            raise ValueError(f"{path}: API Gateway allows one path variable per level")
+        resources[path] = _resource(resources, parent).add_resource(part)
+    return resources[path]
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] or "/"
+
+
+def _is_variable(path: str) -> bool:
+    return path.rsplit("/", 1)[1].startswith("{")

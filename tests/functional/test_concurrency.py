@@ -13,22 +13,23 @@ from concurrent.futures import ThreadPoolExecutor
 from aws_lambda_powertools.event_handler.api_gateway import Route
 
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
-from visual_search.api.app import Routes, build_resolver
+from visual_search.api.app import build_resolver
+from visual_search.api.http import Http
 from visual_search.domain.identity import derived_asset_id
 from visual_search.server.events import lambda_context, to_proxy_event
 
 
 def test_a_request_paused_while_another_is_served_still_reads_its_own_parameters(api, monkeypatch):
     first_inside, second_done = threading.Event(), threading.Event()
-    authenticate = Routes.authenticate
+    check_credentials = Http.check_credentials
 
-    def pausing_authenticate(self, cloud_name=None):
-        authenticate(self, cloud_name)
+    def pausing_check_credentials(self):
+        check_credentials(self)
         if self.app.current_event.get_query_string_value("max_results") == "3":
             first_inside.set()
             assert second_done.wait(10)
 
-    monkeypatch.setattr(Routes, "authenticate", pausing_authenticate)
+    monkeypatch.setattr(Http, "check_credentials", pausing_check_credentials)
     results: dict[str, int] = {}
 
     def first() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import visual_search.api.app as app_module
+import visual_search.api.search_routes as search_routes
 from tests.fixtures import images
 from tests.functional.conftest import CLOUD
 from tests.functional.helpers import ingest_keys
@@ -40,7 +40,7 @@ def test_a_duplicates_report_past_its_time_budget_pages_and_the_pages_merge_into
     same = images.jpeg(300, 300, seed=78)
     ingest_keys(services, {"paged/a.jpg": same, "paged/b.jpg": same, "paged/c.jpg": images.jpeg(300, 300)})
     _, whole, _ = api.request("GET", f"/v1_1/{CLOUD}/duplicates")
-    monkeypatch.setattr(app_module, "REPORT_PAGE_BUDGET_S", 0.0)
+    monkeypatch.setattr(search_routes, "REPORT_PAGE_BUDGET_S", 0.0)
 
     # When walking the report page by page
     pairs, pages, cursor = [], 0, ""

@@ -23,7 +23,7 @@ import urllib3
 
 from tests.fixtures.tls import self_signed_certificate
 from tests.functional.conftest import API_KEY, API_SECRET, CLOUD
-from visual_search.api.app import Routes
+from visual_search.api.http import Http
 from visual_search.server import LocalServer
 
 AUTH = "Basic " + base64.b64encode(f"{API_KEY}:{API_SECRET}".encode()).decode()
@@ -262,14 +262,14 @@ def test_connections_over_the_cap_are_answered_429_and_closed(limited):
 
 def test_requests_over_the_concurrency_cap_are_a_429_with_retry_after(limited, monkeypatch):
     inside, release = threading.Semaphore(0), threading.Event()
-    authenticate = Routes.authenticate
+    check_credentials = Http.check_credentials
 
-    def slow_authenticate(self, cloud_name=None):
-        authenticate(self, cloud_name)
+    def slow_check_credentials(self):
+        check_credentials(self)
         inside.release()
         release.wait(10)
 
-    monkeypatch.setattr(Routes, "authenticate", slow_authenticate)
+    monkeypatch.setattr(Http, "check_credentials", slow_check_credentials)
     http = urllib3.PoolManager(retries=False, timeout=30, maxsize=4)
     statuses: list[int] = []
 

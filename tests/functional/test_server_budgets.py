@@ -25,7 +25,7 @@ from tests.functional.test_local_server import (
     read_reply,
     with_settings,
 )
-from visual_search.api.app import Routes
+from visual_search.api.http import Http
 from visual_search.server import LocalServer
 
 UPLOAD = f"/v1_1/{CLOUD}/image/upload"
@@ -125,15 +125,15 @@ def test_requests_being_resolved_per_client_address_are_capped(services, monkeyp
     limits = {**LIMITS, "server_max_concurrent_requests": 4, "server_max_concurrent_requests_per_client": 1}
     server = LocalServer(with_settings(services, **limits), "127.0.0.1", 0).start()
     inside, release = threading.Semaphore(0), threading.Event()
-    authenticate = Routes.authenticate
+    check_credentials = Http.check_credentials
 
-    def slow_authenticate(self, cloud_name=None):
-        authenticate(self, cloud_name)
+    def slow_check_credentials(self):
+        check_credentials(self)
         if self.app.current_event.request_context.identity.source_ip == "127.0.0.7":
             inside.release()
             release.wait(10)
 
-    monkeypatch.setattr(Routes, "authenticate", slow_authenticate)
+    monkeypatch.setattr(Http, "check_credentials", slow_check_credentials)
     busy = threading.Thread(target=ping, args=(server, "127.0.0.7"))
     busy.start()
     try:

@@ -6,24 +6,27 @@ import importlib.util
 import json
 import re
 
+import pytest
 from aws_cdk.assertions import Match
 
 from app import cdk_json_context
 from infra.config import Config
 from infra.ingest_pipeline import FUNCTION_TIMEOUT_S
 from infra.monitoring import INGEST_SERVICE
+from infra.search_api import gateway_paths
+from tests.fixtures.routes import request_paths
 from tests.infra.conftest import ADMIN_ROLE, CONFIGURATIONS, ROOT, ensure_layers, ref
+from tests.infra.gateway_routing import reached, tree
 from visual_search import observability
+from visual_search.api.routes import ROUTES, Auth
 from visual_search.observability import NAMESPACE, publish_ingest
 from visual_search.settings import ENV_PREFIX, IngestSettings, ServiceSettings
 
-PUBLIC_PAGE_ROUTES = {("GET", "/"), ("GET", "/ui"), ("GET", "/ui/{name}")}
-# Cloudinary's Upload API signs the body; the function verifies it (test_search_handler.py proves both).
-# Cloudinary's Upload API, signed in the body: no API Gateway authorizer, the function verifies it.
-UPLOAD_API = {
-    ("POST", f"/v1_1/{{cloud_name}}/{resource_type}/{action}")
-    for resource_type in ("image", "auto", "raw", "video")
-    for action in ("upload", "destroy", "rename")
+# Values of the route table's path parameters, as clients send them.
+SAMPLES = {
+    "cloud_name": ("demo",),
+    "resource_type": ("image", "auto", "raw", "video"),
+    "public_id": ("photo", "folder/photo"),
 }
 SETTINGS_OF = {"search": ServiceSettings, "authorizer": ServiceSettings, "ingest": IngestSettings}
 # Actions AWS offers without resource-level permissions, so "*" is the only possible resource.
@@ -70,21 +73,46 @@ def _as_list(value) -> list:
 # --- the API: authentication and error shapes ---------------------------------------------------------
 
 
-def test_every_api_method_is_authenticated_except_the_pages_files_and_the_signed_upload_api(synthesized):
+def test_every_api_method_is_authenticated_except_those_of_the_signed_and_public_routes(synthesized):
     expected = "AWS_IAM" if synthesized.name == "existing-iam" else "CUSTOM"
     methods = synthesized.resources("AWS::ApiGateway::Method")
     routes = _method_paths(synthesized)
     assert ("ANY", "/{proxy+}") in routes.values()
     assert ("ANY", "/") in routes.values()
     assert ("ANY", "/v1_1/{cloud_name}/{proxy+}") in routes.values()
-    assert set(routes.values()) >= UPLOAD_API
+    unguarded = {
+        (route.method, path)
+        for route in ROUTES
+        if route.auth is not Auth.CREDENTIALS
+        for path in gateway_paths(route)
+    }
+    assert set(routes.values()) >= unguarded
     for logical_id, (verb, path) in routes.items():
         props = methods[logical_id]["Properties"]
-        if (verb, path) in PUBLIC_PAGE_ROUTES | UPLOAD_API:
+        if (verb, path) in unguarded:
             assert props["AuthorizationType"] == "NONE"
         else:
             assert props["AuthorizationType"] == expected, f"{verb} {path} is not authenticated"
         assert props["Integration"]["Type"] == "AWS_PROXY", f"{verb} {path} does not reach the function"
+
+
+@pytest.mark.parametrize("backtrack", [False, True], ids=["no-backtrack", "backtrack"])
+def test_signed_and_public_routes_reach_the_function_without_an_authorizer_and_every_other_only_with_one(
+    synthesized, backtrack
+):
+    # The function verifies a signed call's signature in its body (SDKs send no Authorization header),
+    # so API Gateway must not ask for credentials; every other route must be behind them at both.
+    expected = {
+        Auth.CREDENTIALS: "AWS_IAM" if synthesized.name == "existing-iam" else "CUSTOM",
+        Auth.SIGNED: "NONE",
+        Auth.PUBLIC: "NONE",
+    }
+    root = tree(synthesized)
+    for route in ROUTES:
+        for path in request_paths(route, SAMPLES):
+            method = reached(root, route.method, path, backtrack)
+            assert method is not None, f"{route.method} {path} reaches no method"
+            assert method["AuthorizationType"] == expected[route.auth], f"{route.method} {path}: {route.auth}"
 
 
 def test_the_authorizer_checks_the_authorization_header_with_a_cached_request_authorizer(managed):

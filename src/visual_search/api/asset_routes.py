@@ -1,35 +1,28 @@
 """Cloudinary's asset calls around visual_search: the Upload API (`upload`, `upload_large`, `destroy`,
-`rename`, `tags`, `context`, `explicit`: signed in the body, verified here) and the Admin API (`ping`,
-`resources`, `resources_by_ids`, `resources_by_tag`, `resources_by_context`, `resources_by_asset_ids`,
-`resource`, `update`, `delete_resources` by ids, prefix or tag: Basic auth). Paths and parameters as
-the SDKs send them; each handler is one call into `uploads`, `labels` or `listing`."""
+`rename`, `tags`, `context`, `explicit`, signed in the body) and the Admin API (`ping`, `resources`,
+`resources_by_ids`, `resources_by_tag`, `resources_by_context`, `resources_by_asset_ids`, `resource`,
+`update`, `delete_resources` by ids, prefix or tag), and an indexed image by its asset_id. Paths and
+parameters as the SDKs send them. Who may call each is the route table's (api/routes.py), checked before
+the handler runs; each handler is one call into `uploads`, `labels` or `listing`."""
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
-
-from aws_lambda_powertools.event_handler import Response
+from typing import Any
 
 from visual_search.api import params
+from visual_search.api.http import Http
 from visual_search.api.responses import json_text, resource
-from visual_search.api.upload_signature import verify_upload
 from visual_search.assets import names
 from visual_search.assets.chunked_uploads import parse_part
 from visual_search.assets.listing import DEFAULT_RESULTS, EVERYTHING, MAX_RESULTS, Selection
 from visual_search.assets.uploads import flag
+from visual_search.bootstrap import Services
 from visual_search.domain.naming import public_id_for
-from visual_search.errors import BadInput, NotFound
-
-if TYPE_CHECKING:
-    from visual_search.api.app import Routes
+from visual_search.errors import BadInput
 
 # Cloudinary deletes at most 1000 assets per call and answers `partial`; 200 here, so a call that deletes
 # from S3 and the index one by one still answers within the search function's 28 s.
 MAX_DELETE_MATCHES = 200
-# A public_id holds slashes, which a route parameter cannot match: these paths are resolved here (GET:
-# the resource; POST: update it).
-RESOURCE_BY_PUBLIC_ID = re.compile(r"^/v1_1/(?P<cloud_name>[^/]+)/resources/image/upload/(?P<public_id>.+)$")
 # What Cloudinary's explicit and update can also change, and nothing here can: no renditions are
 # delivered, no moderation or add-on runs. Refused by name, so a client never believes it was done.
 EXPLICIT_UNSUPPORTED = frozenset(
@@ -61,21 +54,19 @@ ONLY_IMAGES = "Visual Search stores and indexes images only: upload with resourc
 
 
 class AssetRoutes:
-    def __init__(self, routes: Routes):
-        self.r = routes
-        self.services = routes.services
+    def __init__(self, http: Http, services: Services):
+        self.http, self.services = http, services
 
     # -- Upload API
     def upload(self, cloud_name: str, resource_type: str):
-        fields = self.r.request_params()
-        data = fields.pop("file", None)
+        data = self.http.params().pop("file", None)
         filename = getattr(data, "filename", None)
-        text_fields = self._verify(fields, cloud_name)
+        text_fields = self.http.signed()
         if resource_type not in ("image", "auto"):
             raise BadInput(ONLY_IMAGES)
         if isinstance(data, str):
             data = (
-                params.decode_data_uri(data, self.r.settings.max_image_bytes)
+                params.decode_data_uri(data, self.services.settings.max_image_bytes)
                 if data.startswith("data:")
                 else None
             )
@@ -83,10 +74,10 @@ class AssetRoutes:
             raise BadInput(
                 "file is required: a file part or a data: URI (remote URLs are not fetched on upload)"
             )
-        headers = self.r.app.current_event.headers  # Powertools': case-insensitive
+        headers = self.http.app.current_event.headers  # Powertools': case-insensitive
         if "x-unique-upload-id" in headers or "content-range" in headers:
             return self._upload_part(headers, bytes(data), text_fields, filename)
-        return self.r.respond(200, self._stored(bytes(data), text_fields, filename).decode())
+        return self.http.respond(200, self._stored(bytes(data), text_fields, filename).decode())
 
     def _upload_part(self, headers: dict[str, str], data: bytes, text_fields: dict[str, str], filename):
         """upload_large: a part staged, and answered `done: false`, until the one that completes the file."""
@@ -95,18 +86,18 @@ class AssetRoutes:
             part, data, lambda whole: self._stored(whole, text_fields, filename)
         )
         if answer is not None:
-            return self.r.respond(200, answer.decode())
+            return self.http.respond(200, answer.decode())
         # The SDK sends the public_id it gets back with the next part: echo or choose it now.
         public_id = text_fields.get("public_id") or (
             None if text_fields.get("use_filename") else part.upload_id
         )
         body = {"done": False, "upload_id": part.upload_id, "public_id": public_id}
-        return self.r.respond(200, json_text({k: v for k, v in body.items() if v is not None}))
+        return self.http.respond(200, json_text({k: v for k, v in body.items() if v is not None}))
 
     def _stored(self, data: bytes, text_fields: dict[str, str], filename: str | None) -> bytes:
         """The one upload path, and its answer as Cloudinary gives it."""
         uploaded = self.services.uploads.upload(data, text_fields, filename)
-        body = resource(uploaded.document, self.r.urls())
+        body = resource(uploaded.document, self.http.urls())
         # Cloudinary's: returned, not replaced / replaced (never both)
         if uploaded.existing:
             body["existing"] = True
@@ -115,100 +106,88 @@ class AssetRoutes:
         return json_text(body).encode()
 
     def destroy(self, cloud_name: str, resource_type: str):
-        fields = self._verify(self.r.request_params(), cloud_name)
+        fields = self.http.signed()
         public_id = fields.get("public_id")
         if not public_id:
             raise BadInput("public_id is required")
         if resource_type != "image" or fields.get("type", "upload") != "upload":
-            return self.r.respond(200, json_text({"result": "not found"}))
+            return self.http.respond(200, json_text({"result": "not found"}))
         found = self.services.uploads.destroy(public_id)
-        return self.r.respond(200, json_text({"result": "ok" if found else "not found"}))
+        return self.http.respond(200, json_text({"result": "ok" if found else "not found"}))
 
     def rename(self, cloud_name: str, resource_type: str):
         """Upload API rename (signed): `from_public_id` to `to_public_id`, `overwrite`; `invalidate` is
         accepted and has nothing to do (no CDN caches the files)."""
-        fields = self._verify(self.r.request_params(), cloud_name)
+        fields = self.http.signed()
         source, target = fields.get("from_public_id"), fields.get("to_public_id")
         if not source or not target:
             raise BadInput("from_public_id and to_public_id are required")
         if resource_type != "image" or {fields.get("type"), fields.get("to_type")} - {None, "", "upload"}:
             raise BadInput(ONLY_IMAGES + ", of type upload")
         document = self.services.uploads.rename(source, target, flag(fields, "overwrite", False))
-        return self.r.respond(200, json_text(resource(document, self.r.urls())))
+        return self.http.respond(200, json_text(resource(document, self.http.urls())))
 
     def tags(self, cloud_name: str, resource_type: str):
         """Upload API tags (signed): `command` add, remove, replace or remove_all of `tag` on `public_ids`."""
-        fields = self._upload_call(cloud_name, resource_type)
+        fields = self._upload_call(resource_type)
         changed = self.services.labels.tags(
             fields.get("command", ""), fields.get("tag"), params.id_list(fields, "public_ids")
         )
-        return self.r.respond(200, json_text({"public_ids": changed}))
+        return self.http.respond(200, json_text({"public_ids": changed}))
 
     def context(self, cloud_name: str, resource_type: str):
         """Upload API context (signed): `command` add or remove_all of `context` on `public_ids`."""
-        fields = self._upload_call(cloud_name, resource_type)
+        fields = self._upload_call(resource_type)
         changed = self.services.labels.context(
             fields.get("command", ""), fields.get("context"), params.id_list(fields, "public_ids")
         )
-        return self.r.respond(200, json_text({"public_ids": changed}))
+        return self.http.respond(200, json_text({"public_ids": changed}))
 
     def explicit(self, cloud_name: str, resource_type: str):
         """Upload API explicit (signed), for what it can change here: `tags` and `context` of `public_id`.
         Eager transformations and the other media options have nothing to act on (no renditions are
         delivered), so they are refused rather than silently ignored."""
-        fields = self._upload_call(cloud_name, resource_type)
+        fields = self._upload_call(resource_type)
         public_id = fields.get("public_id")
         if not public_id:
             raise BadInput("public_id is required")
         if unsupported := sorted(set(fields) & EXPLICIT_UNSUPPORTED):
             raise BadInput(f"explicit here changes tags and context only, not {', '.join(unsupported)}")
         document = self.services.labels.update(public_id, fields.get("tags"), fields.get("context"))
-        return self.r.respond(200, json_text(resource(document, self.r.urls())))
+        return self.http.respond(200, json_text(resource(document, self.http.urls())))
 
-    def _upload_call(self, cloud_name: str, resource_type: str) -> dict[str, str]:
+    def _upload_call(self, resource_type: str) -> dict[str, str]:
         """A signed Upload API call on stored images: its signed text fields."""
-        fields = self._verify(self.r.request_params(), cloud_name)
+        fields = self.http.signed()
         if resource_type != "image" or fields.get("type", "upload") != "upload":
             raise BadInput(ONLY_IMAGES + ", of type upload")
         return fields
 
-    def _verify(self, fields: dict[str, str | bytes], cloud_name: str) -> dict[str, str]:
-        """The text parameters the request's signature covers: the only ones the call may use."""
-        text = {k: v for k, v in fields.items() if isinstance(v, str)}
-        signed = verify_upload(text, self.r.settings.api_key, self.r.settings.api_secret_text)
-        self.r.check_cloud(cloud_name)  # after the signature: a stranger learns nothing, not even the name
-        return signed
-
     # -- Admin API
     def ping(self, cloud_name: str):
-        self.r.authenticate(cloud_name)
-        return self.r.respond(200, json_text({"status": "ok"}))
+        return self.http.respond(200, json_text({"status": "ok"}))
 
     def resources(self, cloud_name: str):
-        self.r.authenticate(cloud_name)
-        fields = self.r.request_params()
+        fields = self.http.params()
         return self._page(fields, prefix=params.text(fields, "prefix") or "")
 
     def resources_typed(self, cloud_name: str, upload_type: str):
         """`resources` of one delivery type, and `resources_by_ids` (`public_ids`)."""
-        self.r.authenticate(cloud_name)
-        fields = self.r.request_params()
+        fields = self.http.params()
         if upload_type != "upload":
-            return self.r.respond(200, json_text({"resources": []}))
+            return self.http.respond(200, json_text({"resources": []}))
         if public_ids := params.id_list(fields, "public_ids"):
             documents = self.services.listing.by_public_ids(public_ids)
-            urls = self.r.urls()
-            return self.r.respond(200, json_text({"resources": [resource(d, urls) for d in documents]}))
+            urls = self.http.urls()
+            return self.http.respond(200, json_text({"resources": [resource(d, urls) for d in documents]}))
         return self._page(fields, prefix=params.text(fields, "prefix") or "")
 
     def resources_by_tag(self, cloud_name: str, tag: str):
-        self.r.authenticate(cloud_name)
-        return self._page(self.r.request_params(), selection=Selection(tag=_one_tag(tag)))
+        return self._page(self.http.params(), selection=Selection(tag=_one_tag(tag)))
 
     def resources_by_context(self, cloud_name: str):
         """Resources with the context `key` (set to `value`, when given)."""
-        self.r.authenticate(cloud_name)
-        fields = self.r.request_params()
+        fields = self.http.params()
         key = params.text(fields, "key")
         if not key:
             raise BadInput("key is required")
@@ -218,8 +197,7 @@ class AssetRoutes:
 
     def update(self, cloud_name: str, public_id: str):
         """Admin API update of one resource: its `tags` (comma-separated, replacing them) and `context`."""
-        self.r.authenticate(cloud_name)
-        fields = self.r.request_params()
+        fields = self.http.params()
         # Java's SDK sends `moderation_status` without a value when it is not set: an empty field asks
         # for nothing (as in a signed call, whose empty fields are not even signed).
         asked = {name for name, value in fields.items() if value != ""}
@@ -231,31 +209,25 @@ class AssetRoutes:
             tags if isinstance(tags, str) else None,
             context if isinstance(context, str) else None,
         )
-        return self.r.respond(200, json_text(resource(document, self.r.urls())))
+        return self.http.respond(200, json_text(resource(document, self.http.urls())))
 
     def resources_by_asset_ids(self, cloud_name: str):
-        self.r.authenticate(cloud_name)
-        ids = params.id_list(self.r.request_params(), "asset_ids")
+        ids = params.id_list(self.http.params(), "asset_ids")
         if not ids:
             raise BadInput("asset_ids is required")
         documents = self.services.listing.by_asset_ids(ids)
-        urls = self.r.urls()
-        return self.r.respond(200, json_text({"resources": [resource(d, urls) for d in documents]}))
+        urls = self.http.urls()
+        return self.http.respond(200, json_text({"resources": [resource(d, urls) for d in documents]}))
 
     def resource_by_public_id(self, cloud_name: str, public_id: str):
-        self.r.authenticate(cloud_name)
-        keys = self.services.uploads.keys_of(names.existing_public_id(public_id))
-        info = self.services.store.head(keys[0]) if keys else None
-        if info is None:
-            raise NotFound(f"Resource not found - {public_id[:255]}")
-        return self.r.respond(200, json_text(resource(self.services.listing.document(info), self.r.urls())))
+        document = self.services.listing.by_public_id(public_id)
+        return self.http.respond(200, json_text(resource(document, self.http.urls())))
 
     def delete_resources(self, cloud_name: str):
         """DELETE /resources/image/upload: by `public_ids` (a query, a form body as Java's http5 client
         sends it, or JSON as the Python, Node and Go SDKs do), or by `prefix`. Every id is checked before
         any is deleted."""
-        self.r.authenticate(cloud_name)
-        fields = self.r.request_params()
+        fields = self.http.params()
         public_ids = params.id_list(fields, "public_ids")
         prefix = params.text(fields, "prefix")
         if public_ids and prefix:
@@ -270,23 +242,15 @@ class AssetRoutes:
         for public_id in public_ids:
             names.existing_public_id(public_id)
         deleted = {pid: self.services.uploads.delete(pid) for pid in public_ids}
-        return self.r.respond(200, json_text({"deleted": deleted, "partial": False}))
+        return self.http.respond(200, json_text({"deleted": deleted, "partial": False}))
 
     def delete_by_tag(self, cloud_name: str, tag: str):
-        self.r.authenticate(cloud_name)
         return self._delete_matching(tag=_one_tag(tag))
 
-    def fallback(self) -> Response | None:
-        """Routes whose last parameter holds slashes; None when the path is none of them."""
-        event = self.r.app.current_event
-        match = RESOURCE_BY_PUBLIC_ID.match(event.path or "")
-        if match is None:
-            return None
-        if event.http_method == "GET":
-            return self.resource_by_public_id(match["cloud_name"], match["public_id"])
-        if event.http_method == "POST":
-            return self.update(match["cloud_name"], match["public_id"])
-        return None
+    # -- Visual Search's own
+    def get_resource(self, cloud_name: str, asset_id: str):
+        document = self.services.listing.by_asset_id(asset_id)
+        return self.http.respond(200, json_text(resource(document, self.http.urls())))
 
     # -- helpers
     def _page(self, fields: dict[str, Any], prefix: str = "", selection: Selection = EVERYTHING):
@@ -298,16 +262,16 @@ class AssetRoutes:
             max_results=params.integer(fields, "max_results", DEFAULT_RESULTS, 1, MAX_RESULTS),
             next_cursor=params.text(fields, "next_cursor"),
         )
-        urls = self.r.urls()
+        urls = self.http.urls()
         body: dict[str, Any] = {"resources": [resource(d, urls) for d in page.documents]}
         if page.next_cursor:
             body["next_cursor"] = page.next_cursor
-        return self.r.respond(200, json_text(body))
+        return self.http.respond(200, json_text(body))
 
     def _delete_matching(self, prefix: str = "", tag: str | None = None):
         keys, complete = self.services.listing.matching(prefix, tag, limit=MAX_DELETE_MATCHES)
         deleted = {public_id_for(key): self.services.uploads.delete_key(key) for key in keys}
-        return self.r.respond(200, json_text({"deleted": deleted, "partial": not complete}))
+        return self.http.respond(200, json_text({"deleted": deleted, "partial": not complete}))
 
 
 def _one_tag(value: str) -> str:

@@ -81,8 +81,8 @@ class ConcurrentResolver(APIGatewayRestResolver):
             # until it happens to serve another.
             state.event = state.lambda_context = None
             state.context = {}
-            # Powertools also sets the event on the base class, for its routers (none here): released
-            # too, or the last request's event of the whole process would stay.
+            # Powertools also sets the event on the base class, for routers of no resolver (ours reads
+            # this resolver's, `include_router`): released too, or the last request's event would stay.
             BaseRouter.current_event = None  # type: ignore[assignment]
             BaseRouter.lambda_context = None  # type: ignore[assignment]
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from visual_search.assets import names
-from visual_search.assets.identity import keys_of, stored_asset_id
+from visual_search.assets.identity import find_asset, keys_of, stored_asset_id
 from visual_search.domain.document import AssetDocument
 from visual_search.domain.naming import format_for
-from visual_search.errors import BadInput
+from visual_search.errors import BadInput, NotFound
 from visual_search.index.port import VectorIndex
 from visual_search.search.cursor import CursorCodec, CursorState, query_key
 from visual_search.storage.port import ImageStore, ObjectInfo, is_reserved
@@ -105,6 +105,18 @@ class Listing:
             if tag is None or Selection(tag).keeps(self.document(info)):
                 keys.append(info.key)
         return keys, True
+
+    def by_asset_id(self, asset_id: str) -> AssetDocument:
+        """The indexed asset with this id (Visual Search's `resources/<asset_id>`), or NotFound."""
+        return find_asset(self._index, asset_id).document
+
+    def by_public_id(self, public_id: str) -> AssetDocument:
+        """The resource of this public_id (Admin API resource), or NotFound."""
+        keys = keys_of(self._store, names.existing_public_id(public_id))
+        info = self._store.head(keys[0]) if keys else None
+        if info is None:
+            raise NotFound(f"Resource not found - {public_id[:255]}")
+        return self.document(info)
 
     def by_asset_ids(self, asset_ids: list[str]) -> list[AssetDocument]:
         if len(asset_ids) > names.MAX_IDS_PER_CALL:

@@ -104,6 +104,15 @@ class SearchService:
         self._vectors: TTLCache[str, np.ndarray] = TTLCache(kept_vectors, kept_vectors_ttl_s)
         self._vectors_lock = threading.Lock()
 
+    @property
+    def model_id(self) -> str:
+        """The model queries are embedded with."""
+        return self._embedder.model_id
+
+    def indexed(self) -> int:
+        """How many assets the index holds."""
+        return self._index.count()
+
     def search(self, query: SearchQuery) -> SearchPage:
         started = time.perf_counter()
         kind, value = query.source()
