@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from visual_search.assets import names
-from visual_search.assets.identity import find_asset, keys_of, stored_asset_id
+from visual_search.assets.identity import keys_of, stored_asset_id
 from visual_search.domain.document import AssetDocument
 from visual_search.domain.naming import format_for
 from visual_search.errors import BadInput, NotFound
 from visual_search.index.port import VectorIndex
 from visual_search.search.cursor import CursorCodec, CursorState, query_key
+from visual_search.search.lookup import find_asset
 from visual_search.storage.port import ImageStore, ObjectInfo, is_reserved
 
 MAX_RESULTS = 500  # Cloudinary's maximum for max_results
