@@ -216,3 +216,17 @@ def test_tag_calls_need_a_valid_signature(served):
     with pytest.raises(cloudinary.exceptions.AuthorizationRequired):
         cloudinary.api.update("signed/a", tags=["x"], api_secret="wrong")
     assert _tags("signed/a") == []
+
+
+def test_a_tags_or_context_call_answers_with_ids_and_reads_no_document(served, services, monkeypatch):
+    # Where events index, a document not indexed yet is made by decoding the file: 100 ids, 100 decodes.
+    _upload("nodoc/a", 19)
+
+    def read(_key):
+        raise AssertionError("a tags or context call reads no document")
+
+    monkeypatch.setattr(services.uploads, "document_of", read)
+    assert cloudinary.uploader.add_tag("x", ["nodoc/a"])["public_ids"] == ["nodoc/a"]
+    assert cloudinary.uploader.add_context({"k": "v"}, ["nodoc/a"])["public_ids"] == ["nodoc/a"]
+    monkeypatch.undo()
+    assert _tags("nodoc/a") == ["x"]

@@ -93,28 +93,35 @@ class Labels:
         checked = [names.existing_public_id(p) for p in public_ids]  # every id before any change
         changed = []
         for public_id in dict.fromkeys(checked):
-            try:
-                self._change(public_id, change)
-            except NotFound:
-                continue
-            changed.append(public_id)
+            with self._uploads.held(public_id):
+                if self._apply(public_id, change) is not None:
+                    changed.append(public_id)
         return changed
 
     def _change(self, public_id: str, change: Change) -> AssetDocument:
-        """Apply `change` to the asset's tags and context under its hold; its document after."""
+        """Apply `change` under the asset's hold; its document after (where events index, the index
+        may not have the change yet: the answer has it)."""
         with self._uploads.held(public_id):
-            keys = self._uploads.keys_of(public_id)
-            if not keys:
+            applied = self._apply(public_id, change)
+            if applied is None:
                 raise NotFound(f"Resource not found - {public_id[:255]}")
-            key = keys[0]
-            metadata = self._store.metadata(key) or {}
-            current = tags_from_metadata(metadata), context_from_metadata(metadata)
-            tags, context = change(*current)
-            if (tags, context) != current:
-                asset_id = asset_id_from_metadata(self._store.name, key, metadata)
-                report = self._writer.update(UpdateTags(key, asset_id, tags, context))
-                if report.refused:
-                    raise BadInput(report.refused[0].message or "image refused")
+            key, tags, context = applied
             document = self._uploads.document_of(key)
-        # Where events index, the index may not have the change yet: the answer has it.
         return replace(document, tags=tags, context=context)
+
+    def _apply(self, public_id: str, change: Change) -> tuple[str, tuple[str, ...], Context] | None:
+        """Store the asset's new tags and context (the caller holds its public_id); None if it has no
+        file. Reads no document: a tags or context call over 100 ids answers with the ids alone."""
+        keys = self._uploads.keys_of(public_id)
+        if not keys:
+            return None
+        key = keys[0]
+        metadata = self._store.metadata(key) or {}
+        current = tags_from_metadata(metadata), context_from_metadata(metadata)
+        tags, context = change(*current)
+        if (tags, context) != current:
+            asset_id = asset_id_from_metadata(self._store.name, key, metadata)
+            report = self._writer.update(UpdateTags(key, asset_id, tags, context))
+            if report.refused:
+                raise BadInput(report.refused[0].message or "image refused")
+        return key, tags, context
