@@ -6,9 +6,11 @@ from __future__ import annotations
 import ast
 import json
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from visual_search.domain.document import AssetDocument
 from visual_search.domain.identity import asset_id, derived_asset_id, new_asset_id
@@ -55,6 +57,17 @@ def test_each_key_has_one_public_id_and_a_public_id_with_an_extension_is_its_own
     assert public_id_for("vb/photo.jpg.png") == "vb/photo.jpg"
     assert public_id_for("readme") == "readme"
     assert folder_for("vb/photo.jpg") == "vb"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="a./é\\ ", max_size=12))
+def test_a_key_names_the_public_id_and_folder_a_path_would_name_whatever_its_spelling(key):
+    # The names are read from plain strings (a page of 50 results reads 100 of them); a path is the
+    # reference, and keys from a bucket's events may hold any spelling.
+    path = PurePosixPath(key)
+    assert public_id_for(key) == (str(path.with_suffix("")) if path.suffix else key)
+    parent = path.parent.as_posix()
+    assert folder_for(key) == ("" if parent == "." else parent)
 
 
 def test_the_document_is_stored_under_the_field_names_existing_indices_hold():

@@ -162,8 +162,12 @@ def decode_image(
     input, and `DependencyUnavailable` when the process's decoding budget (`limits.gate`) stays full for
     its wait.
 
-    >>> decode_image(png_bytes).image.mode
-    'RGB'
+    >>> import io
+    >>> png = io.BytesIO()
+    >>> Image.new("L", (40, 30)).save(png, "PNG")
+    >>> decoded = decode_image(png.getvalue())
+    >>> decoded.image.mode, decoded.image.size
+    ('RGB', (40, 30))
     """
     limits = limits or DecodeLimits()
     if isinstance(source, Image.Image):

@@ -88,8 +88,11 @@ _BUILD_CHUNK = 64
 class EmbeddedIndex:
     """A `VectorIndex` in one SQLite file at `path` (created if absent), holding vectors of size `dim`.
 
-    >>> with EmbeddedIndex.open(Path("var/index.sqlite3"), dim=512) as index:  # doctest: +SKIP
-    ...     hits = index.knn_page(query, size=10)
+    >>> import tempfile
+    >>> query = np.ones(4, dtype=np.float32) / 2
+    >>> with tempfile.TemporaryDirectory() as folder, EmbeddedIndex.open(Path(folder) / "i.sqlite3", 4) as index:
+    ...     index.knn_page(query, size=10)
+    []
     """
 
     def __init__(
