@@ -26,4 +26,5 @@ def test_the_package_has_examples_to_run():
 @pytest.mark.parametrize("name", WITH_EXAMPLES)
 def test_each_docstring_example_shows_what_the_code_does(name):
     failed, attempted = doctest.testmod(importlib.import_module(name), report=True, verbose=False)
-    assert attempted and not failed, f"{failed} of {attempted} examples in {name} fail"
+    assert attempted, name
+    assert not failed, f"{failed} of {attempted} examples in {name} fail"

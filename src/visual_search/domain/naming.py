@@ -48,6 +48,10 @@ def folder_for(key: str) -> str:
 def _plain(key: str) -> bool:
     """A key a path reads as it is spelled (no empty or '.' segment), so its names are plain slices of
     it: a page of 50 results reads 100 of them, and a path costs ten times the slicing."""
-    return bool(key) and "//" not in key and "/./" not in key and not key.startswith(("/", "./")) and not (
-        key.endswith(("/", "/.")) or key == "."
+    return (
+        bool(key)
+        and "//" not in key
+        and "/./" not in key
+        and not key.startswith(("/", "./"))
+        and not (key.endswith(("/", "/.")) or key == ".")
     )

@@ -90,8 +90,9 @@ class EmbeddedIndex:
 
     >>> import tempfile
     >>> query = np.ones(4, dtype=np.float32) / 2
-    >>> with tempfile.TemporaryDirectory() as folder, EmbeddedIndex.open(Path(folder) / "i.sqlite3", 4) as index:
-    ...     index.knn_page(query, size=10)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with EmbeddedIndex.open(Path(folder) / "index.sqlite3", dim=4) as index:
+    ...         index.knn_page(query, size=10)
     []
     """
 
