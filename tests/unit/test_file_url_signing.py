@@ -1,7 +1,7 @@
-"""The local store's file URLs are signed with HMAC-SHA256 from copies of one keyed HMAC: every URL a
+"""The local store's file URLs are signed with keyed BLAKE2b from copies of one keyed hash: every URL a
 response makes must verify, whatever its key, and signing one key must not change the next signature."""
 
-import hmac
+import hashlib
 import urllib.parse
 
 from hypothesis import given
@@ -11,12 +11,19 @@ from visual_search.storage.local import LocalImageStore
 
 
 def test_one_signer_serves_many_messages_independently(tmp_path):
-    # The keyed HMAC is copied, never updated: signing one key must not change the next signature.
+    # The keyed hash is copied, never updated: signing one key must not change the next signature.
     store = LocalImageStore(tmp_path, None, b"k" * 32)
     first = store.sign("a.jpg", 100)
     store.sign("b.jpg", 100)
     assert store.sign("a.jpg", 100) == first
-    assert first == hmac.digest(b"k" * 32, b"a.jpg\n100", "sha256").hex()[:32]
+    assert first == hashlib.blake2b(b"a.jpg\n100", key=b"k" * 32, digest_size=16).hexdigest()
+
+
+def test_a_signing_key_longer_than_blake2b_takes_is_hashed_to_one_it_takes(tmp_path):
+    long_key = b"k" * 100
+    store = LocalImageStore(tmp_path, None, long_key)
+    expected = hashlib.blake2b(b"a.jpg\n100", key=hashlib.sha256(long_key).digest(), digest_size=16)
+    assert store.sign("a.jpg", 100) == expected.hexdigest()
 
 
 @given(key=st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=80))
