@@ -33,6 +33,9 @@ for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from layers.build import LIMIT_MB, needs_openclip, place  # noqa: E402
+
 CACHE = ROOT / ".cache" / "models"
 MODEL = CACHE / "vit-b-32"
 HF_CHECKPOINT = CACHE / "vit-b-32-hf"
@@ -73,10 +76,12 @@ FAMILIES = {
     "MobileCLIP-S2": ("mobileclip-s2", "make model-openclip"),
     "MobileCLIP-B": ("mobileclip-b", "make model-openclip"),
 }
-# Lambda's limit on a function's code and layers, unzipped; the deps layer (runtime packages, trimmed)
-# as `make layers` measured it (docs/deploy.md, "Layers and the 250 MB limit"), per architecture.
-LAMBDA_LIMIT_MB = 250.0
-DEPS_LAYER_MB = {"arm64": 150.7, "x86_64": 167.0}
+# Each function's layers without the model files, as `make layers` measured them on 2026-12-04
+# (docs/models.md): deps 151.5 MB on arm64 and 167.7 MB on x86_64, their byte code 16.7 MB (search
+# function only); every model layer also holds the tokenizer and manifest, and an OpenCLIP or MobileCLIP
+# search function the deps-openclip layer. Where the towers go is `layers.build.place`, the build's rule.
+BASE_MB = {"arm64": {"search": 168.2, "ingest": 151.5}, "x86_64": {"search": 184.4, "ingest": 167.7}}
+OPENCLIP_LAYER_MB = 6.2
 
 
 # ---------------------------------------------------------------- workers (run in subprocesses)
@@ -308,26 +313,25 @@ def families_main(repeats: int, out: Path) -> None:
             int8 = CACHE / folder / manifest["towers"][tower]["int8"]
             row[f"{tower}_int8_mb"] = int8.stat().st_size / 1e6
         row["tokenizer_mb"] = (CACHE / folder / manifest["tokenizer"]).stat().st_size / 1e6
-        row["placement"] = placement(row)
+        row["placement"] = placement(row, needs_openclip(CACHE / folder))
         rows[name] = row
         print(f"measured {name}", flush=True)
     print_families(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"limit_mb": LAMBDA_LIMIT_MB, "deps_layer_mb": DEPS_LAYER_MB, "models": rows}
+    payload = {"limit_mb": LIMIT_MB, "base_mb": BASE_MB, "models": rows}
     out.write_text(json.dumps(payload, indent=2))
     print(f"\nwrote {out}")
 
 
-def placement(row: dict) -> dict[str, str]:
-    """Where each int8 tower can live, per architecture: in a layer beside the deps layer (the search
-    function holds the text tower, the ingest function the image tower) if deps + tower fit in 250 MB,
-    else fetched from S3 on first use (as the image tower is for the search function today)."""
-    sizes = {"text": row["text_int8_mb"] + row["tokenizer_mb"], "image": row["image_int8_mb"]}
+def placement(row: dict, openclip: bool) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """Per architecture, the towers each function holds in a layer and those it fetches from S3 on first
+    use, by the rule `make layers` applies (`layers.build.place`)."""
+    towers = {"text": row["text_int8_mb"], "image": row["image_int8_mb"]}
+    shared = row["tokenizer_mb"]
+    extra = OPENCLIP_LAYER_MB if openclip else 0.0
     return {
-        f"{tower} ({arch})": ("layer" if deps + size <= LAMBDA_LIMIT_MB else "S3")
-        + f" ({deps + size:.0f} MB with deps)"
-        for tower, size in sizes.items()
-        for arch, deps in DEPS_LAYER_MB.items()
+        arch: place({"search": base["search"] + shared + extra, "ingest": base["ingest"] + shared}, towers)
+        for arch, base in BASE_MB.items()
     }
 
 
@@ -347,9 +351,12 @@ def print_families(rows: dict) -> None:
     print(f"{'model (int8, 1 thread)':30}" + "".join(f"{label:>{w}}" for _, label, w, _ in cols))
     for name, row in rows.items():
         print(f"{name:30}" + "".join(f"{row[key]:>{w}{fmt}}" for key, _, w, fmt in cols))
-    print(f"\nplacement (Lambda limit {LAMBDA_LIMIT_MB:.0f} MB, deps layer {DEPS_LAYER_MB}):")
+    print(f"\nplacement (Lambda limit {LIMIT_MB} MB; functions without towers {BASE_MB} MB):")
     for name, row in rows.items():
-        print(f"  {name:30} " + "; ".join(f"{k}: {v}" for k, v in row["placement"].items()))
+        print(f"  {name:30} " + "; ".join(
+            f"{arch}: {function} holds {plan['holds'] or 'none'}, fetches {plan['fetches'] or 'none'}"
+            for arch, functions in row["placement"].items() for function, plan in functions.items()
+        ))  # fmt: skip
 
 
 def print_table(results: dict, sizes: dict, figures: dict, verdicts: dict) -> None:
