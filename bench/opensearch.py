@@ -101,10 +101,11 @@ def page_one(index: VectorIndex, queries: np.ndarray, truth: list[set[str]], fil
             "hits_per_query": returned / len(queries)}  # fmt: skip
 
 
-def walk(index: VectorIndex, query: np.ndarray, size: int) -> tuple[list[Hit], list[float]]:
-    """Ten pages as the search service asks for them; the hits and each page's time."""
+def walk(index: VectorIndex, query: np.ndarray, size: int) -> tuple[list[Hit], list[float], list[int]]:
+    """Ten pages as the search service asks for them; the hits, each page's time and its hit count."""
     hits: list[Hit] = []
     times: list[float] = []
+    counts: list[int] = []
     after = None
     for _ in range(WALK_PAGES):
         depth = len(hits)
@@ -112,11 +113,12 @@ def walk(index: VectorIndex, query: np.ndarray, size: int) -> tuple[list[Hit], l
             lambda a=after, d=depth: index.knn_page(query, size, after=a, max_hits=MAX_HITS, depth=d)
         )
         times.append(seconds)
+        counts.append(len(page))
         if not page:
             break
         hits += page
         after = SearchAfter(page[-1].score, page[-1].asset_id)
-    return hits, times
+    return hits, times, counts
 
 
 def reference_walks(reference: VectorIndex, queries: np.ndarray) -> dict[int, list[set[str]]]:
@@ -131,16 +133,19 @@ def walks(
     (none where there is no k to choose: the embedded index)."""
     result: dict[str, float] = {}
     for size in (10, 50):
-        later, duplicates, skips, served = [], 0, 0, 0
+        later, duplicates, skips, served, short = [], 0, 0, 0, []
         for n, query in enumerate(queries):
-            hits, times = walk(index, query, size)
+            hits, times, counts = walk(index, query, size)
             later += times[1:5]
             served_ids = [h.asset_id for h in hits]
             duplicates += len(served_ids) - len(set(served_ids))
             skips += len(wide[size][n] - set(served_ids)) if wide else 0
             served += len(served_ids)
+            if len(hits) < WALK_PAGES * size:  # a page came back short: say where, to explain it
+                short.append({"query": n, "page_hits": counts})
         result |= {f"pages_2_5_p50_ms_size{size}": ms(later, 50), f"duplicates_size{size}": duplicates,
-                   f"skips_size{size}": skips, f"served_size{size}": served}  # fmt: skip
+                   f"skips_size{size}": skips, f"served_size{size}": served,
+                   f"short_walks_size{size}": short}  # fmt: skip
     return result
 
 
@@ -238,7 +243,7 @@ def main() -> None:
     parser.add_argument("--skip-duplicates", action="store_true")
     parser.add_argument("--skip-embedded", action="store_true")
     parser.add_argument("--k-sweep", nargs="*", default=[f"{f}:{x}" for f, x in K_SWEEP],
-                        help="k_floor:k_factor pairs whose skips and duplicates are counted")  # fmt: skip
+                        help="k_floor:k_factor[:ef_search] to count skips for")  # fmt: skip
     parser.add_argument("--ef-sweep", nargs="*", type=int, default=list(EF_SWEEP))
     args = parser.parse_args()
 
@@ -280,11 +285,11 @@ def main() -> None:
         results["opensearch"] = {**loaded, **measured, **node_stats(url, node.physical_name)}
         first = page_one(old, queries, truth)
         results["opensearch k=max_hits"] = {f"page1_{k}": v for k, v in first.items()}
-        for floor, factor in (pair.split(":") for pair in args.k_sweep):
-            swept = on_node(url, alias, k_floor=int(floor), k_factor=float(factor))
-            results[f"opensearch k_floor={floor} k_factor={factor}"] = walks(
-                swept, queries[: args.walk_queries], wide
-            )
+        for floor, factor, *beam in (pair.split(":") for pair in args.k_sweep):
+            ef = {"ef_search": int(beam[0])} if beam else {}
+            swept = on_node(url, alias, k_floor=int(floor), k_factor=float(factor), **ef)
+            name = f"opensearch k_floor={floor} k_factor={factor}" + (f" ef_search={beam[0]}" if beam else "")
+            results[name] = walks(swept, queries[: args.walk_queries], wide)
         for ef in args.ef_sweep:
             # k_floor 10: on Lucene the beam is max(k, ef_search), so this measures the beam alone
             swept = page_one(on_node(url, alias, ef_search=ef, k_floor=10), queries, truth)
@@ -301,7 +306,8 @@ def main() -> None:
     for name, row in results.items():
         print(f"\n{name}")
         for metric, value in row.items():
-            print(f"  {metric:32}{value:>14.4g}")
+            shown = f"{value:>14.4g}" if isinstance(value, int | float) else f"  {value}"
+            print(f"  {metric:32}{shown}")
     if duplicates:
         print(f"\nduplicates report: {duplicates}")
     total_s = time.perf_counter() - started

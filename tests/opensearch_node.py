@@ -232,6 +232,9 @@ def start(heap: str = "512m", wait_s: float = 120.0) -> str:
         "path.logs": folder / "logs",
         "cluster.routing.allocation.disk.threshold_enabled": "false",
         "action.auto_create_index": "false",
+        # Lucene merges an HNSW graph on this many threads (k-NN 2.19's KNN9120PerFieldKnnVectorsFormat
+        # hands Lucene99HnswVectorsFormat a pool of `index_thread_qty`; the default, 1, merges on one).
+        "knn.algo_param.index_thread_qty": os.cpu_count() or 1,
     }
     log = open(folder / "stdout.log", "wb")  # noqa: SIM115 (the node outlives this call)
     process = subprocess.Popen(
