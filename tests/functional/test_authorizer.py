@@ -8,7 +8,6 @@ import json
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from tests.events import authorizer_event
 from tests.fixtures.lambdas import LambdaContext, loaded_handler
@@ -19,17 +18,14 @@ def basic(key: str, secret: str) -> str:
 
 
 @pytest.fixture
-def authorizer(monkeypatch):
+def authorizer(aws_env, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        arn = boto3.client("secretsmanager").create_secret(
-            Name="vs-credentials", SecretString=json.dumps({"api_key": "key-1", "api_secret": "s3cret"})
-        )["ARN"]
-        monkeypatch.setenv("VS_CREDENTIALS_SECRET_ARN", arn)
-        with loaded_handler("authorizer") as module:
-            yield module
+    arn = boto3.client("secretsmanager").create_secret(
+        Name="vs-credentials", SecretString=json.dumps({"api_key": "key-1", "api_secret": "s3cret"})
+    )["ARN"]
+    monkeypatch.setenv("VS_CREDENTIALS_SECRET_ARN", arn)
+    with loaded_handler("authorizer") as module:
+        yield module
 
 
 def effect(response: dict) -> str:

@@ -9,7 +9,6 @@ from dataclasses import replace
 import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 
 from tests.fixtures import images
 from visual_search.embedding import Embedder
@@ -21,21 +20,17 @@ BUCKET = "models"
 
 
 @pytest.fixture
-def text_only_model(tmp_path, tiny_model_dir, monkeypatch):
+def text_only_model(aws_env, tmp_path, tiny_model_dir):
     """The tiny model's folder minus the int8 image tower, which is put in a moto bucket instead."""
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder)
     manifest = Manifest.load(folder)
     tower = manifest.tower_file("image", "int8")
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key=f"tiny/{tower}", Body=(folder / tower).read_bytes())
-        (folder / tower).unlink()
-        yield folder, tower, s3
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key=f"tiny/{tower}", Body=(folder / tower).read_bytes())
+    (folder / tower).unlink()
+    return folder, tower, s3
 
 
 def embedder(folder, cache, s3) -> Embedder:

@@ -6,25 +6,20 @@ import json
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from visual_search.errors import ConfigurationError
 from visual_search.settings import ServiceSettings, with_aws_secrets
 
 
 @pytest.fixture
-def secret_arn(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        client = boto3.client("secretsmanager")
+def secret_arn(aws_env):
+    client = boto3.client("secretsmanager")
 
-        def make(value: dict) -> str:
-            name = f"vs-credentials-{len(value)}-{sorted(value)[0]}"
-            return client.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
+    def make(value: dict) -> str:
+        name = f"vs-credentials-{len(value)}-{sorted(value)[0]}"
+        return client.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
 
-        yield make
+    return make
 
 
 def test_credentials_come_from_the_named_secret(secret_arn):
